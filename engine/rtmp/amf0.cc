@@ -1,0 +1,604 @@
+// amf0.cc: the AMF0 codec declared in amf0.h.
+//
+// The decoder is a recursive descent whose native recursion is bounded by
+// DecodeLimits::max_depth: a container is refused before it is entered when it would nest
+// too deep. References (marker 0x07) are resolved by decoding the referenced value's bytes
+// a second time, so the reference table holds offsets and sizes, never copies; what a copy
+// costs (values, nesting levels, string bytes) is known from the first decoding and is
+// charged before the copy is made.
+
+#include "engine/rtmp/amf0.h"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cmath>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "engine/rtmp/byte_order.h"
+
+namespace uringest::rtmp::amf0 {
+namespace {
+
+constexpr size_t kNumberSize = 8;                      // big-endian IEEE 754 double
+constexpr size_t kDateSize = kNumberSize + 2;          // ms(double) + time zone(s16)
+constexpr size_t kShortLengthSize = 2;                 // string, key, class name
+constexpr size_t kLongLengthSize = 4;                  // long string, XML document
+constexpr size_t kArrayCountSize = 4;                  // ECMA and strict arrays
+constexpr size_t kReferenceSize = 2;                   // index into the reference table
+constexpr size_t kMaxShortString = 0xFFFF;             // longer strings are long strings
+constexpr uint8_t kObjectEnd[3] = {0x00, 0x00, 0x09};  // empty key + object-end marker
+// A strict array's count is bounded by the bytes left; this bounds its up-front allocation.
+constexpr size_t kMaxItemsReserved = 64;
+
+uint8_t ToByte(Marker marker) { return static_cast<uint8_t>(marker); }
+
+double LoadDouble(const uint8_t* p) {
+  return std::bit_cast<double>(uint64_t{LoadU32(p)} << 32 | LoadU32(p + 4));
+}
+
+void AppendDouble(std::vector<uint8_t>* out, double n) {
+  uint64_t bits = std::bit_cast<uint64_t>(n);
+  AppendU32(out, uint32_t(bits >> 32));
+  AppendU32(out, uint32_t(bits));
+}
+
+// A key or class name: a string without marker. REQUIRES: s.size() <= 65535; longer ones
+// are cut there in release builds so that the output stays well-formed.
+void AppendShortString(std::vector<uint8_t>* out, std::string_view s) {
+  assert(s.size() <= kMaxShortString);
+  s = s.substr(0, kMaxShortString);
+  AppendU16(out, uint16_t(s.size()));
+  AppendBytes(out, s);
+}
+
+void AppendProperties(std::vector<uint8_t>* out, const std::vector<Value::Property>& properties) {
+  for (const auto& [key, value] : properties) EncodeProperty(key, value, out);
+  EncodeObjectEnd(out);
+}
+
+// NaN equals NaN, so that a decoded NaN compares equal to itself after a round trip.
+bool SameNumber(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
+template <typename... Args>
+absl::Status Invalid(const absl::FormatSpec<Args...>& format, const Args&... args) {
+  return absl::InvalidArgumentError(absl::StrFormat(format, args...));
+}
+
+}  // namespace
+
+// ---- Value ----
+
+Value Value::Number(double n) {
+  Value v;
+  v.type_ = Type::kNumber;
+  v.number_ = n;
+  return v;
+}
+
+Value Value::Boolean(bool b) {
+  Value v;
+  v.type_ = Type::kBoolean;
+  v.boolean_ = b;
+  return v;
+}
+
+Value Value::String(std::string s) {
+  Value v;
+  v.type_ = Type::kString;
+  v.string_ = std::move(s);
+  return v;
+}
+
+Value Value::Null() {
+  Value v;
+  v.type_ = Type::kNull;
+  return v;
+}
+
+Value Value::Undefined() { return Value(); }
+
+Value Value::Object(std::vector<Property> properties) {
+  Value v;
+  v.type_ = Type::kObject;
+  v.properties_ = std::move(properties);
+  return v;
+}
+
+Value Value::EcmaArray(std::vector<Property> properties) {
+  Value v;
+  v.type_ = Type::kEcmaArray;
+  v.properties_ = std::move(properties);
+  return v;
+}
+
+Value Value::StrictArray(std::vector<Value> items) {
+  Value v;
+  v.type_ = Type::kStrictArray;
+  v.items_ = std::move(items);
+  return v;
+}
+
+Value Value::Date(double ms, int16_t time_zone) {
+  Value v;
+  v.type_ = Type::kDate;
+  v.number_ = ms;
+  v.time_zone_ = time_zone;
+  return v;
+}
+
+Value Value::XmlDocument(std::string xml) {
+  Value v;
+  v.type_ = Type::kXmlDocument;
+  v.string_ = std::move(xml);
+  return v;
+}
+
+Value Value::TypedObject(std::string class_name, std::vector<Property> properties) {
+  Value v;
+  v.type_ = Type::kTypedObject;
+  v.string_ = std::move(class_name);
+  v.properties_ = std::move(properties);
+  return v;
+}
+
+Value Value::Unsupported() {
+  Value v;
+  v.type_ = Type::kUnsupported;
+  return v;
+}
+
+bool Value::has_properties() const {
+  return type_ == Type::kObject || type_ == Type::kEcmaArray || type_ == Type::kTypedObject;
+}
+
+double Value::number() const {
+  assert(type_ == Type::kNumber || type_ == Type::kDate);
+  return number_;
+}
+
+bool Value::boolean() const {
+  assert(type_ == Type::kBoolean);
+  return boolean_;
+}
+
+const std::string& Value::string() const {
+  assert(type_ == Type::kString || type_ == Type::kXmlDocument);
+  return string_;
+}
+
+const std::string& Value::class_name() const {
+  assert(type_ == Type::kTypedObject);
+  return string_;
+}
+
+int16_t Value::time_zone() const {
+  assert(type_ == Type::kDate);
+  return time_zone_;
+}
+
+const std::vector<Value::Property>& Value::properties() const {
+  assert(has_properties());
+  return properties_;
+}
+
+const std::vector<Value>& Value::items() const {
+  assert(type_ == Type::kStrictArray);
+  return items_;
+}
+
+const Value* Value::Find(std::string_view key) const {
+  if (!has_properties()) return nullptr;
+  for (const auto& [name, value] : properties_) {
+    if (name == key) return &value;
+  }
+  return nullptr;
+}
+
+std::string_view Value::FindString(std::string_view key, std::string_view fallback) const {
+  const Value* value = Find(key);
+  return value != nullptr && value->is_string() ? std::string_view(value->string_) : fallback;
+}
+
+double Value::FindNumber(std::string_view key, double fallback) const {
+  const Value* value = Find(key);
+  return value != nullptr && value->is_number() ? value->number_ : fallback;
+}
+
+bool Value::operator==(const Value& other) const {
+  if (type_ != other.type_) return false;
+  switch (type_) {
+    case Type::kNumber:
+      return SameNumber(number_, other.number_);
+    case Type::kBoolean:
+      return boolean_ == other.boolean_;
+    case Type::kString:
+    case Type::kXmlDocument:
+      return string_ == other.string_;
+    case Type::kObject:
+    case Type::kEcmaArray:
+      return properties_ == other.properties_;
+    case Type::kTypedObject:
+      return string_ == other.string_ && properties_ == other.properties_;
+    case Type::kStrictArray:
+      return items_ == other.items_;
+    case Type::kDate:
+      return SameNumber(number_, other.number_) && time_zone_ == other.time_zone_;
+    case Type::kNull:
+    case Type::kUndefined:
+    case Type::kUnsupported:
+      return true;
+  }
+  return false;
+}
+
+// ---- Decoder ----
+
+Decoder::Decoder(std::span<const uint8_t> data, DecodeLimits limits)
+    : data_(data), limits_(limits) {}
+
+absl::StatusOr<Value> Decoder::Next() {
+  if (failed_) return Invalid("amf0: the decoder failed earlier and is unusable");
+  deepest_ = 0;
+  absl::StatusOr<Value> value = ReadValue(0);
+  if (!value.ok()) failed_ = true;
+  return value;
+}
+
+absl::StatusOr<Value> Decoder::ReadValue(int depth) {
+  size_t offset = position_;
+  if (remaining() == 0) return Invalid("amf0: value expected at offset %d, input ends", offset);
+  uint8_t byte = data_[position_++];
+  Marker marker = static_cast<Marker>(byte);
+  switch (marker) {
+    case Marker::kNumber:
+    case Marker::kBoolean:
+    case Marker::kString:
+    case Marker::kNull:
+    case Marker::kUndefined:
+    case Marker::kDate:
+    case Marker::kLongString:
+    case Marker::kUnsupported:
+    case Marker::kXmlDocument: {
+      absl::Status counted = CountValue(offset);
+      if (!counted.ok()) return counted;
+      return ReadScalar(marker, offset);
+    }
+    case Marker::kObject:
+    case Marker::kEcmaArray:
+    case Marker::kStrictArray:
+    case Marker::kTypedObject:
+      return ReadComplex(marker, offset, depth);
+    case Marker::kReference:
+      return ReadReference(offset, depth);
+    case Marker::kObjectEnd:
+      return Invalid("amf0: object end marker at offset %d where a value was expected", offset);
+    case Marker::kMovieClip:
+    case Marker::kRecordSet:
+      return Invalid("amf0: marker 0x%02x at offset %d is reserved and not supported", byte,
+                     offset);
+    case Marker::kAvmPlusObject:
+      return Invalid("amf0: AVM+ marker 0x11 at offset %d switches to AMF3, not supported", offset);
+  }
+  return Invalid("amf0: unknown marker 0x%02x at offset %d", byte, offset);
+}
+
+absl::StatusOr<Value> Decoder::ReadScalar(Marker marker, size_t offset) {
+  switch (marker) {
+    case Marker::kNumber: {
+      absl::Status status = Require("number", offset, kNumberSize);
+      if (!status.ok()) return status;
+      double n = LoadDouble(&data_[position_]);
+      position_ += kNumberSize;
+      return Value::Number(n);
+    }
+    case Marker::kBoolean: {
+      absl::Status status = Require("boolean", offset, 1);
+      if (!status.ok()) return status;
+      return Value::Boolean(data_[position_++] != 0);  // any non-zero byte, as Flash reads it
+    }
+    case Marker::kDate: {
+      absl::Status status = Require("date", offset, kDateSize);
+      if (!status.ok()) return status;
+      double ms = LoadDouble(&data_[position_]);
+      int16_t time_zone = static_cast<int16_t>(LoadU16(&data_[position_ + kNumberSize]));
+      position_ += kDateSize;
+      return Value::Date(ms, time_zone);
+    }
+    case Marker::kString:
+    case Marker::kLongString:
+    case Marker::kXmlDocument: {
+      bool is_short = marker == Marker::kString;
+      std::string_view what = is_short                        ? "string"
+                              : marker == Marker::kLongString ? "long string"
+                                                              : "XML document";
+      absl::StatusOr<std::string> s =
+          ReadString(what, offset, is_short ? kShortLengthSize : kLongLengthSize);
+      if (!s.ok()) return s.status();
+      if (marker == Marker::kXmlDocument) return Value::XmlDocument(*std::move(s));
+      return Value::String(*std::move(s));
+    }
+    case Marker::kNull:
+      return Value::Null();
+    case Marker::kUndefined:
+      return Value::Undefined();
+    case Marker::kUnsupported:
+      return Value::Unsupported();
+    default:
+      break;
+  }
+  assert(false && "ReadScalar called with a complex marker");
+  return Invalid("amf0: internal error at offset %d", offset);
+}
+
+// Registers the value in the reference table (unless replaying) and records, once it is
+// complete, what a copy of it costs.
+absl::StatusOr<Value> Decoder::ReadComplex(Marker marker, size_t offset, int depth) {
+  if (replaying_ > 0) return ReadComplexBody(marker, offset, depth);
+  size_t values_before = values_;
+  size_t bytes_before = string_bytes_;
+  absl::Status counted = CountValue(offset);
+  if (!counted.ok()) return counted;
+  if (depth >= limits_.max_depth) {
+    return Invalid("amf0: value at offset %d nests deeper than the limit of %d", offset,
+                   limits_.max_depth);
+  }
+  size_t index = slots_.size();
+  slots_.push_back(Slot{.offset = offset});
+  int outer_deepest = deepest_;
+  deepest_ = depth + 1;
+  absl::StatusOr<Value> value = ReadComplexBody(marker, offset, depth);
+  if (value.ok()) {
+    Slot& slot = slots_[index];
+    slot.values = values_ - values_before;
+    slot.bytes = string_bytes_ - bytes_before;
+    slot.height = deepest_ - depth;
+    slot.complete = true;
+  }
+  deepest_ = std::max(outer_deepest, deepest_);
+  return value;
+}
+
+absl::StatusOr<Value> Decoder::ReadComplexBody(Marker marker, size_t offset, int depth) {
+  std::vector<Value::Property> properties;
+  if (marker == Marker::kObject) {
+    absl::Status status = ReadProperties("object", offset, depth + 1, &properties);
+    if (!status.ok()) return status;
+    return Value::Object(std::move(properties));
+  }
+  if (marker == Marker::kEcmaArray) {
+    // The count is only a hint: Flash reads properties up to the object end, and so do we.
+    absl::Status status = Require("ECMA array", offset, kArrayCountSize);
+    if (!status.ok()) return status;
+    position_ += kArrayCountSize;
+    status = ReadProperties("ECMA array", offset, depth + 1, &properties);
+    if (!status.ok()) return status;
+    return Value::EcmaArray(std::move(properties));
+  }
+  if (marker == Marker::kTypedObject) {
+    absl::StatusOr<std::string> class_name =
+        ReadString("typed object class name", offset, kShortLengthSize);
+    if (!class_name.ok()) return class_name.status();
+    absl::Status status = ReadProperties("typed object", offset, depth + 1, &properties);
+    if (!status.ok()) return status;
+    return Value::TypedObject(*std::move(class_name), std::move(properties));
+  }
+  assert(marker == Marker::kStrictArray);
+  absl::Status status = Require("strict array", offset, kArrayCountSize);
+  if (!status.ok()) return status;
+  size_t count = LoadU32(&data_[position_]);
+  position_ += kArrayCountSize;
+  if (count > remaining()) {
+    return Invalid("amf0: strict array at offset %d claims %d items, %d bytes remain", offset,
+                   count, remaining());
+  }
+  std::vector<Value> items;
+  items.reserve(std::min(count, kMaxItemsReserved));
+  for (size_t i = 0; i < count; ++i) {
+    absl::StatusOr<Value> item = ReadValue(depth + 1);
+    if (!item.ok()) return item.status();
+    items.push_back(*std::move(item));
+  }
+  return Value::StrictArray(std::move(items));
+}
+
+// Properties up to and including the object end (0x00 0x00 0x09). An empty key that is
+// not followed by the object-end marker is an ordinary property named "".
+absl::Status Decoder::ReadProperties(std::string_view what, size_t offset, int depth,
+                                     std::vector<Value::Property>* properties) {
+  for (;;) {
+    size_t key_offset = position_;
+    if (remaining() >= sizeof(kObjectEnd) &&
+        std::equal(std::begin(kObjectEnd), std::end(kObjectEnd), &data_[position_])) {
+      position_ += sizeof(kObjectEnd);
+      return absl::OkStatus();
+    }
+    if (remaining() < kShortLengthSize) {
+      return Invalid("amf0: %s at offset %d has no object end: input ends at offset %d", what,
+                     offset, data_.size());
+    }
+    absl::StatusOr<std::string> key = ReadString("property key", key_offset, kShortLengthSize);
+    if (!key.ok()) return key.status();
+    if (remaining() == 0) {
+      return Invalid("amf0: %s at offset %d has no object end: input ends after key at %d", what,
+                     offset, key_offset);
+    }
+    absl::StatusOr<Value> value = ReadValue(depth);
+    if (!value.ok()) return value.status();
+    properties->emplace_back(*std::move(key), *std::move(value));
+  }
+}
+
+// A string's bytes after its `length_size`-byte length; `offset` is where the string (or
+// the value that holds it) starts, for the error message.
+absl::StatusOr<std::string> Decoder::ReadString(std::string_view what, size_t offset,
+                                                size_t length_size) {
+  absl::Status status = Require(what, offset, length_size);
+  if (!status.ok()) return status;
+  const uint8_t* p = &data_[position_];
+  size_t length = length_size == kShortLengthSize ? LoadU16(p) : LoadU32(p);
+  position_ += length_size;
+  if (length > remaining()) {
+    return Invalid("amf0: %s at offset %d claims %d bytes, %d remain", what, offset, length,
+                   remaining());
+  }
+  std::string s(reinterpret_cast<const char*>(data_.data() + position_), length);
+  position_ += length;
+  if (replaying_ == 0) string_bytes_ += length;
+  return s;
+}
+
+// A reference is replaced by a copy of the complex value it names. The copy is charged in
+// full (values, nesting, string bytes) before it is made, so chains of references cannot
+// grow memory beyond the limits: values and nesting against DecodeLimits, and the string
+// bytes that references copy, in all, against the size of the input.
+absl::StatusOr<Value> Decoder::ReadReference(size_t offset, int depth) {
+  absl::Status status = Require("reference", offset, kReferenceSize);
+  if (!status.ok()) return status;
+  size_t index = LoadU16(&data_[position_]);
+  position_ += kReferenceSize;
+  if (index >= slots_.size()) {
+    return Invalid("amf0: reference at offset %d names complex value %d, but only %d precede it",
+                   offset, index, slots_.size());
+  }
+  const Slot slot = slots_[index];
+  if (!slot.complete) {
+    return Invalid(
+        "amf0: reference at offset %d names the value at offset %d, still being "
+        "decoded (a cycle)",
+        offset, slot.offset);
+  }
+  if (replaying_ == 0) {
+    if (slot.height > limits_.max_depth - depth) {
+      return Invalid("amf0: reference at offset %d nests deeper than the limit of %d", offset,
+                     limits_.max_depth);
+    }
+    if (slot.values > limits_.max_values - values_) {
+      return Invalid("amf0: reference at offset %d copies %d values, beyond the limit of %d",
+                     offset, slot.values, limits_.max_values);
+    }
+    if (slot.bytes > data_.size() - copied_bytes_) {
+      return Invalid("amf0: reference at offset %d copies %d more string bytes than the input has",
+                     offset, slot.bytes);
+    }
+    values_ += slot.values;
+    string_bytes_ += slot.bytes;
+    copied_bytes_ += slot.bytes;
+    deepest_ = std::max(deepest_, depth + slot.height);
+  }
+  size_t resume = position_;
+  position_ = slot.offset;
+  ++replaying_;
+  absl::StatusOr<Value> copy = ReadValue(depth);
+  --replaying_;
+  position_ = resume;
+  return copy;
+}
+
+absl::Status Decoder::Require(std::string_view what, size_t offset, size_t bytes) const {
+  if (remaining() >= bytes) return absl::OkStatus();
+  return Invalid("amf0: %s at offset %d needs %d bytes at offset %d, %d remain", what, offset,
+                 bytes, position_, remaining());
+}
+
+absl::Status Decoder::CountValue(size_t offset) {
+  if (replaying_ > 0) return absl::OkStatus();
+  if (values_ >= limits_.max_values) {
+    return Invalid("amf0: value at offset %d exceeds the limit of %d values", offset,
+                   limits_.max_values);
+  }
+  ++values_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Value>> DecodeAll(std::span<const uint8_t> data, DecodeLimits limits) {
+  Decoder decoder(data, limits);
+  std::vector<Value> values;
+  while (!decoder.done()) {
+    absl::StatusOr<Value> value = decoder.Next();
+    if (!value.ok()) return value.status();
+    values.push_back(*std::move(value));
+  }
+  return values;
+}
+
+// ---- Encoding ----
+
+void Encode(const Value& value, std::vector<uint8_t>* out) {
+  switch (value.type()) {
+    case Value::Type::kNumber:
+      return EncodeNumber(value.number(), out);
+    case Value::Type::kBoolean:
+      return EncodeBoolean(value.boolean(), out);
+    case Value::Type::kString:
+      return EncodeString(value.string(), out);
+    case Value::Type::kObject:
+      EncodeObjectStart(out);
+      return AppendProperties(out, value.properties());
+    case Value::Type::kNull:
+      return EncodeNull(out);
+    case Value::Type::kUndefined:
+      return AppendU8(out, ToByte(Marker::kUndefined));
+    case Value::Type::kEcmaArray:
+      AppendU8(out, ToByte(Marker::kEcmaArray));
+      AppendU32(out, uint32_t(value.properties().size()));
+      return AppendProperties(out, value.properties());
+    case Value::Type::kStrictArray:
+      AppendU8(out, ToByte(Marker::kStrictArray));
+      AppendU32(out, uint32_t(value.items().size()));
+      for (const Value& item : value.items()) Encode(item, out);
+      return;
+    case Value::Type::kDate:
+      AppendU8(out, ToByte(Marker::kDate));
+      AppendDouble(out, value.number());
+      return AppendU16(out, uint16_t(value.time_zone()));
+    case Value::Type::kXmlDocument:
+      assert(value.string().size() <= std::numeric_limits<uint32_t>::max());
+      AppendU8(out, ToByte(Marker::kXmlDocument));
+      AppendU32(out, uint32_t(value.string().size()));
+      return AppendBytes(out, value.string());
+    case Value::Type::kTypedObject:
+      AppendU8(out, ToByte(Marker::kTypedObject));
+      AppendShortString(out, value.class_name());
+      return AppendProperties(out, value.properties());
+    case Value::Type::kUnsupported:
+      return AppendU8(out, ToByte(Marker::kUnsupported));
+  }
+}
+
+void EncodeNumber(double n, std::vector<uint8_t>* out) {
+  AppendU8(out, ToByte(Marker::kNumber));
+  AppendDouble(out, n);
+}
+
+void EncodeBoolean(bool b, std::vector<uint8_t>* out) {
+  AppendU8(out, ToByte(Marker::kBoolean));
+  AppendU8(out, b ? 1 : 0);
+}
+
+void EncodeString(std::string_view s, std::vector<uint8_t>* out) {
+  if (s.size() <= kMaxShortString) {
+    AppendU8(out, ToByte(Marker::kString));
+    AppendShortString(out, s);
+    return;
+  }
+  assert(s.size() <= std::numeric_limits<uint32_t>::max());
+  AppendU8(out, ToByte(Marker::kLongString));
+  AppendU32(out, uint32_t(s.size()));
+  AppendBytes(out, s);
+}
+
+void EncodeNull(std::vector<uint8_t>* out) { AppendU8(out, ToByte(Marker::kNull)); }
+
+void EncodeObjectStart(std::vector<uint8_t>* out) { AppendU8(out, ToByte(Marker::kObject)); }
+
+void EncodeProperty(std::string_view key, const Value& value, std::vector<uint8_t>* out) {
+  AppendShortString(out, key);
+  Encode(value, out);
+}
+
+void EncodeObjectEnd(std::vector<uint8_t>* out) { AppendBytes(out, kObjectEnd); }
+
+}  // namespace uringest::rtmp::amf0

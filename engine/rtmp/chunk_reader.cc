@@ -1,0 +1,340 @@
+#include "engine/rtmp/chunk_reader.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "engine/rtmp/byte_order.h"
+
+namespace uringest::rtmp {
+
+// The header state of one chunk stream, kept for the connection's life: every fmt 1, 2
+// and 3 header is read against it.
+struct ChunkReader::ChunkStream {
+  uint32_t csid = 0;
+  // From the latest fmt 0/1/2 header (fmt 3 repeats them).
+  uint32_t length = 0;
+  MessageType type = MessageType::kAudio;
+  uint32_t stream_id = 0;
+  // The timestamp field of the latest fmt 0/1/2 header, resolved through the extended
+  // timestamp: a delta for fmt 1/2 and, as ffmpeg and SRS read it, the absolute time
+  // for fmt 0. A fmt 3 header that starts a new message adds it again.
+  uint32_t delta = 0;
+  bool extended = false;          // that field was 0xFFFFFF: fmt 3 chunks carry 4 bytes
+  uint32_t extended_value = 0;    // the extended field of the current message
+  uint32_t timestamp32 = 0;       // the current message's wire timestamp
+  TimestampUnwrapper unwrapper;
+  uint64_t timestamp = 0;         // the current message's unwrapped timestamp
+  bool has_header = false;
+
+  // The message being assembled: received bytes of length.
+  uint32_t received = 0;
+  std::unique_ptr<uint8_t[]> buffer;
+  size_t capacity = 0;
+};
+
+namespace {
+
+absl::Status PeerError(const absl::FormatSpec<uint32_t>& format, uint32_t a) {
+  return absl::InvalidArgumentError(absl::StrFormat(format, a));
+}
+
+// The length of the basic header that starts with byte `b0`.
+size_t BasicHeaderLength(uint8_t b0) {
+  const uint8_t low = b0 & 0x3F;
+  return low == 0 ? 2 : low == 1 ? 3 : 1;
+}
+
+// REQUIRES: BasicHeaderLength(p[0]) bytes at p.
+uint32_t ChunkStreamId(const uint8_t* p) {
+  const uint8_t low = p[0] & 0x3F;
+  if (low == 0) return 64 + p[1];
+  if (low == 1) return 64 + p[1] + 256u * p[2];
+  return low;
+}
+
+}  // namespace
+
+ChunkReader::ChunkReader(const ChunkReaderOptions& options) : options_(options) {}
+
+ChunkReader::~ChunkReader() = default;
+
+absl::StatusOr<ChunkReader::Result> ChunkReader::Read(std::span<const uint8_t> in,
+                                                      Message* message) {
+  if (failed_) return absl::FailedPreconditionError("chunk reader: used after an error");
+  if (release_pending_ != nullptr) {
+    ReleaseBuffer(release_pending_);
+    release_pending_ = nullptr;
+  }
+  Result total;
+  for (;;) {
+    if (replay_pos_ < replay_len_) {
+      // Bytes read ahead that turned out to follow the header: they come before `in`.
+      absl::StatusOr<Result> r = ReadBytes(
+          std::span<const uint8_t>(replay_ + replay_pos_, replay_len_ - replay_pos_), message);
+      if (!r.ok()) {
+        failed_ = true;
+        return r.status();
+      }
+      replay_pos_ += r->consumed;
+      if (r->message_ready) return Result{total.consumed, true};
+    }
+    absl::StatusOr<Result> r = ReadBytes(in.subspan(total.consumed), message);
+    if (!r.ok()) {
+      failed_ = true;
+      return r.status();
+    }
+    total.consumed += r->consumed;
+    total.message_ready = r->message_ready;
+    if (r->message_ready || replay_pos_ == replay_len_) return total;
+  }
+}
+
+absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8_t> in,
+                                                           Message* message) {
+  size_t pos = 0;
+  while (pos < in.size()) {
+    if (state_ == State::kHeader) {
+      size_t n = header_len_ == 0 ? HeaderLength(in.data() + pos, in.size() - pos) : SIZE_MAX;
+      if (n <= in.size() - pos) {
+        // The whole header is in `in`: parse it in place.
+        if (absl::Status s = ParseHeader(in.data() + pos, &n); !s.ok()) return s;
+        pos += n;
+      } else {
+        // Gather the header across reads; its length grows as its bytes say more.
+        for (n = HeaderLength(header_, header_len_); header_len_ < n;
+             n = HeaderLength(header_, header_len_)) {
+          if (pos == in.size()) return Result{pos, false};
+          const size_t take = std::min(n - header_len_, in.size() - pos);
+          std::memcpy(header_ + header_len_, in.data() + pos, take);
+          header_len_ += take;
+          pos += take;
+        }
+        const size_t gathered = header_len_;
+        header_len_ = 0;
+        if (absl::Status s = ParseHeader(header_, &n); !s.ok()) return s;
+        if (n < gathered) {
+          // The extended timestamp we looked for wasn't there: the bytes read ahead are
+          // payload and header bytes, to be read before the rest of `in`.
+          replay_len_ = gathered - n;
+          replay_pos_ = 0;
+          std::memcpy(replay_, header_ + n, replay_len_);
+          if (chunk_remaining_ == 0) return CompleteCurrent({}, pos, message);
+          return Result{pos, false};
+        }
+      }
+      if (chunk_remaining_ == 0) return CompleteCurrent({}, pos, message);  // empty message
+      continue;
+    }
+
+    ChunkStream* cs = current_;
+    const uint32_t take =
+        static_cast<uint32_t>(std::min<size_t>(chunk_remaining_, in.size() - pos));
+    std::span<const uint8_t> bytes = in.subspan(pos, take);
+    pos += take;
+    if (cs->received == 0 && take == cs->length) {
+      // The whole message is in this chunk and in `in`: hand it out in place.
+      chunk_remaining_ = 0;
+      return CompleteCurrent(bytes, pos, message);
+    }
+    if (absl::Status s = AppendPayload(cs, bytes); !s.ok()) return s;
+    chunk_remaining_ -= take;
+    if (chunk_remaining_ == 0) {
+      if (cs->received == cs->length) {
+        return CompleteCurrent(std::span<const uint8_t>(cs->buffer.get(), cs->length), pos,
+                               message);
+      }
+      state_ = State::kHeader;
+    }
+  }
+  return Result{pos, false};
+}
+
+// How many header bytes the chunk header starting at p needs, judged from the
+// `available` bytes already there. Asking again with more bytes can only give more.
+size_t ChunkReader::HeaderLength(const uint8_t* p, size_t available) const {
+  if (available == 0) return 1;
+  const uint8_t fmt = p[0] >> 6;
+  const size_t basic = BasicHeaderLength(p[0]);
+  if (available < basic) return basic;
+  size_t length = basic + kMessageHeaderSize[fmt];
+  if (available < length) return length;
+  if (fmt < 3) {
+    if (LoadU24(p + basic) == kExtendedTimestampMarker) length += kExtendedTimestampSize;
+    return length;
+  }
+  const ChunkStream* cs = FindStream(ChunkStreamId(p));
+  if (cs == nullptr || !cs->extended) return length;
+  // A fmt 3 chunk that starts a message always repeats the extended timestamp; one that
+  // continues a message does unless the peer is known to leave it out. While unknown,
+  // look at the next 4 bytes (ParseHeader decides).
+  if (cs->received == 0 || continuation_timestamp_ != ContinuationTimestamp::kAbsent) {
+    length += kExtendedTimestampSize;
+  }
+  return length;
+}
+
+// Decodes the complete chunk header at p, of *length bytes as HeaderLength() said, and
+// sets up the chunk's payload. It may shorten *length: see the fmt 3 case.
+absl::Status ChunkReader::ParseHeader(const uint8_t* p, size_t* length) {
+  const uint8_t fmt = p[0] >> 6;
+  const size_t basic = BasicHeaderLength(p[0]);
+  const uint32_t csid = ChunkStreamId(p);
+  absl::StatusOr<ChunkStream*> found = FindOrAddStream(csid, fmt);
+  if (!found.ok()) return found.status();
+  ChunkStream* cs = *found;
+  const uint8_t* field = p + basic;
+  const uint8_t* extended = field + kMessageHeaderSize[fmt];
+  if (fmt == 3 && cs->received > 0) {
+    if (cs->extended && continuation_timestamp_ == ContinuationTimestamp::kUnknown) {
+      // The first continuation chunk under an extended timestamp tells which form the
+      // peer uses: the repeated field equals the one that opened the message (ffmpeg,
+      // librtmp) or the message's absolute timestamp (SRS reads it so).
+      const uint32_t repeated = LoadU32(extended);
+      const bool present = repeated == cs->extended_value || repeated == cs->timestamp32;
+      continuation_timestamp_ =
+          present ? ContinuationTimestamp::kPresent : ContinuationTimestamp::kAbsent;
+      if (!present) *length -= kExtendedTimestampSize;
+    }
+  } else {
+    if (absl::Status s = StartMessage(cs, fmt, field, extended); !s.ok()) return s;
+  }
+  current_ = cs;
+  chunk_remaining_ = std::min(chunk_size_, cs->length - cs->received);
+  state_ = State::kPayload;
+  return absl::OkStatus();
+}
+
+// A header that starts a message: fmt 0, 1 and 2 always, fmt 3 when nothing is partial.
+absl::Status ChunkReader::StartMessage(ChunkStream* cs, uint8_t fmt, const uint8_t* field,
+                                       const uint8_t* extended) {
+  if (cs->received > 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "chunk stream %u: fmt %u header while %u of %u bytes of its message were still "
+        "to come",
+        cs->csid, fmt, cs->length - cs->received, cs->length));
+  }
+  if (fmt < 3) {
+    const uint32_t ts_field = LoadU24(field);
+    cs->extended = ts_field == kExtendedTimestampMarker;
+    cs->delta = cs->extended ? LoadU32(extended) : ts_field;
+    if (fmt <= 1) {
+      cs->length = LoadU24(field + 3);
+      cs->type = static_cast<MessageType>(field[6]);
+    }
+    if (fmt == 0) cs->stream_id = LoadU32Le(field + 7);
+    cs->timestamp32 = fmt == 0 ? cs->delta : cs->timestamp32 + cs->delta;
+  } else {
+    if (cs->extended) cs->delta = LoadU32(extended);
+    cs->timestamp32 += cs->delta;
+  }
+  cs->extended_value = cs->delta;
+  cs->has_header = true;
+  cs->timestamp = cs->unwrapper.Next(cs->timestamp32);
+  if (cs->length > options_.max_message_size) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "chunk stream %u: a message of %u bytes is over the limit of %u bytes", cs->csid,
+        cs->length, options_.max_message_size));
+  }
+  return absl::OkStatus();
+}
+
+ChunkReader::ChunkStream* ChunkReader::FindStream(uint32_t csid) const {
+  if (last_stream_ != nullptr && last_stream_->csid == csid) return last_stream_;
+  for (const auto& cs : streams_) {
+    if (cs->csid == csid) return last_stream_ = cs.get();
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ChunkReader::ChunkStream*> ChunkReader::FindOrAddStream(uint32_t csid,
+                                                                       uint8_t fmt) {
+  if (ChunkStream* cs = FindStream(csid); cs != nullptr) return cs;
+  // A chunk stream starts with fmt 0; librtmp starts its pings with fmt 1, which names
+  // everything but the message stream (0). fmt 2 and 3 need a header to refer to.
+  if (fmt >= 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "chunk stream %u: its first chunk has fmt %u, which needs a previous header", csid,
+        fmt));
+  }
+  if (streams_.size() >= options_.max_chunk_streams) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "chunk stream %u: more than %u chunk streams on one connection", csid,
+        options_.max_chunk_streams));
+  }
+  auto cs = std::make_unique<ChunkStream>();
+  cs->csid = csid;
+  streams_.push_back(std::move(cs));
+  return last_stream_ = streams_.back().get();
+}
+
+absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t> bytes) {
+  const size_t needed = size_t{cs->received} + bytes.size();
+  if (needed > cs->capacity) {
+    // Grow with what arrived, never straight to the announced length.
+    const size_t grown = std::min<size_t>(cs->length, std::max<size_t>(needed,
+                                                                     cs->capacity * 2));
+    const size_t capacity = std::max<size_t>(grown, std::min<size_t>(cs->length, 4096));
+    if (buffered_bytes_ - cs->capacity + capacity > options_.max_buffered_bytes) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "chunk stream %u: partial messages would hold %u bytes, over the limit of %u",
+          cs->csid, buffered_bytes_ - cs->capacity + capacity, options_.max_buffered_bytes));
+    }
+    auto buffer = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+    if (cs->received > 0) std::memcpy(buffer.get(), cs->buffer.get(), cs->received);
+    buffered_bytes_ += capacity - cs->capacity;
+    cs->buffer = std::move(buffer);
+    cs->capacity = capacity;
+  }
+  std::memcpy(cs->buffer.get() + cs->received, bytes.data(), bytes.size());
+  cs->received += static_cast<uint32_t>(bytes.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(
+    std::span<const uint8_t> payload, size_t consumed, Message* message) {
+  ChunkStream* cs = current_;
+  state_ = State::kHeader;
+  cs->received = 0;
+  message->header.chunk_stream_id = cs->csid;
+  message->header.type = cs->type;
+  message->header.stream_id = cs->stream_id;
+  message->header.timestamp = cs->timestamp;
+  message->payload = payload;
+  if (cs->capacity > options_.retained_buffer_bytes) release_pending_ = cs;
+  if (cs->type == MessageType::kSetChunkSize || cs->type == MessageType::kAbort) {
+    if (absl::Status s = ApplyControl(*message); !s.ok()) return s;
+  }
+  return Result{consumed, true};
+}
+
+absl::Status ChunkReader::ApplyControl(const Message& message) {
+  if (message.payload.size() < 4) {
+    return PeerError("protocol control message of type %u shorter than 4 bytes",
+                     static_cast<uint32_t>(message.header.type));
+  }
+  const uint32_t value = LoadU32(message.payload.data());
+  if (message.header.type == MessageType::kAbort) {
+    if (ChunkStream* cs = FindStream(value); cs != nullptr) {
+      cs->received = 0;  // its partial message is dropped; its header state stays
+    }
+    return absl::OkStatus();
+  }
+  if (value == 0 || value > kMaxSetChunkSize) {
+    return PeerError("Set Chunk Size %u: the chunk size must be 1 to 2^31-1", value);
+  }
+  chunk_size_ = std::min(value, kMaxEffectiveChunkSize);
+  return absl::OkStatus();
+}
+
+void ChunkReader::ReleaseBuffer(ChunkStream* cs) {
+  if (cs->received > 0) return;  // a new message started in it meanwhile
+  buffered_bytes_ -= cs->capacity;
+  cs->buffer.reset();
+  cs->capacity = 0;
+}
+
+}  // namespace uringest::rtmp

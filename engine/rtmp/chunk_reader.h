@@ -1,0 +1,129 @@
+// chunk_reader.h: reassembles RTMP messages from the chunk stream (RTMP spec 5.3).
+//
+// The reader is a resumable state machine over the basic header, the message header,
+// the extended timestamp and the payload. It takes whatever bytes arrived, one byte or
+// megabytes at a time, looks at each byte once, and keeps the header state of every
+// chunk stream for the whole connection, so a message whose header or payload is split
+// across reads, or whose chunks interleave with other chunk streams', comes out whole.
+// It applies Set Chunk Size and Abort itself, the moment they complete.
+//
+//   ChunkReader reader(options);
+//   while (!in.empty()) {
+//     absl::StatusOr<ChunkReader::Result> r = reader.Read(in, &message);
+//     if (!r.ok()) return r.status();         // close the connection, log the reason
+//     in = in.subspan(r->consumed);
+//     if (r->message_ready) Handle(message);  // valid until the next Read()
+//   }
+//
+// Memory: a message's payload is assembled in a buffer of its own chunk stream that
+// grows with the bytes that actually arrived (never the announced length up front, and
+// never the chunk size). A message that arrives whole inside one input span is handed
+// out in place, with no copy. Options cap the message size, the number of chunk streams
+// and the bytes held in partial messages, so a peer can't make a connection grow without
+// bound.
+
+#ifndef URINGEST_ENGINE_RTMP_CHUNK_READER_H_
+#define URINGEST_ENGINE_RTMP_CHUNK_READER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/statusor.h"
+#include "engine/rtmp/message.h"
+#include "engine/rtmp/rtmp_format.h"
+#include "engine/rtmp/timestamp_unwrapper.h"
+
+namespace uringest::rtmp {
+
+struct ChunkReaderOptions {
+  // Largest message accepted (the wire allows 0xFFFFFF).
+  uint32_t max_message_size = 16 << 20;
+  // Most chunk streams one connection may use. Each costs about 80 bytes of header state
+  // for the connection's life, plus its assembly buffer.
+  uint32_t max_chunk_streams = 64;
+  // Most payload bytes held in partial messages across all chunk streams at once.
+  size_t max_buffered_bytes = 64 << 20;
+  // An assembly buffer larger than this is freed once its message is handed out, so a
+  // chunk stream that carried one huge message doesn't keep it for the connection's life.
+  size_t retained_buffer_bytes = 4 << 20;
+};
+
+class ChunkReader {
+ public:
+  struct Result {
+    size_t consumed = 0;         // bytes of `in` used; the rest must be fed again
+    bool message_ready = false;  // `*message` holds a complete message
+  };
+
+  explicit ChunkReader(const ChunkReaderOptions& options = {});
+  ChunkReader(const ChunkReader&) = delete;
+  ChunkReader& operator=(const ChunkReader&) = delete;
+  ~ChunkReader();
+
+  // Parses bytes from `in` until a message completes or `in` is used up. When a message
+  // completes, Read() stops right after its last byte and fills `*message`; its payload
+  // points either into `in` (so it is valid while `in` is) or into the reader's buffer,
+  // valid until the next call to Read(). Set Chunk Size and Abort messages are applied
+  // before they are returned; the caller need not act on them.
+  //
+  // An error names the chunk stream and the rule the peer broke. After an error the
+  // reader is unusable: the connection must be closed.
+  [[nodiscard]] absl::StatusOr<Result> Read(std::span<const uint8_t> in, Message* message);
+
+  // The chunk size the peer announced (after clamping to 0xFFFFFF), 128 initially.
+  uint32_t chunk_size() const { return chunk_size_; }
+  // Chunk streams with header state so far.
+  size_t chunk_stream_count() const { return streams_.size(); }
+  // Payload bytes held in partial messages now.
+  size_t buffered_bytes() const { return buffered_bytes_; }
+  // Whether the peer repeats the extended timestamp on fmt 3 continuation chunks, as the
+  // spec says; kUnknown until a continuation chunk with an extended timestamp arrives.
+  enum class ContinuationTimestamp : uint8_t { kUnknown, kPresent, kAbsent };
+  ContinuationTimestamp continuation_timestamp() const { return continuation_timestamp_; }
+
+ private:
+  struct ChunkStream;
+  enum class State : uint8_t { kHeader, kPayload };
+
+  absl::StatusOr<Result> ReadBytes(std::span<const uint8_t> in, Message* message);
+  size_t HeaderLength(const uint8_t* p, size_t available) const;
+  absl::Status ParseHeader(const uint8_t* p, size_t* length);
+  absl::Status StartMessage(ChunkStream* cs, uint8_t fmt, const uint8_t* field,
+                            const uint8_t* extended);
+  ChunkStream* FindStream(uint32_t csid) const;
+  absl::StatusOr<ChunkStream*> FindOrAddStream(uint32_t csid, uint8_t fmt);
+  absl::Status AppendPayload(ChunkStream* cs, std::span<const uint8_t> bytes);
+  absl::StatusOr<Result> CompleteCurrent(std::span<const uint8_t> payload, size_t consumed,
+                                         Message* message);
+  absl::Status ApplyControl(const Message& message);
+  void ReleaseBuffer(ChunkStream* cs);
+
+  ChunkReaderOptions options_;
+  uint32_t chunk_size_ = kDefaultChunkSize;
+  State state_ = State::kHeader;
+  ContinuationTimestamp continuation_timestamp_ = ContinuationTimestamp::kUnknown;
+  size_t buffered_bytes_ = 0;
+  ChunkStream* current_ = nullptr;  // the chunk stream whose payload is being read
+  uint32_t chunk_remaining_ = 0;    // payload bytes left in the current chunk
+  // A header split across reads is gathered here; `replay_` holds bytes that were read
+  // ahead to tell whether a continuation chunk carries an extended timestamp, and turned
+  // out to belong to the payload and the next header.
+  uint8_t header_[kChunkHeaderMax];
+  uint8_t header_len_ = 0;
+  uint8_t replay_[kExtendedTimestampSize];
+  uint8_t replay_len_ = 0;
+  uint8_t replay_pos_ = 0;
+  absl::InlinedVector<std::unique_ptr<ChunkStream>, 4> streams_;
+  mutable ChunkStream* last_stream_ = nullptr;  // FindStream()'s cache
+  // A buffer over options_.retained_buffer_bytes, freed at the next Read() (its message
+  // is in the caller's hands until then).
+  ChunkStream* release_pending_ = nullptr;
+  bool failed_ = false;
+};
+
+}  // namespace uringest::rtmp
+
+#endif  // URINGEST_ENGINE_RTMP_CHUNK_READER_H_

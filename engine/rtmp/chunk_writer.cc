@@ -1,0 +1,112 @@
+#include "engine/rtmp/chunk_writer.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "engine/rtmp/byte_order.h"
+
+namespace uringest::rtmp {
+
+ChunkWriter::ChunkWriter(const ChunkWriterOptions& options)
+    : options_(options), chunk_size_(options.chunk_size) {
+  set_chunk_size(options.chunk_size);
+}
+
+void ChunkWriter::set_chunk_size(uint32_t size) {
+  assert(size >= 1 && size <= kMaxSetChunkSize);
+  chunk_size_ = std::min(size, kMaxEffectiveChunkSize);
+}
+
+void ChunkWriter::Write(const MessageHeader& header, std::span<const uint8_t> payload,
+                        std::vector<uint8_t>* out) {
+  Cursor cursor = Begin(header, payload);
+  while (!WriteChunk(&cursor, out)) {
+  }
+}
+
+ChunkWriter::StreamState* ChunkWriter::FindOrAddState(uint32_t csid, bool* added) {
+  *added = false;
+  for (StreamState& state : states_) {
+    if (state.csid == csid) return &state;
+  }
+  *added = true;
+  states_.push_back(StreamState{.csid = csid});
+  return &states_.back();
+}
+
+ChunkWriter::Cursor ChunkWriter::Begin(const MessageHeader& header,
+                                       std::span<const uint8_t> payload) {
+  assert(header.chunk_stream_id >= kMinChunkStreamId &&
+         header.chunk_stream_id <= kMaxChunkStreamId);
+  assert(payload.size() <= kMaxMessageLength);
+  Cursor cursor{.csid = header.chunk_stream_id, .header = header, .payload = payload};
+  bool added;
+  StreamState* state = FindOrAddState(header.chunk_stream_id, &added);
+  const auto length = static_cast<uint32_t>(payload.size());
+  const auto timestamp = static_cast<uint32_t>(header.timestamp);
+  const uint32_t delta = timestamp - state->timestamp;
+  if (added || !options_.compress_headers || header.stream_id != state->stream_id ||
+      static_cast<int32_t>(delta) < 0) {
+    cursor.fmt = 0;
+    cursor.timestamp_field = timestamp;
+  } else if (length != state->length || header.type != state->type) {
+    cursor.fmt = 1;
+    cursor.timestamp_field = delta;
+  } else if (delta != state->timestamp_field) {
+    cursor.fmt = 2;
+    cursor.timestamp_field = delta;
+  } else {
+    cursor.fmt = 3;
+    cursor.timestamp_field = delta;
+  }
+  cursor.extended = cursor.timestamp_field >= kExtendedTimestampMarker;
+  *state = StreamState{.csid = header.chunk_stream_id,
+                       .stream_id = header.stream_id,
+                       .length = length,
+                       .type = header.type,
+                       .timestamp = timestamp,
+                       .timestamp_field = cursor.timestamp_field};
+  return cursor;
+}
+
+void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt,
+                               std::vector<uint8_t>* out) const {
+  const uint32_t csid = cursor.csid;
+  if (csid <= kOneByteChunkStreamIdMax) {
+    AppendU8(out, uint8_t(fmt << 6 | csid));
+  } else if (csid <= kTwoByteChunkStreamIdMax) {
+    AppendU8(out, uint8_t(fmt << 6));
+    AppendU8(out, uint8_t(csid - 64));
+  } else {
+    AppendU8(out, uint8_t(fmt << 6 | 1));
+    AppendU8(out, uint8_t((csid - 64) & 0xFF));
+    AppendU8(out, uint8_t((csid - 64) >> 8));
+  }
+  if (fmt <= 2) {
+    AppendU24(out, cursor.extended ? kExtendedTimestampMarker : cursor.timestamp_field);
+  }
+  if (fmt <= 1) {
+    AppendU24(out, static_cast<uint32_t>(cursor.payload.size()));
+    AppendU8(out, static_cast<uint8_t>(cursor.header.type));
+  }
+  if (fmt == 0) AppendU32Le(out, cursor.header.stream_id);
+  const bool continuation = cursor.started;
+  if (cursor.extended && (!continuation || options_.repeat_extended_timestamp)) {
+    AppendU32(out, cursor.timestamp_field);
+  }
+}
+
+bool ChunkWriter::WriteChunk(Cursor* cursor, std::vector<uint8_t>* out) {
+  AppendHeader(*cursor, cursor->started ? 3 : cursor->fmt, out);
+  cursor->started = true;
+  const size_t take = std::min<size_t>(chunk_size_, cursor->payload.size() - cursor->offset);
+  AppendBytes(out, cursor->payload.subspan(cursor->offset, take));
+  cursor->offset += take;
+  if (cursor->offset < cursor->payload.size()) return false;
+  if (cursor->header.type == MessageType::kSetChunkSize && cursor->payload.size() >= 4) {
+    set_chunk_size(LoadU32(cursor->payload.data()));
+  }
+  return true;
+}
+
+}  // namespace uringest::rtmp

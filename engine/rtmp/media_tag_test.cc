@@ -1,0 +1,332 @@
+#include "engine/rtmp/media_tag.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/rtmp/byte_order.h"
+#include "engine/rtmp/rtmp_format.h"
+#include "gtest/gtest.h"
+
+namespace uringest::rtmp {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// An AVC sequence header as ffmpeg's libx264 output sends it: key frame + AVC, packet
+// type 0, CTS 0, then an AVCDecoderConfigurationRecord (High profile, level 3.1).
+const Bytes kAvcSequenceHeader = {
+    0x17, 0x00, 0x00, 0x00, 0x00,                    // tag header
+    0x01, 0x64, 0x00, 0x1F, 0xFF, 0xE1, 0x00, 0x19,  // version, profile, level, SPS count
+    0x67, 0x64, 0x00, 0x1F, 0xAC, 0xD9, 0x40, 0x50, 0x05, 0xBB, 0x01, 0x10, 0x00, 0x00,
+    0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xC0, 0xF1, 0x83, 0x19, 0x60,  // SPS
+    0x01, 0x00, 0x06, 0x68, 0xEB, 0xE3, 0xCB, 0x22, 0xC0,                    // PPS
+};
+
+// AAC-LC, 44.1 kHz, stereo: sound format 10, 44 kHz, 16 bit, stereo; packet type 0;
+// AudioSpecificConfig 0x12 0x10.
+const Bytes kAacSequenceHeader = {0xAF, 0x00, 0x12, 0x10};
+
+Bytes ExVideo(uint8_t frame_type, VideoPacketType packet, uint32_t fourcc) {
+  Bytes b = {uint8_t(kVideoExHeaderBit | frame_type << 4 | uint8_t(packet))};
+  AppendU32(&b, fourcc);
+  return b;
+}
+
+TEST(MediaTagTest, AvcSequenceHeaderIsAKeyframeSequenceHeader) {
+  MediaTag tag = ParseVideoTag(kAvcSequenceHeader);
+  EXPECT_EQ(tag.codec, uint32_t(VideoCodec::kAvc));
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_TRUE(tag.sequence_header);
+  EXPECT_EQ(tag.composition_offset, 0);
+}
+
+TEST(MediaTagTest, AvcNaluCarriesPositiveCompositionOffset) {
+  const Bytes body = {0x27, 0x01, 0x00, 0x00, 0x50, 0x00, 0x00, 0x00, 0x05, 0x41};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, 7u);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+  EXPECT_EQ(tag.composition_offset, 80);
+}
+
+TEST(MediaTagTest, AvcCompositionOffsetIsSigned24Bit) {
+  const Bytes body = {0x17, 0x01, 0xFF, 0xFF, 0xD8};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, -40);
+}
+
+TEST(MediaTagTest, AvcEndOfSequenceIsNotASequenceHeader) {
+  MediaTag tag = ParseVideoTag(Bytes{0x17, 0x02, 0x00, 0x00, 0x00});
+  EXPECT_FALSE(tag.sequence_header);
+  EXPECT_EQ(tag.composition_offset, 0);
+}
+
+TEST(MediaTagTest, LegacyHevcId12IsParsedLikeAvc) {
+  MediaTag header = ParseVideoTag(Bytes{0x1C, 0x00, 0x00, 0x00, 0x00, 0x01});
+  EXPECT_EQ(header.codec, 12u);
+  EXPECT_TRUE(header.sequence_header);
+  MediaTag frame = ParseVideoTag(Bytes{0x2C, 0x01, 0x00, 0x00, 0x21});
+  EXPECT_FALSE(frame.keyframe);
+  EXPECT_EQ(frame.composition_offset, 33);
+}
+
+TEST(MediaTagTest, NonAvcLegacyCodecReadsOnlyTheFirstByte) {
+  MediaTag tag = ParseVideoTag(Bytes{0x12, 0x00, 0x00});  // Sorenson H.263 keyframe
+  EXPECT_EQ(tag.codec, 2u);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, CommandFrameIsNotAKeyframe) {
+  MediaTag tag = ParseVideoTag(Bytes{0x57, 0x00});
+  EXPECT_EQ(tag.codec, 7u);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);  // the 0 is a video info byte, not a packet type
+}
+
+TEST(MediaTagTest, GeneratedKeyframeIsNotAKeyframe) {
+  EXPECT_FALSE(ParseVideoTag(Bytes{0x47, 0x01, 0, 0, 0}).keyframe);
+}
+
+TEST(MediaTagTest, EmptyVideoBodyYieldsDefaults) {
+  MediaTag tag = ParseVideoTag({});
+  EXPECT_EQ(tag.codec, 0u);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+  EXPECT_EQ(tag.composition_offset, 0);
+}
+
+TEST(MediaTagTest, TruncatedAvcHeaderKeepsWhatWasRead) {
+  MediaTag one = ParseVideoTag(Bytes{0x17});
+  EXPECT_EQ(one.codec, 7u);
+  EXPECT_TRUE(one.keyframe);
+  EXPECT_FALSE(one.sequence_header);
+  MediaTag partial_cts = ParseVideoTag(Bytes{0x27, 0x01, 0x00, 0x10});
+  EXPECT_EQ(partial_cts.composition_offset, 0);
+}
+
+TEST(MediaTagTest, AacSequenceHeaderIsDetected) {
+  MediaTag tag = ParseAudioTag(kAacSequenceHeader);
+  EXPECT_EQ(tag.codec, uint32_t(AudioCodec::kAac));
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, AacRawFrameIsAKeyframeButNoSequenceHeader) {
+  MediaTag tag = ParseAudioTag(Bytes{0xAF, 0x01, 0x21, 0x10, 0x04});
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, Mp3HasNoPacketType) {
+  MediaTag tag = ParseAudioTag(Bytes{0x2F, 0x00, 0xFF});
+  EXPECT_EQ(tag.codec, uint32_t(AudioCodec::kMp3));
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EmptyAudioBodyIsAKeyframeWithNoCodec) {
+  MediaTag tag = ParseAudioTag({});
+  EXPECT_EQ(tag.codec, 0u);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, AacWithoutPacketTypeIsNotASequenceHeader) {
+  EXPECT_FALSE(ParseAudioTag(Bytes{0xAF}).sequence_header);
+}
+
+TEST(MediaTagTest, FourCcIsBigEndian) {
+  EXPECT_EQ(kFourCcHevc, 0x68766331u);
+  EXPECT_EQ(FourCc("av01"), 0x61763031u);
+}
+
+TEST(MediaTagTest, EnhancedHevcSequenceStart) {
+  Bytes body = ExVideo(1, VideoPacketType::kSequenceStart, kFourCcHevc);
+  body.insert(body.end(), {0x01, 0x01, 0x60});  // HEVCDecoderConfigurationRecord start
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcHevc);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedHevcCodedFramesCarryCompositionOffset) {
+  Bytes body = ExVideo(2, VideoPacketType::kCodedFrames, kFourCcHevc);
+  body.insert(body.end(), {0xFF, 0xFF, 0xF6, 0x00, 0x00, 0x00, 0x02, 0x02, 0x01});
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+  EXPECT_EQ(tag.composition_offset, -10);
+}
+
+TEST(MediaTagTest, EnhancedCodedFramesXHaveNoCompositionOffset) {
+  Bytes body = ExVideo(1, VideoPacketType::kCodedFramesX, kFourCcHevc);
+  body.insert(body.end(), {0x00, 0x00, 0x50, 0x00});
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, 0);
+}
+
+TEST(MediaTagTest, EnhancedAv1CodedFramesHaveNoCompositionOffset) {
+  Bytes body = ExVideo(1, VideoPacketType::kCodedFrames, kFourCcAv1);
+  body.insert(body.end(), {0x12, 0x00, 0x0A});  // OBU bytes, not a CTS
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcAv1);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, 0);
+}
+
+TEST(MediaTagTest, EnhancedMpeg2TsSequenceStartIsASequenceHeader) {
+  MediaTag tag = ParseVideoTag(ExVideo(1, VideoPacketType::kMpeg2TsSequenceStart, kFourCcAv1));
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedSequenceEndAndMetadataAreNotKeyframes) {
+  MediaTag end = ParseVideoTag(ExVideo(1, VideoPacketType::kSequenceEnd, kFourCcHevc));
+  EXPECT_FALSE(end.keyframe);
+  EXPECT_FALSE(end.sequence_header);
+  MediaTag metadata = ParseVideoTag(ExVideo(1, VideoPacketType::kMetadata, kFourCcHevc));
+  EXPECT_FALSE(metadata.keyframe);
+  EXPECT_EQ(metadata.codec, kFourCcHevc);
+}
+
+TEST(MediaTagTest, EnhancedCommandFrameHasNoFourCc) {
+  // frame type 5, CodedFrames, then a videoCommand byte instead of a FourCC.
+  const Bytes body = {uint8_t(kVideoExHeaderBit | 5 << 4 | 1), 0x01, 0x68, 0x76, 0x63};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, 0u);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedModExIsSkipped) {
+  // ModEx with 3 bytes of TimestampOffsetNano, then CodedFrames of avc1 with CTS 66.
+  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 7), 0x02, 0x00, 0x01, 0x02,
+                uint8_t(0 << 4 | 1)};
+  AppendU32(&body, kFourCcAvc);
+  body.insert(body.end(), {0x00, 0x00, 0x42});
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcAvc);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, 66);
+}
+
+TEST(MediaTagTest, EnhancedModExWithLongSizeIsSkipped) {
+  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 7), 0xFF};
+  AppendU16(&body, 299);  // 300 bytes of ModEx data
+  body.resize(body.size() + 300, 0xAB);
+  body.push_back(uint8_t(VideoPacketType::kSequenceStart));
+  AppendU32(&body, kFourCcVvc);
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcVvc);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedModExPastTheEndYieldsDefaults) {
+  const Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 7), 0x10, 0x00};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, 0u);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedMultitrackOneTrackReadsTheSharedFourCcAndFirstCts) {
+  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 6),
+                uint8_t(uint8_t(AvMultitrackType::kOneTrack) << 4 | 1)};
+  AppendU32(&body, kFourCcAvc);
+  body.push_back(0);                             // track id
+  body.insert(body.end(), {0x00, 0x00, 0x28});  // CTS 40
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcAvc);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+  EXPECT_EQ(tag.composition_offset, 40);
+}
+
+TEST(MediaTagTest, EnhancedMultitrackManyCodecsReportsTheFirstTrack) {
+  Bytes body = {uint8_t(kVideoExHeaderBit | 2 << 4 | 6),
+                uint8_t(uint8_t(AvMultitrackType::kManyTracksManyCodecs) << 4 | 1)};
+  AppendU32(&body, kFourCcHevc);  // track 0's FourCC
+  body.push_back(0);              // track id
+  AppendU24(&body, 7);            // track size
+  body.insert(body.end(), {0x00, 0x00, 0x14, 1, 2, 3, 4});
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcHevc);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, 20);
+}
+
+TEST(MediaTagTest, EnhancedMultitrackSequenceStartIsASequenceHeader) {
+  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 6),
+                uint8_t(uint8_t(AvMultitrackType::kManyTracks) << 4 | 0)};
+  AppendU32(&body, kFourCcAv1);
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcAv1);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedNestedMultitrackIsNotTrusted) {
+  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 6), uint8_t(0 << 4 | 6)};
+  AppendU32(&body, kFourCcAvc);
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedTruncatedFourCcKeepsFlags) {
+  const Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 0), 0x68, 0x76};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, 0u);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedAudioSequenceStart) {
+  Bytes body = {uint8_t(uint8_t(AudioCodec::kExHeader) << 4 | 0)};
+  AppendU32(&body, kFourCcOpus);
+  body.insert(body.end(), {'O', 'p', 'u', 's', 'H', 'e', 'a', 'd'});
+  MediaTag tag = ParseAudioTag(body);
+  EXPECT_EQ(tag.codec, kFourCcOpus);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedAudioCodedFrames) {
+  Bytes body = {uint8_t(uint8_t(AudioCodec::kExHeader) << 4 | 1)};
+  AppendU32(&body, kFourCcAac);
+  body.push_back(0x21);
+  MediaTag tag = ParseAudioTag(body);
+  EXPECT_EQ(tag.codec, kFourCcAac);
+  EXPECT_FALSE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedAudioMultitrackAndModEx) {
+  Bytes body = {uint8_t(uint8_t(AudioCodec::kExHeader) << 4 | 7), 0x00, 0x55,
+                uint8_t(0 << 4 | 5), uint8_t(uint8_t(AvMultitrackType::kManyTracks) << 4 | 0)};
+  AppendU32(&body, kFourCcFlac);
+  MediaTag tag = ParseAudioTag(body);
+  EXPECT_EQ(tag.codec, kFourCcFlac);
+  EXPECT_TRUE(tag.sequence_header);
+}
+
+TEST(MediaTagTest, EnhancedAudioTruncatedYieldsNoCodec) {
+  MediaTag tag = ParseAudioTag(Bytes{uint8_t(uint8_t(AudioCodec::kExHeader) << 4 | 1), 'm'});
+  EXPECT_EQ(tag.codec, 0u);
+  EXPECT_TRUE(tag.keyframe);
+}
+
+// Every prefix of every layout above parses without reading out of bounds.
+TEST(MediaTagTest, EveryPrefixParsesSafely) {
+  Bytes hevc = ExVideo(1, VideoPacketType::kCodedFrames, kFourCcHevc);
+  hevc.insert(hevc.end(), {0x00, 0x00, 0x01, 0x02});
+  Bytes modex = {uint8_t(kVideoExHeaderBit | 1 << 4 | 7), 0xFF, 0x00, 0x02, 1, 2, 3, 0x16};
+  for (const Bytes& full : {kAvcSequenceHeader, kAacSequenceHeader, hevc, modex}) {
+    for (size_t n = 0; n <= full.size(); ++n) {
+      std::vector<uint8_t> prefix(full.begin(), full.begin() + n);  // exact-size heap copy
+      (void)ParseVideoTag(prefix);
+      (void)ParseAudioTag(prefix);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace uringest::rtmp

@@ -1,0 +1,533 @@
+// session.cc: see session.h. Command layouts (RTMP spec 7.2) are
+//   name(string) transaction id(number) command object(object or null) arguments...
+// and every response mirrors what nginx-rtmp and SRS send, which encoders are tested
+// against.
+
+#include "engine/rtmp/session.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/rtmp/aggregate.h"
+#include "engine/rtmp/byte_order.h"
+#include "engine/rtmp/media_tag.h"
+#include "engine/rtmp/rtmp_format.h"
+
+namespace uringest::rtmp {
+namespace {
+
+constexpr std::string_view kSetDataFrame = "@setDataFrame";
+constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of types 15 and 17
+
+using amf0::Value;
+
+// The part before the first '?', and the part after it ("" when there is none).
+std::pair<std::string_view, std::string_view> SplitQuery(std::string_view s) {
+  const size_t q = s.find('?');
+  if (q == std::string_view::npos) return {s, {}};
+  return {s.substr(0, q), s.substr(q + 1)};
+}
+
+// Checks an app or stream name against the rules in session.h.
+absl::Status ValidateName(std::string_view what, std::string_view name, std::string_view query,
+                          const SessionOptions& options) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("empty ", what));
+  if (name.size() > options.max_name_length) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " longer than ",
+                                                   options.max_name_length, " bytes"));
+  }
+  if (query.size() > options.max_query_length) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " query longer than ",
+                                                   options.max_query_length, " bytes"));
+  }
+  for (char c : name) {
+    if (uint8_t(c) < 0x20 || uint8_t(c) == 0x7F) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " with a control character"));
+    }
+  }
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    const std::string_view segment = name.substr(start, end - start);
+    if (segment.empty() || segment == "." || segment == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " with an empty, '.' or '..' path segment"));
+    }
+    start = end + 1;
+  }
+  return absl::OkStatus();
+}
+
+// The data message without a leading "@setDataFrame" string (AMF0 marker 0x02 + u16
+// length), or all of it.
+std::span<const uint8_t> UnwrapSetDataFrame(std::span<const uint8_t> amf) {
+  constexpr size_t kPrefix = 1 + 2 + kSetDataFrame.size();
+  if (amf.size() < kPrefix || amf[0] != uint8_t(amf0::Marker::kString) ||
+      LoadU16(amf.data() + 1) != kSetDataFrame.size() ||
+      std::string_view(reinterpret_cast<const char*>(amf.data() + 3), kSetDataFrame.size()) !=
+          kSetDataFrame) {
+    return amf;
+  }
+  return amf.subspan(kPrefix);
+}
+
+const Value* Arg(const std::vector<Value>& args, size_t i) {
+  return i < args.size() ? &args[i] : nullptr;
+}
+
+std::string_view StringArg(const std::vector<Value>& args, size_t i) {
+  const Value* v = Arg(args, i);
+  return v != nullptr && v->is_string() ? std::string_view(v->string()) : std::string_view();
+}
+
+void EncodeStatusObject(std::string_view level, std::string_view code,
+                        std::string_view description, std::vector<uint8_t>* out) {
+  amf0::EncodeObjectStart(out);
+  amf0::EncodeProperty("level", Value::String(std::string(level)), out);
+  amf0::EncodeProperty("code", Value::String(std::string(code)), out);
+  amf0::EncodeProperty("description", Value::String(std::string(description)), out);
+}
+
+// name, transaction id, null: how every response starts.
+std::vector<uint8_t> ResponseHead(std::string_view name, double transaction_id) {
+  std::vector<uint8_t> out;
+  amf0::EncodeString(name, &out);
+  amf0::EncodeNumber(transaction_id, &out);
+  amf0::EncodeNull(&out);
+  return out;
+}
+
+}  // namespace
+
+Session::Session(const SessionOptions& options, MessageSender* sender, FrameSink* sink,
+                 PublishRegistry* registry)
+    : options_(options),
+      sender_(sender),
+      sink_(sink),
+      registry_(registry),
+      streams_(options.max_streams) {}
+
+Session::~Session() { Close(); }
+
+absl::Status Session::OnMessage(const Message& message) {
+  if (closed_) return absl::FailedPreconditionError("message after the session was closed");
+  const std::span<const uint8_t> payload = message.payload;
+  switch (message.header.type) {
+    case MessageType::kAudio:
+    case MessageType::kVideo:
+      HandleMedia(message);
+      return absl::OkStatus();
+    case MessageType::kDataAmf0:
+      HandleData(message, payload);
+      return absl::OkStatus();
+    case MessageType::kDataAmf3:
+      if (payload.empty() || payload[0] != kAmf3FormatAmf0) {
+        ++counters_.ignored_data;
+      } else {
+        HandleData(message, payload.subspan(1));
+      }
+      return absl::OkStatus();
+    case MessageType::kCommandAmf0:
+      return HandleCommand(message, payload);
+    case MessageType::kCommandAmf3:
+      if (payload.empty() || payload[0] != kAmf3FormatAmf0) {
+        return absl::InvalidArgumentError(
+            "AMF3 command message (type 17) without the format byte 0: AMF3 is not supported");
+      }
+      return HandleCommand(message, payload.subspan(1));
+    case MessageType::kAggregate:
+      return HandleAggregate(message);
+    default:
+      ++counters_.ignored_messages;
+      return absl::OkStatus();
+  }
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  for (uint32_t id = 1; id <= streams_.size(); ++id) EndPublishing(id, /*tell_client=*/false);
+}
+
+// ---- Media and data: the hot path ----
+
+bool Session::IsPublishing(uint32_t stream_id) const {
+  return stream_id >= 1 && stream_id <= streams_.size() &&
+         streams_[stream_id - 1].state == StreamState::kPublishing;
+}
+
+void Session::HandleMedia(const Message& message) {
+  if (message.payload.empty()) {
+    ++counters_.dropped_empty_media;
+    return;
+  }
+  if (!IsPublishing(message.header.stream_id)) {
+    ++counters_.dropped_unpublished_media;
+    return;
+  }
+  const bool video = message.header.type == MessageType::kVideo;
+  const MediaTag tag = video ? ParseVideoTag(message.payload) : ParseAudioTag(message.payload);
+  const Frame frame{.type = video ? FrameType::kVideo : FrameType::kAudio,
+                    .stream_id = message.header.stream_id,
+                    .dts = message.header.timestamp,
+                    .composition_offset = tag.composition_offset,
+                    .keyframe = tag.keyframe,
+                    .sequence_header = tag.sequence_header,
+                    .codec = tag.codec,
+                    .payload = message.payload};
+  ++counters_.frames;
+  sink_->OnFrame(frame);
+}
+
+void Session::HandleData(const Message& message, std::span<const uint8_t> amf) {
+  const std::span<const uint8_t> payload = UnwrapSetDataFrame(amf);
+  if (payload.empty() || !IsPublishing(message.header.stream_id)) {
+    ++counters_.ignored_data;
+    return;
+  }
+  const Frame frame{.type = FrameType::kData,
+                    .stream_id = message.header.stream_id,
+                    .dts = message.header.timestamp,
+                    .keyframe = true,
+                    .payload = payload};
+  ++counters_.frames;
+  sink_->OnFrame(frame);
+}
+
+absl::Status Session::HandleAggregate(const Message& message) {
+  AggregateReader reader(message);
+  Message sub;
+  while (reader.Next(&sub)) {
+    if (sub.header.type == MessageType::kDataAmf0) {
+      HandleData(sub, sub.payload);
+    } else {
+      HandleMedia(sub);
+    }
+  }
+  return reader.status();
+}
+
+// ---- Commands ----
+
+absl::Status Session::HandleCommand(const Message& message, std::span<const uint8_t> amf) {
+  absl::StatusOr<std::vector<Value>> args = amf0::DecodeAll(amf);
+  if (!args.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed AMF0 in a command message of ",
+                                                   amf.size(), " bytes: ",
+                                                   args.status().message()));
+  }
+  if (args->empty() || !(*args)[0].is_string()) {
+    return absl::InvalidArgumentError("command message that does not start with a name");
+  }
+  const std::string& name = (*args)[0].string();
+  double transaction_id = 0;
+  if (const Value* txn = Arg(*args, 1); txn != nullptr) {
+    if (!txn->is_number()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("command ", name, " with a transaction id that is not a number"));
+    }
+    transaction_id = txn->number();
+  }
+  return DispatchCommand(
+      Command{.message = message, .name = name, .transaction_id = transaction_id, .args = *args});
+}
+
+absl::Status Session::DispatchCommand(const Command& command) {
+  struct Entry {
+    std::string_view name;
+    CommandHandler handler;
+    bool needs_connect;
+  };
+  static constexpr Entry kCommands[] = {
+      {"connect", &Session::OnConnect, false},
+      {"releaseStream", &Session::OnReleaseStream, true},
+      {"FCPublish", &Session::OnFcPublish, true},
+      {"createStream", &Session::OnCreateStream, true},
+      {"publish", &Session::OnPublish, true},
+      {"FCUnpublish", &Session::OnFcUnpublish, true},
+      {"deleteStream", &Session::OnDeleteStream, true},
+      {"closeStream", &Session::OnCloseStream, true},
+      {"_checkbw", &Session::OnCheckBandwidth, false},
+      {"getStreamLength", &Session::OnGetStreamLength, false},
+      {"play", &Session::OnPlay, true},
+      {"play2", &Session::OnPlay, true},
+      // Responses and notifications a client may send: nothing to answer.
+      {"_result", &Session::OnIgnored, false},
+      {"_error", &Session::OnIgnored, false},
+      {"onStatus", &Session::OnIgnored, false},
+      {"onBWDone", &Session::OnIgnored, false},
+  };
+  for (const Entry& entry : kCommands) {
+    if (entry.name != command.name) continue;
+    if (entry.needs_connect && !connected_) {
+      return absl::FailedPreconditionError(absl::StrCat(command.name, " before connect"));
+    }
+    return (this->*entry.handler)(command);
+  }
+  if (command.transaction_id == 0) return OnIgnored(command);
+  SendError(command.transaction_id, "NetConnection.Call.Failed",
+            absl::StrCat("unknown command ", command.name));
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnConnect(const Command& command) {
+  if (connected_) {
+    SendError(command.transaction_id, "NetConnection.Connect.Rejected", "already connected");
+    return absl::FailedPreconditionError("second connect on one connection");
+  }
+  const Value* object = Arg(command.args, 2);
+  if (object == nullptr || !object->has_properties()) {
+    return absl::InvalidArgumentError("connect without a command object");
+  }
+  auto [app, query] = SplitQuery(object->FindString("app"));
+  while (!app.empty() && app.back() == '/') app.remove_suffix(1);
+  if (absl::Status valid = ValidateName("application name", app, query, options_);
+      !valid.ok()) {
+    SendError(command.transaction_id, "NetConnection.Connect.Rejected", valid.message());
+    return valid;
+  }
+  connected_ = true;
+  app_ = app;
+  app_query_ = query;
+  tc_url_ = object->FindString("tcUrl");
+  flash_ver_ = object->FindString("flashVer");
+  object_encoding_ = object->FindNumber("objectEncoding", 0);
+
+  std::vector<uint8_t> control;
+  AppendU32(&control, options_.window_ack_size);
+  SendProtocolControl(MessageType::kWindowAckSize, control);
+  control.clear();
+  AppendU32(&control, options_.peer_bandwidth);
+  AppendU8(&control, uint8_t(BandwidthLimit::kDynamic));
+  SendProtocolControl(MessageType::kSetPeerBandwidth, control);
+  control.clear();
+  AppendU32(&control, options_.chunk_size);
+  SendProtocolControl(MessageType::kSetChunkSize, control);
+
+  std::vector<uint8_t> out;
+  amf0::EncodeString("_result", &out);
+  amf0::EncodeNumber(command.transaction_id, &out);
+  amf0::EncodeObjectStart(&out);
+  amf0::EncodeProperty("fmsVer", Value::String("FMS/3,0,1,123"), &out);
+  amf0::EncodeProperty("capabilities", Value::Number(31), &out);
+  amf0::EncodeProperty("mode", Value::Number(1), &out);
+  amf0::EncodeObjectEnd(&out);
+  EncodeStatusObject("status", "NetConnection.Connect.Success", "Connection succeeded.", &out);
+  amf0::EncodeProperty("objectEncoding", Value::Number(object_encoding_), &out);
+  amf0::EncodeObjectEnd(&out);
+  SendCommand(out);
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnReleaseStream(const Command& command) {
+  if (command.transaction_id != 0) SendResult(command.transaction_id, Value::Undefined());
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnFcPublish(const Command& command) {
+  std::vector<uint8_t> out = ResponseHead("onFCPublish", 0);
+  amf0::EncodeObjectStart(&out);
+  amf0::EncodeProperty("code", Value::String("NetStream.Publish.Start"), &out);
+  const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
+  amf0::EncodeProperty("description", Value::String(std::string(name)), &out);
+  amf0::EncodeObjectEnd(&out);
+  SendCommand(out);
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnCreateStream(const Command& command) {
+  for (uint32_t id = 1; id <= streams_.size(); ++id) {
+    if (streams_[id - 1].state != StreamState::kFree) continue;
+    streams_[id - 1].state = StreamState::kCreated;
+    SendResult(command.transaction_id, Value::Number(id));
+    return absl::OkStatus();
+  }
+  SendError(command.transaction_id, "NetConnection.Call.Failed",
+            absl::StrCat("too many streams: at most ", options_.max_streams,
+                         " on one connection"));
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnPublish(const Command& command) {
+  const uint32_t id = command.message.header.stream_id;
+  Stream* stream = FindStream(id);
+  if (stream == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("publish on message stream ", id, ", which createStream did not create"));
+  }
+  if (stream->state == StreamState::kPublishing) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "second publish on message stream ", id, ", which already publishes ", stream->name));
+  }
+  const auto [name, query] = SplitQuery(StringArg(command.args, 3));
+  if (absl::Status valid = ValidateName("stream name", name, query, options_); !valid.ok()) {
+    return RefusePublish(id, valid.message());
+  }
+  if (!registry_->Claim(StreamName{.app = app_, .name = name})) {
+    return RefusePublish(id, absl::StrCat(app_, "/", name, " is already publishing"));
+  }
+  stream->state = StreamState::kPublishing;
+  stream->name = name;
+  stream->query = query;
+  const std::string_view type = StringArg(command.args, 4);
+  stream->type = type.empty() ? "live" : type;
+
+  std::vector<uint8_t> begin;
+  AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
+  AppendU32(&begin, id);
+  SendProtocolControl(MessageType::kUserControl, begin);
+  SendStatus(id, "status", "NetStream.Publish.Start",
+             absl::StrCat(app_, "/", stream->name, " is now published."), stream->name);
+  sink_->OnStreamBegin(id, StreamName{.app = app_, .name = stream->name});
+  return absl::OkStatus();
+}
+
+absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view description) {
+  SendStatus(stream_id, "error", "NetStream.Publish.BadName", description);
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnFcUnpublish(const Command& command) {
+  const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
+  std::vector<uint8_t> out = ResponseHead("onFCUnpublish", 0);
+  amf0::EncodeObjectStart(&out);
+  amf0::EncodeProperty("code", Value::String("NetStream.Unpublish.Success"), &out);
+  amf0::EncodeProperty("description", Value::String(std::string(name)), &out);
+  amf0::EncodeObjectEnd(&out);
+  SendCommand(out);
+
+  uint32_t target = command.message.header.stream_id;
+  for (uint32_t id = 1; !IsPublishing(target) && id <= streams_.size(); ++id) {
+    if (IsPublishing(id) && streams_[id - 1].name == name) target = id;
+  }
+  if (IsPublishing(target)) {
+    EndPublishing(target, /*tell_client=*/true);
+  } else {
+    ++counters_.ignored_messages;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnDeleteStream(const Command& command) {
+  const Value* arg = Arg(command.args, 3);
+  const double n = arg != nullptr && arg->is_number() ? arg->number() : 0;
+  const bool in_range = n >= 1 && n <= double(streams_.size()) && n == std::floor(n);
+  Stream* stream = in_range ? FindStream(uint32_t(n)) : nullptr;
+  if (stream == nullptr) {
+    ++counters_.ignored_messages;
+    return absl::OkStatus();
+  }
+  EndPublishing(uint32_t(n), /*tell_client=*/true);
+  *stream = Stream{};
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnCloseStream(const Command& command) {
+  const uint32_t id = command.message.header.stream_id;
+  if (IsPublishing(id)) {
+    EndPublishing(id, /*tell_client=*/true);
+  } else {
+    ++counters_.ignored_messages;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnCheckBandwidth(const Command& command) {
+  SendResult(command.transaction_id, Value::Undefined());
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnGetStreamLength(const Command& command) {
+  SendResult(command.transaction_id, Value::Number(0));
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnPlay(const Command& command) {
+  SendStatus(command.message.header.stream_id, "error", "NetStream.Play.Failed",
+             "uringest is an ingest server: play is not supported");
+  return absl::OkStatus();
+}
+
+absl::Status Session::OnIgnored(const Command& command) {
+  ++counters_.ignored_messages;
+  return absl::OkStatus();
+}
+
+// ---- Streams ----
+
+Session::Stream* Session::FindStream(uint32_t stream_id) {
+  if (stream_id < 1 || stream_id > streams_.size()) return nullptr;
+  Stream* stream = &streams_[stream_id - 1];
+  return stream->state == StreamState::kFree ? nullptr : stream;
+}
+
+void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
+  if (!IsPublishing(stream_id)) return;
+  Stream& stream = streams_[stream_id - 1];
+  if (tell_client) {
+    SendStatus(stream_id, "status", "NetStream.Unpublish.Success",
+               absl::StrCat(app_, "/", stream.name, " is now unpublished."), stream.name);
+  }
+  sink_->OnStreamEnd(stream_id);
+  registry_->Release(StreamName{.app = app_, .name = stream.name});
+  stream.state = StreamState::kCreated;
+  stream.name.clear();
+  stream.query.clear();
+  stream.type.clear();
+}
+
+std::vector<Session::PublishingStream> Session::publishing_streams() const {
+  std::vector<PublishingStream> out;
+  for (uint32_t id = 1; id <= streams_.size(); ++id) {
+    const Stream& s = streams_[id - 1];
+    if (s.state == StreamState::kPublishing) out.push_back({id, s.name, s.type});
+  }
+  return out;
+}
+
+std::string_view Session::publish_query(uint32_t stream_id) const {
+  return IsPublishing(stream_id) ? std::string_view(streams_[stream_id - 1].query)
+                                 : std::string_view();
+}
+
+// ---- Sending ----
+
+void Session::SendProtocolControl(MessageType type, std::span<const uint8_t> payload) {
+  sender_->Send(MessageHeader{.chunk_stream_id = kControlChunkStream, .type = type}, payload);
+}
+
+void Session::SendCommand(const std::vector<uint8_t>& payload) {
+  sender_->Send(
+      MessageHeader{.chunk_stream_id = kCommandChunkStream, .type = MessageType::kCommandAmf0},
+      payload);
+}
+
+void Session::SendStatus(uint32_t stream_id, std::string_view level, std::string_view code,
+                         std::string_view description, std::string_view details) {
+  std::vector<uint8_t> out = ResponseHead("onStatus", 0);
+  EncodeStatusObject(level, code, description, &out);
+  if (!details.empty()) amf0::EncodeProperty("details", Value::String(std::string(details)), &out);
+  amf0::EncodeObjectEnd(&out);
+  sender_->Send(MessageHeader{.chunk_stream_id = kStreamCommandChunkStream,
+                              .type = MessageType::kCommandAmf0,
+                              .stream_id = stream_id},
+                out);
+}
+
+void Session::SendResult(double transaction_id, const Value& value) {
+  std::vector<uint8_t> out = ResponseHead("_result", transaction_id);
+  amf0::Encode(value, &out);
+  SendCommand(out);
+}
+
+void Session::SendError(double transaction_id, std::string_view code,
+                        std::string_view description) {
+  std::vector<uint8_t> out = ResponseHead("_error", transaction_id);
+  EncodeStatusObject("error", code, description, &out);
+  amf0::EncodeObjectEnd(&out);
+  SendCommand(out);
+}
+
+}  // namespace uringest::rtmp

@@ -1,0 +1,209 @@
+// session.h: the publish session, the RTMP message layer above the chunk stream. One
+// Session per connection takes every complete message that is not a chunk-layer or
+// protocol control message (types 1..6 stay with the connection core): it answers the
+// NetConnection and NetStream commands of a publisher (connect, releaseStream,
+// FCPublish, createStream, publish, FCUnpublish, deleteStream, closeStream, ...), claims
+// stream names in the PublishRegistry, and turns audio, video, data and aggregate
+// messages into Frames for the FrameSink. It does no I/O and no logging: responses go to
+// the MessageSender, failures come back as Status for the caller to log.
+//
+// Hot path: audio and video messages cost a bounds-checked table lookup, a tag header
+// parse and one OnFrame call; nothing is allocated. Commands (the control plane) may
+// allocate.
+//
+// Decisions where the protocol leaves room:
+//  - Before connect, commands that need an application (releaseStream, FCPublish,
+//    createStream, publish, FCUnpublish, deleteStream, closeStream, play) are a protocol
+//    error: OnMessage returns FailedPrecondition. Harmless ones (_checkbw,
+//    getStreamLength, responses, unknown commands) are answered or ignored as after
+//    connect; media and data are dropped and counted.
+//  - A second connect is answered with _error NetConnection.Connect.Rejected and
+//    OnMessage returns FailedPrecondition. A connect whose app is unusable (see names
+//    below) gets the same _error and InvalidArgument.
+//  - Names: the app (trailing '/'s and "?query" stripped) and the publish name ("?query"
+//    stripped) must be non-empty '/'-separated segments: no leading, trailing or doubled
+//    '/', no "." or ".." segment, no control bytes (< 0x20, 0x7F), at most
+//    max_name_length bytes. Such names end up as file and URL paths in recorders and
+//    packagers, where "../x" or "a//b" would escape or alias. "live" + "a/b" and
+//    "live/a" + "b" are both allowed: they are the same URL, which the registry decides.
+//    A refused publish name gets onStatus NetStream.Publish.BadName (level error); the
+//    connection stays.
+//  - publish on a message stream createStream did not create, or a second publish on a
+//    stream already publishing, is a protocol error: OnMessage returns
+//    FailedPrecondition.
+//  - createStream allocates the lowest free id in 1..max_streams (deleteStream frees
+//    it); beyond that it is answered with _error NetConnection.Call.Failed.
+//  - A publish that ends by command (FCUnpublish, closeStream, deleteStream) is answered
+//    with onStatus NetStream.Unpublish.Success on its stream, as nginx-rtmp and SRS do.
+//    FCUnpublish ends the stream it was sent on if that one publishes, else the stream
+//    publishing the name it carries. closeStream keeps the stream (it may publish
+//    again); deleteStream frees it. Close() sends nothing.
+//  - Data messages are passed on unvalidated; only a leading "@setDataFrame" string is
+//    removed. A type 15 message whose format byte is not 0 is ignored (counted); a type
+//    17 command whose format byte is not 0 is an error.
+//  - Aggregates are split by AggregateReader; a malformed one is an error after the
+//    sub-messages before the bad tag have been delivered.
+//
+// After OnMessage returns an error the caller closes the connection (flushing what was
+// sent, so the client sees any _error) and calls Close().
+//
+// Thread safety: none; a Session lives on its connection's thread.
+//
+//   Session session(options, &sender, &sink, &registry);
+//   for each message the ChunkReader completes (types other than 1..6):
+//     if (absl::Status s = session.OnMessage(message); !s.ok()) { log s; close; }
+//   session.Close();
+
+#ifndef URINGEST_ENGINE_RTMP_SESSION_H_
+#define URINGEST_ENGINE_RTMP_SESSION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/rtmp/amf0.h"
+#include "engine/rtmp/frame.h"
+#include "engine/rtmp/message.h"
+
+namespace uringest::rtmp {
+
+struct SessionOptions {
+  uint32_t window_ack_size = 2'500'000;  // Window Acknowledgement Size sent on connect
+  uint32_t peer_bandwidth = 2'500'000;   // Set Peer Bandwidth (dynamic) sent on connect
+  // Set Chunk Size sent on connect; the connection's ChunkWriter must apply it to every
+  // message sent after that one.
+  uint32_t chunk_size = 65536;
+  uint32_t max_streams = 16;      // message streams one connection may have created at once
+  size_t max_name_length = 1024;  // app and publish name, queries excluded
+  size_t max_query_length = 4096;  // the "?query" of a publish name or app
+};
+
+struct SessionCounters {
+  uint64_t frames = 0;                     // handed to FrameSink::OnFrame
+  uint64_t dropped_empty_media = 0;        // audio/video with an empty body
+  uint64_t dropped_unpublished_media = 0;  // audio/video on a stream not publishing
+  uint64_t ignored_data = 0;  // data on a stream not publishing, empty, or bad format byte
+  // Commands nobody answers (transaction id 0, responses, deleteStream of unknown ids),
+  // and messages of types the session does not handle.
+  uint64_t ignored_messages = 0;
+};
+
+class Session {
+ public:
+  // A stream that is publishing. The views are valid until the next OnMessage or Close.
+  struct PublishingStream {
+    uint32_t stream_id = 0;
+    std::string_view name;  // without the query
+    std::string_view type;  // the publish type argument: "live", "record", "append"
+  };
+
+  // `sender`, `sink` and `registry` must outlive the Session.
+  Session(const SessionOptions& options, MessageSender* sender, FrameSink* sink,
+          PublishRegistry* registry);
+  // Calls Close(), so that no name stays claimed.
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Handles one complete message. `message.payload` is only read during the call. An
+  // error means the peer broke the protocol (malformed AMF, publish on an unknown
+  // stream, a malformed aggregate, ...): the message says what, for the log.
+  // REQUIRES: !IsProtocolControl(message.header.type) (such messages are ignored).
+  [[nodiscard]] absl::Status OnMessage(const Message& message);
+
+  // The connection is going away: ends every publishing stream (OnStreamEnd, then the
+  // name is released). Later OnMessage calls fail. Idempotent.
+  void Close();
+
+  bool connected() const { return connected_; }
+  bool closed() const { return closed_; }
+  // What connect carried. The app without trailing '/'s and without its query.
+  const std::string& app() const { return app_; }
+  // The "?query" of the app (after the '?'). It may hold a stream key: never log it.
+  const std::string& app_query() const { return app_query_; }
+  // As sent; like app_query() it may hold a key.
+  const std::string& tc_url() const { return tc_url_; }
+  const std::string& flash_ver() const { return flash_ver_; }
+  double object_encoding() const { return object_encoding_; }
+
+  // The streams now publishing, by stream id. Allocates: for logs and stats.
+  std::vector<PublishingStream> publishing_streams() const;
+  // The query of the name `stream_id` publishes (after the '?'), for authorization; ""
+  // when it has none or does not publish. It may hold a stream key: never log it.
+  std::string_view publish_query(uint32_t stream_id) const;
+
+  const SessionCounters& counters() const { return counters_; }
+
+ private:
+  enum class StreamState : uint8_t { kFree, kCreated, kPublishing };
+  struct Stream {
+    StreamState state = StreamState::kFree;
+    std::string name;  // while publishing
+    std::string query;
+    std::string type;
+  };
+  // A decoded command and the message it came in.
+  struct Command {
+    const Message& message;
+    std::string_view name;
+    double transaction_id = 0;
+    const std::vector<amf0::Value>& args;  // args[0] is the name, args[1] the txn id
+  };
+  using CommandHandler = absl::Status (Session::*)(const Command&);
+
+  absl::Status HandleCommand(const Message& message, std::span<const uint8_t> amf);
+  absl::Status DispatchCommand(const Command& command);
+  absl::Status OnConnect(const Command& command);
+  absl::Status OnReleaseStream(const Command& command);
+  absl::Status OnFcPublish(const Command& command);
+  absl::Status OnCreateStream(const Command& command);
+  absl::Status OnPublish(const Command& command);
+  absl::Status OnFcUnpublish(const Command& command);
+  absl::Status OnDeleteStream(const Command& command);
+  absl::Status OnCloseStream(const Command& command);
+  absl::Status OnCheckBandwidth(const Command& command);
+  absl::Status OnGetStreamLength(const Command& command);
+  absl::Status OnPlay(const Command& command);
+  absl::Status OnIgnored(const Command& command);
+
+  absl::Status RefusePublish(uint32_t stream_id, std::string_view description);
+  void HandleMedia(const Message& message);
+  void HandleData(const Message& message, std::span<const uint8_t> amf);
+  absl::Status HandleAggregate(const Message& message);
+
+  // nullptr unless `stream_id` was created (and not deleted).
+  Stream* FindStream(uint32_t stream_id);
+  bool IsPublishing(uint32_t stream_id) const;
+  // If `stream_id` publishes: optionally tells the client, then OnStreamEnd and Release.
+  void EndPublishing(uint32_t stream_id, bool tell_client);
+
+  void SendProtocolControl(MessageType type, std::span<const uint8_t> payload);
+  void SendCommand(const std::vector<uint8_t>& payload);
+  void SendStatus(uint32_t stream_id, std::string_view level, std::string_view code,
+                  std::string_view description, std::string_view details = {});
+  void SendResult(double transaction_id, const amf0::Value& value);
+  void SendError(double transaction_id, std::string_view code, std::string_view description);
+
+  const SessionOptions options_;
+  MessageSender* const sender_;
+  FrameSink* const sink_;
+  PublishRegistry* const registry_;
+
+  bool connected_ = false;
+  bool closed_ = false;
+  std::string app_;
+  std::string app_query_;
+  std::string tc_url_;
+  std::string flash_ver_;
+  double object_encoding_ = 0;
+  std::vector<Stream> streams_;  // index = stream id - 1; sized max_streams up front
+  SessionCounters counters_;
+};
+
+}  // namespace uringest::rtmp
+
+#endif  // URINGEST_ENGINE_RTMP_SESSION_H_

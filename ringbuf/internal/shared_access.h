@@ -1,0 +1,91 @@
+// shared_access.h: how ringbuf touches memory that other processes write concurrently.
+//
+// Shared fields are plain integers in the ring_format.h structs; every concurrent access
+// goes through std::atomic_ref, which is lock-free and address-free for these sizes (so it
+// works across processes that map the same object at different addresses).
+//
+// Payload bytes and seqlocked entries are read optimistically and validated afterwards
+// (the seqlock pattern). CopyFromShared/CopyToShared do those copies: plain memcpy in
+// normal builds, and relaxed atomic word accesses under ThreadSanitizer, which otherwise
+// reports the (intended, validated) overlapping accesses as data races.
+
+#ifndef URINGEST_RINGBUF_INTERNAL_SHARED_ACCESS_H_
+#define URINGEST_RINGBUF_INTERNAL_SHARED_ACCESS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SANITIZE_THREAD__)
+#define URINGEST_RINGBUF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define URINGEST_RINGBUF_TSAN 1
+#endif
+#endif
+
+namespace uringest::ringbuf::internal {
+
+template <typename T>
+std::atomic_ref<T> Shared(const T& field) {
+  static_assert(std::atomic_ref<T>::is_always_lock_free);
+  return std::atomic_ref<T>(const_cast<T&>(field));
+}
+
+template <typename T>
+T LoadAcquire(const T& field) {
+  return Shared(field).load(std::memory_order_acquire);
+}
+template <typename T>
+T LoadRelaxed(const T& field) {
+  return Shared(field).load(std::memory_order_relaxed);
+}
+template <typename T>
+void StoreRelease(T& field, T value) {
+  Shared(field).store(value, std::memory_order_release);
+}
+template <typename T>
+void StoreRelaxed(T& field, T value) {
+  Shared(field).store(value, std::memory_order_relaxed);
+}
+// Adds to a counter only one thread writes (cheaper than fetch_add, still tear-free).
+template <typename T>
+void AddRelaxed(T& field, T delta) {
+  StoreRelaxed(field, static_cast<T>(LoadRelaxed(field) + delta));
+}
+
+#if defined(URINGEST_RINGBUF_TSAN)
+inline void CopyFromShared(void* dst, const void* src, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  auto* in = static_cast<const uint8_t*>(src);
+  for (; n > 0 && reinterpret_cast<uintptr_t>(in) % 8 != 0; --n) {
+    *out++ = __atomic_load_n(in++, __ATOMIC_RELAXED);
+  }
+  for (; n >= 8; n -= 8, in += 8, out += 8) {
+    uint64_t word = __atomic_load_n(reinterpret_cast<const uint64_t*>(in), __ATOMIC_RELAXED);
+    std::memcpy(out, &word, 8);
+  }
+  for (; n > 0; --n) *out++ = __atomic_load_n(in++, __ATOMIC_RELAXED);
+}
+inline void CopyToShared(void* dst, const void* src, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  auto* in = static_cast<const uint8_t*>(src);
+  for (; n > 0 && reinterpret_cast<uintptr_t>(out) % 8 != 0; --n) {
+    __atomic_store_n(out++, *in++, __ATOMIC_RELAXED);
+  }
+  for (; n >= 8; n -= 8, in += 8, out += 8) {
+    uint64_t word;
+    std::memcpy(&word, in, 8);
+    __atomic_store_n(reinterpret_cast<uint64_t*>(out), word, __ATOMIC_RELAXED);
+  }
+  for (; n > 0; --n) __atomic_store_n(out++, *in++, __ATOMIC_RELAXED);
+}
+#else
+inline void CopyFromShared(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+inline void CopyToShared(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+#endif
+
+}  // namespace uringest::ringbuf::internal
+
+#endif  // URINGEST_RINGBUF_INTERNAL_SHARED_ACCESS_H_

@@ -1,0 +1,189 @@
+#include "ringbuf/shm.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ringbuf/ring_format.h"
+
+namespace uringest::ringbuf {
+namespace {
+
+absl::Status ErrnoStatus(int err, std::string_view what, std::string_view path) {
+  return absl::ErrnoToStatus(err, absl::StrCat(what, " ", path));
+}
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '.' || c == '_' || c == '-';
+}
+
+absl::StatusOr<uint8_t*> MapFd(int fd, size_t size, bool writable, bool prefault) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  int flags = MAP_SHARED | (prefault ? MAP_POPULATE : 0);
+  void* p = mmap(nullptr, size, prot, flags, fd, 0);
+  if (p == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap");
+  return static_cast<uint8_t*>(p);
+}
+
+// Reads "<key>: <number>" from /proc/meminfo; 0 if absent.
+uint64_t MeminfoValue(std::string_view key) {
+  FILE* f = fopen("/proc/meminfo", "re");
+  if (f == nullptr) return 0;
+  char line[256];
+  uint64_t value = 0;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    std::string_view l(line);
+    if (l.substr(0, key.size()) == key && l.size() > key.size() && l[key.size()] == ':') {
+      value = strtoull(line + key.size() + 1, nullptr, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return value;
+}
+
+// "<prefix><digits>": another ring's objects ("live.ring.5.dir") don't match.
+bool IsRingObject(std::string_view file, std::string_view prefix) {
+  if (file.size() <= prefix.size() || file.substr(0, prefix.size()) != prefix) return false;
+  for (char c : file.substr(prefix.size())) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status ValidateRingName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameLength || name[0] == '.') {
+    return absl::InvalidArgumentError(absl::StrCat("bad ring name '", name, "'"));
+  }
+  for (char c : name) {
+    if (!IsNameChar(c)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ring name '", name, "' may only hold [A-Za-z0-9._-]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ObjectPath(std::string_view dir, std::string_view name, std::string_view suffix) {
+  return absl::StrCat(dir, "/", name, suffix);
+}
+
+std::string RingSuffix(uint32_t shard) { return absl::StrCat(kRingSuffix, shard); }
+
+absl::StatusOr<ShmRegion> ShmRegion::Create(const std::string& path, size_t size,
+                                            const ShmCreateOptions& options) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, options.mode);
+  if (fd < 0) return ErrnoStatus(errno, "create", path);
+  // The umask may have narrowed the mode; the caller's mode is the one it asked for.
+  if (fchmod(fd, options.mode) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int err = errno;
+    close(fd);
+    unlink(path.c_str());
+    return ErrnoStatus(err, "size", path);
+  }
+  absl::StatusOr<uint8_t*> data = MapFd(fd, size, /*writable=*/true, options.prefault);
+  close(fd);
+  if (!data.ok()) {
+    unlink(path.c_str());
+    return data.status();
+  }
+  // Transparent huge pages on tmpfs need shmem_enabled=advise (or always); where the
+  // kernel refuses, the ring simply runs on 4 KiB pages.
+  if (options.huge_pages) madvise(*data, size, MADV_HUGEPAGE);
+  return ShmRegion(*data, size, /*writable=*/true);
+}
+
+absl::StatusOr<ShmRegion> ShmRegion::Open(const std::string& path, bool writable, bool prefault) {
+  int fd = open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoStatus(errno, "open", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "stat", path);
+  }
+  if (st.st_size <= 0) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(path, " is empty"));
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  absl::StatusOr<uint8_t*> data = MapFd(fd, size, writable, prefault);
+  close(fd);
+  if (!data.ok()) return data.status();
+  return ShmRegion(*data, size, writable);
+}
+
+ShmRegion::ShmRegion(ShmRegion&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      writable_(other.writable_) {}
+
+ShmRegion& ShmRegion::operator=(ShmRegion&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) munmap(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    writable_ = other.writable_;
+  }
+  return *this;
+}
+
+ShmRegion::~ShmRegion() {
+  if (data_ != nullptr) munmap(data_, size_);
+}
+
+size_t HugePageSize() { return MeminfoValue("Hugepagesize") * 1024; }
+
+std::string FindHugetlbfs(size_t bytes) {
+  size_t page = HugePageSize();
+  if (page == 0 || MeminfoValue("HugePages_Free") * page < bytes) return "";
+  FILE* f = fopen("/proc/mounts", "re");
+  if (f == nullptr) return "";
+  char device[256], dir[256], type[64];
+  std::string found;
+  while (fscanf(f, "%255s %255s %63s %*[^\n]", device, dir, type) == 3) {
+    if (std::strcmp(type, "hugetlbfs") == 0 && access(dir, W_OK) == 0) {
+      found = dir;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+absl::Status RemoveRingObjects(std::string_view name, std::string_view hugetlbfs_dir) {
+  std::string dir_object = absl::StrCat(name, kDirectorySuffix);
+  std::string ring_prefix = absl::StrCat(name, kRingSuffix);
+  for (std::string_view dir : {std::string_view(kShmDir), hugetlbfs_dir}) {
+    if (dir.empty()) continue;
+    std::string dir_path(dir);
+    DIR* d = opendir(dir_path.c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = readdir(d)) {
+      std::string_view file(e->d_name);
+      if (file == dir_object || IsRingObject(file, ring_prefix)) {
+        std::string path = absl::StrCat(dir_path, "/", file);
+        if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+          int err = errno;
+          closedir(d);
+          return ErrnoStatus(err, "unlink", path);
+        }
+      }
+    }
+    closedir(d);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace uringest::ringbuf
