@@ -18,7 +18,7 @@ namespace uringest::ringbuf {
 namespace {
 
 absl::Status ErrnoStatus(int err, std::string_view what, std::string_view path) {
-  return absl::ErrnoToStatus(err, absl::StrCat(what, " ", path));
+  return absl::ErrnoToStatus(err, std::string(what) + " " + std::string(path));
 }
 
 bool IsNameChar(char c) {
@@ -64,19 +64,19 @@ bool IsRingObject(std::string_view file, std::string_view prefix) {
 
 absl::Status ValidateRingName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameLength || name[0] == '.') {
-    return absl::InvalidArgumentError(absl::StrCat("bad ring name '", name, "'"));
+    return absl::InvalidArgumentError("bad ring name '" + std::string(name) + "'");
   }
   for (char c : name) {
     if (!IsNameChar(c)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("ring name '", name, "' may only hold [A-Za-z0-9._-]"));
+          "ring name '" + std::string(name) + "' may only hold [A-Za-z0-9._-]");
     }
   }
   return absl::OkStatus();
 }
 
 std::string ObjectPath(std::string_view dir, std::string_view name, std::string_view suffix) {
-  return absl::StrCat(dir, "/", name, suffix);
+  return std::string(dir) + "/" + std::string(name) + std::string(suffix);
 }
 
 std::string RingSuffix(uint32_t shard) { return absl::StrCat(kRingSuffix, shard); }
@@ -163,8 +163,8 @@ std::string FindHugetlbfs(size_t bytes) {
 }
 
 absl::Status RemoveRingObjects(std::string_view name, std::string_view hugetlbfs_dir) {
-  std::string dir_object = absl::StrCat(name, kDirectorySuffix);
-  std::string ring_prefix = absl::StrCat(name, kRingSuffix);
+  std::string dir_object = std::string(name) + kDirectorySuffix;
+  std::string ring_prefix = std::string(name) + kRingSuffix;
   for (std::string_view dir : {std::string_view(kShmDir), hugetlbfs_dir}) {
     if (dir.empty()) continue;
     std::string dir_path(dir);
@@ -173,7 +173,7 @@ absl::Status RemoveRingObjects(std::string_view name, std::string_view hugetlbfs
     while (dirent* e = readdir(d)) {
       std::string_view file(e->d_name);
       if (file == dir_object || IsRingObject(file, ring_prefix)) {
-        std::string path = absl::StrCat(dir_path, "/", file);
+        std::string path = dir_path + "/" + std::string(file);
         if (unlink(path.c_str()) != 0 && errno != ENOENT) {
           int err = errno;
           closedir(d);

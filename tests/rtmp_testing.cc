@@ -5,6 +5,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "engine/rtmp/byte_order.h"
+
 namespace uringest::testing {
 
 std::vector<uint8_t> ReadTestData(std::string_view name) {
@@ -15,6 +17,28 @@ std::vector<uint8_t> ReadTestData(std::string_view name) {
     std::abort();
   }
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<FlvTag> ParseFlvTags(std::span<const uint8_t> flv) {
+  auto fail = [](const char* why) {
+    std::fprintf(stderr, "malformed FLV fixture: %s\n", why);
+    std::abort();
+  };
+  if (flv.size() < 13 || flv[0] != 'F' || flv[1] != 'L' || flv[2] != 'V') fail("header");
+  const size_t header_size = rtmp::LoadU32(flv.data() + 5);
+  std::vector<FlvTag> tags;
+  size_t pos = header_size + 4;  // the header, then PreviousTagSize0
+  while (pos < flv.size()) {
+    if (flv.size() - pos < 11) fail("tag header");
+    const uint8_t* p = flv.data() + pos;
+    const uint32_t size = rtmp::LoadU24(p + 1);
+    if (flv.size() - pos - 11 < size + 4) fail("tag body");
+    tags.push_back(FlvTag{.type = static_cast<uint8_t>(p[0] & 0x1F),
+                          .timestamp = rtmp::LoadU24(p + 4) | uint32_t{p[7]} << 24,
+                          .body = std::vector<uint8_t>(p + 11, p + 11 + size)});
+    pos += 11 + size + 4;
+  }
+  return tags;
 }
 
 }  // namespace uringest::testing

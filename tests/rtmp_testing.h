@@ -5,6 +5,7 @@
 #define URINGEST_TESTS_RTMP_TESTING_H_
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -12,6 +13,16 @@ namespace uringest::testing {
 
 // The bytes of tests/data/`name`. Aborts the test binary if the file can't be read.
 std::vector<uint8_t> ReadTestData(std::string_view name);
+
+// One tag of an FLV file (FLV spec E.4.1): its type (8, 9, 18), timestamp and body.
+struct FlvTag {
+  uint8_t type = 0;
+  uint32_t timestamp = 0;
+  std::vector<uint8_t> body;
+};
+
+// The tags of a whole FLV file. Aborts on a malformed file: fixtures are trusted.
+std::vector<FlvTag> ParseFlvTags(std::span<const uint8_t> flv);
 
 }  // namespace uringest::testing
 

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "engine/rtmp/aggregate.h"
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/media_tag.h"
@@ -22,6 +22,9 @@ constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of types 15 and 17
 
 using amf0::Value;
 
+// Debian's abseil has its own absl::string_view, not an alias of std::string_view.
+std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
+
 // The part before the first '?', and the part after it ("" when there is none).
 std::pair<std::string_view, std::string_view> SplitQuery(std::string_view s) {
   const size_t q = s.find('?');
@@ -32,18 +35,18 @@ std::pair<std::string_view, std::string_view> SplitQuery(std::string_view s) {
 // Checks an app or stream name against the rules in session.h.
 absl::Status ValidateName(std::string_view what, std::string_view name, std::string_view query,
                           const SessionOptions& options) {
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("empty ", what));
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrFormat("empty %s", what));
   if (name.size() > options.max_name_length) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " longer than ",
-                                                   options.max_name_length, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s longer than %u bytes", what, options.max_name_length));
   }
   if (query.size() > options.max_query_length) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " query longer than ",
-                                                   options.max_query_length, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s query longer than %u bytes", what, options.max_query_length));
   }
   for (char c : name) {
     if (uint8_t(c) < 0x20 || uint8_t(c) == 0x7F) {
-      return absl::InvalidArgumentError(absl::StrCat(what, " with a control character"));
+      return absl::InvalidArgumentError(absl::StrFormat("%s with a control character", what));
     }
   }
   size_t start = 0;
@@ -53,7 +56,7 @@ absl::Status ValidateName(std::string_view what, std::string_view name, std::str
     const std::string_view segment = name.substr(start, end - start);
     if (segment.empty() || segment == "." || segment == "..") {
       return absl::InvalidArgumentError(
-          absl::StrCat(what, " with an empty, '.' or '..' path segment"));
+          absl::StrFormat("%s with an empty, '.' or '..' path segment", what));
     }
     start = end + 1;
   }
@@ -82,8 +85,8 @@ std::string_view StringArg(const std::vector<Value>& args, size_t i) {
   return v != nullptr && v->is_string() ? std::string_view(v->string()) : std::string_view();
 }
 
-void EncodeStatusObject(std::string_view level, std::string_view code,
-                        std::string_view description, std::vector<uint8_t>* out) {
+void EncodeStatusObject(std::string_view level, std::string_view code, std::string_view description,
+                        std::vector<uint8_t>* out) {
   amf0::EncodeObjectStart(out);
   amf0::EncodeProperty("level", Value::String(std::string(level)), out);
   amf0::EncodeProperty("code", Value::String(std::string(code)), out);
@@ -214,9 +217,9 @@ absl::Status Session::HandleAggregate(const Message& message) {
 absl::Status Session::HandleCommand(const Message& message, std::span<const uint8_t> amf) {
   absl::StatusOr<std::vector<Value>> args = amf0::DecodeAll(amf);
   if (!args.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed AMF0 in a command message of ",
-                                                   amf.size(), " bytes: ",
-                                                   args.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("malformed AMF0 in a command message of %u bytes: %s", amf.size(),
+                        args.status().message()));
   }
   if (args->empty() || !(*args)[0].is_string()) {
     return absl::InvalidArgumentError("command message that does not start with a name");
@@ -226,7 +229,7 @@ absl::Status Session::HandleCommand(const Message& message, std::span<const uint
   if (const Value* txn = Arg(*args, 1); txn != nullptr) {
     if (!txn->is_number()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("command ", name, " with a transaction id that is not a number"));
+          absl::StrFormat("command %s with a transaction id that is not a number", name));
     }
     transaction_id = txn->number();
   }
@@ -262,13 +265,13 @@ absl::Status Session::DispatchCommand(const Command& command) {
   for (const Entry& entry : kCommands) {
     if (entry.name != command.name) continue;
     if (entry.needs_connect && !connected_) {
-      return absl::FailedPreconditionError(absl::StrCat(command.name, " before connect"));
+      return absl::FailedPreconditionError(absl::StrFormat("%s before connect", command.name));
     }
     return (this->*entry.handler)(command);
   }
   if (command.transaction_id == 0) return OnIgnored(command);
   SendError(command.transaction_id, "NetConnection.Call.Failed",
-            absl::StrCat("unknown command ", command.name));
+            absl::StrFormat("unknown command %s", command.name));
   return absl::OkStatus();
 }
 
@@ -283,9 +286,8 @@ absl::Status Session::OnConnect(const Command& command) {
   }
   auto [app, query] = SplitQuery(object->FindString("app"));
   while (!app.empty() && app.back() == '/') app.remove_suffix(1);
-  if (absl::Status valid = ValidateName("application name", app, query, options_);
-      !valid.ok()) {
-    SendError(command.transaction_id, "NetConnection.Connect.Rejected", valid.message());
+  if (absl::Status valid = ValidateName("application name", app, query, options_); !valid.ok()) {
+    SendError(command.transaction_id, "NetConnection.Connect.Rejected", ToStd(valid.message()));
     return valid;
   }
   connected_ = true;
@@ -344,9 +346,9 @@ absl::Status Session::OnCreateStream(const Command& command) {
     SendResult(command.transaction_id, Value::Number(id));
     return absl::OkStatus();
   }
-  SendError(command.transaction_id, "NetConnection.Call.Failed",
-            absl::StrCat("too many streams: at most ", options_.max_streams,
-                         " on one connection"));
+  SendError(
+      command.transaction_id, "NetConnection.Call.Failed",
+      absl::StrFormat("too many streams: at most %u on one connection", options_.max_streams));
   return absl::OkStatus();
 }
 
@@ -355,18 +357,18 @@ absl::Status Session::OnPublish(const Command& command) {
   Stream* stream = FindStream(id);
   if (stream == nullptr) {
     return absl::FailedPreconditionError(
-        absl::StrCat("publish on message stream ", id, ", which createStream did not create"));
+        absl::StrFormat("publish on message stream %u, which createStream did not create", id));
   }
   if (stream->state == StreamState::kPublishing) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "second publish on message stream ", id, ", which already publishes ", stream->name));
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "second publish on message stream %u, which already publishes %s", id, stream->name));
   }
   const auto [name, query] = SplitQuery(StringArg(command.args, 3));
   if (absl::Status valid = ValidateName("stream name", name, query, options_); !valid.ok()) {
-    return RefusePublish(id, valid.message());
+    return RefusePublish(id, ToStd(valid.message()));
   }
   if (!registry_->Claim(StreamName{.app = app_, .name = name})) {
-    return RefusePublish(id, absl::StrCat(app_, "/", name, " is already publishing"));
+    return RefusePublish(id, absl::StrFormat("%s/%s is already publishing", app_, name));
   }
   stream->state = StreamState::kPublishing;
   stream->name = name;
@@ -379,7 +381,7 @@ absl::Status Session::OnPublish(const Command& command) {
   AppendU32(&begin, id);
   SendProtocolControl(MessageType::kUserControl, begin);
   SendStatus(id, "status", "NetStream.Publish.Start",
-             absl::StrCat(app_, "/", stream->name, " is now published."), stream->name);
+             absl::StrFormat("%s/%s is now published.", app_, stream->name), stream->name);
   sink_->OnStreamBegin(id, StreamName{.app = app_, .name = stream->name});
   return absl::OkStatus();
 }
@@ -450,7 +452,7 @@ absl::Status Session::OnPlay(const Command& command) {
   return absl::OkStatus();
 }
 
-absl::Status Session::OnIgnored(const Command& command) {
+absl::Status Session::OnIgnored(const Command& /*command*/) {
   ++counters_.ignored_messages;
   return absl::OkStatus();
 }
@@ -468,7 +470,7 @@ void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
   Stream& stream = streams_[stream_id - 1];
   if (tell_client) {
     SendStatus(stream_id, "status", "NetStream.Unpublish.Success",
-               absl::StrCat(app_, "/", stream.name, " is now unpublished."), stream.name);
+               absl::StrFormat("%s/%s is now unpublished.", app_, stream.name), stream.name);
   }
   sink_->OnStreamEnd(stream_id);
   registry_->Release(StreamName{.app = app_, .name = stream.name});

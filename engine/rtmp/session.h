@@ -77,8 +77,8 @@ struct SessionOptions {
   // Set Chunk Size sent on connect; the connection's ChunkWriter must apply it to every
   // message sent after that one.
   uint32_t chunk_size = 65536;
-  uint32_t max_streams = 16;      // message streams one connection may have created at once
-  size_t max_name_length = 1024;  // app and publish name, queries excluded
+  uint32_t max_streams = 16;       // message streams one connection may have created at once
+  size_t max_name_length = 1024;   // app and publish name, queries excluded
   size_t max_query_length = 4096;  // the "?query" of a publish name or app
 };
 
