@@ -28,8 +28,8 @@ AggregateReader::AggregateReader(const Message& aggregate)
 
 bool AggregateReader::Fail(size_t offset, const char* what, uint64_t value) {
   status_ = absl::InvalidArgumentError(
-      absl::StrFormat("aggregate message of %u bytes: the tag at offset %u %s (%u)",
-                      body_.size(), offset, what, value));
+      absl::StrFormat("aggregate message of %u bytes: the tag at offset %u %s (%u)", body_.size(),
+                      offset, what, value));
   position_ = body_.size();
   return false;
 }
@@ -52,8 +52,7 @@ bool AggregateReader::Next(Message* sub) {
   const size_t next = offset + tag_size + kFlvPreviousTagSizeSize;
   const uint32_t back_pointer = LoadU32(tag + tag_size);
   if (back_pointer != tag_size && next != body_.size()) {
-    return Fail(offset, "is followed by a previous-tag-size that does not match it",
-                back_pointer);
+    return Fail(offset, "is followed by a previous-tag-size that does not match it", back_pointer);
   }
   const uint32_t timestamp = LoadU24(tag + 4) | uint32_t(tag[7]) << 24;
   if (first_) {

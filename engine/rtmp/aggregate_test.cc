@@ -24,8 +24,8 @@ void AppendTag(Bytes* out, uint8_t type, uint32_t timestamp, const Bytes& data,
   AppendU8(out, uint8_t(timestamp >> 24));
   AppendU24(out, 0);
   AppendBytes(out, data);
-  AppendU32(out, back_pointer < 0 ? uint32_t(kFlvTagHeaderSize + data.size())
-                                  : uint32_t(back_pointer));
+  AppendU32(out,
+            back_pointer < 0 ? uint32_t(kFlvTagHeaderSize + data.size()) : uint32_t(back_pointer));
 }
 
 Message Aggregate(const Bytes& body, uint64_t timestamp = 1000, uint32_t stream_id = 1) {

@@ -386,6 +386,12 @@ absl::StatusOr<Value> Decoder::ReadComplexBody(Marker marker, size_t offset, int
     return Value::TypedObject(*std::move(class_name), std::move(properties));
   }
   assert(marker == Marker::kStrictArray);
+  return ReadStrictArray(offset, depth);
+}
+
+// The count is real, unlike an ECMA array's, but is checked against the bytes left (each
+// item takes at least one) before anything is allocated.
+absl::StatusOr<Value> Decoder::ReadStrictArray(size_t offset, int depth) {
   absl::Status status = Require("strict array", offset, kArrayCountSize);
   if (!status.ok()) return status;
   size_t count = LoadU32(&data_[position_]);
@@ -471,22 +477,8 @@ absl::StatusOr<Value> Decoder::ReadReference(size_t offset, int depth) {
         offset, slot.offset);
   }
   if (replaying_ == 0) {
-    if (slot.height > limits_.max_depth - depth) {
-      return Invalid("amf0: reference at offset %d nests deeper than the limit of %d", offset,
-                     limits_.max_depth);
-    }
-    if (slot.values > limits_.max_values - values_) {
-      return Invalid("amf0: reference at offset %d copies %d values, beyond the limit of %d",
-                     offset, slot.values, limits_.max_values);
-    }
-    if (slot.bytes > data_.size() - copied_bytes_) {
-      return Invalid("amf0: reference at offset %d copies %d more string bytes than the input has",
-                     offset, slot.bytes);
-    }
-    values_ += slot.values;
-    string_bytes_ += slot.bytes;
-    copied_bytes_ += slot.bytes;
-    deepest_ = std::max(deepest_, depth + slot.height);
+    status = ChargeCopy(slot, offset, depth);
+    if (!status.ok()) return status;
   }
   size_t resume = position_;
   position_ = slot.offset;
@@ -495,6 +487,26 @@ absl::StatusOr<Value> Decoder::ReadReference(size_t offset, int depth) {
   --replaying_;
   position_ = resume;
   return copy;
+}
+
+absl::Status Decoder::ChargeCopy(const Slot& slot, size_t offset, int depth) {
+  if (slot.height > limits_.max_depth - depth) {
+    return Invalid("amf0: reference at offset %d nests deeper than the limit of %d", offset,
+                   limits_.max_depth);
+  }
+  if (slot.values > limits_.max_values - values_) {
+    return Invalid("amf0: reference at offset %d copies %d values, beyond the limit of %d", offset,
+                   slot.values, limits_.max_values);
+  }
+  if (slot.bytes > data_.size() - copied_bytes_) {
+    return Invalid("amf0: reference at offset %d copies %d more string bytes than the input has",
+                   offset, slot.bytes);
+  }
+  values_ += slot.values;
+  string_bytes_ += slot.bytes;
+  copied_bytes_ += slot.bytes;
+  deepest_ = std::max(deepest_, depth + slot.height);
+  return absl::OkStatus();
 }
 
 absl::Status Decoder::Require(std::string_view what, size_t offset, size_t bytes) const {

@@ -116,6 +116,8 @@ class Value {
   std::string_view FindString(std::string_view key, std::string_view fallback = {}) const;
   double FindNumber(std::string_view key, double fallback = 0) const;
 
+  // Deep comparison: type, then contents, properties in order. Numbers and dates compare
+  // by value, except that NaN equals NaN (so a decoded value equals its round trip).
   bool operator==(const Value& other) const;
 
  private:
@@ -128,6 +130,10 @@ class Value {
   std::vector<Value> items_;
 };
 
+// Native recursion is bounded by max_depth, and decoded Values are never nested deeper, so
+// destroying, comparing and encoding them is bounded too. A reference counts as the values
+// and nesting levels of its copy; the string bytes that references copy are bounded, in
+// all, by the size of the input.
 struct DecodeLimits {
   int max_depth = 32;          // nesting of objects and arrays
   size_t max_values = 100000;  // values decoded by one Decoder, references included
@@ -164,7 +170,9 @@ class Decoder {
   absl::StatusOr<Value> ReadScalar(Marker marker, size_t offset);
   absl::StatusOr<Value> ReadComplex(Marker marker, size_t offset, int depth);
   absl::StatusOr<Value> ReadComplexBody(Marker marker, size_t offset, int depth);
+  absl::StatusOr<Value> ReadStrictArray(size_t offset, int depth);
   absl::StatusOr<Value> ReadReference(size_t offset, int depth);
+  absl::Status ChargeCopy(const Slot& slot, size_t offset, int depth);
   absl::Status ReadProperties(std::string_view what, size_t offset, int depth,
                               std::vector<Value::Property>* properties);
   absl::StatusOr<std::string> ReadString(std::string_view what, size_t offset, size_t length_size);
@@ -188,7 +196,8 @@ class Decoder {
 absl::StatusOr<std::vector<Value>> DecodeAll(std::span<const uint8_t> data,
                                              DecodeLimits limits = {});
 
-// Encoders append to `out`.
+// Encoders append to `out`. REQUIRES: keys and class names are at most 65535 bytes
+// (release builds cut them there), and strings and XML documents fit in 2^32-1 bytes.
 void Encode(const Value& value, std::vector<uint8_t>* out);
 void EncodeNumber(double n, std::vector<uint8_t>* out);
 void EncodeBoolean(bool b, std::vector<uint8_t>* out);

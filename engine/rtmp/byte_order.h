@@ -8,6 +8,7 @@
 #ifndef URINGEST_ENGINE_RTMP_BYTE_ORDER_H_
 #define URINGEST_ENGINE_RTMP_BYTE_ORDER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -46,18 +47,19 @@ inline void StoreU32Le(uint8_t* p, uint32_t v) {
   p[3] = uint8_t(v >> 24);
 }
 
+// Grows *out by n bytes and returns where they start. (Resizing rather than inserting an
+// initializer list keeps GCC 12's -Wstringop-overflow false positive away.)
+inline uint8_t* Extend(std::vector<uint8_t>* out, size_t n) {
+  const size_t size = out->size();
+  out->resize(size + n);
+  return out->data() + size;
+}
 inline void AppendU8(std::vector<uint8_t>* out, uint8_t v) { out->push_back(v); }
-inline void AppendU16(std::vector<uint8_t>* out, uint16_t v) {
-  out->insert(out->end(), {uint8_t(v >> 8), uint8_t(v)});
-}
-inline void AppendU24(std::vector<uint8_t>* out, uint32_t v) {
-  out->insert(out->end(), {uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)});
-}
-inline void AppendU32(std::vector<uint8_t>* out, uint32_t v) {
-  out->insert(out->end(), {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)});
-}
+inline void AppendU16(std::vector<uint8_t>* out, uint16_t v) { StoreU16(Extend(out, 2), v); }
+inline void AppendU24(std::vector<uint8_t>* out, uint32_t v) { StoreU24(Extend(out, 3), v); }
+inline void AppendU32(std::vector<uint8_t>* out, uint32_t v) { StoreU32(Extend(out, 4), v); }
 inline void AppendU32Le(std::vector<uint8_t>* out, uint32_t v) {
-  out->insert(out->end(), {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)});
+  StoreU32Le(Extend(out, 4), v);
 }
 inline void AppendBytes(std::vector<uint8_t>* out, std::span<const uint8_t> bytes) {
   out->insert(out->end(), bytes.begin(), bytes.end());

@@ -112,8 +112,7 @@ MediaTag ParseExVideoTag(Cursor c, uint8_t first) {
     return tag;  // videoCommand UI8: no codec, not a keyframe
   }
   int multitrack_type = -1;
-  if (!ReadMultitrackHeader(&c, uint8_t(VideoPacketType::kMultitrack), &packet,
-                            &multitrack_type)) {
+  if (!ReadMultitrackHeader(&c, uint8_t(VideoPacketType::kMultitrack), &packet, &multitrack_type)) {
     return tag;
   }
   const auto type = VideoPacketType(packet);
@@ -158,8 +157,7 @@ MediaTag ParseExAudioTag(Cursor c, uint8_t first) {
   uint8_t packet = first & 0x0F;
   int multitrack_type = -1;
   if (!SkipModEx(&c, &packet) ||
-      !ReadMultitrackHeader(&c, uint8_t(AudioPacketType::kMultitrack), &packet,
-                            &multitrack_type)) {
+      !ReadMultitrackHeader(&c, uint8_t(AudioPacketType::kMultitrack), &packet, &multitrack_type)) {
     return tag;
   }
   tag.sequence_header = packet == uint8_t(AudioPacketType::kSequenceStart);

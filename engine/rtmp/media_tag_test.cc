@@ -17,9 +17,9 @@ using Bytes = std::vector<uint8_t>;
 const Bytes kAvcSequenceHeader = {
     0x17, 0x00, 0x00, 0x00, 0x00,                    // tag header
     0x01, 0x64, 0x00, 0x1F, 0xFF, 0xE1, 0x00, 0x19,  // version, profile, level, SPS count
-    0x67, 0x64, 0x00, 0x1F, 0xAC, 0xD9, 0x40, 0x50, 0x05, 0xBB, 0x01, 0x10, 0x00, 0x00,
-    0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xC0, 0xF1, 0x83, 0x19, 0x60,  // SPS
-    0x01, 0x00, 0x06, 0x68, 0xEB, 0xE3, 0xCB, 0x22, 0xC0,                    // PPS
+    0x67, 0x64, 0x00, 0x1F, 0xAC, 0xD9, 0x40, 0x50, 0x05, 0xBB, 0x01, 0x10, 0x00,
+    0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xC0, 0xF1, 0x83, 0x19, 0x60,  // SPS
+    0x01, 0x00, 0x06, 0x68, 0xEB, 0xE3, 0xCB, 0x22, 0xC0,                          // PPS
 };
 
 // AAC-LC, 44.1 kHz, stereo: sound format 10, 44 kHz, 16 bit, stereo; packet type 0;
@@ -201,8 +201,8 @@ TEST(MediaTagTest, EnhancedCommandFrameHasNoFourCc) {
 
 TEST(MediaTagTest, EnhancedModExIsSkipped) {
   // ModEx with 3 bytes of TimestampOffsetNano, then CodedFrames of avc1 with CTS 66.
-  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 7), 0x02, 0x00, 0x01, 0x02,
-                uint8_t(0 << 4 | 1)};
+  Bytes body = {
+      uint8_t(kVideoExHeaderBit | 1 << 4 | 7), 0x02, 0x00, 0x01, 0x02, uint8_t(0 << 4 | 1)};
   AppendU32(&body, kFourCcAvc);
   body.insert(body.end(), {0x00, 0x00, 0x42});
   MediaTag tag = ParseVideoTag(body);
@@ -234,7 +234,7 @@ TEST(MediaTagTest, EnhancedMultitrackOneTrackReadsTheSharedFourCcAndFirstCts) {
   Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 6),
                 uint8_t(uint8_t(AvMultitrackType::kOneTrack) << 4 | 1)};
   AppendU32(&body, kFourCcAvc);
-  body.push_back(0);                             // track id
+  body.push_back(0);                            // track id
   body.insert(body.end(), {0x00, 0x00, 0x28});  // CTS 40
   MediaTag tag = ParseVideoTag(body);
   EXPECT_EQ(tag.codec, kFourCcAvc);
@@ -300,8 +300,8 @@ TEST(MediaTagTest, EnhancedAudioCodedFrames) {
 }
 
 TEST(MediaTagTest, EnhancedAudioMultitrackAndModEx) {
-  Bytes body = {uint8_t(uint8_t(AudioCodec::kExHeader) << 4 | 7), 0x00, 0x55,
-                uint8_t(0 << 4 | 5), uint8_t(uint8_t(AvMultitrackType::kManyTracks) << 4 | 0)};
+  Bytes body = {uint8_t(uint8_t(AudioCodec::kExHeader) << 4 | 7), 0x00, 0x55, uint8_t(0 << 4 | 5),
+                uint8_t(uint8_t(AvMultitrackType::kManyTracks) << 4 | 0)};
   AppendU32(&body, kFourCcFlac);
   MediaTag tag = ParseAudioTag(body);
   EXPECT_EQ(tag.codec, kFourCcFlac);

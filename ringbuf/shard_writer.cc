@@ -1,0 +1,148 @@
+#include "ringbuf/shard_writer.h"
+
+#include <cassert>
+#include <cstring>
+#include <utility>
+
+#include "ringbuf/internal/clock.h"
+#include "ringbuf/internal/shared_access.h"
+
+namespace uringest::ringbuf {
+
+using internal::AddRelaxed;
+using internal::StoreRelaxed;
+using internal::StoreRelease;
+
+namespace {
+
+// AMF0 string "onMetaData": type 0x02, length 0x000A, then the characters.
+constexpr uint8_t kOnMetaData[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+
+bool IsOnMetaData(std::span<const uint8_t> payload) {
+  return payload.size() >= sizeof(kOnMetaData) &&
+         std::memcmp(payload.data(), kOnMetaData, sizeof(kOnMetaData)) == 0;
+}
+
+}  // namespace
+
+absl::StatusOr<StreamWriter> ShardWriter::BeginStream(std::string_view name,
+                                                      std::string_view publisher) {
+  absl::StatusOr<uint32_t> slot = directory_->Claim(shard_, name, publisher);
+  if (!slot.ok()) return slot.status();
+  StreamWriter stream(this, *slot, directory_->stream_id(*slot));
+  FrameMeta begin{.type = RecordType::kStreamBegin,
+                  .flags = kFlagKeyframe,
+                  .ingest_time_ns = internal::RealtimeNs()};
+  std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(name.data()), name.size());
+  if (absl::Status s = stream.WriteFrame(begin, payload); !s.ok()) return s;
+  return stream;
+}
+
+void ShardWriter::Heartbeat() {
+  producer_->Heartbeat();
+  directory_->Heartbeat();
+}
+
+StreamWriter::StreamWriter(StreamWriter&& other) noexcept { *this = std::move(other); }
+
+StreamWriter& StreamWriter::operator=(StreamWriter&& other) noexcept {
+  if (this != &other) {
+    End();
+    shard_ = std::exchange(other.shard_, nullptr);
+    slot_ = other.slot_;
+    stream_id_ = other.stream_id_;
+    sequence_ = other.sequence_;
+    discontinuity_ = other.discontinuity_;
+    has_video_ = other.has_video_;
+    pending_ = other.pending_;
+  }
+  return *this;
+}
+
+StreamWriter::~StreamWriter() { End(); }
+
+RecordMeta StreamWriter::NextRecord(const FrameMeta& meta) {
+  pending_ = meta;
+  return RecordMeta{
+      .type = meta.type,
+      .flags = static_cast<uint8_t>(meta.flags | (discontinuity_ ? kFlagDiscontinuity : 0)),
+      .stream_id = stream_id_,
+      .sequence = sequence_ + 1,
+      .dts = meta.dts,
+      .pts = meta.pts,
+      .ingest_time_ns = meta.ingest_time_ns};
+}
+
+absl::Status StreamWriter::WriteFrame(const FrameMeta& meta,
+                                      std::span<const std::span<const uint8_t>> pieces) {
+  assert(active());
+  absl::StatusOr<uint64_t> position = shard_->producer().Write(NextRecord(meta), pieces);
+  if (!position.ok()) {
+    CountDrop();
+    return position.status();
+  }
+  AfterCommit(*position);
+  return absl::OkStatus();
+}
+
+absl::Status StreamWriter::WriteFrame(const FrameMeta& meta, std::span<const uint8_t> payload) {
+  return WriteFrame(meta, std::span<const std::span<const uint8_t>>(&payload, 1));
+}
+
+absl::StatusOr<std::span<uint8_t>> StreamWriter::ReserveFrame(const FrameMeta& meta,
+                                                              size_t length) {
+  assert(active());
+  absl::StatusOr<std::span<uint8_t>> room = shard_->producer().Reserve(NextRecord(meta), length);
+  if (!room.ok()) CountDrop();
+  return room;
+}
+
+void StreamWriter::CommitFrame() { AfterCommit(shard_->producer().Commit()); }
+
+void StreamWriter::AbortFrame() {
+  shard_->producer().Abort();
+  CountDrop();
+}
+
+void StreamWriter::CountDrop() {
+  discontinuity_ = true;
+  AddRelaxed(shard_->directory().entry(slot_).drops, uint64_t{1});
+}
+
+// Brings the directory entry up to date with the record just committed at `position`.
+void StreamWriter::AfterCommit(uint64_t position) {
+  ++sequence_;
+  discontinuity_ = false;
+  StreamDirectory& dir = shard_->directory();
+  StreamEntry& e = dir.entry(slot_);
+  std::span<const uint8_t> payload = shard_->producer().PayloadAt(position);
+  AddRelaxed(e.bytes, uint64_t{payload.size()});
+  StoreRelaxed(e.last_dts, pending_.dts);
+  StoreRelease(e.frames, sequence_);
+  bool video = pending_.type == RecordType::kVideo;
+  bool audio = pending_.type == RecordType::kAudio;
+  bool config = (pending_.flags & kFlagSequenceHeader) != 0;
+  has_video_ |= video;
+  if (!config && (pending_.flags & kFlagKeyframe) != 0 && (video || (audio && !has_video_))) {
+    StoreRelease(e.latest_keyframe, position + 1);
+  }
+  if (config && video) dir.SetVideoConfig(slot_, payload);
+  if (config && audio) dir.SetAudioConfig(slot_, payload);
+  if (pending_.type == RecordType::kData && IsOnMetaData(payload)) dir.SetMetadata(slot_, payload);
+}
+
+void StreamWriter::SetCodecInfo(const CodecInfo& codec) {
+  shard_->directory().SetCodecInfo(slot_, codec);
+}
+
+void StreamWriter::End() {
+  if (shard_ == nullptr) return;
+  FrameMeta end{.type = RecordType::kStreamEnd, .flags = kFlagKeyframe,
+                .dts = pending_.dts, .pts = pending_.dts,
+                .ingest_time_ns = internal::RealtimeNs()};
+  (void)WriteFrame(end, std::span<const uint8_t>());
+  shard_->directory().End(slot_);
+  shard_ = nullptr;
+}
+
+}  // namespace uringest::ringbuf
