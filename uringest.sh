@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liburing-dev libmimalloc-dev libabsl-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libspdlog-dev ffmpeg)
+          libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libspdlog-dev libcli11-dev
+          ffmpeg)
 JOBS=$(nproc)
 
 install_missing() {

@@ -27,6 +27,9 @@ uringest_require(mimalloc_FOUND libmimalloc-dev "mimalloc")
 find_package(spdlog CONFIG QUIET)
 uringest_require(spdlog_FOUND libspdlog-dev "spdlog")
 
+find_package(CLI11 CONFIG QUIET)
+uringest_require(CLI11_FOUND libcli11-dev "CLI11 (command line flags)")
+
 if(URINGEST_BUILD_TESTS)
   find_package(GTest CONFIG QUIET)
   uringest_require(GTest_FOUND "libgtest-dev libgmock-dev" "GoogleTest and GoogleMock")

@@ -116,9 +116,7 @@ StreamEntry* StreamDirectory::EntryAt(uint32_t slot) const {
                                         size_t{slot} * kStreamEntrySize);
 }
 
-void StreamDirectory::Heartbeat() {
-  StoreRelease(header_->heartbeat_ns, internal::MonotonicNs());
-}
+void StreamDirectory::Heartbeat() { StoreRelease(header_->heartbeat_ns, internal::MonotonicNs()); }
 
 void StreamDirectory::SetState(DirectoryState state) {
   StoreRelease(header_->state, static_cast<uint32_t>(state));
@@ -128,7 +126,7 @@ void StreamDirectory::SetState(DirectoryState state) {
 
 void StreamDirectory::BeginWrite(StreamEntry& e) {
   StoreRelaxed(e.seqlock, LoadRelaxed(e.seqlock) + 1);  // odd: readers retry
-  std::atomic_thread_fence(std::memory_order_release);
+  internal::ReleaseFence();
 }
 
 void StreamDirectory::EndWrite(StreamEntry& e) {
@@ -248,7 +246,7 @@ bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) co
     uint32_t before = LoadAcquire(e.seqlock);
     if (before % 2 == 0) {
       CopyFromShared(image.get(), &e.info, size);
-      std::atomic_thread_fence(std::memory_order_acquire);
+      internal::AcquireFence();
       if (LoadRelaxed(e.seqlock) == before) break;
     }
     if (attempt > 16) sched_yield();
@@ -258,8 +256,7 @@ bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) co
   out->shard = image->shard;
   out->state = static_cast<SlotState>(image->state);
   out->name.assign(image->name, std::min<size_t>(image->name_length, kStreamNameMax));
-  out->publisher.assign(image->publisher,
-                        std::min<size_t>(image->publisher_length, kPublisherMax));
+  out->publisher.assign(image->publisher, std::min<size_t>(image->publisher_length, kPublisherMax));
   out->begin_time_ns = image->begin_time_ns;
   out->end_time_ns = image->end_time_ns;
   out->codec = image->codec;

@@ -59,7 +59,7 @@ struct DirectoryOptions {
   uint32_t slot_count = 4096;
   uint64_t ring_capacity = 64 << 20;
   uint64_t epoch = 1;
-  std::string hugetlbfs_dir;  // where huge-page rings live, "" if none
+  std::string hugetlbfs_dir;                 // where huge-page rings live, "" if none
   std::vector<RingLocation> ring_locations;  // per shard; empty: all kShm
 };
 
@@ -86,8 +86,7 @@ class StreamDirectory {
   // ---- Writer side (server only) ----
   // Claims a slot for a new stream, preferring never-used slots, then ended ones.
   // Returns the slot; the entry is kPublishing with a fresh stream id.
-  absl::StatusOr<uint32_t> Claim(uint32_t shard, std::string_view name,
-                                 std::string_view publisher);
+  absl::StatusOr<uint32_t> Claim(uint32_t shard, std::string_view name, std::string_view publisher);
   StreamEntry& entry(uint32_t slot) { return *EntryAt(slot); }
   uint32_t stream_id(uint32_t slot) const;  // as set by Claim()
   // Each setter updates the description under the seqlock. Longer inputs than the

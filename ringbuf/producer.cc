@@ -38,16 +38,15 @@ absl::Status CheckOptions(const RingOptions& options, size_t region_size) {
   return absl::OkStatus();
 }
 
-bool ProcessAlive(int32_t pid) {
-  return pid <= 0 || kill(pid, 0) == 0 || errno == EPERM;
-}
+bool ProcessAlive(int32_t pid) { return pid <= 0 || kill(pid, 0) == 0 || errno == EPERM; }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(const std::string& path,
                                                            const RingOptions& options,
                                                            const ShmCreateOptions& shm) {
-  absl::StatusOr<ShmRegion> region = ShmRegion::Create(path, kRingHeaderSize + options.capacity, shm);
+  absl::StatusOr<ShmRegion> region =
+      ShmRegion::Create(path, kRingHeaderSize + options.capacity, shm);
   if (!region.ok()) return region.status();
   return Format(*std::move(region), options);
 }
@@ -64,8 +63,8 @@ Producer::Producer(ShmRegion region, const RingOptions& options)
       data_(region_.data() + kRingHeaderSize),
       capacity_(options.capacity),
       mask_(options.capacity - 1),
-      max_record_length_(static_cast<uint32_t>(
-          std::min<uint64_t>(options.capacity / 4, uint64_t{1} << 31))),
+      max_record_length_(
+          static_cast<uint32_t>(std::min<uint64_t>(options.capacity / 4, uint64_t{1} << 31))),
       lossless_timeout_(options.lossless_timeout) {
   RingHeader& h = *header_;
   h.magic = kRingMagic;
@@ -98,7 +97,7 @@ absl::StatusOr<std::span<uint8_t>> Producer::Reserve(const RecordMeta& meta,
   // Seqlock-style: announce the overwrite before touching the bytes, so that a reader
   // whose copy saw any of the new bytes also sees the new tail_intent when validating.
   StoreRelaxed(header_->tail_intent, end);
-  std::atomic_thread_fence(std::memory_order_release);
+  internal::ReleaseFence();
   if (position != tail_) WritePadding(tail_, static_cast<uint32_t>(position - tail_));
   pending_header_ = RecordHeader{.position = position,
                                  .record_length = length,
@@ -170,8 +169,7 @@ absl::StatusOr<uint64_t> Producer::Write(const RecordMeta& meta,
   return Commit();
 }
 
-absl::StatusOr<uint64_t> Producer::Write(const RecordMeta& meta,
-                                         std::span<const uint8_t> payload) {
+absl::StatusOr<uint64_t> Producer::Write(const RecordMeta& meta, std::span<const uint8_t> payload) {
   return Write(meta, std::span<const std::span<const uint8_t>>(&payload, 1));
 }
 

@@ -111,8 +111,8 @@ class Producer {
   uint64_t mask_;
   uint32_t max_record_length_;
   absl::Duration lossless_timeout_;
-  uint64_t tail_ = 0;      // == header_->tail, kept here to avoid reading it back
-  bool pending_ = false;   // a reservation is open
+  uint64_t tail_ = 0;              // == header_->tail, kept here to avoid reading it back
+  bool pending_ = false;           // a reservation is open
   uint64_t pending_position_ = 0;  // its record
   uint64_t pending_end_ = 0;       // tail after it
   RecordHeader pending_header_{};

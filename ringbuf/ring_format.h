@@ -18,15 +18,15 @@
 namespace uringest::ringbuf {
 
 inline constexpr uint32_t kFormatVersion = 1;
-inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;  // bytes "URNGRING"
+inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;       // bytes "URNGRING"
 inline constexpr uint64_t kDirectoryMagic = 0x00524944'474E5255;  // bytes "URNGDIR\0"
 inline constexpr size_t kCacheLine = 64;
 
 // ---- Shared-memory objects (FORMAT.md, "Objects") ----
 inline constexpr char kShmDir[] = "/dev/shm";
-inline constexpr char kLockSuffix[] = ".lock";       // flock()ed by the live server
-inline constexpr char kDirectorySuffix[] = ".dir";   // DirectoryHeader + StreamEntry[]
-inline constexpr char kRingSuffix[] = ".ring.";      // + decimal shard: RingHeader + data
+inline constexpr char kLockSuffix[] = ".lock";      // flock()ed by the live server
+inline constexpr char kDirectorySuffix[] = ".dir";  // DirectoryHeader + StreamEntry[]
+inline constexpr char kRingSuffix[] = ".ring.";     // + decimal shard: RingHeader + data
 inline constexpr size_t kMaxNameLength = 200;
 inline constexpr uint32_t kMaxShards = 256;
 
@@ -86,23 +86,23 @@ enum class LosslessState : uint32_t { kFree = 0, kActive = 1, kEvicted = 2 };
 // One lossless reader's claim: the producer won't move tail_intent past
 // position + capacity while the slot is active, for at most the lossless timeout.
 struct alignas(kCacheLine) LosslessSlot {
-  uint64_t position;  // reader: the oldest position it still needs (release)
-  uint32_t state;     // LosslessState; reader claims/frees, producer evicts (CAS)
-  int32_t pid;        // reader's process id (the producer evicts a dead owner at once)
-  uint64_t evictions; // producer: times this slot was evicted
+  uint64_t position;   // reader: the oldest position it still needs (release)
+  uint32_t state;      // LosslessState; reader claims/frees, producer evicts (CAS)
+  int32_t pid;         // reader's process id (the producer evicts a dead owner at once)
+  uint64_t evictions;  // producer: times this slot was evicted
 };
 static_assert(sizeof(LosslessSlot) == kCacheLine);
 
 struct RingHeader {
   // Line 0: written once by the producer before `state` becomes kLive.
-  uint64_t magic;               // kRingMagic
-  uint32_t version;             // kFormatVersion
-  uint32_t header_size;         // offset of the data region in the object
-  uint64_t capacity;            // data bytes: a power of two
-  uint64_t epoch;               // the server start this ring belongs to (never 0)
-  uint32_t shard;               // the shard that produces into this ring
-  uint32_t max_record_length;   // capacity / 4: the largest record_length
-  uint32_t lossless_slots;      // kLosslessSlots
+  uint64_t magic;              // kRingMagic
+  uint32_t version;            // kFormatVersion
+  uint32_t header_size;        // offset of the data region in the object
+  uint64_t capacity;           // data bytes: a power of two
+  uint64_t epoch;              // the server start this ring belongs to (never 0)
+  uint32_t shard;              // the shard that produces into this ring
+  uint32_t max_record_length;  // capacity / 4: the largest record_length
+  uint32_t lossless_slots;     // kLosslessSlots
   uint32_t reserved0;
   uint8_t pad0[kCacheLine - 48];
   // Line 1: the producer's positions.
@@ -150,16 +150,16 @@ enum class RingLocation : uint8_t { kShm = 0, kHugetlbfs = 1 };
 
 struct DirectoryHeader {
   // Line 0: written once before `state` becomes kLive.
-  uint64_t magic;            // kDirectoryMagic
-  uint32_t version;          // kFormatVersion
-  uint32_t header_size;      // offset of StreamEntry 0
-  uint64_t epoch;            // random, changes on each server start (never 0)
-  uint32_t shard_count;      // rings NAME.ring.0 .. NAME.ring.<shard_count - 1>
-  uint32_t slot_count;       // StreamEntry slots
-  uint32_t entry_size;       // kStreamEntrySize
+  uint64_t magic;        // kDirectoryMagic
+  uint32_t version;      // kFormatVersion
+  uint32_t header_size;  // offset of StreamEntry 0
+  uint64_t epoch;        // random, changes on each server start (never 0)
+  uint32_t shard_count;  // rings NAME.ring.0 .. NAME.ring.<shard_count - 1>
+  uint32_t slot_count;   // StreamEntry slots
+  uint32_t entry_size;   // kStreamEntrySize
   int32_t server_pid;
-  uint64_t ring_capacity;    // each ring's data bytes
-  uint64_t start_time_ns;    // CLOCK_REALTIME at server start
+  uint64_t ring_capacity;  // each ring's data bytes
+  uint64_t start_time_ns;  // CLOCK_REALTIME at server start
   uint8_t pad0[kCacheLine - 56];
   // Line 1: written by the server.
   alignas(kCacheLine) uint32_t state;  // DirectoryState
@@ -184,11 +184,11 @@ enum class SlotState : uint32_t {
 
 // Codec parameters the engine learns from the sequence headers and onMetaData.
 struct CodecInfo {
-  uint32_t video_codec;      // FLV CodecID (7 = AVC, 12 = HEVC) or Enhanced RTMP FourCC
-  uint32_t audio_codec;      // FLV SoundFormat (10 = AAC) or FourCC; 0 = unknown
-  uint32_t width;            // pixels; 0 = unknown
+  uint32_t video_codec;  // FLV CodecID (7 = AVC, 12 = HEVC) or Enhanced RTMP FourCC
+  uint32_t audio_codec;  // FLV SoundFormat (10 = AAC) or FourCC; 0 = unknown
+  uint32_t width;        // pixels; 0 = unknown
   uint32_t height;
-  uint32_t frame_rate_milli;  // frames per 1000 s (29.97 fps = 29970); 0 = unknown
+  uint32_t frame_rate_milli;   // frames per 1000 s (29.97 fps = 29970); 0 = unknown
   uint32_t audio_sample_rate;  // Hz
   uint32_t audio_channels;
   uint32_t video_bitrate_kbps;  // as announced in onMetaData
@@ -236,6 +236,18 @@ struct StreamEntry {
   alignas(kCacheLine) StreamInfoImage info;
 };
 static_assert(sizeof(StreamEntry) <= kStreamEntrySize);
+// The offsets FORMAT.md documents.
+static_assert(offsetof(StreamEntry, latest_keyframe) == 88);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, codec) == 160);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, video_config_length) == 208);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, name) == 224);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, publisher) == 480);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, video_config) == 544);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, audio_config) == 2592);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata) == 2848);
+static_assert(offsetof(DirectoryHeader, hugetlbfs_dir) == 384);
+static_assert(offsetof(RingHeader, lossless_evictions) == 168);
+static_assert(offsetof(RecordHeader, ingest_time_ns) == 48);
 static_assert(offsetof(StreamEntry, frames) == 64);
 static_assert(offsetof(StreamEntry, info) == 128);
 

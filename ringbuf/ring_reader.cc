@@ -71,9 +71,7 @@ bool RingReader::Readable(uint64_t position) const {
   return LoadAcquire(header_->tail_intent) <= position + capacity_;
 }
 
-RingState RingReader::state() const {
-  return static_cast<RingState>(LoadAcquire(header_->state));
-}
+RingState RingReader::state() const { return static_cast<RingState>(LoadAcquire(header_->state)); }
 
 int64_t RingReader::HeartbeatAgeNs() const {
   return static_cast<int64_t>(internal::MonotonicNs() - LoadAcquire(header_->heartbeat_ns));
@@ -119,7 +117,7 @@ bool RingReader::Poll(RecordView* view) {
     if (cursor_ >= Tail()) return false;
     RecordHeader h;
     bool complete = ReadHeader(&h);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    internal::AcquireFence();
     if (!Readable(cursor_)) {  // overwritten before or while we read the header
       ++laps_;
       Resync(Oldest());
@@ -141,7 +139,7 @@ bool RingReader::Poll(RecordView* view) {
 }
 
 bool RingReader::Validate(const RecordView& view) const {
-  std::atomic_thread_fence(std::memory_order_acquire);
+  internal::AcquireFence();
   return LoadRelaxed(header_->tail_intent) <= view.position() + capacity_;
 }
 
@@ -190,16 +188,19 @@ void RingReader::DisableLossless() {
   slot_ = -1;
 }
 
-void RingReader::PublishLosslessPosition() {
-  if (slot_ < 0) return;
+bool RingReader::CheckEviction() {
+  if (slot_ < 0) return false;
   LosslessSlot& s = header_->lossless[slot_];
-  if (LoadAcquire(s.state) == static_cast<uint32_t>(LosslessState::kEvicted)) {
-    ++evictions_;
-    StoreRelease(s.state, static_cast<uint32_t>(LosslessState::kFree));
-    slot_ = -1;
-    return;
-  }
-  StoreRelease(s.position, cursor_);
+  if (LoadAcquire(s.state) != static_cast<uint32_t>(LosslessState::kEvicted)) return false;
+  ++evictions_;
+  StoreRelease(s.state, static_cast<uint32_t>(LosslessState::kFree));
+  slot_ = -1;
+  return true;
+}
+
+void RingReader::PublishLosslessPosition() {
+  if (slot_ < 0 || CheckEviction()) return;
+  StoreRelease(header_->lossless[slot_].position, cursor_);
 }
 
 }  // namespace uringest::ringbuf

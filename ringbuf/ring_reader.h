@@ -87,6 +87,8 @@ class RingReader {
   absl::Status EnableLossless();
   void DisableLossless();
   bool lossless() const { return slot_ >= 0; }
+  // Notices an eviction now rather than at the next Poll(); true if evicted.
+  bool CheckEviction();
   // Times the producer evicted this reader to lossy mode (each also disables lossless).
   uint64_t evictions() const { return evictions_; }
 
@@ -97,7 +99,7 @@ class RingReader {
   RingState state() const;
   // Nanoseconds since the producer's last Heartbeat() (CLOCK_MONOTONIC).
   int64_t HeartbeatAgeNs() const;
-  uint64_t Lag() const;             // bytes between the cursor and the tail
+  uint64_t Lag() const;                    // bytes between the cursor and the tail
   uint64_t laps() const { return laps_; }  // times the producer lapped this reader
   uint64_t lost_bytes() const { return lost_bytes_; }
   uint64_t corrupt() const { return corrupt_; }  // records that failed sanity checks

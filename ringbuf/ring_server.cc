@@ -60,7 +60,8 @@ absl::StatusOr<std::unique_ptr<RingServer>> RingServer::Create(const RingServerO
   server->epoch_ = NewEpoch();
   // We hold the lock, so whatever objects exist belong to a server that died.
   std::string dir_path = ObjectPath(kShmDir, options.name, kDirectorySuffix);
-  server->replaced_stale_ = Exists(dir_path) || Exists(ObjectPath(kShmDir, options.name, RingSuffix(0)));
+  server->replaced_stale_ =
+      Exists(dir_path) || Exists(ObjectPath(kShmDir, options.name, RingSuffix(0)));
   std::string stale_huge = server->replaced_stale_ ? CloseStaleObjects(options.name) : "";
   if (absl::Status s = RemoveRingObjects(options.name, stale_huge); !s.ok()) return s;
   if (absl::Status s = server->CreateObjects(options); !s.ok()) {
@@ -72,10 +73,12 @@ absl::StatusOr<std::unique_ptr<RingServer>> RingServer::Create(const RingServerO
 
 absl::Status RingServer::CreateRing(const RingServerOptions& options, uint32_t shard,
                                     const std::string& hugetlbfs, RingLocation* location) {
-  RingOptions ring{.capacity = options.ring_capacity, .shard = shard, .epoch = epoch_,
+  RingOptions ring{.capacity = options.ring_capacity,
+                   .shard = shard,
+                   .epoch = epoch_,
                    .lossless_timeout = options.lossless_timeout};
-  ShmCreateOptions shm{.mode = options.mode, .prefault = options.prefault,
-                       .huge_pages = options.huge_pages};
+  ShmCreateOptions shm{
+      .mode = options.mode, .prefault = options.prefault, .huge_pages = options.huge_pages};
   *location = RingLocation::kShm;
   if (!hugetlbfs.empty()) {
     // hugetlbfs files are huge-page backed by themselves (the MAP_HUGETLB of files).

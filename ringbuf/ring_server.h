@@ -32,7 +32,7 @@
 namespace uringest::ringbuf {
 
 struct RingServerOptions {
-  std::string name;                   // --ring NAME
+  std::string name;  // --ring NAME
   uint32_t shards = 1;
   uint64_t ring_capacity = 64 << 20;  // per shard, a power of two
   uint32_t directory_slots = 4096;    // streams at once, ended ones included

@@ -23,7 +23,9 @@ constexpr uint64_t kCapacity = kMinRingCapacity;  // 64 KiB: wraps often
 class RingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    RingOptions options{.capacity = kCapacity, .shard = 0, .epoch = 42,
+    RingOptions options{.capacity = kCapacity,
+                        .shard = 0,
+                        .epoch = 42,
                         .lossless_timeout = absl::Milliseconds(100)};
     absl::StatusOr<std::unique_ptr<Producer>> p = Producer::Create(name_.RingPath(), options);
     ASSERT_TRUE(p.ok()) << p.status();
@@ -39,9 +41,13 @@ class RingTest : public ::testing::Test {
 
   // Writes a record whose payload is FillPayload(1, sequence).
   uint64_t WriteFrame(uint64_t sequence, size_t size, uint8_t flags = 0) {
-    RecordMeta meta{.type = RecordType::kVideo, .flags = flags, .stream_id = 1,
-                    .sequence = sequence, .dts = static_cast<int64_t>(sequence),
-                    .pts = static_cast<int64_t>(sequence) + 40, .ingest_time_ns = sequence * 7};
+    RecordMeta meta{.type = RecordType::kVideo,
+                    .flags = flags,
+                    .stream_id = 1,
+                    .sequence = sequence,
+                    .dts = static_cast<int64_t>(sequence),
+                    .pts = static_cast<int64_t>(sequence) + 40,
+                    .ingest_time_ns = sequence * 7};
     absl::StatusOr<std::span<uint8_t>> room = producer_->Reserve(meta, size);
     EXPECT_TRUE(room.ok()) << room.status();
     if (!room.ok()) return 0;
@@ -93,10 +99,18 @@ TEST_F(RingTest, RandomSizesFromZeroToMaximumRoundTrip) {
   for (uint64_t seq = 1; seq <= 3000; ++seq) {
     size_t size;
     switch (rng() % 4) {
-      case 0: size = 0; break;
-      case 1: size = max; break;
-      case 2: size = rng() % 64; break;
-      default: size = rng() % (max + 1); break;
+      case 0:
+        size = 0;
+        break;
+      case 1:
+        size = max;
+        break;
+      case 2:
+        size = rng() % 64;
+        break;
+      default:
+        size = rng() % (max + 1);
+        break;
     }
     WriteFrame(seq, size);
     ExpectFrame(*reader_, seq, size);
@@ -294,7 +308,7 @@ TEST_F(RingTest, StalledLosslessReaderIsEvictedAfterTimeout) {
   absl::Time start = absl::Now();
   for (uint64_t seq = 1; producer_->tail() < 2 * kCapacity; ++seq) WriteFrame(seq, 1000);
   absl::Duration waited = absl::Now() - start;
-  EXPECT_GE(waited, absl::Milliseconds(90));  // the producer held back once...
+  EXPECT_GE(waited, absl::Milliseconds(90));              // the producer held back once...
   EXPECT_EQ(producer_->header().lossless_evictions, 1u);  // ...then evicted the reader
   EXPECT_EQ(producer_->header().lossless_mask, 0u);
   RecordView view;

@@ -16,7 +16,8 @@ using internal::StoreRelease;
 namespace {
 
 // AMF0 string "onMetaData": type 0x02, length 0x000A, then the characters.
-constexpr uint8_t kOnMetaData[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+constexpr uint8_t kOnMetaData[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e',
+                                   't',  'a',  'D',  'a', 't', 'a'};
 
 bool IsOnMetaData(std::span<const uint8_t> payload) {
   return payload.size() >= sizeof(kOnMetaData) &&
@@ -137,8 +138,10 @@ void StreamWriter::SetCodecInfo(const CodecInfo& codec) {
 
 void StreamWriter::End() {
   if (shard_ == nullptr) return;
-  FrameMeta end{.type = RecordType::kStreamEnd, .flags = kFlagKeyframe,
-                .dts = pending_.dts, .pts = pending_.dts,
+  FrameMeta end{.type = RecordType::kStreamEnd,
+                .flags = kFlagKeyframe,
+                .dts = pending_.dts,
+                .pts = pending_.dts,
                 .ingest_time_ns = internal::RealtimeNs()};
   (void)WriteFrame(end, std::span<const uint8_t>());
   shard_->directory().End(slot_);

@@ -22,8 +22,8 @@ absl::Status ErrnoStatus(int err, std::string_view what, std::string_view path) 
 }
 
 bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 absl::StatusOr<uint8_t*> MapFd(int fd, size_t size, bool writable, bool prefault) {
@@ -68,8 +68,8 @@ absl::Status ValidateRingName(std::string_view name) {
   }
   for (char c : name) {
     if (!IsNameChar(c)) {
-      return absl::InvalidArgumentError(
-          "ring name '" + std::string(name) + "' may only hold [A-Za-z0-9._-]");
+      return absl::InvalidArgumentError("ring name '" + std::string(name) +
+                                        "' may only hold [A-Za-z0-9._-]");
     }
   }
   return absl::OkStatus();

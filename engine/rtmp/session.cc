@@ -185,8 +185,9 @@ void Session::HandleMedia(const Message& message) {
 }
 
 void Session::HandleData(const Message& message, std::span<const uint8_t> amf) {
-  const std::span<const uint8_t> payload = UnwrapSetDataFrame(amf);
-  if (payload.empty() || !IsPublishing(message.header.stream_id)) {
+  const std::span<const uint8_t> payload =
+      IsPublishing(message.header.stream_id) ? UnwrapSetDataFrame(amf) : amf.first(0);
+  if (payload.empty()) {
     ++counters_.ignored_data;
     return;
   }
@@ -296,7 +297,12 @@ absl::Status Session::OnConnect(const Command& command) {
   tc_url_ = object->FindString("tcUrl");
   flash_ver_ = object->FindString("flashVer");
   object_encoding_ = object->FindNumber("objectEncoding", 0);
+  SendConnectResponses(command.transaction_id);
+  return absl::OkStatus();
+}
 
+// Window Acknowledgement Size, Set Peer Bandwidth and Set Chunk Size, then _result.
+void Session::SendConnectResponses(double transaction_id) {
   std::vector<uint8_t> control;
   AppendU32(&control, options_.window_ack_size);
   SendProtocolControl(MessageType::kWindowAckSize, control);
@@ -310,7 +316,7 @@ absl::Status Session::OnConnect(const Command& command) {
 
   std::vector<uint8_t> out;
   amf0::EncodeString("_result", &out);
-  amf0::EncodeNumber(command.transaction_id, &out);
+  amf0::EncodeNumber(transaction_id, &out);
   amf0::EncodeObjectStart(&out);
   amf0::EncodeProperty("fmsVer", Value::String("FMS/3,0,1,123"), &out);
   amf0::EncodeProperty("capabilities", Value::Number(31), &out);
@@ -320,7 +326,6 @@ absl::Status Session::OnConnect(const Command& command) {
   amf0::EncodeProperty("objectEncoding", Value::Number(object_encoding_), &out);
   amf0::EncodeObjectEnd(&out);
   SendCommand(out);
-  return absl::OkStatus();
 }
 
 absl::Status Session::OnReleaseStream(const Command& command) {

@@ -111,8 +111,10 @@ class Session {
 
   // Handles one complete message. `message.payload` is only read during the call. An
   // error means the peer broke the protocol (malformed AMF, publish on an unknown
-  // stream, a malformed aggregate, ...): the message says what, for the log.
-  // REQUIRES: !IsProtocolControl(message.header.type) (such messages are ignored).
+  // stream, a malformed aggregate, ...): the message says what, for the log. Protocol
+  // control messages (types 1..6) belong to the connection core: passed here, they are
+  // ignored and counted. The StreamName given to FrameSink::OnStreamBegin and the Frame
+  // given to OnFrame are valid during that call only.
   [[nodiscard]] absl::Status OnMessage(const Message& message);
 
   // The connection is going away: ends every publishing stream (OnStreamEnd, then the
@@ -158,6 +160,7 @@ class Session {
   absl::Status HandleCommand(const Message& message, std::span<const uint8_t> amf);
   absl::Status DispatchCommand(const Command& command);
   absl::Status OnConnect(const Command& command);
+  void SendConnectResponses(double transaction_id);
   absl::Status OnReleaseStream(const Command& command);
   absl::Status OnFcPublish(const Command& command);
   absl::Status OnCreateStream(const Command& command);

@@ -8,12 +8,15 @@
 #include <utility>
 #include <vector>
 
+#include "engine/rtmp/aggregate.h"
 #include "engine/rtmp/amf0.h"
 #include "engine/rtmp/byte_order.h"
+#include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/rtmp_testing.h"
 
 // Counts heap allocations while g_count_allocations is set, to prove the media path
 // allocates nothing.
@@ -1007,6 +1010,65 @@ TEST_F(SessionTest, FfmpegPublishFlow) {
   EXPECT_EQ(session_->counters().frames, 7u);
   EXPECT_EQ(session_->counters().dropped_unpublished_media, 0u);
 }
+
+// A real ffmpeg publish (tests/data), through the real ChunkReader: the session emits
+// exactly the video tags of the same clip encoded to an FLV file.
+class RecordedPublishTest : public SessionTest,
+                            public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(RecordedPublishTest, RecordedFfmpegPublishYieldsTheFileTags) {
+  const Bytes capture = testing::ReadTestData(GetParam());
+  std::span<const uint8_t> in(capture);
+  in = in.subspan(1 + 2 * kHandshakeSize);  // C0 C1 C2
+  ChunkReader reader;
+  Message message;
+  while (!in.empty()) {
+    absl::StatusOr<ChunkReader::Result> r = reader.Read(in, &message);
+    ASSERT_TRUE(r.ok()) << r.status();
+    in = in.subspan(r->consumed);
+    if (!r->message_ready || IsProtocolControl(message.header.type)) continue;
+    ASSERT_TRUE(session_->OnMessage(message).ok());
+  }
+  EXPECT_EQ(session_->app(), "live");
+  EXPECT_THAT(registry_.claimed, IsEmpty());  // FCUnpublish and deleteStream came
+  ASSERT_GE(sink_.events.size(), 2u);
+  EXPECT_EQ(sink_.events.front().kind, Event::kBegin);
+  EXPECT_EQ(sink_.events.front().name, "test");
+  EXPECT_EQ(sink_.events.back().kind, Event::kEnd);
+
+  // The FLV file's body after its header (9 bytes + PreviousTagSize0) is a run of tags
+  // laid out exactly like an aggregate message's.
+  const Bytes flv = testing::ReadTestData("source_testsrc.flv");
+  const Message file{.header = {.type = MessageType::kAggregate},
+                     .payload = std::span<const uint8_t>(flv).subspan(9 + 4)};
+  AggregateReader tags(file);
+  std::vector<Message> file_video;
+  Message tag;
+  while (tags.Next(&tag)) {
+    if (tag.header.type == MessageType::kVideo) file_video.push_back(tag);
+  }
+  ASSERT_TRUE(tags.status().ok()) << tags.status();
+
+  std::vector<Event> video;
+  for (const Event& e : sink_.Frames()) {
+    if (e.frame.type == FrameType::kVideo) video.push_back(e);
+  }
+  ASSERT_EQ(video.size(), file_video.size());
+  for (size_t i = 0; i < video.size(); ++i) {
+    EXPECT_EQ(video[i].frame.dts, file_video[i].header.timestamp) << i;
+    EXPECT_THAT(video[i].payload, ElementsAreArray(file_video[i].payload)) << i;
+    const MediaTag expected = ParseVideoTag(file_video[i].payload);
+    EXPECT_EQ(video[i].frame.keyframe, expected.keyframe) << i;
+    EXPECT_EQ(video[i].frame.sequence_header, expected.sequence_header) << i;
+  }
+  EXPECT_TRUE(video.front().frame.sequence_header);
+  EXPECT_EQ(sink_.Frames().front().frame.type, FrameType::kData);  // onMetaData first
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Captures, RecordedPublishTest,
+                         ::testing::Values("ffmpeg_publish_chunk128.rtmp",
+                                           "ffmpeg_publish_chunk65536.rtmp"));
 
 }  // namespace
 }  // namespace uringest::rtmp

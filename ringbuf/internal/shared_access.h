@@ -8,6 +8,11 @@
 // (the seqlock pattern). CopyFromShared/CopyToShared do those copies: plain memcpy in
 // normal builds, and relaxed atomic word accesses under ThreadSanitizer, which otherwise
 // reports the (intended, validated) overlapping accesses as data races.
+//
+// AcquireFence/ReleaseFence order those copies against the position loads and stores
+// that validate them. ThreadSanitizer doesn't model fences (GCC refuses them under
+// -fsanitize=thread), so there the copies themselves use acquire loads and release
+// stores, which give the same ordering, and the fences are only compiler barriers.
 
 #ifndef URINGEST_RINGBUF_INTERNAL_SHARED_ACCESS_H_
 #define URINGEST_RINGBUF_INTERNAL_SHARED_ACCESS_H_
@@ -56,34 +61,42 @@ void AddRelaxed(T& field, T delta) {
 }
 
 #if defined(URINGEST_RINGBUF_TSAN)
+inline void AcquireFence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
+inline void ReleaseFence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
 inline void CopyFromShared(void* dst, const void* src, size_t n) {
   auto* out = static_cast<uint8_t*>(dst);
   auto* in = static_cast<const uint8_t*>(src);
   for (; n > 0 && reinterpret_cast<uintptr_t>(in) % 8 != 0; --n) {
-    *out++ = __atomic_load_n(in++, __ATOMIC_RELAXED);
+    *out++ = __atomic_load_n(in++, __ATOMIC_ACQUIRE);
   }
   for (; n >= 8; n -= 8, in += 8, out += 8) {
-    uint64_t word = __atomic_load_n(reinterpret_cast<const uint64_t*>(in), __ATOMIC_RELAXED);
+    uint64_t word = __atomic_load_n(reinterpret_cast<const uint64_t*>(in), __ATOMIC_ACQUIRE);
     std::memcpy(out, &word, 8);
   }
-  for (; n > 0; --n) *out++ = __atomic_load_n(in++, __ATOMIC_RELAXED);
+  for (; n > 0; --n) *out++ = __atomic_load_n(in++, __ATOMIC_ACQUIRE);
 }
 inline void CopyToShared(void* dst, const void* src, size_t n) {
   auto* out = static_cast<uint8_t*>(dst);
   auto* in = static_cast<const uint8_t*>(src);
   for (; n > 0 && reinterpret_cast<uintptr_t>(out) % 8 != 0; --n) {
-    __atomic_store_n(out++, *in++, __ATOMIC_RELAXED);
+    __atomic_store_n(out++, *in++, __ATOMIC_RELEASE);
   }
   for (; n >= 8; n -= 8, in += 8, out += 8) {
     uint64_t word;
     std::memcpy(&word, in, 8);
-    __atomic_store_n(reinterpret_cast<uint64_t*>(out), word, __ATOMIC_RELAXED);
+    __atomic_store_n(reinterpret_cast<uint64_t*>(out), word, __ATOMIC_RELEASE);
   }
-  for (; n > 0; --n) __atomic_store_n(out++, *in++, __ATOMIC_RELAXED);
+  for (; n > 0; --n) __atomic_store_n(out++, *in++, __ATOMIC_RELEASE);
 }
 #else
-inline void CopyFromShared(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
-inline void CopyToShared(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+inline void AcquireFence() { std::atomic_thread_fence(std::memory_order_acquire); }
+inline void ReleaseFence() { std::atomic_thread_fence(std::memory_order_release); }
+inline void CopyFromShared(void* dst, const void* src, size_t n) {
+  if (n != 0) std::memcpy(dst, src, n);  // memcpy(p, nullptr, 0) is undefined
+}
+inline void CopyToShared(void* dst, const void* src, size_t n) {
+  if (n != 0) std::memcpy(dst, src, n);
+}
 #endif
 
 }  // namespace uringest::ringbuf::internal

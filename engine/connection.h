@@ -1,0 +1,61 @@
+// connection.h: one publisher's connection on its shard: the socket, the RTMP core, the
+// frame sink into the ring, the name claims, and the bytes on their way out.
+//
+// Thread safety: its shard's thread only.
+
+#ifndef URINGEST_ENGINE_CONNECTION_H_
+#define URINGEST_ENGINE_CONNECTION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/event_loop.h"
+#include "engine/ring_frame_sink.h"
+#include "engine/rtmp/server_connection.h"
+#include "engine/stream_registry.h"
+
+namespace uringest::engine {
+
+class Connection {
+ public:
+  Connection(ConnectionId id, uint64_t serial, std::string address, std::string peer,
+             const rtmp::ServerConnectionOptions& options, StreamRegistry* registry,
+             uint32_t shard, ringbuf::ShardWriter* ring, int64_t now_ms)
+      : id(id),
+        serial(serial),
+        address(std::move(address)),
+        peer(std::move(peer)),
+        accepted_ms(now_ms),
+        last_activity_ms(now_ms),
+        names(registry, Publisher{.shard = shard, .connection = serial}),
+        sink(ring, this->peer),
+        rtmp(options, &sink, &names) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  const ConnectionId id;
+  const uint64_t serial;      // unique for the server's life; names it in logs
+  const std::string address;  // the peer's IP, for the per-address cap
+  const std::string peer;     // "ip:port"
+  const int64_t accepted_ms;
+  int64_t last_activity_ms;
+  uint64_t bytes_in = 0;
+
+  // The bytes in flight: a copy of what the RTMP core queued, so that the core can
+  // queue more while the kernel sends these.
+  std::vector<uint8_t> sending;
+  size_t send_offset = 0;
+  bool send_in_flight = false;
+  bool closing = false;             // Close() was called on the loop
+  bool close_after_flush = false;   // close once `sending` and the core's output are out
+  std::string close_reason;
+
+  ConnectionNames names;
+  RingFrameSink sink;
+  rtmp::ServerConnection rtmp;  // last: it refers to sink and names
+};
+
+}  // namespace uringest::engine
+
+#endif  // URINGEST_ENGINE_CONNECTION_H_

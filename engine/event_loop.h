@@ -1,0 +1,98 @@
+// event_loop.h: the I/O interface a shard runs on, with two implementations: UringLoop
+// (io_uring: multishot accept, multishot recv into a provided buffer ring, sends) and
+// EpollLoop (edge-triggered epoll, for where io_uring is blocked). The shard's logic
+// (connections, the RTMP core, limits, timeouts) is the same over both.
+//
+// Everything runs on the loop's thread: the loop calls its LoopHandler from Run(), and
+// the handler calls the loop back from there. Only Wake() may be called from elsewhere.
+//
+//   std::unique_ptr<EventLoop> loop = MakeUringLoop(options, support);  // or MakeEpollLoop
+//   loop->Listen(listen_fd);
+//   loop->Run(&shard);   // until Stop()
+//
+// Connections are named by the handler's own ids (a slot in its table). A connection's
+// life on the loop: Receive() once, Send() any number of times with one send in flight,
+// Close() once; after Close() no callback names it again except OnReleased(), which comes
+// once nothing of it is in flight and its descriptor is closed, so its id may be reused.
+
+#ifndef URINGEST_ENGINE_EVENT_LOOP_H_
+#define URINGEST_ENGINE_EVENT_LOOP_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace uringest::engine {
+
+using ConnectionId = uint32_t;
+
+class LoopHandler {
+ public:
+  virtual ~LoopHandler() = default;
+  // A connection was accepted on a listener, or handed over by another shard.
+  virtual void OnAccept(int fd) = 0;
+  // Bytes arrived. They are valid only during the call: the buffer goes back to the
+  // kernel when it returns.
+  virtual void OnReceive(ConnectionId id, std::span<const uint8_t> bytes) = 0;
+  // The receive side ended: 0 for an orderly close by the peer, else -errno.
+  virtual void OnReceiveEnd(ConnectionId id, int error) = 0;
+  // The send in flight finished: bytes sent (possibly fewer than asked), or -errno.
+  virtual void OnSendComplete(ConnectionId id, int result) = 0;
+  // After Close(): nothing of the connection is in flight and its descriptor is closed.
+  virtual void OnReleased(ConnectionId id) = 0;
+  // Every tick interval.
+  virtual void OnTick() = 0;
+  // Wake() was called.
+  virtual void OnWake() = 0;
+};
+
+struct EventLoopOptions {
+  absl::Duration tick = absl::Milliseconds(100);
+  // io_uring: the provided buffer ring of the shard. Idle connections hold no buffer.
+  uint32_t recv_buffers = 512;          // a power of two
+  uint32_t recv_buffer_size = 32 << 10;
+  uint32_t ring_entries = 1024;         // submission queue; completion queue is 4x
+};
+
+struct LoopCounters {
+  uint64_t receives = 0;
+  uint64_t bytes_received = 0;
+  uint64_t buffer_shortages = 0;  // ENOBUFS: the provided buffers ran out (backpressure)
+  uint64_t rearms = 0;            // multishot receives re-armed
+};
+
+class EventLoop {
+ public:
+  virtual ~EventLoop() = default;
+
+  // Accepts connections on `fd` (a listening socket) until StopListening().
+  virtual absl::Status Listen(int fd) = 0;
+  virtual void StopListening() = 0;
+
+  // Starts delivering the bytes of `fd` to OnReceive(id, ...).
+  virtual void Receive(ConnectionId id, int fd) = 0;
+  // Sends bytes, which must stay valid until OnSendComplete(id, ...).
+  // REQUIRES: no send of `id` in flight.
+  virtual void Send(ConnectionId id, std::span<const uint8_t> bytes) = 0;
+  // Stops the connection: see the header comment.
+  virtual void Close(ConnectionId id) = 0;
+
+  // Runs until Stop() is called from the loop's thread (usually from a handler).
+  virtual void Run(LoopHandler* handler) = 0;
+  virtual void Stop() = 0;
+  // Any thread: OnWake() will be called soon on the loop's thread.
+  virtual void Wake() = 0;
+
+  virtual const LoopCounters& counters() const = 0;
+  // "io_uring" or "epoll".
+  virtual std::string_view name() const = 0;
+};
+
+}  // namespace uringest::engine
+
+#endif  // URINGEST_ENGINE_EVENT_LOOP_H_

@@ -1,0 +1,139 @@
+#include "engine/ring_frame_sink.h"
+
+#include <time.h>
+
+#include <cstring>
+#include <utility>
+
+#include "engine/rtmp/amf0.h"
+#include "engine/status_text.h"
+#include "engine/stream_registry.h"
+#include "spdlog/spdlog.h"
+
+namespace uringest::engine {
+namespace {
+
+uint64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+// A codec id in onMetaData is a number (7) or, from Enhanced RTMP encoders, a FourCC
+// string ("hvc1").
+uint32_t CodecId(const rtmp::amf0::Value* v) {
+  if (v == nullptr) return 0;
+  if (v->is_number()) return uint32_t(v->number());
+  if (v->is_string() && v->string().size() == 4) {
+    const std::string& s = v->string();
+    return uint32_t(uint8_t(s[0])) << 24 | uint32_t(uint8_t(s[1])) << 16 |
+           uint32_t(uint8_t(s[2])) << 8 | uint8_t(s[3]);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec) {
+  rtmp::amf0::Decoder decoder(payload);
+  absl::StatusOr<rtmp::amf0::Value> name = decoder.Next();
+  if (!name.ok() || !name->is_string() || name->string() != "onMetaData") return;
+  absl::StatusOr<rtmp::amf0::Value> meta = decoder.Next();
+  if (!meta.ok() || !meta->has_properties()) return;
+  auto set = [&](uint32_t* field, std::string_view key, double scale = 1) {
+    const rtmp::amf0::Value* v = meta->Find(key);
+    if (v != nullptr && v->is_number() && v->number() > 0 && v->number() < 4e9 / scale) {
+      *field = uint32_t(v->number() * scale);
+    }
+  };
+  set(&codec->width, "width");
+  set(&codec->height, "height");
+  set(&codec->frame_rate_milli, "framerate", 1000);
+  set(&codec->audio_sample_rate, "audiosamplerate");
+  set(&codec->video_bitrate_kbps, "videodatarate");
+  set(&codec->audio_bitrate_kbps, "audiodatarate");
+  set(&codec->audio_channels, "audiochannels");
+  if (const rtmp::amf0::Value* stereo = meta->Find("stereo");
+      stereo != nullptr && stereo->type() == rtmp::amf0::Value::Type::kBoolean) {
+    codec->audio_channels = stereo->boolean() ? 2 : 1;
+  }
+  if (uint32_t id = CodecId(meta->Find("videocodecid")); id != 0) codec->video_codec = id;
+  if (uint32_t id = CodecId(meta->Find("audiocodecid")); id != 0) codec->audio_codec = id;
+}
+
+RingFrameSink::RingFrameSink(ringbuf::ShardWriter* shard, std::string peer)
+    : shard_(shard), peer_(std::move(peer)) {}
+
+RingFrameSink::~RingFrameSink() = default;  // each StreamWriter ends its stream
+
+RingFrameSink::Stream* RingFrameSink::Find(uint32_t stream_id) {
+  for (Stream& s : streams_) {
+    if (s.stream_id == stream_id) return &s;
+  }
+  return nullptr;
+}
+
+void RingFrameSink::OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) {
+  const std::string key = StreamKey(name);
+  absl::StatusOr<ringbuf::StreamWriter> writer = shard_->BeginStream(key, peer_);
+  if (!writer.ok()) {
+    spdlog::error("{}: stream {} not carried: {}", peer_, key, StatusText(writer.status()));
+    return;
+  }
+  spdlog::info("{}: publishing {}", peer_, key);
+  streams_.push_back(Stream{.stream_id = stream_id, .writer = std::move(*writer)});
+}
+
+void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
+  Stream* stream = Find(frame.stream_id);
+  if (stream == nullptr) {
+    ++counters_.dropped;
+    return;
+  }
+  UpdateCodec(stream, frame);
+  ringbuf::FrameMeta meta{
+      .type = static_cast<ringbuf::RecordType>(frame.type == rtmp::FrameType::kAudio
+                                                   ? ringbuf::RecordType::kAudio
+                                               : frame.type == rtmp::FrameType::kVideo
+                                                   ? ringbuf::RecordType::kVideo
+                                                   : ringbuf::RecordType::kData),
+      .flags = uint8_t((frame.keyframe ? ringbuf::kFlagKeyframe : 0) |
+                       (frame.sequence_header ? ringbuf::kFlagSequenceHeader : 0)),
+      .dts = int64_t(frame.dts),
+      .pts = int64_t(frame.dts) + frame.composition_offset,
+      .ingest_time_ns = RealtimeNs()};
+  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload); !s.ok()) {
+    ++counters_.dropped;
+    return;
+  }
+  ++counters_.frames;
+  counters_.bytes += frame.payload.size();
+}
+
+// Codec parameters change rarely: the directory is written only when they do.
+void RingFrameSink::UpdateCodec(Stream* stream, const rtmp::Frame& frame) {
+  ringbuf::CodecInfo codec = stream->codec;
+  if (frame.type == rtmp::FrameType::kData) {
+    ParseOnMetaData(frame.payload, &codec);
+  } else if (frame.type == rtmp::FrameType::kVideo && frame.codec != 0) {
+    codec.video_codec = frame.codec;
+  } else if (frame.type == rtmp::FrameType::kAudio && frame.payload.size() > 0) {
+    codec.audio_codec = frame.codec;
+  }
+  if (std::memcmp(&codec, &stream->codec, sizeof(codec)) == 0) return;
+  stream->codec = codec;
+  stream->writer.SetCodecInfo(codec);
+}
+
+void RingFrameSink::OnStreamEnd(uint32_t stream_id) {
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->stream_id == stream_id) {
+      spdlog::info("{}: stream ended after {} frames", peer_, it->writer.frames());
+      it->writer.End();
+      streams_.erase(it);
+      return;
+    }
+  }
+}
+
+}  // namespace uringest::engine

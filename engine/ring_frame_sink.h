@@ -1,0 +1,64 @@
+// ring_frame_sink.h: connects one connection's publish session to its shard's frame
+// ring: each published stream becomes a ringbuf::StreamWriter, each frame one record,
+// onMetaData and the first frames fill the directory entry's codec parameters.
+//
+//   RingFrameSink sink(&shard_writer, "203.0.113.7:50122");
+//   rtmp::ServerConnection conn(options, &sink, &names);   // frames flow into the ring
+//
+// Thread safety: the shard's thread only. Nothing allocates per frame.
+
+#ifndef URINGEST_ENGINE_RING_FRAME_SINK_H_
+#define URINGEST_ENGINE_RING_FRAME_SINK_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/container/inlined_vector.h"
+#include "engine/rtmp/frame.h"
+#include "ringbuf/ring_format.h"
+#include "ringbuf/shard_writer.h"
+
+namespace uringest::engine {
+
+class RingFrameSink : public rtmp::FrameSink {
+ public:
+  struct Counters {
+    uint64_t frames = 0;
+    uint64_t bytes = 0;
+    uint64_t dropped = 0;  // frames the ring refused (too large, stream not begun)
+  };
+
+  // `shard` must outlive the sink. `peer` is the publisher's "ip:port".
+  RingFrameSink(ringbuf::ShardWriter* shard, std::string peer);
+  ~RingFrameSink() override;
+
+  void OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) override;
+  void OnFrame(const rtmp::Frame& frame) override;
+  void OnStreamEnd(uint32_t stream_id) override;
+
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct Stream {
+    uint32_t stream_id = 0;
+    ringbuf::StreamWriter writer;
+    ringbuf::CodecInfo codec{};
+  };
+
+  Stream* Find(uint32_t stream_id);
+  void UpdateCodec(Stream* stream, const rtmp::Frame& frame);
+
+  ringbuf::ShardWriter* const shard_;
+  const std::string peer_;
+  absl::InlinedVector<Stream, 1> streams_;
+  Counters counters_;
+};
+
+// Reads what onMetaData announces (width, height, framerate, codec ids, sample rate,
+// channels, data rates) into `codec`, leaving fields it lacks as they are. `payload`
+// is the data frame's body: "onMetaData" then an object or ECMA array.
+void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec);
+
+}  // namespace uringest::engine
+
+#endif  // URINGEST_ENGINE_RING_FRAME_SINK_H_

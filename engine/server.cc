@@ -1,0 +1,182 @@
+#include "engine/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <limits>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace uringest::engine {
+namespace {
+
+constexpr int kListenBacklog = 4096;
+// Until shards have measured their connections, a new one is assumed to bring this much
+// (a 2.5 Mbit/s stream).
+constexpr uint64_t kAssumedConnectionRate = 2'500'000 / 8;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
+  auto server = std::unique_ptr<Server>(new Server(options));
+  ServerOptions& o = server->options_;
+  if (o.shards == 0) o.shards = std::max(1u, std::thread::hardware_concurrency());
+  if (o.ring_size == 0 || (o.ring_size & (o.ring_size - 1)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ring-size ", o.ring_size, " is not a power of two"));
+  }
+  if (absl::Status s = server->ChooseBackend(); !s.ok()) return s;
+  return server;
+}
+
+Server::Server(const ServerOptions& options) : options_(options) {}
+
+Server::~Server() {
+  for (auto& shard : shards_) shard->PostShutdown();
+  shards_.clear();  // joins each thread
+  for (int fd : listen_fds_) close(fd);
+  rings_.reset();  // removes the shared-memory objects
+}
+
+// io_uring when the kernel lets us; epoll only when io_uring is unavailable (blocked or
+// too old), never because of a resource error once it works.
+absl::Status Server::ChooseBackend() {
+  if (options_.backend == Backend::kEpoll) {
+    backend_ = "epoll";
+    return absl::OkStatus();
+  }
+  io_uring_ = ProbeIoUring();
+  if (io_uring_.usable()) {
+    backend_ = "io_uring";
+    return absl::OkStatus();
+  }
+  if (options_.backend == Backend::kIoUring) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--backend=io_uring, but ", io_uring_.reason));
+  }
+  backend_ = "epoll";
+  backend_reason_ = io_uring_.reason;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Server::BindListener(bool reuse_port) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  const std::string& host = options_.listen_host;
+  const uint16_t port = port_ != 0 ? port_ : options_.listen_port;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    len = sizeof(*in4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    len = sizeof(*in6);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--listen: '", host, "' is not an IP address"));
+  }
+  const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, kListenBacklog) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::ErrnoToStatus(err, absl::StrCat("listening on ", host, ":", port));
+  }
+  if (port_ == 0) {
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    port_ = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
+    listen_address_ = ss.ss_family == AF_INET ? absl::StrCat(host, ":", port_)
+                                              : absl::StrCat("[", host, "]:", port_);
+  }
+  return fd;
+}
+
+absl::Status Server::Start() {
+  absl::StatusOr<std::unique_ptr<ringbuf::RingServer>> rings = ringbuf::RingServer::Create(
+      {.name = options_.ring_name, .shards = options_.shards, .ring_capacity = options_.ring_size});
+  if (!rings.ok()) return rings.status();
+  rings_ = std::move(*rings);
+  if (rings_->replaced_stale()) {
+    spdlog::warn("ring '{}': removed the shared memory a crashed server left", options_.ring_name);
+  }
+  const bool by_load = options_.placement == Placement::kLoad && options_.shards > 1;
+  const size_t listeners = by_load ? 1 : options_.shards;
+  for (size_t i = 0; i < listeners; ++i) {
+    absl::StatusOr<int> fd = BindListener(/*reuse_port=*/!by_load && options_.shards > 1);
+    if (!fd.ok()) return fd.status();
+    listen_fds_.push_back(*fd);
+  }
+  registry_ = std::make_unique<StreamRegistry>(
+      options_.on_duplicate, [this](const Publisher& old) {
+        shards_[old.shard]->PostEviction(old.connection);
+      });
+  limits_ = std::make_unique<ConnectionLimits>(options_.max_connections,
+                                               options_.max_connections_per_ip);
+  context_ = ShardContext{.options = &options_,
+                          .io_uring = backend_ == "io_uring" ? &io_uring_ : nullptr,
+                          .registry = registry_.get(),
+                          .limits = limits_.get(),
+                          .next_serial = &next_serial_};
+  if (by_load) {
+    context_.pick_shard = [this] { return PickShard(); };
+    context_.hand_over = [this](uint32_t shard, int fd) { shards_[shard]->PostConnection(fd); };
+  }
+  for (uint32_t k = 0; k < options_.shards; ++k) {
+    const int fd = by_load ? (k == 0 ? listen_fds_[0] : -1) : listen_fds_[k];
+    shards_.push_back(std::make_unique<Shard>(k, &context_, &rings_->shard(k), fd));
+  }
+  for (auto& shard : shards_) {
+    if (absl::Status s = shard->Start(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("shard ", shard->index(), ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Placement by load: the shard with the least ingress bytes/s, counting each connection
+// it was given since its last measurement as bringing the server's average rate.
+uint32_t Server::PickShard() const {
+  uint64_t total_rate = 0, total_connections = 0;
+  for (const auto& shard : shards_) {
+    total_rate += shard->ingress_rate();
+    total_connections += shard->connections();
+  }
+  const uint64_t per_connection = total_connections > 0 && total_rate > 0
+                                      ? total_rate / total_connections
+                                      : kAssumedConnectionRate;
+  uint32_t best = 0;
+  uint64_t best_score = std::numeric_limits<uint64_t>::max();
+  for (const auto& shard : shards_) {
+    const uint64_t score = shard->ingress_rate() + uint64_t{shard->fresh()} * per_connection;
+    if (score < best_score) {
+      best_score = score;
+      best = shard->index();
+    }
+  }
+  return best;
+}
+
+void Server::Shutdown() {
+  for (auto& shard : shards_) shard->PostShutdown();
+}
+
+bool Server::Stopped() const {
+  for (const auto& shard : shards_) {
+    if (!shard->finished()) return false;
+  }
+  return true;
+}
+
+}  // namespace uringest::engine

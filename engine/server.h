@@ -1,0 +1,78 @@
+// server.h: uringestd's engine: binds the RTMP listener, creates the frame ring
+// (--ring NAME), probes io_uring and picks the backend, and runs one Shard per core.
+//
+//   absl::StatusOr<std::unique_ptr<Server>> server = Server::Create(options);
+//   (*server)->Start();                  // listening once this returns
+//   ... on SIGTERM: (*server)->Shutdown(); until (*server)->Stopped() ...
+//   server->reset();                     // joins the shards, removes the ring
+//
+// Thread safety: Create, Start and destruction on one thread; Shutdown() and Stopped()
+// from any.
+
+#ifndef URINGEST_ENGINE_SERVER_H_
+#define URINGEST_ENGINE_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/connection_limits.h"
+#include "engine/io_uring_probe.h"
+#include "engine/server_options.h"
+#include "engine/shard.h"
+#include "engine/stream_registry.h"
+#include "ringbuf/ring_server.h"
+
+namespace uringest::engine {
+
+class Server {
+ public:
+  // Probes the kernel and validates the options; binds nothing yet.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Creates the ring, binds the listener(s) and starts the shards.
+  absl::Status Start();
+  // Graceful: stop accepting, end every stream, close every connection.
+  void Shutdown();
+  // Every shard has left its loop.
+  bool Stopped() const;
+
+  // Where it listens, with the port resolved ("0.0.0.0:1935").
+  const std::string& listen_address() const { return listen_address_; }
+  uint16_t port() const { return port_; }
+  // "io_uring" or "epoll", and why epoll when it was not asked for.
+  const std::string& backend() const { return backend_; }
+  const std::string& backend_reason() const { return backend_reason_; }
+  const IoUringSupport& io_uring() const { return io_uring_; }
+  uint32_t shard_count() const { return uint32_t(shards_.size()); }
+  const ServerOptions& options() const { return options_; }
+
+ private:
+  explicit Server(const ServerOptions& options);
+  absl::Status ChooseBackend();
+  absl::StatusOr<int> BindListener(bool reuse_port);
+  uint32_t PickShard() const;
+
+  ServerOptions options_;
+  IoUringSupport io_uring_;
+  std::string backend_;
+  std::string backend_reason_;
+  std::string listen_address_;
+  uint16_t port_ = 0;
+  std::vector<int> listen_fds_;
+  std::unique_ptr<ringbuf::RingServer> rings_;
+  std::unique_ptr<StreamRegistry> registry_;
+  std::unique_ptr<ConnectionLimits> limits_;
+  std::atomic<uint64_t> next_serial_{1};
+  ShardContext context_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace uringest::engine
+
+#endif  // URINGEST_ENGINE_SERVER_H_

@@ -1,0 +1,44 @@
+// server_options.h: everything uringestd's flags configure, with the defaults a new
+// operator gets.
+
+#ifndef URINGEST_ENGINE_SERVER_OPTIONS_H_
+#define URINGEST_ENGINE_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "engine/event_loop.h"
+#include "engine/rtmp/server_connection.h"
+#include "engine/stream_registry.h"
+
+namespace uringest::engine {
+
+enum class Backend { kAuto, kIoUring, kEpoll };
+// How connections find their shard: by the kernel's SO_REUSEPORT hash (by count), or by
+// one acceptor that hands each to the shard with the least ingress bytes/s.
+enum class Placement { kLoad, kReusePort };
+
+struct ServerOptions {
+  std::string listen_host = "0.0.0.0";
+  uint16_t listen_port = 1935;  // 0: any free port (tests)
+  std::string ring_name = "uringest";
+  uint32_t shards = 0;                  // 0: one per online CPU
+  uint64_t ring_size = 64 << 20;        // per shard, a power of two
+  uint32_t max_connections = 10000;     // across all shards
+  uint32_t max_connections_per_ip = 0;  // 0: no per-address cap
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Seconds(30);
+  Backend backend = Backend::kAuto;
+  Placement placement = Placement::kLoad;
+  OnDuplicate on_duplicate = OnDuplicate::kReject;
+  bool pin_cpus = false;
+  // How long a graceful shutdown waits for connections to close.
+  absl::Duration shutdown_grace = absl::Seconds(2);
+  EventLoopOptions loop;
+  rtmp::ServerConnectionOptions connection;
+};
+
+}  // namespace uringest::engine
+
+#endif  // URINGEST_ENGINE_SERVER_OPTIONS_H_

@@ -1,0 +1,327 @@
+#include "engine/shard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/connection.h"
+#include "engine/connection_limits.h"
+#include "engine/epoll_loop.h"
+#include "engine/status_text.h"
+#include "engine/uring_loop.h"
+#include "spdlog/spdlog.h"
+
+namespace uringest::engine {
+namespace {
+
+constexpr uint64_t kTicksPerSecond = 10;
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+// The peer's IP and "ip:port" (IPv6 as "[addr]:port").
+std::pair<std::string, std::string> PeerOf(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {"?", "?"};
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+    return {ip, absl::StrCat(ip, ":", ntohs(in->sin_port))};
+  }
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+  return {ip, absl::StrCat("[", ip, "]:", ntohs(in6->sin6_port))};
+}
+
+std::string Describe(const Connection& c, int64_t now_ms) {
+  return absl::StrFormat("%u bytes in %.1f s, %u frames", c.bytes_in,
+                         (now_ms - c.accepted_ms) / 1000.0, c.sink.counters().frames);
+}
+
+}  // namespace
+
+Shard::Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd)
+    : index_(index), context_(context), ring_(ring), listen_fd_(listen_fd) {}
+
+Shard::~Shard() {
+  Join();
+  absl::MutexLock lock(&inbox_mu_);
+  for (int fd : inbox_.fds) close(fd);  // handed over after this shard stopped
+}
+
+absl::Status Shard::Start() {
+  thread_ = std::thread([this] { ThreadMain(); });
+  started_.WaitForNotification();
+  return start_status_;
+}
+
+void Shard::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+// The loop is created on the shard's own thread: an io_uring set up with SINGLE_ISSUER
+// belongs to the thread that created it.
+absl::Status Shard::CreateLoop() {
+  const ServerOptions& options = *context_->options;
+  if (options.pin_cpus) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(index_ % std::thread::hardware_concurrency(), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop =
+      context_->io_uring != nullptr ? CreateUringLoop(options.loop, *context_->io_uring)
+                                    : CreateEpollLoop(options.loop);
+  if (!loop.ok()) return loop.status();
+  loop_ = std::move(*loop);
+  if (listen_fd_ >= 0) return loop_->Listen(listen_fd_);
+  return absl::OkStatus();
+}
+
+void Shard::ThreadMain() {
+  pthread_setname_np(pthread_self(), absl::StrCat("shard-", index_).c_str());
+  start_status_ = CreateLoop();
+  const bool ok = start_status_.ok();
+  started_.Notify();
+  if (!ok) {
+    finished_.store(true, std::memory_order_release);
+    return;
+  }
+  loop_->Run(this);
+  // Stopped: whatever is left (a grace period ran out) is torn down without ceremony.
+  for (auto& c : connections_) {
+    if (c != nullptr && !c->closing) context_->limits->Leave(c->address);
+  }
+  connections_.clear();
+  finished_.store(true, std::memory_order_release);
+  // The loop stays until the Shard is destroyed: another shard may still Wake() it.
+}
+
+void Shard::PostConnection(int fd) {
+  fresh_.fetch_add(1, std::memory_order_relaxed);
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    inbox_.fds.push_back(fd);
+  }
+  loop_->Wake();
+}
+
+void Shard::PostEviction(uint64_t serial) {
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    inbox_.evictions.push_back(serial);
+  }
+  loop_->Wake();
+}
+
+void Shard::PostShutdown() {
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    inbox_.shutdown = true;
+  }
+  loop_->Wake();
+}
+
+void Shard::OnWake() {
+  Inbox inbox;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    std::swap(inbox, inbox_);
+  }
+  for (int fd : inbox.fds) Adopt(fd);
+  for (uint64_t serial : inbox.evictions) {
+    for (auto& c : connections_) {
+      if (c != nullptr && c->serial == serial && !c->closing) {
+        CloseConnection(*c, "a new publisher took its stream over (--on-duplicate=takeover)");
+      }
+    }
+  }
+  if (inbox.shutdown && !shutting_down_) BeginShutdown();
+}
+
+void Shard::OnAccept(int fd) {
+  if (shutting_down_) {
+    close(fd);
+    return;
+  }
+  if (context_->pick_shard) {
+    const uint32_t target = context_->pick_shard();
+    if (target != index_) {
+      context_->hand_over(target, fd);
+      return;
+    }
+    fresh_.fetch_add(1, std::memory_order_relaxed);
+  }
+  Adopt(fd);
+}
+
+void Shard::Adopt(int fd) {
+  auto [address, peer] = PeerOf(fd);
+  if (shutting_down_) {
+    close(fd);
+    return;
+  }
+  if (std::string refused = context_->limits->Admit(address); !refused.empty()) {
+    spdlog::warn("{}: connection refused: {}", peer, refused);
+    close(fd);
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  ConnectionId id;
+  if (free_ids_.empty()) {
+    id = ConnectionId(connections_.size());
+    connections_.emplace_back();
+  } else {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  }
+  const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
+  connections_[id] = std::make_unique<Connection>(id, serial, std::move(address), peer,
+                                                  context_->options->connection,
+                                                  context_->registry, index_, ring_, NowMs());
+  ++live_;
+  connection_count_.store(live_, std::memory_order_relaxed);
+  spdlog::info("conn {} {}: accepted on shard {}", serial, peer, index_);
+  loop_->Receive(id, fd);
+}
+
+void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes) {
+  Connection& c = *connections_[id];
+  if (c.close_after_flush) return;  // a protocol error already ended it
+  c.last_activity_ms = NowMs();
+  c.bytes_in += bytes.size();
+  bytes_in_ += bytes.size();
+  absl::Status status = c.rtmp.Receive(bytes);
+  if (!status.ok()) {
+    CloseConnection(c, StatusText(status), /*flush_first=*/true);
+    return;
+  }
+  Flush(c);
+}
+
+// Sends what the RTMP core queued, one send in flight at a time.
+void Shard::Flush(Connection& c) {
+  if (c.send_in_flight || c.closing) return;
+  std::span<const uint8_t> out = c.rtmp.output();
+  if (out.empty()) {
+    if (c.close_after_flush) CloseConnection(c, c.close_reason);
+    return;
+  }
+  c.sending.assign(out.begin(), out.end());
+  c.rtmp.TakeOutput(out.size());
+  c.send_offset = 0;
+  c.send_in_flight = true;
+  loop_->Send(c.id, c.sending);
+}
+
+void Shard::OnSendComplete(ConnectionId id, int result) {
+  Connection& c = *connections_[id];
+  if (result < 0) {
+    c.send_in_flight = false;
+    c.close_after_flush = false;
+    CloseConnection(c, absl::StrCat("send failed: ", strerror(-result)));
+    return;
+  }
+  c.send_offset += size_t(result);
+  if (c.send_offset < c.sending.size()) {
+    loop_->Send(id, std::span<const uint8_t>(c.sending).subspan(c.send_offset));
+    return;
+  }
+  c.send_in_flight = false;
+  Flush(c);
+}
+
+void Shard::OnReceiveEnd(ConnectionId id, int error) {
+  Connection& c = *connections_[id];
+  if (c.closing) return;
+  c.close_after_flush = false;
+  CloseConnection(c, error == 0 ? "closed by the peer"
+                                : absl::StrCat("receive failed: ", strerror(-error)));
+}
+
+// Ends the connection's streams now; with flush_first, the bytes already queued (an
+// _error, say) go out before the socket closes.
+void Shard::CloseConnection(Connection& c, std::string_view reason, bool flush_first) {
+  if (c.closing) return;
+  if (flush_first && (c.send_in_flight || !c.rtmp.output().empty())) {
+    c.close_after_flush = true;
+    c.close_reason = std::string(reason);
+    c.rtmp.Close();
+    Flush(c);
+    return;
+  }
+  c.closing = true;
+  c.rtmp.Close();
+  const int64_t now = NowMs();
+  spdlog::info("conn {} {}: closed: {} ({})", c.serial, c.peer, reason, Describe(c, now));
+  context_->limits->Leave(c.address);
+  loop_->Close(c.id);
+}
+
+void Shard::OnReleased(ConnectionId id) {
+  connections_[id].reset();
+  free_ids_.push_back(id);
+  --live_;
+  connection_count_.store(live_, std::memory_order_relaxed);
+  if (shutting_down_ && live_ == 0) loop_->Stop();
+}
+
+void Shard::OnTick() {
+  ring_->Heartbeat();
+  if (++ticks_ % kTicksPerSecond != 0) return;
+  UpdateIngressRate();
+  CheckTimeouts();
+}
+
+void Shard::UpdateIngressRate() {
+  const uint64_t last_second = bytes_in_ - bytes_in_at_rate_;
+  bytes_in_at_rate_ = bytes_in_;
+  const uint64_t rate = ingress_rate_.load(std::memory_order_relaxed);
+  // An exponentially weighted average over about 4 s.
+  ingress_rate_.store((rate * 3 + last_second) / 4, std::memory_order_relaxed);
+  fresh_.store(0, std::memory_order_relaxed);
+}
+
+void Shard::CheckTimeouts() {
+  const ServerOptions& options = *context_->options;
+  const int64_t now = NowMs();
+  const int64_t handshake_ms = absl::ToInt64Milliseconds(options.handshake_timeout);
+  const int64_t idle_ms = absl::ToInt64Milliseconds(options.idle_timeout);
+  for (auto& slot : connections_) {
+    if (slot == nullptr || slot->closing) continue;
+    Connection& c = *slot;
+    if (!c.rtmp.handshake_complete() && now - c.accepted_ms >= handshake_ms) {
+      CloseConnection(c, absl::StrCat("handshake not done after ", handshake_ms / 1000, " s"));
+    } else if (now - c.last_activity_ms >= idle_ms) {
+      CloseConnection(c, absl::StrCat("idle for ", idle_ms / 1000, " s (--idle-timeout)"));
+    }
+  }
+  if (shutting_down_ && now >= shutdown_deadline_ms_) loop_->Stop();
+}
+
+void Shard::BeginShutdown() {
+  shutting_down_ = true;
+  shutdown_deadline_ms_ = NowMs() + absl::ToInt64Milliseconds(context_->options->shutdown_grace);
+  loop_->StopListening();
+  for (auto& c : connections_) {
+    if (c != nullptr && !c->closing) CloseConnection(*c, "the server is shutting down");
+  }
+  if (live_ == 0) loop_->Stop();
+}
+
+}  // namespace uringest::engine

@@ -1,0 +1,133 @@
+// shard.h: one shard of the server: a thread, its event loop (io_uring or epoll), the
+// connections placed on it, and its frame ring. Everything a connection owns is touched
+// only by its shard's thread; other threads reach a shard through its inbox (new
+// connections, evictions, shutdown), which wakes the loop.
+//
+//   Shard shard(k, &context);
+//   shard.Start();                 // the thread creates its loop and runs it
+//   shard.PostConnection(fd);      // from the acceptor (placement by load)
+//   shard.PostShutdown();  shard.Join();
+//
+// Thread safety: the Post*() methods, ingress_rate() and connections() are thread-safe;
+// everything else runs on the shard's thread.
+
+#ifndef URINGEST_ENGINE_SHARD_H_
+#define URINGEST_ENGINE_SHARD_H_
+
+#include <atomic>
+#include <functional>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "engine/event_loop.h"
+#include "engine/io_uring_probe.h"
+#include "engine/server_options.h"
+#include "engine/stream_registry.h"
+#include "ringbuf/shard_writer.h"
+
+namespace uringest::engine {
+
+class Connection;
+class ConnectionLimits;
+
+// What every shard shares, owned by the Server.
+struct ShardContext {
+  const ServerOptions* options = nullptr;
+  const IoUringSupport* io_uring = nullptr;  // nullptr: use epoll
+  StreamRegistry* registry = nullptr;
+  ConnectionLimits* limits = nullptr;
+  // Placement by load: where the acceptor sends a new connection. Returns the shard
+  // index; the shard itself handles it when that is its own index.
+  std::function<uint32_t()> pick_shard;
+  std::function<void(uint32_t shard, int fd)> hand_over;
+  std::atomic<uint64_t>* next_serial = nullptr;
+};
+
+class alignas(64) Shard : private LoopHandler {
+ public:
+  // `listen_fd` is this shard's listener, or -1 if it accepts nothing itself.
+  Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd);
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+  ~Shard() override;
+
+  // Starts the thread and waits until its loop is set up (or failed to be).
+  absl::Status Start();
+  void Join();
+
+  // Thread-safe.
+  void PostConnection(int fd);
+  void PostEviction(uint64_t serial);
+  void PostShutdown();
+  // Ingress bytes per second, averaged over the last seconds.
+  uint64_t ingress_rate() const { return ingress_rate_.load(std::memory_order_relaxed); }
+  uint32_t connections() const { return connection_count_.load(std::memory_order_relaxed); }
+  // Connections handed over or adopted since ingress_rate() was last measured: their
+  // bytes are not in it yet.
+  uint32_t fresh() const { return fresh_.load(std::memory_order_relaxed); }
+  // The thread has left its loop (shut down).
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  uint32_t index() const { return index_; }
+
+ private:
+  struct Inbox {
+    std::vector<int> fds;
+    std::vector<uint64_t> evictions;
+    bool shutdown = false;
+  };
+
+  void ThreadMain();
+  absl::Status CreateLoop();
+
+  // LoopHandler.
+  void OnAccept(int fd) override;
+  void OnReceive(ConnectionId id, std::span<const uint8_t> bytes) override;
+  void OnReceiveEnd(ConnectionId id, int error) override;
+  void OnSendComplete(ConnectionId id, int result) override;
+  void OnReleased(ConnectionId id) override;
+  void OnTick() override;
+  void OnWake() override;
+
+  void Adopt(int fd);
+  void Flush(Connection& c);
+  void CloseConnection(Connection& c, std::string_view reason, bool flush_first = false);
+  void CheckTimeouts();
+  void UpdateIngressRate();
+  void BeginShutdown();
+
+  const uint32_t index_;
+  ShardContext* const context_;
+  ringbuf::ShardWriter* const ring_;
+  const int listen_fd_;
+  std::thread thread_;
+  absl::Notification started_;
+  absl::Status start_status_;
+
+  std::unique_ptr<EventLoop> loop_;
+  std::vector<std::unique_ptr<Connection>> connections_;  // by ConnectionId
+  std::vector<ConnectionId> free_ids_;
+  uint32_t live_ = 0;
+  uint64_t ticks_ = 0;
+  uint64_t bytes_in_ = 0;         // since start, all connections
+  uint64_t bytes_in_at_rate_ = 0;  // bytes_in_ at the last rate update
+  bool shutting_down_ = false;
+  int64_t shutdown_deadline_ms_ = 0;
+
+  absl::Mutex inbox_mu_;
+  Inbox inbox_ ABSL_GUARDED_BY(inbox_mu_);
+
+  std::atomic<uint64_t> ingress_rate_{0};
+  std::atomic<uint32_t> connection_count_{0};
+  std::atomic<uint32_t> fresh_{0};
+  std::atomic<bool> finished_{false};
+};
+
+}  // namespace uringest::engine
+
+#endif  // URINGEST_ENGINE_SHARD_H_

@@ -1,0 +1,174 @@
+#include "ringbuf/reader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ringbuf/internal/shared_access.h"
+#include "ringbuf/shm.h"
+
+namespace uringest::ringbuf {
+namespace {
+
+constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(100);
+
+Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload) {
+  Frame f;
+  f.type = type;
+  f.flags = flags;
+  f.payload = payload;
+  f.from_directory = true;
+  return f;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(std::string_view name,
+                                                     const ReaderOptions& options) {
+  if (absl::Status s = ValidateRingName(name); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<StreamDirectory>> dir =
+      StreamDirectory::Open(ObjectPath(kShmDir, name, kDirectorySuffix));
+  if (!dir.ok()) return dir.status();
+  return std::unique_ptr<Reader>(new Reader(std::string(name), options, *std::move(dir)));
+}
+
+Reader::Reader(std::string name, const ReaderOptions& options,
+               std::unique_ptr<StreamDirectory> directory)
+    : name_(std::move(name)), options_(options), directory_(std::move(directory)) {}
+
+absl::Status Reader::Follow(std::string_view name, const FollowOptions& options) {
+  std::optional<StreamInfo> info = directory_->Find(name);
+  if (!info) {
+    return absl::NotFoundError(absl::StrCat("no stream '", std::string(name), "' in ring ", name_));
+  }
+  follower_.reset();
+  absl::StatusOr<std::unique_ptr<RingReader>> ring =
+      RingReader::Open(directory_->RingPath(name_, info->shard));
+  if (!ring.ok()) return ring.status();
+  if ((*ring)->epoch() != directory_->epoch()) {
+    return absl::FailedPreconditionError("ring and directory are from different server starts");
+  }
+  ring_ = *std::move(ring);
+  followed_ = *std::move(info);
+  queued_.clear();
+  ended_ = false;
+  evictions_seen_ = 0;
+  Seek(options.start);
+  follower_ = std::make_unique<StreamFollower>(ring_.get(), followed_.stream_id,
+                                               options.start != StartAt::kNow);
+  if (options.lossless) {
+    if (absl::Status s = ring_->EnableLossless(); !s.ok()) return s;
+  }
+  if (options.sequence_headers) QueueDirectoryFrames();
+  return absl::OkStatus();
+}
+
+void Reader::Seek(StartAt start) {
+  switch (start) {
+    case StartAt::kLatestKeyframe:
+      if (followed_.latest_keyframe && ring_->Readable(*followed_.latest_keyframe)) {
+        ring_->Seek(*followed_.latest_keyframe);
+      } else {
+        ring_->SeekToOldest();  // then the first keyframe from there
+      }
+      break;
+    case StartAt::kNow:
+      ring_->SeekToTail();
+      break;
+    case StartAt::kOldest:
+      ring_->SeekToOldest();
+      break;
+  }
+}
+
+// onMetaData first, then the decoder configurations, as an FLV file has them.
+void Reader::QueueDirectoryFrames() {
+  if (!followed_.metadata.empty()) {
+    queued_.push_back(DirectoryFrame(RecordType::kData, kFlagKeyframe, followed_.metadata));
+  }
+  const uint8_t config = kFlagKeyframe | kFlagSequenceHeader;
+  if (!followed_.video_config.empty()) {
+    queued_.push_back(DirectoryFrame(RecordType::kVideo, config, followed_.video_config));
+  }
+  if (!followed_.audio_config.empty()) {
+    queued_.push_back(DirectoryFrame(RecordType::kAudio, config, followed_.audio_config));
+  }
+  for (Frame& f : queued_) f.stream_id = followed_.stream_id;
+}
+
+bool Reader::NextFromRing(Frame* frame) {
+  RecordView& view = frame->view;
+  uint64_t lost_before = 0;
+  if (!follower_->Poll(&view, &lost_before)) return false;
+  const RecordHeader& h = view.header;
+  frame->type = static_cast<RecordType>(h.type);
+  frame->flags = h.flags;
+  frame->stream_id = h.stream_id;
+  frame->sequence = h.sequence;
+  frame->dts = h.dts;
+  frame->pts = h.pts;
+  frame->ingest_time_ns = h.ingest_time_ns;
+  frame->payload = view.payload;
+  frame->lost_before = lost_before;
+  frame->from_directory = false;
+  return true;
+}
+
+bool Reader::StreamEndedInDirectory() const {
+  StreamInfo now;
+  return !directory_->Read(followed_.slot, &now, /*with_configs=*/false) ||
+         now.stream_id != followed_.stream_id || now.state == SlotState::kEnded;
+}
+
+ReadResult Reader::Next(Frame* frame, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    if (!queued_.empty()) {
+      *frame = queued_.front();
+      queued_.pop_front();
+      return ReadResult::kFrame;
+    }
+    if (follower_ == nullptr || ended_) return ReadResult::kStreamEnded;
+    ring_->CheckEviction();
+    if (ring_->evictions() > evictions_seen_) {
+      evictions_seen_ = ring_->evictions();
+      return ReadResult::kEvicted;
+    }
+    if (NextFromRing(frame)) {
+      ended_ = follower_->ended();
+      return ReadResult::kFrame;
+    }
+    if (CheckServer() != ServerState::kAlive) return ReadResult::kServerGone;
+    if (ring_->Lag() == 0 && StreamEndedInDirectory()) {
+      ended_ = true;
+      return ReadResult::kStreamEnded;
+    }
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return ReadResult::kTimeout;
+    ring_->Wait(std::min(left, kIdleCheckInterval));
+  }
+}
+
+bool Reader::Check(const Frame& frame) {
+  return frame.from_directory || follower_ == nullptr || follower_->Validate(frame.view);
+}
+
+bool Reader::CopyOut(const Frame& frame, std::vector<uint8_t>* out) {
+  out->resize(frame.payload.size());
+  internal::CopyFromShared(out->data(), frame.payload.data(), frame.payload.size());
+  return Check(frame);
+}
+
+ServerState Reader::CheckServer() const {
+  bool closed = directory_->state() == DirectoryState::kClosed ||
+                (ring_ != nullptr && ring_->state() == RingState::kClosed);
+  int64_t age = ring_ != nullptr ? ring_->HeartbeatAgeNs() : directory_->HeartbeatAgeNs();
+  if (!closed && age <= absl::ToInt64Nanoseconds(options_.dead_after)) return ServerState::kAlive;
+  // Has a new server taken the name? Its directory has another epoch.
+  absl::StatusOr<std::unique_ptr<StreamDirectory>> now =
+      StreamDirectory::Open(ObjectPath(kShmDir, name_, kDirectorySuffix));
+  if (now.ok() && (*now)->epoch() != epoch()) return ServerState::kRestarted;
+  return closed ? ServerState::kClosed : ServerState::kDead;
+}
+
+}  // namespace uringest::ringbuf

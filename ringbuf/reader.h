@@ -1,0 +1,147 @@
+// reader.h: the consumer API of the frame ring. Any process opens a server's rings by
+// name, lists its streams, follows one, and reads its frames as zero-copy views, never
+// asking the server anything. A late joiner gets the stream's onMetaData and sequence
+// headers (from the directory) first, then frames from the latest keyframe.
+//
+//   absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open("live");
+//   absl::Status s = (*reader)->Follow("live/cam1");  // from the latest keyframe
+//   Frame frame;
+//   for (;;) {
+//     ReadResult r = (*reader)->Next(&frame, absl::Seconds(1));
+//     if (r == ReadResult::kFrame) {
+//       WriteFlvTag(frame);                           // frame.payload is in the ring...
+//       if (!(*reader)->Check(frame)) Rewind();       // ...so check it after use
+//     } else if (r == ReadResult::kServerGone || r == ReadResult::kStreamEnded) {
+//       break;
+//     }
+//   }
+//
+// Thread safety: a Reader is used by one thread; open one per thread.
+
+#ifndef URINGEST_RINGBUF_READER_H_
+#define URINGEST_RINGBUF_READER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ringbuf/directory.h"
+#include "ringbuf/ring_reader.h"
+#include "ringbuf/stream_follower.h"
+
+namespace uringest::ringbuf {
+
+struct ReaderOptions {
+  // A server whose heartbeat is older than this is reported dead (it stamps it at least
+  // every 100 ms).
+  absl::Duration dead_after = absl::Milliseconds(500);
+};
+
+enum class StartAt {
+  kLatestKeyframe,  // the latest keyframe still in the ring (else the oldest keyframe)
+  kNow,             // the next record written, keyframe or not
+  kOldest,          // the oldest keyframe still in the ring
+};
+
+struct FollowOptions {
+  StartAt start = StartAt::kLatestKeyframe;
+  bool lossless = false;  // hold the producer back (bounded; see Producer)
+  // Deliver the directory's onMetaData and sequence headers before the first frame.
+  bool sequence_headers = true;
+};
+
+// One frame of the followed stream.
+struct Frame {
+  RecordType type = RecordType::kVideo;
+  uint8_t flags = 0;
+  uint32_t stream_id = 0;
+  uint64_t sequence = 0;  // 0 for frames replayed from the directory
+  int64_t dts = 0;        // ms
+  int64_t pts = 0;        // ms
+  uint64_t ingest_time_ns = 0;
+  // The payload (FLV tag body). In the ring: valid until the next Next() call, and only
+  // if Check() says so after use.
+  std::span<const uint8_t> payload;
+  uint64_t lost_before = 0;     // frames of this stream lost just before this one
+  bool from_directory = false;  // onMetaData/sequence header replayed on join
+
+  RecordView view;  // internal: what Check() validates
+};
+
+enum class ReadResult {
+  kFrame,        // *frame is filled
+  kTimeout,      // nothing within the timeout
+  kStreamEnded,  // the stream ended (after its kStreamEnd frame, if not lost)
+  kEvicted,      // the producer evicted this lossless reader: it is lossy from now on
+  kServerGone,   // the server died, restarted or shut down: see CheckServer()
+};
+
+enum class ServerState {
+  kAlive,
+  kDead,       // no heartbeat for ReaderOptions::dead_after
+  kRestarted,  // a new server (another epoch) owns the name: Open() again
+  kClosed,     // the server shut down cleanly
+};
+
+class Reader {
+ public:
+  // Opens the directory of ring `name` (/dev/shm/NAME.dir).
+  static absl::StatusOr<std::unique_ptr<Reader>> Open(std::string_view name,
+                                                      const ReaderOptions& options = {});
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  std::vector<StreamInfo> ListStreams() const { return directory_->List(); }
+  std::optional<StreamInfo> FindStream(std::string_view name) const {
+    return directory_->Find(name);
+  }
+  const StreamDirectory& directory() const { return *directory_; }
+
+  // Follows stream `name` ("app/name"), replacing any stream followed before.
+  absl::Status Follow(std::string_view name, const FollowOptions& options = {});
+  // Waits up to `timeout` for the next frame (sleeping, not spinning, while idle).
+  ReadResult Next(Frame* frame, absl::Duration timeout);
+  // True if `frame`'s payload was intact while it was used. A false one is counted lost.
+  bool Check(const Frame& frame);
+  // Copies the payload to *out and checks it.
+  bool CopyOut(const Frame& frame, std::vector<uint8_t>* out);
+
+  ServerState CheckServer() const;
+  uint64_t epoch() const { return directory_->epoch(); }
+  uint64_t lost() const { return follower_ ? follower_->lost() : 0; }
+  uint64_t lag_bytes() const { return ring_ ? ring_->Lag() : 0; }
+  uint64_t evictions() const { return ring_ ? ring_->evictions() : 0; }
+  const StreamInfo& followed() const { return followed_; }
+  RingReader* ring() { return ring_.get(); }
+
+ private:
+  Reader(std::string name, const ReaderOptions& options,
+         std::unique_ptr<StreamDirectory> directory);
+
+  void QueueDirectoryFrames();
+  void Seek(StartAt start);
+  bool NextFromRing(Frame* frame);
+  bool StreamEndedInDirectory() const;
+
+  std::string name_;
+  ReaderOptions options_;
+  std::unique_ptr<StreamDirectory> directory_;
+  std::unique_ptr<RingReader> ring_;
+  std::unique_ptr<StreamFollower> follower_;
+  StreamInfo followed_;
+  std::deque<Frame> queued_;  // directory frames still to deliver
+  uint64_t evictions_seen_ = 0;
+  bool ended_ = false;
+};
+
+}  // namespace uringest::ringbuf
+
+#endif  // URINGEST_RINGBUF_READER_H_

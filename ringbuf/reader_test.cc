@@ -1,0 +1,195 @@
+// Reader: late join (sequence headers first, then the latest keyframe), start points,
+// loss accounting and keyframe resync, lossless eviction, stream end and dead servers.
+
+#include "ringbuf/reader.h"
+
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "ringbuf/internal/test_util.h"
+#include "ringbuf/ring_server.h"
+
+namespace uringest::ringbuf {
+namespace {
+
+constexpr uint8_t kConfig = kFlagKeyframe | kFlagSequenceHeader;
+
+class ReaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = RingServer::Create({.name = name_.name(),
+                                      .shards = 2,
+                                      .ring_capacity = kMinRingCapacity,
+                                      .directory_slots = 8,
+                                      .lossless_timeout = absl::Milliseconds(20)});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    auto stream = server_->shard(1).BeginStream("live/cam", "");
+    ASSERT_TRUE(stream.ok());
+    stream_ = *std::move(stream);
+    auto reader = Reader::Open(name_.name());
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    reader_ = *std::move(reader);
+  }
+
+  void Write(RecordType type, uint8_t flags, size_t size, int64_t dts = 0) {
+    std::vector<uint8_t> payload(size);
+    testing::FillPayload(stream_.stream_id(), stream_.frames() + 1, payload);
+    ASSERT_TRUE(
+        stream_.WriteFrame({.type = type, .flags = flags, .dts = dts, .pts = dts}, payload).ok());
+  }
+  // A GOP: one keyframe and `inter` inter frames; returns the keyframe's sequence.
+  uint64_t WriteGop(int inter, size_t size = 300) {
+    Write(RecordType::kVideo, kFlagKeyframe, size);
+    uint64_t keyframe = stream_.frames();
+    for (int i = 0; i < inter; ++i) Write(RecordType::kVideo, 0, size);
+    return keyframe;
+  }
+
+  Frame NextFrame() {
+    Frame frame;
+    EXPECT_EQ(reader_->Next(&frame, absl::Seconds(5)), ReadResult::kFrame);
+    return frame;
+  }
+
+  testing::ScopedRingName name_;
+  std::unique_ptr<RingServer> server_;
+  StreamWriter stream_;
+  std::unique_ptr<Reader> reader_;
+};
+
+TEST_F(ReaderTest, LateJoinerGetsSequenceHeadersThenStartsAtLatestKeyframe) {
+  std::vector<uint8_t> meta = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+  ASSERT_TRUE(stream_.WriteFrame({.type = RecordType::kData, .flags = kFlagKeyframe}, meta).ok());
+  Write(RecordType::kVideo, kConfig, 40);
+  Write(RecordType::kAudio, kConfig, 4);
+  WriteGop(5);
+  uint64_t keyframe = WriteGop(3);
+  Write(RecordType::kAudio, kFlagKeyframe, 20);
+  ASSERT_TRUE(reader_->Follow("live/cam").ok());
+  Frame f = NextFrame();
+  EXPECT_TRUE(f.from_directory);
+  EXPECT_EQ(f.type, RecordType::kData);
+  EXPECT_EQ(std::vector<uint8_t>(f.payload.begin(), f.payload.end()), meta);
+  f = NextFrame();
+  EXPECT_TRUE(f.from_directory);
+  EXPECT_EQ(f.type, RecordType::kVideo);
+  EXPECT_EQ(f.flags, kConfig);
+  EXPECT_EQ(f.payload.size(), 40u);
+  f = NextFrame();
+  EXPECT_EQ(f.type, RecordType::kAudio);
+  EXPECT_EQ(f.payload.size(), 4u);
+  f = NextFrame();
+  EXPECT_FALSE(f.from_directory);
+  EXPECT_EQ(f.sequence, keyframe);
+  EXPECT_EQ(f.flags & kFlagKeyframe, kFlagKeyframe);
+  EXPECT_TRUE(testing::CheckPayload(stream_.stream_id(), f.sequence, f.payload));
+  EXPECT_TRUE(reader_->Check(f));
+  for (uint64_t seq = keyframe + 1; seq <= stream_.frames(); ++seq)
+    EXPECT_EQ(NextFrame().sequence, seq);
+  EXPECT_EQ(reader_->Next(&f, absl::Milliseconds(10)), ReadResult::kTimeout);
+  EXPECT_EQ(reader_->lost(), 0u);
+}
+
+TEST_F(ReaderTest, FollowFromNowSkipsHistory) {
+  WriteGop(3);
+  ASSERT_TRUE(reader_->Follow("live/cam", {.start = StartAt::kNow}).ok());
+  Write(RecordType::kVideo, 0, 10);
+  EXPECT_EQ(NextFrame().sequence, stream_.frames());
+}
+
+TEST_F(ReaderTest, FollowFromOldestStartsAtFirstKeyframeInRing) {
+  WriteGop(2);  // sequence 2..4 after stream-begin
+  WriteGop(2);
+  ASSERT_TRUE(reader_->Follow("live/cam", {.start = StartAt::kOldest}).ok());
+  EXPECT_EQ(NextFrame().sequence, 1u);  // stream-begin
+  EXPECT_EQ(NextFrame().sequence, 2u);  // the first keyframe
+}
+
+TEST_F(ReaderTest, StreamEndIsDeliveredThenReported) {
+  WriteGop(1);
+  ASSERT_TRUE(reader_->Follow("live/cam").ok());
+  NextFrame();
+  NextFrame();
+  stream_.End();
+  Frame f = NextFrame();
+  EXPECT_EQ(f.type, RecordType::kStreamEnd);
+  EXPECT_EQ(reader_->Next(&f, absl::Seconds(5)), ReadResult::kStreamEnded);
+}
+
+TEST_F(ReaderTest, LappedReaderCountsEveryLostFrameAndResyncsAtKeyframe) {
+  WriteGop(9);
+  ASSERT_TRUE(reader_->Follow("live/cam").ok());
+  uint64_t last = NextFrame().sequence;
+  for (int gop = 0; gop < 40; ++gop) WriteGop(9);  // several laps of a 64 KiB ring
+  Frame f = NextFrame();
+  EXPECT_GT(f.lost_before, 0u);
+  EXPECT_EQ(f.lost_before, f.sequence - last - 1);
+  EXPECT_EQ(f.flags & kFlagKeyframe, kFlagKeyframe);
+  uint64_t gaps = f.lost_before;
+  last = f.sequence;
+  while (reader_->Next(&f, absl::Milliseconds(1)) == ReadResult::kFrame) {
+    ASSERT_TRUE(reader_->Check(f));
+    gaps += f.sequence - last - 1;
+    last = f.sequence;
+  }
+  EXPECT_EQ(last, stream_.frames());
+  EXPECT_EQ(reader_->lost(), gaps);
+}
+
+TEST_F(ReaderTest, OverwrittenFrameFailsCheckAndCountsAsLost) {
+  WriteGop(3);
+  ASSERT_TRUE(reader_->Follow("live/cam", {.start = StartAt::kOldest}).ok());
+  Frame f = NextFrame();
+  for (int gop = 0; gop < 30; ++gop) WriteGop(9);
+  EXPECT_FALSE(reader_->Check(f));
+  std::vector<uint8_t> copy;
+  EXPECT_FALSE(reader_->CopyOut(f, &copy));
+  EXPECT_EQ(reader_->lost(), 1u);  // once, however often it is checked
+}
+
+TEST_F(ReaderTest, StalledLosslessReaderIsEvictedAndToldSo) {
+  WriteGop(1);
+  ASSERT_TRUE(reader_->Follow("live/cam", {.lossless = true}).ok());
+  NextFrame();
+  for (int gop = 0; gop < 30; ++gop) WriteGop(9);  // waits 20 ms, then evicts
+  EXPECT_EQ(server_->shard(1).producer().header().lossless_evictions, 1u);
+  Frame f;
+  EXPECT_EQ(reader_->Next(&f, absl::Seconds(5)), ReadResult::kEvicted);
+  EXPECT_EQ(reader_->evictions(), 1u);
+  EXPECT_EQ(reader_->Next(&f, absl::Seconds(5)), ReadResult::kFrame);
+  EXPECT_GT(f.lost_before, 0u);
+}
+
+TEST_F(ReaderTest, LosslessReaderThatKeepsUpLosesNothing) {
+  ASSERT_TRUE(reader_->Follow("live/cam", {.start = StartAt::kOldest, .lossless = true}).ok());
+  Frame f;
+  for (int gop = 0; gop < 30; ++gop) {
+    WriteGop(9);
+    while (reader_->Next(&f, absl::ZeroDuration()) == ReadResult::kFrame) {
+      ASSERT_TRUE(reader_->Check(f));
+    }
+  }
+  EXPECT_EQ(reader_->lost(), 0u);
+  EXPECT_EQ(f.sequence, stream_.frames());
+}
+
+TEST_F(ReaderTest, UnknownStreamIsNotFound) {
+  EXPECT_EQ(reader_->Follow("live/none").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(reader_->ListStreams().size(), 1u);
+}
+
+TEST_F(ReaderTest, SilentServerIsReportedGone) {
+  auto reader = Reader::Open(name_.name(), {.dead_after = absl::Milliseconds(100)});
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)->Follow("live/cam", {.start = StartAt::kNow}).ok());
+  server_->HeartbeatAll();
+  Frame f;
+  absl::Time start = absl::Now();
+  EXPECT_EQ((*reader)->Next(&f, absl::Seconds(10)), ReadResult::kServerGone);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ((*reader)->CheckServer(), ServerState::kDead);
+}
+
+}  // namespace
+}  // namespace uringest::ringbuf

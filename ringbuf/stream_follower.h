@@ -1,0 +1,56 @@
+// stream_follower.h: picks one stream's records out of a shard's ring, in order, and
+// keeps exact books on what it lost. After any loss (the producer lapped the reader, or
+// a frame was overwritten while in use) it resumes at the stream's next video keyframe;
+// audio and data resume at once. Lost frames are counted from the per-stream sequence
+// numbers, so `lost()` equals the gaps in what it delivered.
+//
+//   StreamFollower follower(ring.get(), info.stream_id);
+//   RecordView view;
+//   uint64_t lost_before;
+//   while (follower.Poll(&view, &lost_before)) Consume(view);
+//
+// Thread safety: used by one thread, like the RingReader it borrows.
+
+#ifndef URINGEST_RINGBUF_STREAM_FOLLOWER_H_
+#define URINGEST_RINGBUF_STREAM_FOLLOWER_H_
+
+#include <cstdint>
+
+#include "ringbuf/ring_reader.h"
+
+namespace uringest::ringbuf {
+
+class StreamFollower {
+ public:
+  // Borrows `ring`, which must outlive the follower. If `await_keyframe`, video starts
+  // at the first keyframe.
+  StreamFollower(RingReader* ring, uint32_t stream_id, bool await_keyframe);
+
+  // The next record of the stream; false if none is committed yet. *lost_before is the
+  // number of the stream's frames lost just before this one.
+  bool Poll(RecordView* view, uint64_t* lost_before);
+  // Checks a delivered view after use (RingReader::Validate); an overwritten one counts
+  // as lost and starts a resync.
+  bool Validate(const RecordView& view);
+
+  uint32_t stream_id() const { return stream_id_; }
+  uint64_t lost() const { return lost_; }
+  uint64_t last_sequence() const { return last_sequence_; }
+  bool ended() const { return ended_; }
+  bool awaiting_keyframe() const { return await_keyframe_; }
+
+ private:
+  bool Wanted(const RecordView& view);
+
+  RingReader* ring_;
+  uint32_t stream_id_;
+  bool await_keyframe_;
+  bool ended_ = false;
+  uint64_t last_sequence_ = 0;  // of the last delivered record; 0 before the first
+  uint64_t lost_ = 0;
+  uint64_t invalid_position_ = ~uint64_t{0};  // the last view that failed Validate()
+};
+
+}  // namespace uringest::ringbuf
+
+#endif  // URINGEST_RINGBUF_STREAM_FOLLOWER_H_

@@ -1,0 +1,122 @@
+/* uringest_ring.h: the C API of the frame ring's consumer side, for readers written in
+ * other languages (through their C FFI). It wraps ringbuf/reader.h one to one; a reader
+ * that can't link C can instead follow ringbuf/FORMAT.md.
+ *
+ *   uringest_ring_reader* r;
+ *   if (uringest_ring_open("live", &r) != 0) return 1;
+ *   uringest_ring_follow(r, "live/cam1", URINGEST_RING_FROM_LATEST_KEYFRAME, 0);
+ *   uringest_ring_frame f;
+ *   while (uringest_ring_next(r, &f, 1000) != URINGEST_RING_SERVER_GONE) {
+ *     ... use f.payload[0 .. f.payload_length) ...
+ *     if (!uringest_ring_check(r)) ... the payload was overwritten while in use ...
+ *   }
+ *   uringest_ring_close(r);
+ *
+ * Errors are negative errno values. A reader handle is used by one thread at a time. */
+
+#ifndef URINGEST_RINGBUF_URINGEST_RING_H_
+#define URINGEST_RINGBUF_URINGEST_RING_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct uringest_ring_reader uringest_ring_reader;
+
+/* Where uringest_ring_follow starts. */
+enum {
+  URINGEST_RING_FROM_LATEST_KEYFRAME = 0,
+  URINGEST_RING_FROM_NOW = 1,
+  URINGEST_RING_FROM_OLDEST = 2,
+};
+
+/* What uringest_ring_next returns. */
+enum {
+  URINGEST_RING_TIMEOUT = 0,
+  URINGEST_RING_FRAME = 1,
+  URINGEST_RING_STREAM_ENDED = 2,
+  URINGEST_RING_EVICTED = 3, /* a lossless reader became lossy */
+  URINGEST_RING_SERVER_GONE = 4,
+};
+
+/* What uringest_ring_server_state returns. */
+enum {
+  URINGEST_RING_SERVER_ALIVE = 0,
+  URINGEST_RING_SERVER_DEAD = 1,
+  URINGEST_RING_SERVER_RESTARTED = 2,
+  URINGEST_RING_SERVER_CLOSED = 3,
+};
+
+/* Record types and flags: the values of ringbuf/FORMAT.md. */
+enum {
+  URINGEST_RING_AUDIO = 8,
+  URINGEST_RING_VIDEO = 9,
+  URINGEST_RING_DATA = 18,
+  URINGEST_RING_STREAM_BEGIN = 32,
+  URINGEST_RING_STREAM_END = 33,
+  URINGEST_RING_FLAG_KEYFRAME = 1,
+  URINGEST_RING_FLAG_SEQUENCE_HEADER = 2,
+  URINGEST_RING_FLAG_DISCONTINUITY = 4,
+};
+
+typedef struct {
+  uint32_t stream_id;
+  uint32_t shard;
+  uint32_t publishing; /* 1 while publishing, 0 once ended */
+  char name[257];      /* "app/name", NUL-terminated */
+  char publisher[65];  /* "ip:port", NUL-terminated */
+  uint64_t frames;
+  uint64_t bytes;
+  uint64_t drops;
+  uint32_t video_codec;
+  uint32_t audio_codec;
+  uint32_t width;
+  uint32_t height;
+  uint32_t frame_rate_milli;
+  uint32_t audio_sample_rate;
+} uringest_ring_stream_info;
+
+typedef struct {
+  uint8_t type;           /* URINGEST_RING_AUDIO, ... */
+  uint8_t flags;          /* URINGEST_RING_FLAG_* */
+  uint8_t from_directory; /* 1: onMetaData/sequence header replayed on join */
+  uint8_t reserved;
+  uint32_t stream_id;
+  uint64_t sequence;
+  int64_t dts; /* milliseconds */
+  int64_t pts; /* milliseconds */
+  uint64_t ingest_time_ns;
+  const uint8_t* payload; /* valid until the next uringest_ring_next; check after use */
+  uint32_t payload_length;
+  uint64_t lost_before; /* frames of the stream lost just before this one */
+} uringest_ring_frame;
+
+/* Opens ring `name` (the server's --ring NAME). */
+int uringest_ring_open(const char* name, uringest_ring_reader** out);
+void uringest_ring_close(uringest_ring_reader* reader);
+/* Fills up to `capacity` entries; returns how many streams there are (may be more). */
+int uringest_ring_list(uringest_ring_reader* reader, uringest_ring_stream_info* out,
+                       size_t capacity);
+/* Follows stream `stream` ("app/name") from `from`; lossless != 0 holds the producer back
+ * for a bounded time per write. */
+int uringest_ring_follow(uringest_ring_reader* reader, const char* stream, int from, int lossless);
+/* Waits up to timeout_ms for the next frame; returns URINGEST_RING_FRAME with *frame
+ * filled, or another URINGEST_RING_* result, or a negative errno. */
+int uringest_ring_next(uringest_ring_reader* reader, uringest_ring_frame* frame, int timeout_ms);
+/* 1 if the last frame's payload was intact while used, 0 if it was overwritten. */
+int uringest_ring_check(uringest_ring_reader* reader);
+/* Copies the last frame's payload into buf; returns its length, -ENOSPC if capacity is
+ * too small, -ESTALE if it was overwritten. */
+int64_t uringest_ring_copy(uringest_ring_reader* reader, uint8_t* buf, size_t capacity);
+uint64_t uringest_ring_lost(const uringest_ring_reader* reader);
+uint64_t uringest_ring_lag(const uringest_ring_reader* reader);
+int uringest_ring_server_state(const uringest_ring_reader* reader);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* URINGEST_RINGBUF_URINGEST_RING_H_ */

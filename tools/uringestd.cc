@@ -1,0 +1,191 @@
+// uringestd: the RTMP ingest server. Encoders publish to it; every frame goes into the
+// shared-memory ring that uringest-cat, uringest-stat and other consumers read.
+//
+//   uringestd                                   # 0.0.0.0:1935, ring "uringest", a shard per CPU
+//   uringestd --listen 127.0.0.1:19350 --ring test --shards 2 --log-level debug
+//   uringestd --config /etc/uringest.ini        # the same flags, as "name = value" lines
+//
+// SIGINT/SIGTERM: graceful shutdown (streams end cleanly, the ring is removed); a second
+// signal exits at once.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "engine/server.h"
+#include "engine/status_text.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+using uringest::engine::Backend;
+using uringest::engine::OnDuplicate;
+using uringest::engine::Placement;
+using uringest::engine::ServerOptions;
+
+// "HOST:PORT", "[IPV6]:PORT" or ":PORT".
+std::string ParseListen(const std::string& value, ServerOptions* options) {
+  const size_t colon = value.rfind(':');
+  uint32_t port;
+  if (colon == std::string::npos || !absl::SimpleAtoi(value.substr(colon + 1), &port) ||
+      port > 65535) {
+    return "--listen wants HOST:PORT, e.g. 0.0.0.0:1935";
+  }
+  std::string host = value.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  options->listen_host = host.empty() ? "0.0.0.0" : host;
+  options->listen_port = uint16_t(port);
+  return {};
+}
+
+void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string* log_level,
+              double* idle, double* handshake) {
+  app.add_option("--listen", *listen, "Where encoders connect: HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--ring", o->ring_name, "Name of the shared-memory ring (/dev/shm/NAME.*)")
+      ->capture_default_str();
+  app.add_option("--shards", o->shards, "Shard threads, each with its own io_uring (0: one per CPU)")
+      ->capture_default_str();
+  app.add_option("--ring-size", o->ring_size, "Bytes of frame ring per shard, a power of two (e.g. 64MiB)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  app.add_option("--max-connections", o->max_connections, "Connections at once, all shards (0: no cap)")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-ip", o->max_connections_per_ip,
+                 "Connections at once from one address (0: no cap)")
+      ->capture_default_str();
+  app.add_option("--idle-timeout", *idle, "Seconds without a byte before a connection is closed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--handshake-timeout", *handshake, "Seconds a connection has to finish the handshake")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  std::map<std::string, Backend> backends{
+      {"auto", Backend::kAuto}, {"io_uring", Backend::kIoUring}, {"epoll", Backend::kEpoll}};
+  app.add_option("--backend", o->backend, "io_uring, epoll, or auto (io_uring where the kernel allows)")
+      ->transform(CLI::CheckedTransformer(backends))
+      ->default_str("auto");
+  std::map<std::string, Placement> placements{{"load", Placement::kLoad},
+                                              {"reuseport", Placement::kReusePort}};
+  app.add_option("--placement", o->placement,
+                 "load: one acceptor gives each connection to the shard with the least ingress; "
+                 "reuseport: the kernel spreads them by count")
+      ->transform(CLI::CheckedTransformer(placements))
+      ->default_str("load");
+  std::map<std::string, OnDuplicate> duplicates{{"reject", OnDuplicate::kReject},
+                                                {"takeover", OnDuplicate::kTakeover}};
+  app.add_option("--on-duplicate", o->on_duplicate,
+                 "A second publisher of a name: reject (NetStream.Publish.BadName) or takeover "
+                 "(the older one is closed)")
+      ->transform(CLI::CheckedTransformer(duplicates))
+      ->default_str("reject");
+  app.add_flag("--pin-cpus", o->pin_cpus, "Pin shard k to CPU k");
+  app.add_option("--chunk-size", o->connection.session.chunk_size,
+                 "Chunk size announced to publishers (they send with it)")
+      ->check(CLI::Range(128u, 0xFFFFFFu))
+      ->capture_default_str();
+  app.add_option("--max-message-size", o->connection.reader.max_message_size,
+                 "Largest RTMP message accepted, bytes")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(1u, 0xFFFFFFu))
+      ->default_str("16MiB");
+  app.add_option("--max-chunk-streams", o->connection.reader.max_chunk_streams,
+                 "Chunk streams one connection may use")
+      ->check(CLI::Range(1u, 65599u))
+      ->capture_default_str();
+  app.add_option("--recv-buffers", o->loop.recv_buffers,
+                 "Receive buffers per shard (io_uring provided buffers), a power of two")
+      ->check([](const std::string& s) {
+        uint32_t n;
+        return absl::SimpleAtoi(s, &n) && n > 0 && n <= 32768 && (n & (n - 1)) == 0
+                   ? std::string()
+                   : std::string("must be a power of two up to 32768");
+      })
+      ->capture_default_str();
+  app.add_option("--recv-buffer-size", o->loop.recv_buffer_size, "Bytes per receive buffer")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(4096u, 1u << 20))
+      ->default_str("32KiB");
+  app.add_option("--log-level", *log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.set_config("--config", "", "Read flags from FILE: one 'name = value' per line (INI/TOML)");
+}
+
+// Waits for SIGINT/SIGTERM, shuts down gracefully; a second signal exits at once.
+void ServeUntilSignalled(uringest::engine::Server& server, const sigset_t& signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{}: shutting down (a second signal exits at once)", strsignal(sig));
+  server.Shutdown();
+  const timespec poll{0, 50'000'000};
+  while (!server.Stopped()) {
+    if (sigtimedwait(&signals, nullptr, &poll) > 0) {
+      spdlog::warn("second signal: exiting now");
+      std::_Exit(1);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerOptions options;
+  std::string listen = "0.0.0.0:1935";
+  std::string log_level = "info";
+  double idle = absl::ToDoubleSeconds(options.idle_timeout);
+  double handshake = absl::ToDoubleSeconds(options.handshake_timeout);
+  CLI::App app("uringestd: RTMP ingest server. Publishers' frames go to a shared-memory ring.",
+               "uringestd");
+  AddFlags(app, &options, &listen, &log_level, &idle, &handshake);
+  CLI11_PARSE(app, argc, argv);
+  if (std::string error = ParseListen(listen, &options); !error.empty()) {
+    std::fprintf(stderr, "uringestd: %s\n", error.c_str());
+    return 2;
+  }
+  options.idle_timeout = absl::Seconds(idle);
+  options.handshake_timeout = absl::Seconds(handshake);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("uringestd"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  // Signals go to the main thread's sigwait, not to the shards.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<uringest::engine::Server>> server =
+      uringest::engine::Server::Create(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "uringestd: %s\n", std::string(uringest::engine::StatusText(server.status())).c_str());
+    return 1;
+  }
+  if (!(*server)->backend_reason().empty()) {
+    spdlog::warn("io_uring unavailable ({}): using the epoll backend", (*server)->backend_reason());
+  } else if ((*server)->backend() == "io_uring") {
+    spdlog::info("io_uring: {}", (*server)->io_uring().Describe());
+  }
+  if (absl::Status s = (*server)->Start(); !s.ok()) {
+    std::fprintf(stderr, "uringestd: %s\n", std::string(uringest::engine::StatusText(s)).c_str());
+    return 1;
+  }
+  std::printf("uringestd: listening on %s, ring '%s' (/dev/shm/%s.*), %u shards on %s\n",
+              (*server)->listen_address().c_str(), options.ring_name.c_str(),
+              options.ring_name.c_str(), (*server)->shard_count(), (*server)->backend().c_str());
+  std::fflush(stdout);
+  ServeUntilSignalled(**server, signals);
+  server->reset();
+  spdlog::info("stopped; ring '{}' removed", options.ring_name);
+  return 0;
+}
