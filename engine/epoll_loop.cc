@@ -7,6 +7,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstdlib>
@@ -71,7 +72,7 @@ class EpollLoop final : public EventLoop {
     size_t send_done = 0;
   };
   struct Listener {
-    int fd = -1;
+    int fd = -1;  // -1 once StopListening() has dropped it
     bool in_backlog = false;
     bool retry_on_tick = false;  // out of descriptors: try again at the next tick
   };
@@ -96,6 +97,7 @@ class EpollLoop final : public EventLoop {
   void ReadConnection(ConnectionId id);
   void EndReceive(ConnectionId id, int error);
   void AcceptConnections(uint32_t listener);
+  bool HandleAcceptError(uint32_t listener, int error);
   void ContinueSend(ConnectionId id);
   void ServeBacklog();
   void DeliverDeferred();
@@ -108,8 +110,7 @@ class EpollLoop final : public EventLoop {
   bool stopped_ = false;
 
   std::unique_ptr<uint8_t[]> recv_buffer_;  // options_.recv_buffer_size bytes
-  std::vector<Listener> listeners_;
-  bool listening_ = false;
+  std::vector<Listener> listeners_;         // indices stay valid: StopListening() only marks them
   std::vector<Connection> connections_;
   std::vector<Backlogged> backlog_;
   std::vector<Backlogged> serving_;  // the backlog being served, swapped with backlog_
@@ -168,14 +169,15 @@ absl::Status EpollLoop::Listen(int fd) {
     return absl::ErrnoToStatus(errno, "epoll_ctl of a listener");
   }
   listeners_.push_back(Listener{.fd = fd});
-  listening_ = true;
   return absl::OkStatus();
 }
 
 void EpollLoop::StopListening() {
-  if (!listening_) return;
-  listening_ = false;  // events already fetched and backlogged listeners are dropped
-  for (Listener& l : listeners_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, l.fd, nullptr);
+  // Events already fetched and backlogged listeners find fd == -1 and are dropped.
+  for (Listener& l : listeners_) {
+    if (l.fd >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, l.fd, nullptr);
+    l = Listener{};
+  }
 }
 
 void EpollLoop::Receive(ConnectionId id, int fd) {
@@ -251,7 +253,7 @@ void EpollLoop::Run(LoopHandler* handler) {
   stopped_ = false;
   while (!stopped_) {
     // Backlogged work is served right after any events that are ready, without waiting.
-    const int timeout = backlog_.empty() ? -1 : 0;
+    const int timeout = backlog_.empty() && deferred_.empty() ? -1 : 0;
     const int n = epoll_wait(epoll_fd_, events_, kMaxEvents, timeout);
     if (n < 0 && errno != EINTR) {
       spdlog::critical("epoll_wait: {}", strerror(errno));
@@ -278,7 +280,7 @@ void EpollLoop::HandleEvent(const epoll_event& event) {
   const auto generation = uint32_t(data >> 32) & kGenerationMask;
   switch (static_cast<Source>(data >> 56)) {
     case Source::kListener:
-      if (listening_) AcceptConnections(index);
+      AcceptConnections(index);
       break;
     case Source::kConnection:
       if (IsCurrent(index, generation)) HandleConnectionEvent(index, generation, event.events);
@@ -307,7 +309,7 @@ void EpollLoop::HandleConnectionEvent(ConnectionId id, uint32_t generation, uint
 void EpollLoop::HandleTick() {
   uint64_t expirations;
   [[maybe_unused]] ssize_t n = read(tick_fd_, &expirations, sizeof(expirations));
-  for (uint32_t i = 0; i < listeners_.size() && listening_; ++i) {
+  for (uint32_t i = 0; i < listeners_.size(); ++i) {
     if (!listeners_[i].retry_on_tick) continue;
     listeners_[i].retry_on_tick = false;
     AcceptConnections(i);
@@ -349,37 +351,57 @@ void EpollLoop::EndReceive(ConnectionId id, int error) {
   handler_->OnReceiveEnd(id, error);  // 0: the peer closed; -errno: failed
 }
 
+// Accepts until the backlog is empty or the listener has had its share of this wakeup.
 void EpollLoop::AcceptConnections(uint32_t listener) {
   for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
-    const int fd =
-        accept4(listeners_[listener].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int listen_fd = listeners_[listener].fd;
+    if (listen_fd < 0) return;  // StopListening(), perhaps from OnAccept()
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       handler_->OnAccept(fd);
       DeliverDeferred();
-      if (!listening_) return;
-      continue;
-    }
-    switch (errno) {
-      case EAGAIN:
-        return;
-      case EMFILE:
-      case ENFILE:
-      case ENOBUFS:
-      case ENOMEM:
-        // The process or system is out of something. The backlog waits; with the
-        // edge trigger no event would come for it, so the next tick tries again.
-        spdlog::warn("accept4: {}", strerror(errno));
-        listeners_[listener].retry_on_tick = true;
-        return;
-      default:
-        // EINTR, ECONNABORTED, and network errors of the new connection, which
-        // accept4() reports in its place (accept(2)): go on with the next one.
-        break;
+    } else if (!HandleAcceptError(listener, errno)) {
+      return;
     }
   }
   if (!listeners_[listener].in_backlog) {
     listeners_[listener].in_backlog = true;
     backlog_.push_back({Source::kListener, listener, 0});
+  }
+}
+
+// Returns whether to go on accepting.
+bool EpollLoop::HandleAcceptError(uint32_t listener, int error) {
+  switch (error) {
+    case EAGAIN:
+      return false;
+    case EINTR:
+    case ECONNABORTED:
+    case EPERM:  // a firewall rule refused it
+    case EPROTO:
+    case ENOPROTOOPT:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ENONET:
+    case EOPNOTSUPP:
+      // The new connection failed or was interrupted; accept4() reports its network
+      // errors in its place (accept(2)). Go on with the next one.
+      return true;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+      // The process or system is out of something. The backlog waits; with the edge
+      // trigger no event would come for it, so the next tick tries again.
+      spdlog::warn("accept4: {}: retrying at the next tick", strerror(error));
+      listeners_[listener].retry_on_tick = true;
+      return false;
+    default:
+      // EBADF, EINVAL, ENOTSOCK: the listener itself is broken. Not the loop's to fix.
+      spdlog::error("accept4 on listener {}: {}", listeners_[listener].fd, strerror(error));
+      return false;
   }
 }
 
@@ -390,7 +412,7 @@ void EpollLoop::ServeBacklog() {
   for (const Backlogged& b : serving_) {
     if (b.source == Source::kListener) {
       listeners_[b.index].in_backlog = false;
-      if (listening_) AcceptConnections(b.index);
+      AcceptConnections(b.index);
     } else if (IsCurrent(b.index, b.generation)) {
       connections_[b.index].in_backlog = false;
       if (!connections_[b.index].receive_ended) ReadConnection(b.index);

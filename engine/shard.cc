@@ -55,7 +55,13 @@ std::string Describe(const Connection& c, int64_t now_ms) {
 }  // namespace
 
 Shard::Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd)
-    : index_(index), context_(context), ring_(ring), listen_fd_(listen_fd) {}
+    : index_(index),
+      context_(context),
+      ring_(ring),
+      listen_fd_(listen_fd),
+      connection_options_(context->options->connection) {
+  connection_options_.reader.allocator = &slab_;
+}
 
 Shard::~Shard() {
   Join();
@@ -192,7 +198,7 @@ void Shard::Adopt(int fd) {
   }
   const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
   connections_[id] = std::make_unique<Connection>(id, serial, std::move(address), peer,
-                                                  context_->options->connection,
+                                                  connection_options_,
                                                   context_->registry, index_, ring_, NowMs());
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);

@@ -28,6 +28,7 @@
 #include "engine/event_loop.h"
 #include "engine/io_uring_probe.h"
 #include "engine/server_options.h"
+#include "engine/slab_allocator.h"
 #include "engine/stream_registry.h"
 #include "ringbuf/shard_writer.h"
 
@@ -110,6 +111,8 @@ class alignas(64) Shard : private LoopHandler {
   absl::Status start_status_;
 
   std::unique_ptr<EventLoop> loop_;
+  SlabAllocator slab_;  // the connections' message-assembly buffers
+  rtmp::ServerConnectionOptions connection_options_;  // the server's, with slab_
   std::vector<std::unique_ptr<Connection>> connections_;  // by ConnectionId
   std::vector<ConnectionId> free_ids_;
   uint32_t live_ = 0;

@@ -71,21 +71,24 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
   std::map<std::string, Backend> backends{
       {"auto", Backend::kAuto}, {"io_uring", Backend::kIoUring}, {"epoll", Backend::kEpoll}};
   app.add_option("--backend", o->backend, "io_uring, epoll, or auto (io_uring where the kernel allows)")
-      ->transform(CLI::CheckedTransformer(backends))
+      ->transform(CLI::CheckedTransformer(backends).description(""))
+      ->type_name("auto|io_uring|epoll")
       ->default_str("auto");
   std::map<std::string, Placement> placements{{"load", Placement::kLoad},
                                               {"reuseport", Placement::kReusePort}};
   app.add_option("--placement", o->placement,
                  "load: one acceptor gives each connection to the shard with the least ingress; "
                  "reuseport: the kernel spreads them by count")
-      ->transform(CLI::CheckedTransformer(placements))
+      ->transform(CLI::CheckedTransformer(placements).description(""))
+      ->type_name("load|reuseport")
       ->default_str("load");
   std::map<std::string, OnDuplicate> duplicates{{"reject", OnDuplicate::kReject},
                                                 {"takeover", OnDuplicate::kTakeover}};
   app.add_option("--on-duplicate", o->on_duplicate,
                  "A second publisher of a name: reject (NetStream.Publish.BadName) or takeover "
                  "(the older one is closed)")
-      ->transform(CLI::CheckedTransformer(duplicates))
+      ->transform(CLI::CheckedTransformer(duplicates).description(""))
+      ->type_name("reject|takeover")
       ->default_str("reject");
   app.add_flag("--pin-cpus", o->pin_cpus, "Pin shard k to CPU k");
   app.add_option("--chunk-size", o->connection.session.chunk_size,
@@ -95,7 +98,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
   app.add_option("--max-message-size", o->connection.reader.max_message_size,
                  "Largest RTMP message accepted, bytes")
       ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Range(1u, 0xFFFFFFu))
+      ->check(CLI::Range(1u, 16u << 20))
       ->default_str("16MiB");
   app.add_option("--max-chunk-streams", o->connection.reader.max_chunk_streams,
                  "Chunk streams one connection may use")
@@ -114,7 +117,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(4096u, 1u << 20))
       ->default_str("32KiB");
-  app.add_option("--log-level", *log_level, "trace, debug, info, warn, error or off")
+  app.add_option("--log-level", *log_level, "How much to log: one line per connection event at info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.set_config("--config", "", "Read flags from FILE: one 'name = value' per line (INI/TOML)");

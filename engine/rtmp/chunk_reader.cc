@@ -32,7 +32,7 @@ struct ChunkReader::ChunkStream {
 
   // The message being assembled: received bytes of length.
   uint32_t received = 0;
-  std::unique_ptr<uint8_t[]> buffer;
+  uint8_t* buffer = nullptr;  // from the reader's allocator
   size_t capacity = 0;
 };
 
@@ -58,9 +58,15 @@ uint32_t ChunkStreamId(const uint8_t* p) {
 
 }  // namespace
 
-ChunkReader::ChunkReader(const ChunkReaderOptions& options) : options_(options) {}
+ChunkReader::ChunkReader(const ChunkReaderOptions& options)
+    : options_(options),
+      allocator_(options.allocator != nullptr ? options.allocator : HeapBufferAllocator()) {}
 
-ChunkReader::~ChunkReader() = default;
+ChunkReader::~ChunkReader() {
+  for (const auto& cs : streams_) {
+    if (cs->buffer != nullptr) allocator_->Free(cs->buffer, cs->capacity);
+  }
+}
 
 absl::StatusOr<ChunkReader::Result> ChunkReader::Read(std::span<const uint8_t> in,
                                                       Message* message) {
@@ -144,7 +150,7 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8
     chunk_remaining_ -= take;
     if (chunk_remaining_ == 0) {
       if (cs->received == cs->length) {
-        return CompleteCurrent(std::span<const uint8_t>(cs->buffer.get(), cs->length), pos,
+        return CompleteCurrent(std::span<const uint8_t>(cs->buffer, cs->length), pos,
                                message);
       }
       state_ = State::kHeader;
@@ -277,19 +283,23 @@ absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t
     // Grow with what arrived, never straight to the announced length.
     const size_t grown = std::min<size_t>(cs->length, std::max<size_t>(needed,
                                                                      cs->capacity * 2));
-    const size_t capacity = std::max<size_t>(grown, std::min<size_t>(cs->length, 4096));
-    if (buffered_bytes_ - cs->capacity + capacity > options_.max_buffered_bytes) {
+    size_t capacity;
+    uint8_t* buffer =
+        allocator_->Allocate(std::max<size_t>(grown, std::min<size_t>(cs->length, 4096)), &capacity);
+    const size_t would_hold = buffered_bytes_ - cs->capacity + capacity;
+    if (would_hold > options_.max_buffered_bytes) {
+      allocator_->Free(buffer, capacity);
       return absl::ResourceExhaustedError(absl::StrFormat(
           "chunk stream %u: partial messages would hold %u bytes, over the limit of %u",
-          cs->csid, buffered_bytes_ - cs->capacity + capacity, options_.max_buffered_bytes));
+          cs->csid, would_hold, options_.max_buffered_bytes));
     }
-    auto buffer = std::make_unique_for_overwrite<uint8_t[]>(capacity);
-    if (cs->received > 0) std::memcpy(buffer.get(), cs->buffer.get(), cs->received);
-    buffered_bytes_ += capacity - cs->capacity;
-    cs->buffer = std::move(buffer);
+    if (cs->received > 0) std::memcpy(buffer, cs->buffer, cs->received);
+    if (cs->buffer != nullptr) allocator_->Free(cs->buffer, cs->capacity);
+    buffered_bytes_ = would_hold;
+    cs->buffer = buffer;
     cs->capacity = capacity;
   }
-  std::memcpy(cs->buffer.get() + cs->received, bytes.data(), bytes.size());
+  std::memcpy(cs->buffer + cs->received, bytes.data(), bytes.size());
   cs->received += static_cast<uint32_t>(bytes.size());
   return absl::OkStatus();
 }
@@ -333,7 +343,8 @@ absl::Status ChunkReader::ApplyControl(const Message& message) {
 void ChunkReader::ReleaseBuffer(ChunkStream* cs) {
   if (cs->received > 0) return;  // a new message started in it meanwhile
   buffered_bytes_ -= cs->capacity;
-  cs->buffer.reset();
+  allocator_->Free(cs->buffer, cs->capacity);
+  cs->buffer = nullptr;
   cs->capacity = 0;
 }
 

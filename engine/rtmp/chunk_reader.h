@@ -32,6 +32,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "engine/rtmp/buffer_allocator.h"
 #include "engine/rtmp/message.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "engine/rtmp/timestamp_unwrapper.h"
@@ -49,6 +50,8 @@ struct ChunkReaderOptions {
   // An assembly buffer larger than this is freed once its message is handed out, so a
   // chunk stream that carried one huge message doesn't keep it for the connection's life.
   size_t retained_buffer_bytes = 4 << 20;
+  // Where assembly buffers come from; nullptr: the heap. Must outlive the reader.
+  BufferAllocator* allocator = nullptr;
 };
 
 class ChunkReader {
@@ -102,6 +105,7 @@ class ChunkReader {
   void ReleaseBuffer(ChunkStream* cs);
 
   ChunkReaderOptions options_;
+  BufferAllocator* const allocator_;
   uint32_t chunk_size_ = kDefaultChunkSize;
   State state_ = State::kHeader;
   ContinuationTimestamp continuation_timestamp_ = ContinuationTimestamp::kUnknown;

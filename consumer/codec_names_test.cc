@@ -1,0 +1,38 @@
+#include "consumer/codec_names.h"
+
+#include "engine/rtmp/media_tag.h"
+#include "gtest/gtest.h"
+
+namespace uringest::consumer {
+namespace {
+
+TEST(CodecNamesTest, FlvCodecIds) {
+  EXPECT_EQ(VideoCodecName(7), "H.264");
+  EXPECT_EQ(VideoCodecName(12), "HEVC");
+  EXPECT_EQ(VideoCodecName(2), "Sorenson H.263");
+  EXPECT_EQ(AudioCodecName(10), "AAC");
+  EXPECT_EQ(AudioCodecName(2), "MP3");
+}
+
+TEST(CodecNamesTest, EnhancedRtmpFourCcs) {
+  EXPECT_EQ(VideoCodecName(rtmp::kFourCcAvc), "H.264");
+  EXPECT_EQ(VideoCodecName(rtmp::kFourCcHevc), "HEVC");
+  EXPECT_EQ(VideoCodecName(rtmp::kFourCcAv1), "AV1");
+  EXPECT_EQ(VideoCodecName(rtmp::kFourCcVp9), "VP9");
+  EXPECT_EQ(AudioCodecName(rtmp::kFourCcOpus), "Opus");
+  EXPECT_EQ(AudioCodecName(rtmp::kFourCcAac), "AAC");
+}
+
+TEST(CodecNamesTest, ZeroIsUnknownAndEmpty) {
+  EXPECT_EQ(VideoCodecName(0), "");
+  EXPECT_EQ(AudioCodecName(0), "");
+}
+
+TEST(CodecNamesTest, UnnamedFourCcShowsItsCharactersOtherIdsTheirNumber) {
+  EXPECT_EQ(VideoCodecName(rtmp::FourCc("xyz1")), "xyz1");
+  EXPECT_EQ(VideoCodecName(99), "codec 99");
+  EXPECT_EQ(AudioCodecName(0x01020304), "codec 16909060");
+}
+
+}  // namespace
+}  // namespace uringest::consumer

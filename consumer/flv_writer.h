@@ -1,0 +1,127 @@
+// flv_writer.h: turns the frames of one stream, as the frame ring carries them, back into
+// an FLV file (Adobe "Video File Format Specification" v10, annex E): the 9-byte header,
+// then tags, each followed by its PreviousTagSize. A ring record's payload is already an
+// FLV tag body (audio/video with their tag header bytes; data: onMetaData without
+// @setDataFrame), so each tag is an 11-byte header, the body as the publisher sent it,
+// and a 4-byte trailer.
+//
+//   VectorSink sink;
+//   FlvWriter writer(&sink);
+//   writer.WriteHeader({.audio = true, .video = true});
+//   writer.WriteTag(RecordType::kData, 0, metadata, /*sequence_header=*/false);
+//   writer.WriteTag(RecordType::kVideo, 0, avc_config, /*sequence_header=*/true);
+//   writer.WriteTag(RecordType::kVideo, dts, keyframe, /*sequence_header=*/false);
+//
+// Timestamps. The tag timestamp is the dts in milliseconds, rebased so that the first
+// audio or video frame (not a sequence header) is at 0: a reader that joins a stream
+// hours in still gets a file that starts at 0, which ffplay and ffprobe handle best
+// (ffplay otherwise waits out the start time's gap against its clock on some inputs, and
+// players such as flv.js assume 0). Tags before that frame (onMetaData, sequence headers)
+// get 0, and a frame that the publisher interleaved slightly before the first one (audio
+// a few ms before the keyframe it joined at) is clamped to 0. The composition time offset
+// lives inside AVC/HEVC bodies, so pts needs nothing here. The 32-bit result is stored as
+// FLV does: the low 24 bits, then the high 8 bits in TimestampExtended.
+//
+// Repeats. A sequence header or onMetaData byte-identical to the last one written for its
+// track is skipped: a late joiner gets them from the directory and may then meet the same
+// ones in the ring. A changed one (the encoder reconfigured) is written.
+//
+// Thread safety: one thread per writer.
+
+#ifndef URINGEST_CONSUMER_FLV_WRITER_H_
+#define URINGEST_CONSUMER_FLV_WRITER_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "ringbuf/ring_format.h"
+
+namespace uringest::consumer {
+
+// FLV layout constants (FLV spec E.2, E.3).
+inline constexpr uint8_t kFlvVersion = 1;
+inline constexpr uint32_t kFlvHeaderSize = 3 + 1 + 1 + 4;  // "FLV", version, flags, offset
+inline constexpr uint32_t kFlvPreviousTagSize = 4;
+inline constexpr uint32_t kFlvTagHeaderSize = 1 + 3 + 3 + 1 + 3;  // type, size, ts, ext, id
+inline constexpr uint8_t kFlvFlagAudio = 0x04;
+inline constexpr uint8_t kFlvFlagVideo = 0x01;
+inline constexpr uint32_t kFlvMaxTagBody = (1 << 24) - 1;  // DataSize is 24 bits
+
+// Where FLV bytes go. Write() takes the pieces of one tag at once so that a file sink can
+// hand them to writev() and a pipe reader never sees half a tag from one call.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  [[nodiscard]] virtual absl::Status Write(std::span<const std::span<const uint8_t>> pieces) = 0;
+};
+
+// Collects everything in memory (tests).
+class VectorSink : public ByteSink {
+ public:
+  absl::Status Write(std::span<const std::span<const uint8_t>> pieces) override;
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+// Writes to a file descriptor it does not own (stdout, a file), retrying short writes and
+// EINTR. EPIPE (the reader went away) is returned as an error; the caller ignores SIGPIPE.
+class FdSink : public ByteSink {
+ public:
+  explicit FdSink(int fd) : fd_(fd) {}
+  absl::Status Write(std::span<const std::span<const uint8_t>> pieces) override;
+
+ private:
+  int fd_;
+};
+
+struct FlvTracks {
+  bool audio = false;
+  bool video = false;
+};
+
+class FlvWriter {
+ public:
+  // Borrows `sink`, which must outlive the writer.
+  explicit FlvWriter(ByteSink* sink) : sink_(sink) {}
+  FlvWriter(const FlvWriter&) = delete;
+  FlvWriter& operator=(const FlvWriter&) = delete;
+
+  // The file header and PreviousTagSize0. REQUIRES: called once, before any WriteTag().
+  [[nodiscard]] absl::Status WriteHeader(FlvTracks tracks);
+  // One tag: `type` is kAudio, kVideo or kData, `body` the record's payload, `dts` its
+  // time in ms. Other record types are ignored. A body over kFlvMaxTagBody is an error.
+  // REQUIRES: WriteHeader() was called.
+  [[nodiscard]] absl::Status WriteTag(ringbuf::RecordType type, int64_t dts,
+                                      std::span<const uint8_t> body, bool sequence_header);
+
+  bool header_written() const { return header_written_; }
+  uint64_t tags() const { return tags_; }
+  uint64_t bytes() const { return bytes_; }
+  uint64_t repeats_skipped() const { return repeats_skipped_; }
+  // The timestamp WriteTag() would give a frame at `dts` (ms); see the header comment.
+  uint32_t TagTimestamp(int64_t dts) const;
+
+ private:
+  // True if `body` repeats the last sequence header / onMetaData of its track; else
+  // remembers it.
+  bool IsRepeat(ringbuf::RecordType type, std::span<const uint8_t> body, bool sequence_header);
+
+  ByteSink* sink_;
+  bool header_written_ = false;
+  std::optional<int64_t> base_dts_;  // dts of the first audio/video frame
+  std::vector<uint8_t> last_video_config_;
+  std::vector<uint8_t> last_audio_config_;
+  std::vector<uint8_t> last_metadata_;
+  uint64_t tags_ = 0;
+  uint64_t bytes_ = 0;
+  uint64_t repeats_skipped_ = 0;
+};
+
+}  // namespace uringest::consumer
+
+#endif  // URINGEST_CONSUMER_FLV_WRITER_H_

@@ -1,0 +1,265 @@
+#include "consumer/stream_cat.h"
+
+#include <time.h>
+
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ringbuf/reader.h"
+
+namespace uringest::consumer {
+namespace {
+
+using ringbuf::Frame;
+using ringbuf::ReadResult;
+using ringbuf::Reader;
+using ringbuf::RecordType;
+using ringbuf::ServerState;
+using ringbuf::SlotState;
+using ringbuf::StartAt;
+using ringbuf::StreamInfo;
+
+constexpr absl::Duration kNextTimeout = absl::Milliseconds(100);
+
+uint64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+std::string Text(const absl::Status& s) { return std::string(s.message()); }
+
+const char* Describe(ServerState state) {
+  switch (state) {
+    case ServerState::kAlive:
+      return "alive";
+    case ServerState::kDead:
+      return "the server died (no heartbeat for 500 ms)";
+    case ServerState::kRestarted:
+      return "the server restarted (the ring has a new epoch)";
+    case ServerState::kClosed:
+      return "the server shut down";
+  }
+  return "the server is gone";
+}
+
+bool IsMedia(RecordType type) { return type == RecordType::kAudio || type == RecordType::kVideo; }
+
+// One run of CatStream(): the reader, the writer, and what was decided on the way.
+class Cat {
+ public:
+  Cat(const CatOptions& options, ByteSink* sink) : options_(options), writer_(sink) {}
+
+  absl::Status Run();
+  CatSummary summary() const {
+    return {.frames = writer_.tags(), .bytes = writer_.bytes(), .lost = lost()};
+  }
+
+ private:
+  absl::StatusOr<StartAt> FindStream();
+  std::optional<StartAt> Acceptable(const std::optional<StreamInfo>& info) const;
+  absl::Status Follow(StartAt start);
+  absl::Status HandleFrame(const Frame& frame);
+  uint64_t MissedBeforeFirst(const Frame& frame) const;
+  absl::Status WriteFlvHeader(RecordType first);
+  absl::Status Write(const Frame& frame, std::span<const uint8_t> body);
+  absl::Status Finish();
+  uint64_t lost() const { return (reader_ ? reader_->lost() : 0) + missed_at_start_; }
+  bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
+  void Log(const std::string& line) const {
+    if (options_.log) options_.log(line);
+  }
+
+  const CatOptions& options_;
+  FlvWriter writer_;
+  std::unique_ptr<Reader> reader_;
+  const uint64_t started_ns_ = RealtimeNs();
+  bool from_start_ = false;      // the stream began after we started waiting
+  bool from_keyframe_ = false;   // started at the directory's latest keyframe
+  bool first_from_ring_ = true;  // no ring record of the stream seen yet
+  bool await_keyframe_ = false;  // from "now": drop video until a keyframe
+  uint64_t missed_at_start_ = 0;
+  std::vector<uint8_t> scratch_;                   // the frame being written
+  std::vector<std::vector<uint8_t>> held_data_;  // onMetaData before the FLV header
+};
+
+// A stream worth following: publishing, or (when waiting) one that began and already
+// ended after we started, which the ring still holds whole.
+std::optional<StartAt> Cat::Acceptable(const std::optional<StreamInfo>& info) const {
+  if (!info) return std::nullopt;
+  const bool new_since_start = options_.wait && info->begin_time_ns >= started_ns_;
+  if (new_since_start) return StartAt::kOldest;
+  if (info->state != SlotState::kPublishing) return std::nullopt;
+  return options_.start == CatStart::kNow ? StartAt::kNow : StartAt::kLatestKeyframe;
+}
+
+absl::StatusOr<StartAt> Cat::FindStream() {
+  const absl::Time deadline = absl::Now() + options_.wait_timeout;
+  for (;;) {
+    if (reader_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(options_.ring);
+      if (reader.ok()) {
+        reader_ = *std::move(reader);
+      } else if (!options_.wait) {
+        return absl::Status(reader.status().code(), absl::StrCat("ring '", options_.ring,
+                                                                 "': ", Text(reader.status())));
+      }
+    }
+    if (reader_ != nullptr) {
+      std::optional<StreamInfo> info = reader_->FindStream(options_.stream);
+      if (std::optional<StartAt> start = Acceptable(info)) return *start;
+      if (ServerState state = reader_->CheckServer(); state != ServerState::kAlive) {
+        if (!options_.wait) return absl::UnavailableError(Describe(state));
+        reader_.reset();  // wait for the next server to create the ring
+      } else if (!options_.wait) {
+        return info ? absl::FailedPreconditionError(absl::StrCat(
+                          "stream '", options_.stream, "' has ended (--wait waits for the next)"))
+                    : absl::NotFoundError(absl::StrCat("no stream '", options_.stream,
+                                                       "' in ring '", options_.ring, "'"));
+      }
+    }
+    if (Stopped()) return absl::CancelledError("stopped");
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("stream '", options_.stream, "' did not start in time"));
+    }
+    absl::SleepFor(options_.poll_interval);
+  }
+}
+
+absl::Status Cat::Follow(StartAt start) {
+  from_start_ = start == StartAt::kOldest;
+  await_keyframe_ = start == StartAt::kNow;
+  from_keyframe_ = start == StartAt::kLatestKeyframe;
+  ringbuf::FollowOptions follow{.start = start, .lossless = options_.lossless};
+  if (absl::Status s = reader_->Follow(options_.stream, follow); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("following '", options_.stream, "': ", Text(s)));
+  }
+  Log(absl::StrCat("following ", options_.stream, " (publisher ", reader_->followed().publisher,
+                   ", shard ", reader_->followed().shard, ")"));
+  return absl::OkStatus();
+}
+
+// The header's track flags: what the directory knows by now, plus the frame in hand.
+absl::Status Cat::WriteFlvHeader(RecordType first) {
+  StreamInfo info = reader_->followed();
+  StreamInfo now;
+  if (reader_->directory().Read(info.slot, &now) && now.stream_id == info.stream_id) {
+    info = std::move(now);
+  }
+  FlvTracks tracks{
+      .audio = first == RecordType::kAudio || info.codec.audio_codec != 0 ||
+               !info.audio_config.empty(),
+      .video = first == RecordType::kVideo || info.codec.video_codec != 0 ||
+               !info.video_config.empty(),
+  };
+  if (absl::Status s = writer_.WriteHeader(tracks); !s.ok()) return s;
+  for (const std::vector<uint8_t>& data : held_data_) {
+    if (absl::Status s = writer_.WriteTag(RecordType::kData, 0, data, false); !s.ok()) return s;
+  }
+  held_data_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Cat::Write(const Frame& frame, std::span<const uint8_t> body) {
+  const bool sequence_header = (frame.flags & ringbuf::kFlagSequenceHeader) != 0;
+  if (!writer_.header_written()) {
+    if (!IsMedia(frame.type)) {
+      held_data_.emplace_back(body.begin(), body.end());
+      return absl::OkStatus();
+    }
+    if (absl::Status s = WriteFlvHeader(frame.type); !s.ok()) return s;
+  }
+  return writer_.WriteTag(frame.type, frame.dts, body, sequence_header);
+}
+
+// The follower counts gaps between delivered frames, not before the first one, so a
+// loss there is found here. From the start, the first record is the stream-begin
+// (sequence 1). From a keyframe, the cursor started on a record of ours: if the producer
+// lapped the reader before it delivered anything, that record at least is gone (how
+// many more is unknown: the keyframe's sequence number is not in the directory).
+uint64_t Cat::MissedBeforeFirst(const Frame& frame) const {
+  if (from_start_) return frame.sequence - 1;
+  if (!from_keyframe_ || reader_->ring()->laps() == 0) return 0;
+  const uint64_t known = reader_->followed().frames;  // written before we followed
+  return frame.sequence > known + 1 ? frame.sequence - known - 1 : 1;
+}
+
+absl::Status Cat::HandleFrame(const Frame& frame) {
+  if (!frame.from_directory && first_from_ring_) {
+    first_from_ring_ = false;
+    missed_at_start_ = MissedBeforeFirst(frame);
+    if (missed_at_start_ > 0) {
+      Log(absl::StrCat("lost the first ", missed_at_start_, " frames: the ring overwrote them"));
+    }
+  }
+  if (frame.lost_before > 0) {
+    Log(absl::StrCat("lost ", frame.lost_before, " frames before dts ", frame.dts,
+                     " ms (the server overwrote them); video resumes at the next keyframe"));
+  }
+  if (frame.type != RecordType::kData && !IsMedia(frame.type)) return absl::OkStatus();
+  if (await_keyframe_ && frame.type == RecordType::kVideo) {
+    if ((frame.flags & ringbuf::kFlagKeyframe) == 0) return absl::OkStatus();
+    if ((frame.flags & ringbuf::kFlagSequenceHeader) == 0) await_keyframe_ = false;
+  }
+  if (!reader_->CopyOut(frame, &scratch_)) {
+    Log(absl::StrCat("lost the frame at dts ", frame.dts, " ms while copying it (reader too slow)"));
+    return absl::OkStatus();
+  }
+  return Write(frame, scratch_);
+}
+
+absl::Status Cat::Finish() {
+  if (!writer_.header_written()) {
+    // A stream without audio or video: still a valid (empty) FLV file.
+    if (absl::Status s = writer_.WriteHeader({}); !s.ok()) return s;
+    for (const std::vector<uint8_t>& data : held_data_) {
+      if (absl::Status s = writer_.WriteTag(RecordType::kData, 0, data, false); !s.ok()) return s;
+    }
+  }
+  if (lost() > 0) {
+    return absl::DataLossError(absl::StrCat(lost(), " frames of '", options_.stream,
+                                            "' were lost (overwritten before they were read)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cat::Run() {
+  absl::StatusOr<StartAt> start = FindStream();
+  if (!start.ok()) return start.status();
+  if (absl::Status s = Follow(*start); !s.ok()) return s;
+  Frame frame;
+  for (;;) {
+    switch (reader_->Next(&frame, kNextTimeout)) {
+      case ReadResult::kFrame:
+        if (absl::Status s = HandleFrame(frame); !s.ok()) return s;
+        break;
+      case ReadResult::kTimeout:
+        if (Stopped()) return absl::CancelledError("stopped");
+        break;
+      case ReadResult::kEvicted:
+        Log("the server evicted this lossless reader (too slow): frames may be lost from now on");
+        break;
+      case ReadResult::kStreamEnded:
+        return Finish();
+      case ReadResult::kServerGone:
+        return absl::UnavailableError(absl::StrCat(Describe(reader_->CheckServer()),
+                                                   " before stream '", options_.stream,
+                                                   "' ended"));
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status CatStream(const CatOptions& options, ByteSink* sink, CatSummary* summary) {
+  Cat cat(options, sink);
+  absl::Status status = cat.Run();
+  if (summary != nullptr) *summary = cat.summary();
+  return status;
+}
+
+}  // namespace uringest::consumer

@@ -1,0 +1,82 @@
+// stream_cat.h: uringest-cat as a library: follows one stream of a server's frame ring and
+// writes it as an FLV file to a ByteSink, until the publisher ends it.
+//
+//   FdSink out(STDOUT_FILENO);
+//   CatOptions options{.ring = "uringest", .stream = "live/test", .wait = true};
+//   absl::StatusOr<CatSummary> done = CatStream(options, &out);
+//   // OK: the publisher ended the stream and every frame from the start point was written.
+//
+// What is written: the FLV header, onMetaData, the sequence headers, then frames from the
+// start point (FlvWriter decides timestamps). The header's audio/video flags need to know
+// which tracks the stream has, so the header is written when the first audio or video
+// frame is in hand: by then the server has filled the directory's codec fields from
+// onMetaData (publishers send it first), and the frame itself counts too.
+//
+// Where it starts. With `wait`, a stream that begins after CatStream() was called is
+// written from its first frame (the ring's oldest record on). Otherwise `start` picks:
+// the latest keyframe still in the ring (a late joiner gets the GOP in progress), or the
+// next frame written ("now": audio at once, video from its next keyframe). Either way the
+// directory's onMetaData and sequence headers come first.
+//
+// Errors. Lost frames (the producer overwrote them before they were copied) don't stop
+// the output: each loss is reported through `log`, the video resumes at the next
+// keyframe, and the result is DataLoss once the stream ends. A server that dies (no
+// heartbeat for 500 ms), shuts down or restarts before the stream ends yields
+// Unavailable within about a second. A write error (EPIPE from `| ffplay -`) is returned
+// at once.
+//
+// Thread safety: CatStream() may run on several threads at once, each with its own sink.
+
+#ifndef URINGEST_CONSUMER_STREAM_CAT_H_
+#define URINGEST_CONSUMER_STREAM_CAT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "consumer/flv_writer.h"
+
+namespace uringest::consumer {
+
+enum class CatStart {
+  kKeyframe,  // the latest keyframe still in the ring
+  kNow,       // the next frame written
+};
+
+struct CatOptions {
+  std::string ring = "uringest";
+  std::string stream;  // "app/name"
+  // Wait for the ring to exist and for the stream to start publishing (else a stream that
+  // is not publishing is an error).
+  bool wait = false;
+  absl::Duration wait_timeout = absl::InfiniteDuration();
+  CatStart start = CatStart::kKeyframe;
+  // Hold the producer back rather than lose frames (a bounded wait; see ring FORMAT.md,
+  // "Lossless readers"); the ring shows this reader's lag to uringest-stat.
+  bool lossless = false;
+  // How often the directory is polled while waiting.
+  absl::Duration poll_interval = absl::Milliseconds(10);
+  // Progress and loss messages, one line each without a newline; may be empty.
+  std::function<void(std::string_view)> log;
+  // Set from another thread (or a signal handler) to stop early; the result is Cancelled.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct CatSummary {
+  uint64_t frames = 0;  // audio, video and data tags written
+  uint64_t bytes = 0;   // FLV bytes written
+  uint64_t lost = 0;    // frames lost (the follower's count)
+};
+
+// Runs until the stream ends, an error, or *options.stop. `summary` (optional) is filled
+// in either way.
+[[nodiscard]] absl::Status CatStream(const CatOptions& options, ByteSink* sink,
+                                     CatSummary* summary = nullptr);
+
+}  // namespace uringest::consumer
+
+#endif  // URINGEST_CONSUMER_STREAM_CAT_H_
