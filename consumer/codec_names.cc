@@ -14,20 +14,42 @@ struct Name {
 // FLV VideoCodec ids, plus the ids some encoders use for HEVC (12) and AV1 (13) before
 // Enhanced RTMP, then the Enhanced RTMP FourCCs.
 constexpr Name kVideoCodecs[] = {
-    {2, "Sorenson H.263"},  {3, "Screen video"},  {4, "VP6"},
-    {5, "VP6 alpha"},       {6, "Screen video 2"}, {7, "H.264"},
-    {12, "HEVC"},           {13, "AV1"},           {rtmp::kFourCcAvc, "H.264"},
-    {rtmp::kFourCcHevc, "HEVC"}, {rtmp::kFourCcVvc, "VVC"},  {rtmp::kFourCcAv1, "AV1"},
-    {rtmp::kFourCcVp9, "VP9"},   {rtmp::kFourCcVp8, "VP8"},
+    {2, "Sorenson H.263"},
+    {3, "Screen video"},
+    {4, "VP6"},
+    {5, "VP6 alpha"},
+    {6, "Screen video 2"},
+    {7, "H.264"},
+    {12, "HEVC"},
+    {13, "AV1"},
+    {rtmp::kFourCcAvc, "H.264"},
+    {rtmp::kFourCcHevc, "HEVC"},
+    {rtmp::kFourCcVvc, "VVC"},
+    {rtmp::kFourCcAv1, "AV1"},
+    {rtmp::kFourCcVp9, "VP9"},
+    {rtmp::kFourCcVp8, "VP8"},
 };
 
 // FLV SoundFormat values, then the Enhanced RTMP FourCCs.
 constexpr Name kAudioCodecs[] = {
-    {0, "PCM"},         {1, "ADPCM"},        {2, "MP3"},          {3, "PCM LE"},
-    {4, "Nellymoser 16k"}, {5, "Nellymoser 8k"}, {6, "Nellymoser"}, {7, "G.711 A-law"},
-    {8, "G.711 mu-law"}, {10, "AAC"},        {11, "Speex"},       {14, "MP3 8k"},
-    {15, "device-specific"}, {rtmp::kFourCcAac, "AAC"}, {rtmp::kFourCcOpus, "Opus"},
-    {rtmp::kFourCcFlac, "FLAC"}, {rtmp::kFourCcAc3, "AC-3"}, {rtmp::kFourCcEac3, "E-AC-3"},
+    {0, "PCM"},
+    {1, "ADPCM"},
+    {2, "MP3"},
+    {3, "PCM LE"},
+    {4, "Nellymoser 16k"},
+    {5, "Nellymoser 8k"},
+    {6, "Nellymoser"},
+    {7, "G.711 A-law"},
+    {8, "G.711 mu-law"},
+    {10, "AAC"},
+    {11, "Speex"},
+    {14, "MP3 8k"},
+    {15, "device-specific"},
+    {rtmp::kFourCcAac, "AAC"},
+    {rtmp::kFourCcOpus, "Opus"},
+    {rtmp::kFourCcFlac, "FLAC"},
+    {rtmp::kFourCcAc3, "AC-3"},
+    {rtmp::kFourCcEac3, "E-AC-3"},
     {rtmp::kFourCcMp3, "MP3"},
 };
 

@@ -35,7 +35,8 @@ constexpr size_t kMaxPieces = 8;
 }  // namespace
 
 absl::Status VectorSink::Write(std::span<const std::span<const uint8_t>> pieces) {
-  for (std::span<const uint8_t> piece : pieces) bytes_.insert(bytes_.end(), piece.begin(), piece.end());
+  for (std::span<const uint8_t> piece : pieces)
+    bytes_.insert(bytes_.end(), piece.begin(), piece.end());
   return absl::OkStatus();
 }
 

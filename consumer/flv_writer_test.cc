@@ -27,10 +27,8 @@ std::vector<uint8_t> Rewrite(const std::vector<FlvTag>& tags, FlvTracks tracks) 
   FlvWriter writer(&sink);
   EXPECT_TRUE(writer.WriteHeader(tracks).ok());
   for (const FlvTag& tag : tags) {
-    EXPECT_TRUE(writer
-                    .WriteTag(RecordType(tag.type), tag.timestamp, tag.body,
-                              IsSequenceHeader(tag))
-                    .ok());
+    EXPECT_TRUE(
+        writer.WriteTag(RecordType(tag.type), tag.timestamp, tag.body, IsSequenceHeader(tag)).ok());
   }
   return sink.bytes();
 }
@@ -52,12 +50,15 @@ TEST(FlvWriterTest, SourceClipRoundTripsTagForTag) {
 }
 
 TEST(FlvWriterTest, HeaderFlagsFollowTracks) {
-  for (auto [tracks, flags] : {std::pair{FlvTracks{}, 0}, {FlvTracks{.audio = true}, 4},
-                               {FlvTracks{.video = true}, 1}, {FlvTracks{true, true}, 5}}) {
+  for (auto [tracks, flags] : {std::pair{FlvTracks{}, 0},
+                               {FlvTracks{.audio = true}, 4},
+                               {FlvTracks{.video = true}, 1},
+                               {FlvTracks{true, true}, 5}}) {
     VectorSink sink;
     FlvWriter writer(&sink);
     ASSERT_TRUE(writer.WriteHeader(tracks).ok());
-    const std::vector<uint8_t> expected = {'F', 'L', 'V', 1, uint8_t(flags), 0, 0, 0, 9, 0, 0, 0, 0};
+    const std::vector<uint8_t> expected = {'F', 'L', 'V', 1, uint8_t(flags), 0, 0, 0, 9,
+                                           0,   0,   0,   0};
     EXPECT_EQ(sink.bytes(), expected);
   }
 }

@@ -46,11 +46,12 @@ const char* StateName(ServerState state) {
 absl::StatusOr<std::unique_ptr<StatSampler>> StatSampler::Open(std::string_view ring) {
   absl::StatusOr<std::unique_ptr<ringbuf::Reader>> reader = ringbuf::Reader::Open(ring);
   if (!reader.ok()) {
-    return absl::Status(reader.status().code(),
-                        absl::StrCat("ring '", std::string(ring), "': ",
-                                     std::string(reader.status().message())));
+    return absl::Status(
+        reader.status().code(),
+        absl::StrCat("ring '", std::string(ring), "': ", std::string(reader.status().message())));
   }
-  auto sampler = std::unique_ptr<StatSampler>(new StatSampler(std::string(ring), *std::move(reader)));
+  auto sampler =
+      std::unique_ptr<StatSampler>(new StatSampler(std::string(ring), *std::move(reader)));
   sampler->MapRings();
   return sampler;
 }
@@ -59,8 +60,8 @@ absl::StatusOr<std::unique_ptr<StatSampler>> StatSampler::Open(std::string_view 
 void StatSampler::MapRings() {
   const ringbuf::StreamDirectory& dir = reader_->directory();
   for (uint32_t shard = 0; shard < dir.header().shard_count; ++shard) {
-    absl::StatusOr<ringbuf::ShmRegion> region =
-        ringbuf::ShmRegion::Open(dir.RingPath(ring_, shard), /*writable=*/false, /*prefault=*/false);
+    absl::StatusOr<ringbuf::ShmRegion> region = ringbuf::ShmRegion::Open(
+        dir.RingPath(ring_, shard), /*writable=*/false, /*prefault=*/false);
     if (!region.ok() || !ringbuf::CheckRingHeader(*region).ok()) continue;
     rings_.emplace_back(shard, *std::move(region));
   }
@@ -84,11 +85,12 @@ RingSample StatSampler::SampleRing(uint32_t shard, const ringbuf::ShmRegion& reg
     const auto state = static_cast<LosslessState>(Load(slot.state));
     if (state == LosslessState::kFree) continue;
     const uint64_t position = Load(slot.position);
-    ring.readers.push_back(ReaderSample{.shard = shard,
-                                        .slot = i,
-                                        .pid = Load(slot.pid),
-                                        .evicted = state == LosslessState::kEvicted,
-                                        .lag_bytes = ring.tail > position ? ring.tail - position : 0});
+    ring.readers.push_back(
+        ReaderSample{.shard = shard,
+                     .slot = i,
+                     .pid = Load(slot.pid),
+                     .evicted = state == LosslessState::kEvicted,
+                     .lag_bytes = ring.tail > position ? ring.tail - position : 0});
   }
   return ring;
 }

@@ -74,14 +74,14 @@ std::string JsonNumber(double v) {
 }
 
 std::string JsonStream(const StreamRow& r) {
-  return absl::StrCat(
-      "{\"name\":", JsonString(r.name), ",\"publisher\":", JsonString(r.publisher),
-      ",\"shard\":", r.shard, ",\"stream_id\":", r.stream_id,
-      ",\"video_codec\":", JsonString(r.video_codec), ",\"audio_codec\":", JsonString(r.audio_codec),
-      ",\"width\":", r.width, ",\"height\":", r.height, ",\"fps\":", JsonNumber(r.fps),
-      ",\"bitrate_kbps\":", r.bitrate_kbps ? JsonNumber(*r.bitrate_kbps) : "null",
-      ",\"frames\":", r.frames, ",\"bytes\":", r.bytes, ",\"drops\":", r.drops,
-      ",\"duration_s\":", JsonNumber(r.duration_s), "}");
+  return absl::StrCat("{\"name\":", JsonString(r.name), ",\"publisher\":", JsonString(r.publisher),
+                      ",\"shard\":", r.shard, ",\"stream_id\":", r.stream_id,
+                      ",\"video_codec\":", JsonString(r.video_codec),
+                      ",\"audio_codec\":", JsonString(r.audio_codec), ",\"width\":", r.width,
+                      ",\"height\":", r.height, ",\"fps\":", JsonNumber(r.fps),
+                      ",\"bitrate_kbps\":", r.bitrate_kbps ? JsonNumber(*r.bitrate_kbps) : "null",
+                      ",\"frames\":", r.frames, ",\"bytes\":", r.bytes, ",\"drops\":", r.drops,
+                      ",\"duration_s\":", JsonNumber(r.duration_s), "}");
 }
 
 std::string JsonRing(const RingSample& r) {
@@ -114,9 +114,8 @@ std::string Resolution(const StreamRow& r) {
 std::string TextStreams(const StatTable& t) {
   constexpr bool kLeft[] = {true, true, false, true, true, false, false, false, false, false};
   constexpr size_t kColumns = std::size(kLeft);
-  std::vector<std::vector<std::string>> rows = {
-      {"STREAM", "PUBLISHER", "SHARD", "CODEC", "SIZE", "FPS", "KBIT/S", "FRAMES", "BYTES",
-       "DROPS"}};
+  std::vector<std::vector<std::string>> rows = {{"STREAM", "PUBLISHER", "SHARD", "CODEC", "SIZE",
+                                                 "FPS", "KBIT/S", "FRAMES", "BYTES", "DROPS"}};
   for (const StreamRow& r : t.streams) {
     rows.push_back({r.name, OrDash(r.publisher), absl::StrCat(r.shard), Codecs(r), Resolution(r),
                     r.fps > 0 ? absl::StrFormat("%.2f", r.fps) : "-",
@@ -144,8 +143,8 @@ std::string TextReaders(const StatTable& t) {
   for (const RingSample& ring : t.rings) {
     for (const ReaderSample& r : ring.readers) {
       if (out.empty()) {
-        out = absl::StrFormat("\n%-8s  %5s  %4s  %7s  %-7s  %s\n", "READER", "SHARD", "SLOT",
-                              "PID", "STATE", "LAG");
+        out = absl::StrFormat("\n%-8s  %5s  %4s  %7s  %-7s  %s\n", "READER", "SHARD", "SLOT", "PID",
+                              "STATE", "LAG");
       }
       absl::StrAppendFormat(&out, "%-8s  %5u  %4u  %7d  %-7s  %s\n", "lossless", r.shard, r.slot,
                             r.pid, r.evicted ? "evicted" : "active", HumanBytes(r.lag_bytes));
@@ -239,21 +238,21 @@ std::string RenderStatJson(const StatTable& t) {
   std::vector<std::string> streams, rings;
   for (const StreamRow& r : t.streams) streams.push_back(JsonStream(r));
   for (const RingSample& r : t.rings) rings.push_back(JsonRing(r));
-  return absl::StrCat("{\"ring\":", JsonString(t.ring), ",\"epoch\":", t.epoch,
-                      ",\"server_pid\":", t.server_pid, ",\"server_state\":",
-                      JsonString(t.server_state), ",\"shards\":", t.shard_count,
-                      ",\"uptime_s\":", JsonNumber(t.uptime_s), ",\"interval_s\":",
-                      JsonNumber(t.interval_s), ",\"streams\":[", absl::StrJoin(streams, ","),
-                      "],\"rings\":[", absl::StrJoin(rings, ","), "]}\n");
+  return absl::StrCat(
+      "{\"ring\":", JsonString(t.ring), ",\"epoch\":\"", absl::Hex(t.epoch, absl::kZeroPad16), "\"",
+      ",\"server_pid\":", t.server_pid, ",\"server_state\":", JsonString(t.server_state),
+      ",\"shards\":", t.shard_count, ",\"uptime_s\":", JsonNumber(t.uptime_s),
+      ",\"interval_s\":", JsonNumber(t.interval_s), ",\"streams\":[", absl::StrJoin(streams, ","),
+      "],\"rings\":[", absl::StrJoin(rings, ","), "]}\n");
 }
 
 std::string RenderStatText(const StatTable& t) {
   uint64_t total_bytes = 0;
   for (const StreamRow& r : t.streams) total_bytes += r.bytes;
   std::string out = absl::StrFormat(
-      "ring '%s'  server pid %d (%s)  %u shards  up %.0f s  %zu streams publishing, %s\n\n",
+      "ring '%s'  server pid %d (%s)  %u shards  up %.0f s  %zu stream%s publishing, %s\n\n",
       t.ring, t.server_pid, t.server_state, t.shard_count, t.uptime_s, t.streams.size(),
-      HumanBytes(total_bytes));
+      t.streams.size() == 1 ? "" : "s", HumanBytes(total_bytes));
   if (t.streams.empty()) {
     out += "(no stream is publishing)\n";
   } else {

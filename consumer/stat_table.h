@@ -34,7 +34,7 @@ struct StreamRow {
   std::string audio_codec;  // "AAC"; "" if unknown
   uint32_t width = 0;       // 0 if unknown
   uint32_t height = 0;
-  double fps = 0;                       // 0 if unknown
+  double fps = 0;                      // 0 if unknown
   std::optional<double> bitrate_kbps;  // measured; see the file comment
   uint64_t frames = 0;                 // records written: audio, video and data
   uint64_t bytes = 0;
@@ -58,7 +58,8 @@ StatTable BuildStatTable(const StatSample* previous, const StatSample& current);
 
 // A fixed-width table, ending in a newline.
 std::string RenderStatText(const StatTable& table);
-// One JSON object (RFC 8259) on one line, ending in a newline.
+// One JSON object (RFC 8259) on one line, ending in a newline. The epoch is a hex
+// string: as a number it would exceed what JSON readers hold exactly (2^53).
 std::string RenderStatJson(const StatTable& table);
 
 // `s` as a JSON string literal, quotes included: ", \ and control characters escaped;

@@ -16,8 +16,8 @@ ringbuf::StreamInfo Stream(std::string name, uint32_t id, uint64_t bytes) {
   s.state = ringbuf::SlotState::kPublishing;
   s.name = std::move(name);
   s.publisher = "127.0.0.1:50000";
-  s.codec = {.video_codec = 7, .audio_codec = 10, .width = 1280, .height = 720,
-             .frame_rate_milli = 30000};
+  s.codec = {
+      .video_codec = 7, .audio_codec = 10, .width = 1280, .height = 720, .frame_rate_milli = 30000};
   s.frames = 300;
   s.bytes = bytes;
   s.begin_time_ns = 100 * kSecond;
@@ -49,10 +49,11 @@ TEST(JsonStringTest, EscapesQuotesBackslashesAndControlCharacters) {
 }
 
 TEST(JsonStringTest, KeepsValidUtf8ReplacesInvalidBytes) {
-  EXPECT_EQ(JsonString("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xa5"), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xa5\"");
+  EXPECT_EQ(JsonString("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xa5"),
+            "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xa5\"");
   EXPECT_EQ(JsonString("\xff"), "\"\\ufffd\"");
-  EXPECT_EQ(JsonString("\xc3"), "\"\\ufffd\"");             // truncated
-  EXPECT_EQ(JsonString("\xc0\xaf"), "\"\\ufffd\\ufffd\"");   // overlong '/'
+  EXPECT_EQ(JsonString("\xc3"), "\"\\ufffd\"");                        // truncated
+  EXPECT_EQ(JsonString("\xc0\xaf"), "\"\\ufffd\\ufffd\"");             // overlong '/'
   EXPECT_EQ(JsonString("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
 }
 
@@ -91,7 +92,8 @@ TEST(StatTableTest, JsonDocumentHasStreamsAndReaders) {
   b.streams[0].name = "live/\"odd\"";
   const std::string json = RenderStatJson(BuildStatTable(&a, b));
   EXPECT_EQ(json,
-            "{\"ring\":\"test\",\"epoch\":42,\"server_pid\":1234,\"server_state\":\"live\","
+            "{\"ring\":\"test\",\"epoch\":\"000000000000002a\",\"server_pid\":1234,\"server_"
+            "state\":\"live\","
             "\"shards\":2,\"uptime_s\":112.000,\"interval_s\":2.000,\"streams\":[{\"name\":"
             "\"live/\\\"odd\\\"\",\"publisher\":\"127.0.0.1:50000\",\"shard\":1,\"stream_id\":7,"
             "\"video_codec\":\"H.264\",\"audio_codec\":\"AAC\",\"width\":1280,\"height\":720,"

@@ -14,8 +14,8 @@ namespace uringest::consumer {
 namespace {
 
 using ringbuf::Frame;
-using ringbuf::ReadResult;
 using ringbuf::Reader;
+using ringbuf::ReadResult;
 using ringbuf::RecordType;
 using ringbuf::ServerState;
 using ringbuf::SlotState;
@@ -82,7 +82,7 @@ class Cat {
   bool first_from_ring_ = true;  // no ring record of the stream seen yet
   bool await_keyframe_ = false;  // from "now": drop video until a keyframe
   uint64_t missed_at_start_ = 0;
-  std::vector<uint8_t> scratch_;                   // the frame being written
+  std::vector<uint8_t> scratch_;                 // the frame being written
   std::vector<std::vector<uint8_t>> held_data_;  // onMetaData before the FLV header
 };
 
@@ -104,8 +104,8 @@ absl::StatusOr<StartAt> Cat::FindStream() {
       if (reader.ok()) {
         reader_ = *std::move(reader);
       } else if (!options_.wait) {
-        return absl::Status(reader.status().code(), absl::StrCat("ring '", options_.ring,
-                                                                 "': ", Text(reader.status())));
+        return absl::Status(reader.status().code(),
+                            absl::StrCat("ring '", options_.ring, "': ", Text(reader.status())));
       }
     }
     if (reader_ != nullptr) {
@@ -151,10 +151,10 @@ absl::Status Cat::WriteFlvHeader(RecordType first) {
     info = std::move(now);
   }
   FlvTracks tracks{
-      .audio = first == RecordType::kAudio || info.codec.audio_codec != 0 ||
-               !info.audio_config.empty(),
-      .video = first == RecordType::kVideo || info.codec.video_codec != 0 ||
-               !info.video_config.empty(),
+      .audio =
+          first == RecordType::kAudio || info.codec.audio_codec != 0 || !info.audio_config.empty(),
+      .video =
+          first == RecordType::kVideo || info.codec.video_codec != 0 || !info.video_config.empty(),
   };
   if (absl::Status s = writer_.WriteHeader(tracks); !s.ok()) return s;
   for (const std::vector<uint8_t>& data : held_data_) {
@@ -206,7 +206,8 @@ absl::Status Cat::HandleFrame(const Frame& frame) {
     if ((frame.flags & ringbuf::kFlagSequenceHeader) == 0) await_keyframe_ = false;
   }
   if (!reader_->CopyOut(frame, &scratch_)) {
-    Log(absl::StrCat("lost the frame at dts ", frame.dts, " ms while copying it (reader too slow)"));
+    Log(absl::StrCat("lost the frame at dts ", frame.dts,
+                     " ms while copying it (reader too slow)"));
     return absl::OkStatus();
   }
   return Write(frame, scratch_);
@@ -247,8 +248,7 @@ absl::Status Cat::Run() {
         return Finish();
       case ReadResult::kServerGone:
         return absl::UnavailableError(absl::StrCat(Describe(reader_->CheckServer()),
-                                                   " before stream '", options_.stream,
-                                                   "' ended"));
+                                                   " before stream '", options_.stream, "' ended"));
     }
   }
 }

@@ -117,10 +117,10 @@ TEST_F(StreamCatTest, LateJoinerStartsWithDirectoryHeadersThenLatestKeyframe) {
   EXPECT_TRUE(cat.get().ok());
   const std::vector<testing::FlvTag> out = testing::ParseFlvTags(sink.bytes());
   ASSERT_GE(out.size(), 3u);
-  EXPECT_EQ(out[0].body, tags[0].body);  // onMetaData
-  EXPECT_EQ(out[1].body, tags[1].body);  // AVC sequence header
-  EXPECT_EQ(out[2].body[0] >> 4, 1);     // a keyframe...
-  EXPECT_EQ(out[2].timestamp, 0u);       // ...rebased to 0
+  EXPECT_EQ(out[0].body, tags[0].body);         // onMetaData
+  EXPECT_EQ(out[1].body, tags[1].body);         // AVC sequence header
+  EXPECT_EQ(out[2].body[0] >> 4, 1);            // a keyframe...
+  EXPECT_EQ(out[2].timestamp, 0u);              // ...rebased to 0
   EXPECT_EQ(out.size(), 2 + tags.size() - 32);  // the GOP from frame 30 on
 }
 
@@ -178,8 +178,8 @@ TEST_F(StreamCatTest, EndedStreamWithoutWaitIsRefused) {
 
 TEST_F(StreamCatTest, WaitGivesUpAtItsTimeout) {
   VectorSink sink;
-  CatOptions options{.ring = name_, .stream = "live/test", .wait = true,
-                     .wait_timeout = absl::Milliseconds(50)};
+  CatOptions options{
+      .ring = name_, .stream = "live/test", .wait = true, .wait_timeout = absl::Milliseconds(50)};
   EXPECT_EQ(CatStream(options, &sink).code(), absl::StatusCode::kDeadlineExceeded);
 }
 

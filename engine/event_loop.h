@@ -3,12 +3,17 @@
 // EpollLoop (edge-triggered epoll, for where io_uring is blocked). The shard's logic
 // (connections, the RTMP core, limits, timeouts) is the same over both.
 //
-// Everything runs on the loop's thread: the loop calls its LoopHandler from Run(), and
-// the handler calls the loop back from there. Only Wake() may be called from elsewhere.
+// Everything runs on the loop's thread: create the loop on the thread that will run it
+// (an io_uring set up with SINGLE_ISSUER belongs to the thread that created it; running
+// it elsewhere fails), run it there, destroy it there. The loop calls its LoopHandler from
+// Run(), and the handler calls the loop back from there. Only Wake() may be called from
+// other threads.
 //
-//   std::unique_ptr<EventLoop> loop = MakeUringLoop(options, support);  // or MakeEpollLoop
-//   loop->Listen(listen_fd);
-//   loop->Run(&shard);   // until Stop()
+//   // On the shard's own thread:
+//   absl::StatusOr<std::unique_ptr<EventLoop>> loop = CreateUringLoop(options, support);
+//   // (or CreateEpollLoop(options))
+//   (*loop)->Listen(listen_fd);
+//   (*loop)->Run(&shard);   // until Stop()
 //
 // Connections are named by the handler's own ids (a slot in its table). A connection's
 // life on the loop: Receive() once, Send() any number of times with one send in flight,
@@ -82,7 +87,8 @@ class EventLoop {
   // Stops the connection: see the header comment.
   virtual void Close(ConnectionId id) = 0;
 
-  // Runs until Stop() is called from the loop's thread (usually from a handler).
+  // Runs until Stop() is called from the loop's thread (usually from a handler). Called
+  // once in a loop's life.
   virtual void Run(LoopHandler* handler) = 0;
   virtual void Stop() = 0;
   // Any thread: OnWake() will be called soon on the loop's thread.

@@ -106,6 +106,7 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
     ++counters_.dropped;
     return;
   }
+  ++stream->frames;
   ++counters_.frames;
   counters_.bytes += frame.payload.size();
 }
@@ -128,7 +129,7 @@ void RingFrameSink::UpdateCodec(Stream* stream, const rtmp::Frame& frame) {
 void RingFrameSink::OnStreamEnd(uint32_t stream_id) {
   for (auto it = streams_.begin(); it != streams_.end(); ++it) {
     if (it->stream_id == stream_id) {
-      spdlog::info("{}: stream ended after {} frames", peer_, it->writer.frames());
+      spdlog::info("{}: stream ended after {} frames", peer_, it->frames);
       it->writer.End();
       streams_.erase(it);
       return;

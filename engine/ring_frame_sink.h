@@ -43,6 +43,7 @@ class RingFrameSink : public rtmp::FrameSink {
     uint32_t stream_id = 0;
     ringbuf::StreamWriter writer;
     ringbuf::CodecInfo codec{};
+    uint64_t frames = 0;
   };
 
   Stream* Find(uint32_t stream_id);

@@ -84,6 +84,7 @@ class UringLoop final : public EventLoop {
 
   std::vector<int> listeners_;
   bool listening_ = false;
+  bool accept_paused_ = false;  // out of descriptors: re-armed at the next tick
   std::vector<Connection> connections_;
   std::vector<ConnectionId> starved_;   // receives ended by ENOBUFS, re-armed per batch
   std::vector<ConnectionId> released_;  // closed with nothing in flight
@@ -279,7 +280,8 @@ void UringLoop::FinishBatch() {
     pending_recycles_ = 0;
   }
   for (ConnectionId id : starved_) {
-    if (!connections_[id].closing) ArmRecv(id);
+    if (connections_[id].closing) continue;
+    ArmRecv(id);
     ++counters_.rearms;
   }
   starved_.clear();
@@ -301,6 +303,10 @@ void UringLoop::HandleCompletion(const io_uring_cqe* cqe) {
       break;
     case Op::kTick:
       if (!stopped_) ArmTick();
+      if (accept_paused_ && listening_) {
+        accept_paused_ = false;
+        for (uint32_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
+      }
       handler_->OnTick();
       break;
     case Op::kWake: {
@@ -318,32 +324,42 @@ void UringLoop::HandleCompletion(const io_uring_cqe* cqe) {
 void UringLoop::HandleAccept(uint32_t listener, const io_uring_cqe* cqe) {
   const bool more = cqe->flags & IORING_CQE_F_MORE;
   if (cqe->res >= 0) {
-    handler_->OnAccept(cqe->res);
+    if (listening_) {
+      handler_->OnAccept(cqe->res);
+    } else {
+      close(cqe->res);  // completed after StopListening()
+    }
+  } else if (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOBUFS ||
+             cqe->res == -ENOMEM) {
+    // Out of descriptors or memory. The kernel takes a descriptor before it looks for a
+    // connection, so re-arming now would fail at once, forever: wait for the next tick,
+    // while the backlog holds the connections.
+    if (!accept_paused_) spdlog::warn("accept: {}; retrying every tick", strerror(-cqe->res));
+    accept_paused_ = true;
+    return;
   } else if (cqe->res != -ECANCELED) {
-    // EMFILE, ENFILE, ENOBUFS: the process or system is out of something; the
-    // listener stays armed (or is re-armed below) and the backlog waits.
     spdlog::warn("accept: {}", strerror(-cqe->res));
   }
   if (!more && listening_) ArmAccept(listener);
 }
 
 void UringLoop::HandleRecv(ConnectionId id, const io_uring_cqe* cqe) {
-  Connection& c = connections_[id];
   const bool more = cqe->flags & IORING_CQE_F_MORE;
-  if (!more) c.recv_armed = false;
+  if (!more) connections_[id].recv_armed = false;
   if (cqe->res > 0) {
     assert(cqe->flags & IORING_CQE_F_BUFFER);
     const auto bid = uint16_t(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     ++counters_.receives;
     counters_.bytes_received += cqe->res;
-    if (!c.closing) {
+    if (!connections_[id].closing) {
       handler_->OnReceive(
           id, {slab_.data() + size_t{bid} * options_.recv_buffer_size, size_t(cqe->res)});
     }
     RecycleBuffer(bid);  // the parser is done with it
     // A multishot receive can stop after data (the kernel ends it, e.g. on a full
-    // completion queue): it needs a new submission to go on.
-    if (!more && !c.closing) {
+    // completion queue): it needs a new submission to go on. (The handler may have
+    // grown the table: look the connection up again.)
+    if (!more && !connections_[id].closing) {
       ArmRecv(id);
       ++counters_.rearms;
     }
@@ -351,8 +367,8 @@ void UringLoop::HandleRecv(ConnectionId id, const io_uring_cqe* cqe) {
     // The shard's buffers are all in use: backpressure, not an error. TCP holds the
     // bytes until buffers come back at the end of this batch.
     ++counters_.buffer_shortages;
-    if (!c.closing) starved_.push_back(id);
-  } else if (!c.closing) {
+    if (!connections_[id].closing) starved_.push_back(id);
+  } else if (!connections_[id].closing) {
     handler_->OnReceiveEnd(id, cqe->res);  // 0: the peer closed; -errno: failed
   }
   MaybeRelease(id);

@@ -76,8 +76,7 @@ int main(int argc, char** argv) {
                  std::string(status.message()).c_str(), (unsigned long long)summary.frames);
     return 1;
   }
-  std::fprintf(stderr, "uringest-cat: %s ended: %llu frames, %llu bytes\n",
-               options.stream.c_str(), (unsigned long long)summary.frames,
-               (unsigned long long)summary.bytes);
+  std::fprintf(stderr, "uringest-cat: %s ended: %llu frames, %llu bytes\n", options.stream.c_str(),
+               (unsigned long long)summary.frames, (unsigned long long)summary.bytes);
   return 0;
 }

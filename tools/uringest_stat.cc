@@ -28,7 +28,8 @@ using uringest::consumer::StatSampler;
 std::unique_ptr<StatSampler> OpenSampler(const std::string& ring, bool quiet) {
   absl::StatusOr<std::unique_ptr<StatSampler>> sampler = StatSampler::Open(ring);
   if (sampler.ok()) return *std::move(sampler);
-  if (!quiet) std::fprintf(stderr, "uringest-stat: %s\n", std::string(sampler.status().message()).c_str());
+  if (!quiet)
+    std::fprintf(stderr, "uringest-stat: %s\n", std::string(sampler.status().message()).c_str());
   return nullptr;
 }
 

@@ -63,15 +63,16 @@ class IngestServer {
   Process& process() { return process_; }
 
  private:
-  IngestServer(std::string ring, Process process) : ring_(std::move(ring)), process_(std::move(process)) {}
+  IngestServer(std::string ring, Process process)
+      : ring_(std::move(ring)), process_(std::move(process)) {}
   std::string ring_;
   int port_ = 0;
   Process process_;
 };
 
-// The publish command: 2 s of 320x240 testsrc at 30 fps, libx264 ultrafast, GOP 30,
-// in real time (-re), to `url` (an rtmp:// URL or an .flv path; a file is encoded
-// without -re). Options that only quiet ffmpeg come first.
+// The publish command: 2 s (or `seconds`) of 320x240 testsrc at 30 fps, libx264
+// ultrafast, GOP 30, in real time (-re), to `url`. Options that only quiet ffmpeg and
+// keep it off the terminal come first; they don't change the stream.
 std::vector<std::string> PublishClipArgs(const std::string& url, int seconds = 2);
 // H.264 + AAC: 1280x720 testsrc and a 1 kHz sine, `seconds` long, 6 Mbit/s, GOP 60, as
 // fast as ffmpeg can (no -re).
