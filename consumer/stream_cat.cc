@@ -37,7 +37,7 @@ const char* Describe(ServerState state) {
     case ServerState::kAlive:
       return "alive";
     case ServerState::kDead:
-      return "the server died (no heartbeat for 500 ms)";
+      return "the server died (no heartbeat, and its lock is free or it hung)";
     case ServerState::kRestarted:
       return "the server restarted (the ring has a new epoch)";
     case ServerState::kClosed:
@@ -100,7 +100,7 @@ absl::StatusOr<StartAt> Cat::FindStream() {
   const absl::Time deadline = absl::Now() + options_.wait_timeout;
   for (;;) {
     if (reader_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(options_.ring);
+      absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(options_.ring, options_.reader);
       if (reader.ok()) {
         reader_ = *std::move(reader);
       } else if (!options_.wait) {

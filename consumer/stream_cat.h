@@ -20,10 +20,11 @@
 //
 // Errors. Lost frames (the producer overwrote them before they were copied) don't stop
 // the output: each loss is reported through `log`, the video resumes at the next
-// keyframe, and the result is DataLoss once the stream ends. A server that dies (no
-// heartbeat for 500 ms), shuts down or restarts before the stream ends yields
-// Unavailable within about a second. A write error (EPIPE from `| ffplay -`) is returned
-// at once.
+// keyframe, and the result is DataLoss once the stream ends. A server that shuts down,
+// restarts, or dies (heartbeat older than `reader.dead_after` and its lock free, which a
+// crash frees at once) before the stream ends yields Unavailable within about a second;
+// one that still holds its lock but stopped its heartbeat is given `reader.hung_after`.
+// A write error (EPIPE from `| ffplay -`) is returned at once.
 //
 // Thread safety: CatStream() may run on several threads at once, each with its own sink.
 
@@ -39,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "consumer/flv_writer.h"
+#include "ringbuf/reader.h"
 
 namespace uringest::consumer {
 
@@ -58,6 +60,9 @@ struct CatOptions {
   // Hold the producer back rather than lose frames (a bounded wait; see ring FORMAT.md,
   // "Lossless readers"); the ring shows this reader's lag to uringest-stat.
   bool lossless = false;
+  // When the server counts as dead (heartbeat age, and how long a hung one that still
+  // holds its lock is given).
+  ringbuf::ReaderOptions reader;
   // How often the directory is polled while waiting.
   absl::Duration poll_interval = absl::Milliseconds(10);
   // Progress and loss messages, one line each without a newline; may be empty.

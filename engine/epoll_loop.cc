@@ -332,7 +332,8 @@ void EpollLoop::ReadConnection(ConnectionId id) {
     ++counters_.receives;
     counters_.bytes_received += size_t(n);
     bytes += size_t(n);
-    handler_->OnReceive(id, {recv_buffer_.get(), size_t(n)});
+    handler_->OnReceive(id, {recv_buffer_.get(), size_t(n)},
+                        size_t(n) == options_.recv_buffer_size);
     DeliverDeferred();
     if (!IsCurrent(id, generation)) return;
     // A short read drained the socket: bytes that come later trigger a new edge. A FIN

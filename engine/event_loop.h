@@ -42,8 +42,9 @@ class LoopHandler {
   // A connection was accepted on a listener, or handed over by another shard.
   virtual void OnAccept(int fd) = 0;
   // Bytes arrived. They are valid only during the call: the buffer goes back to the
-  // kernel when it returns.
-  virtual void OnReceive(ConnectionId id, std::span<const uint8_t> bytes) = 0;
+  // kernel when it returns. `more_queued`: the socket holds more bytes already (io_uring's
+  // IORING_CQE_F_SOCK_NONEMPTY; epoll: the read filled the buffer).
+  virtual void OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) = 0;
   // The receive side ended: 0 for an orderly close by the peer, else -errno.
   virtual void OnReceiveEnd(ConnectionId id, int error) = 0;
   // The send in flight finished: bytes sent (possibly fewer than asked), or -errno.

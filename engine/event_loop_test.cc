@@ -252,7 +252,7 @@ class RecordingHandler final : public LoopHandler {
     loop_->Receive(id, fd);
   }
 
-  void OnReceive(ConnectionId id, std::span<const uint8_t> bytes) override {
+  void OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) override {
     bool close = false;
     {
       std::lock_guard lock(mu_);

@@ -206,13 +206,13 @@ void Shard::Adopt(int fd) {
   loop_->Receive(id, fd);
 }
 
-void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes) {
+void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) {
   Connection& c = *connections_[id];
   if (c.close_after_flush) return;  // a protocol error already ended it
   c.last_activity_ms = NowMs();
   c.bytes_in += bytes.size();
   bytes_in_ += bytes.size();
-  absl::Status status = c.rtmp.Receive(bytes);
+  absl::Status status = c.rtmp.Receive(bytes, more_queued);
   if (!status.ok()) {
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
     return;

@@ -88,7 +88,7 @@ class alignas(64) Shard : private LoopHandler {
 
   // LoopHandler.
   void OnAccept(int fd) override;
-  void OnReceive(ConnectionId id, std::span<const uint8_t> bytes) override;
+  void OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) override;
   void OnReceiveEnd(ConnectionId id, int error) override;
   void OnSendComplete(ConnectionId id, int result) override;
   void OnReleased(ConnectionId id) override;

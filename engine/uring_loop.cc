@@ -353,7 +353,8 @@ void UringLoop::HandleRecv(ConnectionId id, const io_uring_cqe* cqe) {
     counters_.bytes_received += cqe->res;
     if (!connections_[id].closing) {
       handler_->OnReceive(
-          id, {slab_.data() + size_t{bid} * options_.recv_buffer_size, size_t(cqe->res)});
+          id, {slab_.data() + size_t{bid} * options_.recv_buffer_size, size_t(cqe->res)},
+          (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0);
     }
     RecycleBuffer(bid);  // the parser is done with it
     // A multishot receive can stop after data (the kernel ends it, e.g. on a full

@@ -5,12 +5,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "ringbuf/internal/shared_access.h"
+#include "ringbuf/server_lock.h"
 #include "ringbuf/shm.h"
 
 namespace uringest::ringbuf {
 namespace {
 
 constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(100);
+constexpr absl::Duration kServerProbeInterval = absl::Milliseconds(100);
 
 Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload) {
   Frame f;
@@ -164,11 +166,26 @@ ServerState Reader::CheckServer() const {
                 (ring_ != nullptr && ring_->state() == RingState::kClosed);
   int64_t age = ring_ != nullptr ? ring_->HeartbeatAgeNs() : directory_->HeartbeatAgeNs();
   if (!closed && age <= absl::ToInt64Nanoseconds(options_.dead_after)) return ServerState::kAlive;
+  const absl::Time now = absl::Now();
+  // A busy server stays busy for a while: spare it a probe on every empty poll.
+  if (probed_state_ == ServerState::kAlive && now - probed_at_ < kServerProbeInterval) {
+    return ServerState::kAlive;
+  }
+  probed_at_ = now;
   // Has a new server taken the name? Its directory has another epoch.
-  absl::StatusOr<std::unique_ptr<StreamDirectory>> now =
+  absl::StatusOr<std::unique_ptr<StreamDirectory>> current =
       StreamDirectory::Open(ObjectPath(kShmDir, name_, kDirectorySuffix));
-  if (now.ok() && (*now)->epoch() != epoch()) return ServerState::kRestarted;
-  return closed ? ServerState::kClosed : ServerState::kDead;
+  if (current.ok() && (*current)->epoch() != epoch()) {
+    probed_state_ = ServerState::kRestarted;
+  } else if (closed) {
+    probed_state_ = ServerState::kClosed;
+  } else if (age <= absl::ToInt64Nanoseconds(options_.hung_after) &&
+             ServerLock::IsHeld(name_)) {
+    probed_state_ = ServerState::kAlive;  // busy, not dead: it holds its lock
+  } else {
+    probed_state_ = ServerState::kDead;
+  }
+  return probed_state_;
 }
 
 }  // namespace uringest::ringbuf

@@ -41,8 +41,12 @@ namespace uringest::ringbuf {
 
 struct ReaderOptions {
   // A server whose heartbeat is older than this is reported dead (it stamps it at least
-  // every 100 ms).
+  // every 100 ms) unless it still holds the ring's lock: a machine too busy to schedule
+  // the server's shards delays heartbeats, while a dead server's lock goes at once.
   absl::Duration dead_after = absl::Milliseconds(500);
+  // A server that holds its lock but has not stamped a heartbeat for this long is hung,
+  // and reported dead.
+  absl::Duration hung_after = absl::Seconds(10);
 };
 
 enum class StartAt {
@@ -132,6 +136,10 @@ class Reader {
   bool StreamEndedInDirectory() const;
 
   std::string name_;
+  // The last look at the lock and the epoch while the heartbeat was stale: a server found
+  // busy (alive) is probed again after kServerProbeInterval at the earliest.
+  mutable absl::Time probed_at_ = absl::InfinitePast();
+  mutable ServerState probed_state_ = ServerState::kAlive;
   ReaderOptions options_;
   std::unique_ptr<StreamDirectory> directory_;
   std::unique_ptr<RingReader> ring_;

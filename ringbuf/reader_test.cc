@@ -180,7 +180,9 @@ TEST_F(ReaderTest, UnknownStreamIsNotFound) {
 }
 
 TEST_F(ReaderTest, SilentServerIsReportedGone) {
-  auto reader = Reader::Open(name_.name(), {.dead_after = absl::Milliseconds(100)});
+  // The server object holds its lock: silence alone reads as dead only once it is hung.
+  auto reader = Reader::Open(
+      name_.name(), {.dead_after = absl::Milliseconds(100), .hung_after = absl::Milliseconds(100)});
   ASSERT_TRUE(reader.ok());
   ASSERT_TRUE((*reader)->Follow("live/cam", {.start = StartAt::kNow}).ok());
   server_->HeartbeatAll();

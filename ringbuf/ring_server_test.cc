@@ -96,10 +96,21 @@ TEST_F(RingServerTest, ReaderTellsCleanShutdownFromRestart) {
   EXPECT_EQ((*reader)->CheckServer(), ServerState::kRestarted);
 }
 
-TEST_F(RingServerTest, MissedHeartbeatsReadAsDeadServer) {
+TEST_F(RingServerTest, SilentServerHoldingItsLockIsBusyNotDead) {
   auto server = RingServer::Create(Options());
   ASSERT_TRUE(server.ok());
   auto reader = Reader::Open(name_.name(), {.dead_after = absl::Milliseconds(50)});
+  ASSERT_TRUE(reader.ok());
+  (*server)->HeartbeatAll();
+  absl::SleepFor(absl::Milliseconds(60));
+  EXPECT_EQ((*reader)->CheckServer(), ServerState::kAlive);  // stale, but the lock is held
+}
+
+TEST_F(RingServerTest, MissedHeartbeatsReadAsDeadServer) {
+  auto server = RingServer::Create(Options());
+  ASSERT_TRUE(server.ok());
+  auto reader = Reader::Open(
+      name_.name(), {.dead_after = absl::Milliseconds(50), .hung_after = absl::Milliseconds(50)});
   ASSERT_TRUE(reader.ok());
   (*server)->HeartbeatAll();
   EXPECT_EQ((*reader)->CheckServer(), ServerState::kAlive);

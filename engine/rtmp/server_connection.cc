@@ -11,8 +11,7 @@ ServerConnection::ServerConnection(const ServerConnectionOptions& options, Frame
                                    PublishRegistry* registry)
     : handshake_(std::make_unique<ServerHandshake>(options.handshake)),
       reader_(options.reader),
-      session_(options.session, this, sink, registry),
-      ack_window_(options.session.window_ack_size) {}
+      session_(options.session, this, sink, registry) {}
 
 ServerConnection::~ServerConnection() { Close(); }
 
@@ -35,7 +34,7 @@ void ServerConnection::SendControl(MessageType type, std::span<const uint8_t> pa
   Send(MessageHeader{.chunk_stream_id = kControlChunkStream, .type = type}, payload);
 }
 
-absl::Status ServerConnection::Receive(std::span<const uint8_t> in) {
+absl::Status ServerConnection::Receive(std::span<const uint8_t> in, bool more_queued) {
   counters_.bytes_received += in.size();
   if (handshake_ != nullptr) {
     if (absl::Status s = ReceiveHandshake(&in); !s.ok()) return s;
@@ -50,7 +49,7 @@ absl::Status ServerConnection::Receive(std::span<const uint8_t> in) {
       if (absl::Status s = HandleMessage(message); !s.ok()) return s;
     }
   }
-  if (handshake_ == nullptr) AcknowledgeReceived();
+  if (handshake_ == nullptr && !more_queued) AcknowledgeReceived();
   return absl::OkStatus();
 }
 
@@ -69,6 +68,7 @@ absl::Status ServerConnection::ReceiveHandshake(std::span<const uint8_t>* in) {
 // included), modulo 2^32: it wraps every 4 GiB and acks go on (servers that stop acking
 // make encoders stall).
 void ServerConnection::AcknowledgeReceived() {
+  if (ack_window_ == 0) return;
   if (counters_.bytes_received - acked_ < ack_window_) return;
   acked_ = counters_.bytes_received;
   uint8_t sequence[4];

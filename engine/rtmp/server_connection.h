@@ -55,7 +55,13 @@ class ServerConnection : private MessageSender {
   // Takes the bytes that arrived from the peer, in any split. `in` is not retained: it can
   // go back to the buffer ring when this returns. An error says what the peer did wrong;
   // the caller sends what output() holds if it can, then closes the connection.
-  [[nodiscard]] absl::Status Receive(std::span<const uint8_t> in);
+  //
+  // `more_queued` says the socket already holds more bytes: an Acknowledgement then
+  // waits until they are read. A publisher that closes its socket while our bytes sit
+  // unread in it (ffmpeg stops reading once it has written everything) makes its kernel
+  // answer with a reset, and a reset throws away whatever we had not read yet: the end
+  // of its stream. Acking only a drained socket keeps that window as small as TCP allows.
+  [[nodiscard]] absl::Status Receive(std::span<const uint8_t> in, bool more_queued = false);
 
   // Bytes queued for the peer, in order. Valid until the next call of a non-const method.
   std::span<const uint8_t> output() const {
@@ -72,8 +78,10 @@ class ServerConnection : private MessageSender {
   const Session& session() const { return session_; }
   const ChunkReader& reader() const { return reader_; }
   const Counters& counters() const { return counters_; }
-  // The acknowledgement window in force: the peer's Window Acknowledgement Size, or the
-  // one this server announced until the peer sends one.
+  // The acknowledgement window in force: the peer's Window Acknowledgement Size; 0 (no
+  // acknowledgements) until the peer sends one. As in SRS and nginx-rtmp: ffmpeg never
+  // sends one and never reads acks, and an ack it leaves unread when it closes its socket
+  // makes its kernel reset the connection, which drops the end of its stream.
   uint32_t ack_window() const { return ack_window_; }
   uint32_t peer_buffer_length_ms() const { return peer_buffer_length_ms_; }
 
@@ -94,7 +102,7 @@ class ServerConnection : private MessageSender {
   std::vector<uint8_t> out_;
   size_t out_taken_ = 0;
   Counters counters_;
-  uint32_t ack_window_;
+  uint32_t ack_window_ = 0;
   uint64_t acked_ = 0;  // bytes_received when the last Acknowledgement went out
   uint32_t peer_buffer_length_ms_ = 0;
 };

@@ -300,6 +300,32 @@ TEST_F(ConnectedTest, AcknowledgementSequenceNumberWrapsAt4GiBAndGoesOn) {
   EXPECT_EQ(last, static_cast<uint32_t>(conn_.counters().bytes_received));
 }
 
+TEST_F(ConnectedTest, NoAcknowledgementUntilThePeerAnnouncesAWindow) {
+  std::vector<uint8_t> data(100000, 0);
+  for (int i = 0; i < 40; ++i) SendFromClient(MessageType::kVideo, 6, data);  // 4 MB
+  for (auto& [type, payload] : ServerMessages()) {
+    EXPECT_NE(type, MessageType::kAcknowledgement);
+  }
+  EXPECT_EQ(conn_.ack_window(), 0u);
+}
+
+TEST_F(ConnectedTest, AcknowledgementWaitsUntilTheSocketIsDrained) {
+  std::vector<uint8_t> window;
+  AppendU32(&window, 1000);
+  SendFromClient(MessageType::kWindowAckSize, 2, window);
+  ServerMessages();
+  std::vector<uint8_t> bytes;
+  client_writer_.Write(MessageHeader{.chunk_stream_id = 6, .type = MessageType::kVideo},
+                       std::vector<uint8_t>(5000, 0), &bytes);
+  ASSERT_TRUE(conn_.Receive(bytes, /*more_queued=*/true).ok());
+  EXPECT_TRUE(ServerMessages().empty());  // the window is crossed, but more is queued
+  ASSERT_TRUE(conn_.Receive({}, /*more_queued=*/false).ok());
+  auto messages = ServerMessages();
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].first, MessageType::kAcknowledgement);
+  EXPECT_EQ(LoadU32(messages[0].second.data()), conn_.counters().bytes_received);
+}
+
 TEST_F(ConnectedTest, PingRequestIsAnsweredWithItsTimestamp) {
   std::vector<uint8_t> ping;
   AppendU16(&ping, static_cast<uint16_t>(UserControlEvent::kPingRequest));
