@@ -20,8 +20,8 @@ namespace uringest::engine {
 class Connection {
  public:
   Connection(ConnectionId id, uint64_t serial, std::string address, std::string peer,
-             const rtmp::ServerConnectionOptions& options, StreamRegistry* registry,
-             uint32_t shard, ringbuf::ShardWriter* ring, int64_t now_ms)
+             const rtmp::ServerConnectionOptions& options, StreamRegistry* registry, uint32_t shard,
+             ringbuf::ShardWriter* ring, int64_t now_ms)
       : id(id),
         serial(serial),
         address(std::move(address)),
@@ -47,8 +47,8 @@ class Connection {
   std::vector<uint8_t> sending;
   size_t send_offset = 0;
   bool send_in_flight = false;
-  bool closing = false;             // Close() was called on the loop
-  bool close_after_flush = false;   // close once `sending` and the core's output are out
+  bool closing = false;            // Close() was called on the loop
+  bool close_after_flush = false;  // close once `sending` and the core's output are out
   std::string close_reason;
 
   ConnectionNames names;

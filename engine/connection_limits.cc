@@ -15,8 +15,8 @@ std::string ConnectionLimits::Admit(std::string_view address) {
   if (max_per_address_ != 0) {
     uint32_t& count = per_address_[std::string(address)];
     if (count >= max_per_address_) {
-      return absl::StrCat(std::string(address), " holds --max-connections-per-ip=", max_per_address_,
-                          " connections");
+      return absl::StrCat(std::string(address),
+                          " holds --max-connections-per-ip=", max_per_address_, " connections");
     }
     ++count;
   }

@@ -60,9 +60,9 @@ class LoopHandler {
 struct EventLoopOptions {
   absl::Duration tick = absl::Milliseconds(100);
   // io_uring: the provided buffer ring of the shard. Idle connections hold no buffer.
-  uint32_t recv_buffers = 512;          // a power of two
+  uint32_t recv_buffers = 512;  // a power of two
   uint32_t recv_buffer_size = 32 << 10;
-  uint32_t ring_entries = 1024;         // submission queue; completion queue is 4x
+  uint32_t ring_entries = 1024;  // submission queue; completion queue is 4x
 };
 
 struct LoopCounters {

@@ -49,8 +49,8 @@ struct ProbeBuffers {
 
   int Register(io_uring* uring, uint16_t flags) {
     ring_bytes = kProbeBuffers * sizeof(io_uring_buf);
-    void* mem = mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                     -1, 0);
+    void* mem =
+        mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) return -errno;
     ring = static_cast<io_uring_buf_ring*>(mem);
     io_uring_buf_reg reg{};

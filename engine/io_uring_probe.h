@@ -14,21 +14,19 @@
 namespace uringest::engine {
 
 struct IoUringSupport {
-  bool setup = false;            // io_uring_setup works at all
-  std::string reason;            // why it can't be used, when !usable()
-  bool single_issuer = false;    // IORING_SETUP_SINGLE_ISSUER (6.0)
-  bool defer_taskrun = false;    // IORING_SETUP_DEFER_TASKRUN (6.1)
-  bool buffer_ring = false;      // provided buffer rings (5.19)
-  bool recv_multishot = false;   // multishot recv (6.0)
-  bool accept_multishot = false; // multishot accept (5.19)
-  bool msg_ring = false;         // IORING_OP_MSG_RING (5.18)
-  bool recv_bundle = false;      // recv bundles (6.10)
+  bool setup = false;                // io_uring_setup works at all
+  std::string reason;                // why it can't be used, when !usable()
+  bool single_issuer = false;        // IORING_SETUP_SINGLE_ISSUER (6.0)
+  bool defer_taskrun = false;        // IORING_SETUP_DEFER_TASKRUN (6.1)
+  bool buffer_ring = false;          // provided buffer rings (5.19)
+  bool recv_multishot = false;       // multishot recv (6.0)
+  bool accept_multishot = false;     // multishot accept (5.19)
+  bool msg_ring = false;             // IORING_OP_MSG_RING (5.18)
+  bool recv_bundle = false;          // recv bundles (6.10)
   bool incremental_buffers = false;  // IOU_PBUF_RING_INC (6.12)
 
   // The engine needs setup, buffer rings, multishot recv and accept.
-  bool usable() const {
-    return setup && buffer_ring && recv_multishot && accept_multishot;
-  }
+  bool usable() const { return setup && buffer_ring && recv_multishot && accept_multishot; }
   // One line for the start-up log: the features found.
   std::string Describe() const;
 };

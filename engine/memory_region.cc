@@ -24,8 +24,8 @@ absl::StatusOr<MemoryRegion> MemoryRegion::Map(size_t size) {
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS;
   // Explicit huge pages exist only where an operator reserved them (vm.nr_hugepages).
   size_t rounded = RoundUp(size, kHugePage);
-  void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB | MAP_POPULATE,
-                 -1, 0);
+  void* p =
+      mmap(nullptr, rounded, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB | MAP_POPULATE, -1, 0);
   if (p != MAP_FAILED) {
     region.huge_pages_ = true;
   } else {

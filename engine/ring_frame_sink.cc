@@ -92,11 +92,10 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
   }
   UpdateCodec(stream, frame);
   ringbuf::FrameMeta meta{
-      .type = static_cast<ringbuf::RecordType>(frame.type == rtmp::FrameType::kAudio
-                                                   ? ringbuf::RecordType::kAudio
-                                               : frame.type == rtmp::FrameType::kVideo
-                                                   ? ringbuf::RecordType::kVideo
-                                                   : ringbuf::RecordType::kData),
+      .type = static_cast<ringbuf::RecordType>(
+          frame.type == rtmp::FrameType::kAudio   ? ringbuf::RecordType::kAudio
+          : frame.type == rtmp::FrameType::kVideo ? ringbuf::RecordType::kVideo
+                                                  : ringbuf::RecordType::kData),
       .flags = uint8_t((frame.keyframe ? ringbuf::kFlagKeyframe : 0) |
                        (frame.sequence_header ? ringbuf::kFlagSequenceHeader : 0)),
       .dts = int64_t(frame.dts),

@@ -118,12 +118,11 @@ absl::Status Server::Start() {
     if (!fd.ok()) return fd.status();
     listen_fds_.push_back(*fd);
   }
-  registry_ = std::make_unique<StreamRegistry>(
-      options_.on_duplicate, [this](const Publisher& old) {
-        shards_[old.shard]->PostEviction(old.connection);
-      });
-  limits_ = std::make_unique<ConnectionLimits>(options_.max_connections,
-                                               options_.max_connections_per_ip);
+  registry_ = std::make_unique<StreamRegistry>(options_.on_duplicate, [this](const Publisher& old) {
+    shards_[old.shard]->PostEviction(old.connection);
+  });
+  limits_ =
+      std::make_unique<ConnectionLimits>(options_.max_connections, options_.max_connections_per_ip);
   context_ = ShardContext{.options = &options_,
                           .io_uring = backend_ == "io_uring" ? &io_uring_ : nullptr,
                           .registry = registry_.get(),

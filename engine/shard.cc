@@ -197,9 +197,9 @@ void Shard::Adopt(int fd) {
     free_ids_.pop_back();
   }
   const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
-  connections_[id] = std::make_unique<Connection>(id, serial, std::move(address), peer,
-                                                  connection_options_,
-                                                  context_->registry, index_, ring_, NowMs());
+  connections_[id] =
+      std::make_unique<Connection>(id, serial, std::move(address), peer, connection_options_,
+                                   context_->registry, index_, ring_, NowMs());
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);
   spdlog::info("conn {} {}: accepted on shard {}", serial, peer, index_);
@@ -256,8 +256,8 @@ void Shard::OnReceiveEnd(ConnectionId id, int error) {
   Connection& c = *connections_[id];
   if (c.closing) return;
   c.close_after_flush = false;
-  CloseConnection(c, error == 0 ? "closed by the peer"
-                                : absl::StrCat("receive failed: ", strerror(-error)));
+  CloseConnection(
+      c, error == 0 ? "closed by the peer" : absl::StrCat("receive failed: ", strerror(-error)));
 }
 
 // Ends the connection's streams now; with flush_first, the bytes already queued (an

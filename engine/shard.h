@@ -15,8 +15,8 @@
 #define URINGEST_ENGINE_SHARD_H_
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -111,13 +111,13 @@ class alignas(64) Shard : private LoopHandler {
   absl::Status start_status_;
 
   std::unique_ptr<EventLoop> loop_;
-  SlabAllocator slab_;  // the connections' message-assembly buffers
+  SlabAllocator slab_;                                // the connections' message-assembly buffers
   rtmp::ServerConnectionOptions connection_options_;  // the server's, with slab_
   std::vector<std::unique_ptr<Connection>> connections_;  // by ConnectionId
   std::vector<ConnectionId> free_ids_;
   uint32_t live_ = 0;
   uint64_t ticks_ = 0;
-  uint64_t bytes_in_ = 0;         // since start, all connections
+  uint64_t bytes_in_ = 0;          // since start, all connections
   uint64_t bytes_in_at_rate_ = 0;  // bytes_in_ at the last rate update
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;

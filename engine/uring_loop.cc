@@ -128,8 +128,8 @@ absl::Status UringLoop::Init() {
   if (!slab.ok()) return slab.status();
   slab_ = std::move(*slab);
   buffer_ring_bytes_ = options_.recv_buffers * sizeof(io_uring_buf);
-  void* ring_mem = mmap(nullptr, buffer_ring_bytes_, PROT_READ | PROT_WRITE,
-                        MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* ring_mem =
+      mmap(nullptr, buffer_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (ring_mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap of the buffer ring");
   buffer_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
   io_uring_buf_reg reg{};

@@ -56,8 +56,7 @@ void BM_ChunkReaderRecordedSession(benchmark::State& state, const char* file) {
   const std::vector<uint8_t> capture = testing::ReadTestData(file);
   RunReader(state, std::span<const uint8_t>(capture).subspan(kHandshakeBytes));
 }
-BENCHMARK_CAPTURE(BM_ChunkReaderRecordedSession, ffmpeg_chunk128,
-                  "ffmpeg_publish_chunk128.rtmp");
+BENCHMARK_CAPTURE(BM_ChunkReaderRecordedSession, ffmpeg_chunk128, "ffmpeg_publish_chunk128.rtmp");
 BENCHMARK_CAPTURE(BM_ChunkReaderRecordedSession, ffmpeg_chunk65536,
                   "ffmpeg_publish_chunk65536.rtmp");
 
@@ -79,12 +78,15 @@ std::vector<uint8_t> SyntheticPublish(uint32_t chunk_size) {
     const uint64_t ms = frame * 1000 / 30;
     const bool key = frame % 60 == 0;
     const size_t size = key ? 8 * average_frame : average_frame * (6 + rng() % 4) / 10;
-    writer.Write(MessageHeader{.chunk_stream_id = 6, .type = MessageType::kVideo,
-                               .stream_id = 1, .timestamp = ms},
-                 std::span<const uint8_t>(payload).first(size), &out);
+    writer.Write(
+        MessageHeader{
+            .chunk_stream_id = 6, .type = MessageType::kVideo, .stream_id = 1, .timestamp = ms},
+        std::span<const uint8_t>(payload).first(size), &out);
     for (; audio_ms <= ms; audio_ms += 1024.0 * 1000 / 44100) {
-      writer.Write(MessageHeader{.chunk_stream_id = 4, .type = MessageType::kAudio,
-                                 .stream_id = 1, .timestamp = uint64_t(audio_ms)},
+      writer.Write(MessageHeader{.chunk_stream_id = 4,
+                                 .type = MessageType::kAudio,
+                                 .stream_id = 1,
+                                 .timestamp = uint64_t(audio_ms)},
                    std::span<const uint8_t>(payload).first(372), &out);
     }
   }

@@ -179,8 +179,7 @@ ServerState Reader::CheckServer() const {
     probed_state_ = ServerState::kRestarted;
   } else if (closed) {
     probed_state_ = ServerState::kClosed;
-  } else if (age <= absl::ToInt64Nanoseconds(options_.hung_after) &&
-             ServerLock::IsHeld(name_)) {
+  } else if (age <= absl::ToInt64Nanoseconds(options_.hung_after) && ServerLock::IsHeld(name_)) {
     probed_state_ = ServerState::kAlive;  // busy, not dead: it holds its lock
   } else {
     probed_state_ = ServerState::kDead;

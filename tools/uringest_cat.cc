@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   std::map<std::string, CatStart> starts{{"keyframe", CatStart::kKeyframe},
                                          {"now", CatStart::kNow}};
   app.add_option("--from", options.start, "keyframe: the latest one in the ring; now: the next")
-      ->transform(CLI::CheckedTransformer(starts))
+      ->transform(CLI::CheckedTransformer(starts).description(""))
+      ->type_name("keyframe|now")
       ->default_str("keyframe");
   app.add_flag("--lossless", options.lossless,
                "Hold the server back (boundedly) rather than lose frames");

@@ -48,16 +48,18 @@ std::string ParseListen(const std::string& value, ServerOptions* options) {
 
 void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string* log_level,
               double* idle, double* handshake) {
-  app.add_option("--listen", *listen, "Where encoders connect: HOST:PORT")
-      ->capture_default_str();
+  app.add_option("--listen", *listen, "Where encoders connect: HOST:PORT")->capture_default_str();
   app.add_option("--ring", o->ring_name, "Name of the shared-memory ring (/dev/shm/NAME.*)")
       ->capture_default_str();
-  app.add_option("--shards", o->shards, "Shard threads, each with its own io_uring (0: one per CPU)")
+  app.add_option("--shards", o->shards,
+                 "Shard threads, each with its own io_uring (0: one per CPU)")
       ->capture_default_str();
-  app.add_option("--ring-size", o->ring_size, "Bytes of frame ring per shard, a power of two (e.g. 64MiB)")
+  app.add_option("--ring-size", o->ring_size,
+                 "Bytes of frame ring per shard, a power of two (e.g. 64MiB)")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
-  app.add_option("--max-connections", o->max_connections, "Connections at once, all shards (0: no cap)")
+  app.add_option("--max-connections", o->max_connections,
+                 "Connections at once, all shards (0: no cap)")
       ->capture_default_str();
   app.add_option("--max-connections-per-ip", o->max_connections_per_ip,
                  "Connections at once from one address (0: no cap)")
@@ -65,12 +67,14 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
   app.add_option("--idle-timeout", *idle, "Seconds without a byte before a connection is closed")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--handshake-timeout", *handshake, "Seconds a connection has to finish the handshake")
+  app.add_option("--handshake-timeout", *handshake,
+                 "Seconds a connection has to finish the handshake")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   std::map<std::string, Backend> backends{
       {"auto", Backend::kAuto}, {"io_uring", Backend::kIoUring}, {"epoll", Backend::kEpoll}};
-  app.add_option("--backend", o->backend, "io_uring, epoll, or auto (io_uring where the kernel allows)")
+  app.add_option("--backend", o->backend,
+                 "io_uring, epoll, or auto (io_uring where the kernel allows)")
       ->transform(CLI::CheckedTransformer(backends).description(""))
       ->type_name("auto|io_uring|epoll")
       ->default_str("auto");
@@ -117,7 +121,8 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(4096u, 1u << 20))
       ->default_str("32KiB");
-  app.add_option("--log-level", *log_level, "How much to log: one line per connection event at info")
+  app.add_option("--log-level", *log_level,
+                 "How much to log: one line per connection event at info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.set_config("--config", "", "Read flags from FILE: one 'name = value' per line (INI/TOML)");
@@ -171,7 +176,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<uringest::engine::Server>> server =
       uringest::engine::Server::Create(options);
   if (!server.ok()) {
-    std::fprintf(stderr, "uringestd: %s\n", std::string(uringest::engine::StatusText(server.status())).c_str());
+    std::fprintf(stderr, "uringestd: %s\n",
+                 std::string(uringest::engine::StatusText(server.status())).c_str());
     return 1;
   }
   if (!(*server)->backend_reason().empty()) {

@@ -26,9 +26,7 @@ inline uint64_t EncodeUserData(Op op, uint32_t index) {
   return uint64_t{static_cast<uint8_t>(op)} << 56 | index;
 }
 inline Op UserDataOp(uint64_t user_data) { return static_cast<Op>(user_data >> 56); }
-inline uint32_t UserDataIndex(uint64_t user_data) {
-  return static_cast<uint32_t>(user_data);
-}
+inline uint32_t UserDataIndex(uint64_t user_data) { return static_cast<uint32_t>(user_data); }
 
 }  // namespace uringest::engine::internal
 

@@ -58,9 +58,7 @@ inline void AppendU8(std::vector<uint8_t>* out, uint8_t v) { out->push_back(v); 
 inline void AppendU16(std::vector<uint8_t>* out, uint16_t v) { StoreU16(Extend(out, 2), v); }
 inline void AppendU24(std::vector<uint8_t>* out, uint32_t v) { StoreU24(Extend(out, 3), v); }
 inline void AppendU32(std::vector<uint8_t>* out, uint32_t v) { StoreU32(Extend(out, 4), v); }
-inline void AppendU32Le(std::vector<uint8_t>* out, uint32_t v) {
-  StoreU32Le(Extend(out, 4), v);
-}
+inline void AppendU32Le(std::vector<uint8_t>* out, uint32_t v) { StoreU32Le(Extend(out, 4), v); }
 inline void AppendBytes(std::vector<uint8_t>* out, std::span<const uint8_t> bytes) {
   out->insert(out->end(), bytes.begin(), bytes.end());
 }

@@ -23,11 +23,11 @@ struct ChunkReader::ChunkStream {
   // timestamp: a delta for fmt 1/2 and, as ffmpeg and SRS read it, the absolute time
   // for fmt 0. A fmt 3 header that starts a new message adds it again.
   uint32_t delta = 0;
-  bool extended = false;          // that field was 0xFFFFFF: fmt 3 chunks carry 4 bytes
-  uint32_t extended_value = 0;    // the extended field of the current message
-  uint32_t timestamp32 = 0;       // the current message's wire timestamp
+  bool extended = false;        // that field was 0xFFFFFF: fmt 3 chunks carry 4 bytes
+  uint32_t extended_value = 0;  // the extended field of the current message
+  uint32_t timestamp32 = 0;     // the current message's wire timestamp
   TimestampUnwrapper unwrapper;
-  uint64_t timestamp = 0;         // the current message's unwrapped timestamp
+  uint64_t timestamp = 0;  // the current message's unwrapped timestamp
   bool has_header = false;
 
   // The message being assembled: received bytes of length.
@@ -150,8 +150,7 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8
     chunk_remaining_ -= take;
     if (chunk_remaining_ == 0) {
       if (cs->received == cs->length) {
-        return CompleteCurrent(std::span<const uint8_t>(cs->buffer, cs->length), pos,
-                               message);
+        return CompleteCurrent(std::span<const uint8_t>(cs->buffer, cs->length), pos, message);
       }
       state_ = State::kHeader;
     }
@@ -241,9 +240,9 @@ absl::Status ChunkReader::StartMessage(ChunkStream* cs, uint8_t fmt, const uint8
   cs->has_header = true;
   cs->timestamp = cs->unwrapper.Next(cs->timestamp32);
   if (cs->length > options_.max_message_size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "chunk stream %u: a message of %u bytes is over the limit of %u bytes", cs->csid,
-        cs->length, options_.max_message_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("chunk stream %u: a message of %u bytes is over the limit of %u bytes",
+                        cs->csid, cs->length, options_.max_message_size));
   }
   return absl::OkStatus();
 }
@@ -256,20 +255,18 @@ ChunkReader::ChunkStream* ChunkReader::FindStream(uint32_t csid) const {
   return nullptr;
 }
 
-absl::StatusOr<ChunkReader::ChunkStream*> ChunkReader::FindOrAddStream(uint32_t csid,
-                                                                       uint8_t fmt) {
+absl::StatusOr<ChunkReader::ChunkStream*> ChunkReader::FindOrAddStream(uint32_t csid, uint8_t fmt) {
   if (ChunkStream* cs = FindStream(csid); cs != nullptr) return cs;
   // A chunk stream starts with fmt 0; librtmp starts its pings with fmt 1, which names
   // everything but the message stream (0). fmt 2 and 3 need a header to refer to.
   if (fmt >= 2) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "chunk stream %u: its first chunk has fmt %u, which needs a previous header", csid,
-        fmt));
+        "chunk stream %u: its first chunk has fmt %u, which needs a previous header", csid, fmt));
   }
   if (streams_.size() >= options_.max_chunk_streams) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "chunk stream %u: more than %u chunk streams on one connection", csid,
-        options_.max_chunk_streams));
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("chunk stream %u: more than %u chunk streams on one connection", csid,
+                        options_.max_chunk_streams));
   }
   auto cs = std::make_unique<ChunkStream>();
   cs->csid = csid;
@@ -281,17 +278,16 @@ absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t
   const size_t needed = size_t{cs->received} + bytes.size();
   if (needed > cs->capacity) {
     // Grow with what arrived, never straight to the announced length.
-    const size_t grown = std::min<size_t>(cs->length, std::max<size_t>(needed,
-                                                                     cs->capacity * 2));
+    const size_t grown = std::min<size_t>(cs->length, std::max<size_t>(needed, cs->capacity * 2));
     size_t capacity;
-    uint8_t* buffer =
-        allocator_->Allocate(std::max<size_t>(grown, std::min<size_t>(cs->length, 4096)), &capacity);
+    uint8_t* buffer = allocator_->Allocate(
+        std::max<size_t>(grown, std::min<size_t>(cs->length, 4096)), &capacity);
     const size_t would_hold = buffered_bytes_ - cs->capacity + capacity;
     if (would_hold > options_.max_buffered_bytes) {
       allocator_->Free(buffer, capacity);
       return absl::ResourceExhaustedError(absl::StrFormat(
-          "chunk stream %u: partial messages would hold %u bytes, over the limit of %u",
-          cs->csid, would_hold, options_.max_buffered_bytes));
+          "chunk stream %u: partial messages would hold %u bytes, over the limit of %u", cs->csid,
+          would_hold, options_.max_buffered_bytes));
     }
     if (cs->received > 0) std::memcpy(buffer, cs->buffer, cs->received);
     if (cs->buffer != nullptr) allocator_->Free(cs->buffer, cs->capacity);
@@ -304,8 +300,9 @@ absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t
   return absl::OkStatus();
 }
 
-absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(
-    std::span<const uint8_t> payload, size_t consumed, Message* message) {
+absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(std::span<const uint8_t> payload,
+                                                                 size_t consumed,
+                                                                 Message* message) {
   ChunkStream* cs = current_;
   state_ = State::kHeader;
   cs->received = 0;

@@ -21,21 +21,20 @@ struct OwnedMessage {
   std::vector<uint8_t> payload;
 
   bool operator==(const OwnedMessage& o) const {
-    return header.chunk_stream_id == o.header.chunk_stream_id &&
-           header.type == o.header.type && header.stream_id == o.header.stream_id &&
-           header.timestamp == o.header.timestamp && payload == o.payload;
+    return header.chunk_stream_id == o.header.chunk_stream_id && header.type == o.header.type &&
+           header.stream_id == o.header.stream_id && header.timestamp == o.header.timestamp &&
+           payload == o.payload;
   }
 };
 
 std::ostream& operator<<(std::ostream& os, const OwnedMessage& m) {
-  return os << "{csid " << m.header.chunk_stream_id << " type "
-            << int(m.header.type) << " stream " << m.header.stream_id << " ts "
-            << m.header.timestamp << " len " << m.payload.size() << "}";
+  return os << "{csid " << m.header.chunk_stream_id << " type " << int(m.header.type) << " stream "
+            << m.header.stream_id << " ts " << m.header.timestamp << " len " << m.payload.size()
+            << "}";
 }
 
 // Feeds `bytes` to `reader` in pieces ending at each of `cuts` (ascending), then the rest.
-absl::StatusOr<std::vector<OwnedMessage>> Feed(ChunkReader& reader,
-                                               std::span<const uint8_t> bytes,
+absl::StatusOr<std::vector<OwnedMessage>> Feed(ChunkReader& reader, std::span<const uint8_t> bytes,
                                                const std::vector<size_t>& cuts = {}) {
   std::vector<OwnedMessage> messages;
   size_t start = 0;
@@ -421,7 +420,7 @@ TEST(ChunkReaderTest, ChunkStreamsInterleaveChunkByChunk) {
     auto m = FeedFresh(b, {cut});
     ASSERT_TRUE(m.ok()) << m.status();
     ASSERT_EQ(m->size(), 3u);
-    EXPECT_EQ((*m)[0].payload, data);  // 2 chunks
+    EXPECT_EQ((*m)[0].payload, data);   // 2 chunks
     EXPECT_EQ((*m)[1].payload, audio);  // 3 chunks
     EXPECT_EQ((*m)[2].payload, video);  // 8 chunks
     EXPECT_EQ((*m)[1].header.timestamp, 21u);

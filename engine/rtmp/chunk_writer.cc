@@ -69,8 +69,7 @@ ChunkWriter::Cursor ChunkWriter::Begin(const MessageHeader& header,
   return cursor;
 }
 
-void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt,
-                               std::vector<uint8_t>* out) const {
+void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt, std::vector<uint8_t>* out) const {
   const uint32_t csid = cursor.csid;
   if (csid <= kOneByteChunkStreamIdMax) {
     AppendU8(out, uint8_t(fmt << 6 | csid));

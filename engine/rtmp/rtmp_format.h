@@ -13,15 +13,15 @@
 namespace uringest::rtmp {
 
 // ---- Handshake (spec 5.2) ----
-inline constexpr uint8_t kRtmpVersion = 3;       // C0/S0 for plain RTMP
-inline constexpr uint8_t kRtmpeVersion = 6;      // C0 of RTMPE (encrypted); not supported
-inline constexpr size_t kHandshakeSize = 1536;   // C1, C2, S1, S2: time(4) + zero(4) + random(1528)
+inline constexpr uint8_t kRtmpVersion = 3;      // C0/S0 for plain RTMP
+inline constexpr uint8_t kRtmpeVersion = 6;     // C0 of RTMPE (encrypted); not supported
+inline constexpr size_t kHandshakeSize = 1536;  // C1, C2, S1, S2: time(4) + zero(4) + random(1528)
 
 // ---- Chunk stream (spec 5.3) ----
 // Basic header: fmt(2 bits) + csid. csid 0 and 1 select the 2- and 3-byte forms.
 inline constexpr size_t kBasicHeaderMax = 3;
 inline constexpr uint32_t kMinChunkStreamId = 2;
-inline constexpr uint32_t kMaxChunkStreamId = 65599;          // 3-byte form: 64 + 65535
+inline constexpr uint32_t kMaxChunkStreamId = 65599;  // 3-byte form: 64 + 65535
 inline constexpr uint32_t kOneByteChunkStreamIdMax = 63;
 inline constexpr uint32_t kTwoByteChunkStreamIdMax = 64 + 255;
 // Message header sizes by fmt 0..3: timestamp(3) + length(3) + type(1) + stream id(4),
@@ -39,8 +39,8 @@ inline constexpr uint32_t kMaxEffectiveChunkSize = 0xFFFFFF;
 inline constexpr uint32_t kMaxMessageLength = 0xFFFFFF;  // the 24-bit length field
 
 // Chunk stream ids by convention (what librtmp, ffmpeg and OBS use).
-inline constexpr uint32_t kControlChunkStream = 2;   // protocol control, user control
-inline constexpr uint32_t kCommandChunkStream = 3;   // NetConnection commands
+inline constexpr uint32_t kControlChunkStream = 2;        // protocol control, user control
+inline constexpr uint32_t kCommandChunkStream = 3;        // NetConnection commands
 inline constexpr uint32_t kStreamCommandChunkStream = 5;  // onStatus and stream commands
 
 // ---- Message type ids (spec 5.4, 6.2, 7.1) ----

@@ -32,7 +32,10 @@ class RecordingSink : public FrameSink {
     began.push_back(std::string(name.app) + "/" + std::string(name.name));
   }
   void OnFrame(const Frame& frame) override {
-    frames.push_back({frame.type, frame.dts, frame.keyframe, frame.sequence_header,
+    frames.push_back({frame.type,
+                      frame.dts,
+                      frame.keyframe,
+                      frame.sequence_header,
                       {frame.payload.begin(), frame.payload.end()}});
   }
   void OnStreamEnd(uint32_t stream_id) override { ++ended; }
@@ -101,8 +104,8 @@ class RecordedSessionTest : public ::testing::TestWithParam<const char*> {
       keyframes += avc_packet_type == 1 && video[i]->keyframe;
       sequence_headers += video[i]->sequence_header;
     }
-    EXPECT_EQ(coded, 60);           // 2 s at 30 fps
-    EXPECT_EQ(keyframes, 2);        // -g 30
+    EXPECT_EQ(coded, 60);     // 2 s at 30 fps
+    EXPECT_EQ(keyframes, 2);  // -g 30
     EXPECT_EQ(sequence_headers, 1);
     ASSERT_EQ(sink.began.size(), 1u);
     EXPECT_EQ(sink.began[0], "live/test");
@@ -189,9 +192,9 @@ TEST_P(RecordedSessionTest, ServerAnswersEachStepOfThePublish) {
       commands.push_back(line);
     }
   }
-  EXPECT_THAT(commands, ::testing::IsSupersetOf(
-                            {std::string("_result NetConnection.Connect.Success"),
-                             std::string("onStatus NetStream.Publish.Start")}));
+  EXPECT_THAT(commands,
+              ::testing::IsSupersetOf({std::string("_result NetConnection.Connect.Success"),
+                                       std::string("onStatus NetStream.Publish.Start")}));
   EXPECT_EQ(client.chunk_size(), 65536u);  // announced on connect
 }
 
@@ -214,8 +217,7 @@ class ConnectedTest : public ::testing::Test {
 
   void SendFromClient(MessageType type, uint32_t csid, std::span<const uint8_t> payload) {
     std::vector<uint8_t> bytes;
-    client_writer_.Write(MessageHeader{.chunk_stream_id = csid, .type = type}, payload,
-                         &bytes);
+    client_writer_.Write(MessageHeader{.chunk_stream_id = csid, .type = type}, payload, &bytes);
     ASSERT_TRUE(conn_.Receive(bytes).ok());
   }
 
@@ -275,8 +277,8 @@ TEST_F(ConnectedTest, AcknowledgementSequenceNumberWrapsAt4GiBAndGoesOn) {
   std::vector<uint8_t> bytes;
   std::vector<uint8_t> chunk_size;
   AppendU32(&chunk_size, 0xFFFFFF);
-  writer.Write(MessageHeader{.chunk_stream_id = 2, .type = MessageType::kSetChunkSize},
-               chunk_size, &bytes);
+  writer.Write(MessageHeader{.chunk_stream_id = 2, .type = MessageType::kSetChunkSize}, chunk_size,
+               &bytes);
   ASSERT_TRUE(conn_.Receive(bytes).ok());
   bytes.clear();
   writer.Write(MessageHeader{.chunk_stream_id = 8, .type = MessageType::kVideo, .stream_id = 1},
