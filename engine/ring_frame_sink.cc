@@ -35,6 +35,12 @@ uint32_t CodecId(const rtmp::amf0::Value* v) {
 }  // namespace
 
 void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec) {
+  // Only onMetaData is decoded: other data frames (cue points, captions) may be large
+  // and frequent, and need nothing from here.
+  static constexpr uint8_t kPrefix[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+  if (payload.size() < sizeof(kPrefix) || std::memcmp(payload.data(), kPrefix, sizeof(kPrefix)) != 0) {
+    return;
+  }
   rtmp::amf0::Decoder decoder(payload);
   absl::StatusOr<rtmp::amf0::Value> name = decoder.Next();
   if (!name.ok() || !name->is_string() || name->string() != "onMetaData") return;

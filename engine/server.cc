@@ -39,8 +39,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
 Server::Server(const ServerOptions& options) : options_(options) {}
 
 Server::~Server() {
+  // Every shard stops before any is destroyed: a running shard may still hand a
+  // connection or an eviction to another.
   for (auto& shard : shards_) shard->PostShutdown();
-  shards_.clear();  // joins each thread
+  for (auto& shard : shards_) shard->Join();
+  shards_.clear();
   for (int fd : listen_fds_) close(fd);
   rings_.reset();  // removes the shared-memory objects
 }
@@ -141,6 +144,8 @@ absl::Status Server::Start() {
       return absl::Status(s.code(), absl::StrCat("shard ", shard->index(), ": ", s.message()));
     }
   }
+  // Only now: the acceptor may hand a connection to any shard.
+  for (auto& shard : shards_) shard->PostListen();
   return absl::OkStatus();
 }
 

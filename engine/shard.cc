@@ -24,6 +24,7 @@ namespace uringest::engine {
 namespace {
 
 constexpr uint64_t kTicksPerSecond = 10;
+constexpr size_t kMaxQueuedOutput = 1 << 20;
 
 int64_t NowMs() {
   timespec ts;
@@ -94,7 +95,6 @@ absl::Status Shard::CreateLoop() {
                                     : CreateEpollLoop(options.loop);
   if (!loop.ok()) return loop.status();
   loop_ = std::move(*loop);
-  if (listen_fd_ >= 0) return loop_->Listen(listen_fd_);
   return absl::OkStatus();
 }
 
@@ -102,6 +102,7 @@ void Shard::ThreadMain() {
   pthread_setname_np(pthread_self(), absl::StrCat("shard-", index_).c_str());
   start_status_ = CreateLoop();
   const bool ok = start_status_.ok();
+  running_.store(ok, std::memory_order_release);
   started_.Notify();
   if (!ok) {
     finished_.store(true, std::memory_order_release);
@@ -117,13 +118,27 @@ void Shard::ThreadMain() {
   // The loop stays until the Shard is destroyed: another shard may still Wake() it.
 }
 
+void Shard::PostListen() {
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    inbox_.listen = true;
+  }
+  Wake();
+}
+
+// loop_ is set before Start() returns and stays until the destructor; a shard that
+// failed to start has none, and nothing to wake.
+void Shard::Wake() {
+  if (running_.load(std::memory_order_acquire)) loop_->Wake();
+}
+
 void Shard::PostConnection(int fd) {
   fresh_.fetch_add(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&inbox_mu_);
     inbox_.fds.push_back(fd);
   }
-  loop_->Wake();
+  Wake();
 }
 
 void Shard::PostEviction(uint64_t serial) {
@@ -131,7 +146,7 @@ void Shard::PostEviction(uint64_t serial) {
     absl::MutexLock lock(&inbox_mu_);
     inbox_.evictions.push_back(serial);
   }
-  loop_->Wake();
+  Wake();
 }
 
 void Shard::PostShutdown() {
@@ -139,7 +154,7 @@ void Shard::PostShutdown() {
     absl::MutexLock lock(&inbox_mu_);
     inbox_.shutdown = true;
   }
-  loop_->Wake();
+  Wake();
 }
 
 void Shard::OnWake() {
@@ -147,6 +162,12 @@ void Shard::OnWake() {
   {
     absl::MutexLock lock(&inbox_mu_);
     std::swap(inbox, inbox_);
+  }
+  if (inbox.listen && listen_fd_ >= 0 && !shutting_down_) {
+    if (absl::Status s = loop_->Listen(listen_fd_); !s.ok()) {
+      spdlog::critical("shard {}: listening: {}", index_, StatusText(s));
+      std::abort();  // can't happen with the loops we have: Listen only arms a request
+    }
   }
   for (int fd : inbox.fds) Adopt(fd);
   for (uint64_t serial : inbox.evictions) {
@@ -215,6 +236,13 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
   absl::Status status = c.rtmp.Receive(bytes, more_queued);
   if (!status.ok()) {
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
+    return;
+  }
+  if (c.rtmp.output().size() > kMaxQueuedOutput) {
+    // The server sends a publisher little; a peer that makes it queue more than this
+    // (pings, unknown commands) while not reading is closed before it costs memory.
+    CloseConnection(c, absl::StrCat("the peer does not read what it asks for (",
+                                    c.rtmp.output().size(), " bytes queued)"));
     return;
   }
   Flush(c);

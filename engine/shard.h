@@ -62,7 +62,9 @@ class alignas(64) Shard : private LoopHandler {
   absl::Status Start();
   void Join();
 
-  // Thread-safe.
+  // Thread-safe. PostListen() starts accepting on the shard's listener: the server calls
+  // it once every shard runs, so that no connection is handed to a shard not yet started.
+  void PostListen();
   void PostConnection(int fd);
   void PostEviction(uint64_t serial);
   void PostShutdown();
@@ -78,12 +80,14 @@ class alignas(64) Shard : private LoopHandler {
 
  private:
   struct Inbox {
+    bool listen = false;
     std::vector<int> fds;
     std::vector<uint64_t> evictions;
     bool shutdown = false;
   };
 
   void ThreadMain();
+  void Wake();
   absl::Status CreateLoop();
 
   // LoopHandler.
@@ -129,6 +133,7 @@ class alignas(64) Shard : private LoopHandler {
   std::atomic<uint32_t> connection_count_{0};
   std::atomic<uint32_t> fresh_{0};
   std::atomic<bool> finished_{false};
+  std::atomic<bool> running_{false};  // the loop exists: Wake() may reach it
 };
 
 }  // namespace uringest::engine

@@ -15,8 +15,10 @@ bool StreamRegistry::Claim(std::string_view key, const Publisher& publisher) {
   {
     absl::MutexLock lock(&mu_);
     auto [it, inserted] = owners_.try_emplace(std::string(key), publisher);
-    if (!inserted && !(it->second == publisher)) {
-      if (policy_ == OnDuplicate::kReject) return false;
+    if (!inserted) {
+      // A connection publishing the name on a second stream of its own is refused
+      // whatever the policy: one name, one stream.
+      if (policy_ == OnDuplicate::kReject || it->second == publisher) return false;
       evicted = std::exchange(it->second, publisher);
     }
   }

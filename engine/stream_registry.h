@@ -45,8 +45,8 @@ class StreamRegistry {
   // older publisher; it must arrange for that connection to be closed.
   StreamRegistry(OnDuplicate policy, std::function<void(const Publisher&)> evict);
 
-  // Claims "app/name" for `publisher`. False if another publisher holds it and the policy
-  // is kReject.
+  // Claims "app/name" for `publisher`. False if the name is held by another publisher
+  // and the policy is kReject, or by `publisher` itself (on another of its streams).
   bool Claim(std::string_view key, const Publisher& publisher);
   // Releases the name if `publisher` still holds it (after a takeover it doesn't).
   void Release(std::string_view key, const Publisher& publisher);

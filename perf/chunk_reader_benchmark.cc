@@ -30,7 +30,7 @@ size_t ReadAll(std::span<const uint8_t> bytes) {
   size_t messages = 0;
   for (size_t pos = 0; pos < bytes.size(); pos += kReadSize) {
     std::span<const uint8_t> in = bytes.subspan(pos, std::min(kReadSize, bytes.size() - pos));
-    while (!in.empty()) {
+    while (!in.empty() || reader.has_pending()) {
       Message m;
       absl::StatusOr<ChunkReader::Result> r = reader.Read(in, &m);
       if (!r.ok()) std::abort();

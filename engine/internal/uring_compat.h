@@ -26,9 +26,4 @@
 #define IORING_CQE_F_BUF_MORE (1U << 4)
 #endif
 
-// Kernel 6.0: IORING_OP_MSG_RING's command types (sqe->addr).
-#ifndef IORING_MSG_DATA
-#define IORING_MSG_DATA 0
-#endif
-
 #endif  // URINGEST_ENGINE_INTERNAL_URING_COMPAT_H_

@@ -28,7 +28,6 @@ struct ChunkReader::ChunkStream {
   uint32_t timestamp32 = 0;     // the current message's wire timestamp
   TimestampUnwrapper unwrapper;
   uint64_t timestamp = 0;  // the current message's unwrapped timestamp
-  bool has_header = false;
 
   // The message being assembled: received bytes of length.
   uint32_t received = 0;
@@ -43,6 +42,10 @@ absl::Status PeerError(const absl::FormatSpec<uint32_t>& format, uint32_t a) {
 }
 
 // The length of the basic header that starts with byte `b0`.
+// The first assembly buffer of a chunk stream: small, so that a peer sending one byte on
+// each of many chunk streams holds little; it doubles as bytes arrive.
+constexpr size_t kMinAssemblyBuffer = 256;
+
 size_t BasicHeaderLength(uint8_t b0) {
   const uint8_t low = b0 & 0x3F;
   return low == 0 ? 2 : low == 1 ? 3 : 1;
@@ -128,7 +131,6 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8
           replay_len_ = gathered - n;
           replay_pos_ = 0;
           std::memcpy(replay_, header_ + n, replay_len_);
-          if (chunk_remaining_ == 0) return CompleteCurrent({}, pos, message);
           return Result{pos, false};
         }
       }
@@ -237,7 +239,6 @@ absl::Status ChunkReader::StartMessage(ChunkStream* cs, uint8_t fmt, const uint8
     cs->timestamp32 += cs->delta;
   }
   cs->extended_value = cs->delta;
-  cs->has_header = true;
   cs->timestamp = cs->unwrapper.Next(cs->timestamp32);
   if (cs->length > options_.max_message_size) {
     return absl::InvalidArgumentError(
@@ -281,7 +282,7 @@ absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t
     const size_t grown = std::min<size_t>(cs->length, std::max<size_t>(needed, cs->capacity * 2));
     size_t capacity;
     uint8_t* buffer = allocator_->Allocate(
-        std::max<size_t>(grown, std::min<size_t>(cs->length, 4096)), &capacity);
+        std::max<size_t>(grown, std::min<size_t>(cs->length, kMinAssemblyBuffer)), &capacity);
     const size_t would_hold = buffered_bytes_ - cs->capacity + capacity;
     if (would_hold > options_.max_buffered_bytes) {
       allocator_->Free(buffer, capacity);

@@ -8,7 +8,7 @@
 // It applies Set Chunk Size and Abort itself, the moment they complete.
 //
 //   ChunkReader reader(options);
-//   while (!in.empty()) {
+//   while (!in.empty() || reader.has_pending()) {
 //     absl::StatusOr<ChunkReader::Result> r = reader.Read(in, &message);
 //     if (!r.ok()) return r.status();         // close the connection, log the reason
 //     in = in.subspan(r->consumed);
@@ -17,7 +17,7 @@
 //
 // Memory: a message's payload is assembled in a buffer of its own chunk stream that
 // grows with the bytes that actually arrived (never the announced length up front, and
-// never the chunk size). A message that arrives whole inside one input span is handed
+// never the chunk size), starting at 256 bytes. A message that arrives whole inside one input span is handed
 // out in place, with no copy. Options cap the message size, the number of chunk streams
 // and the bytes held in partial messages, so a peer can't make a connection grow without
 // bound.
@@ -45,7 +45,8 @@ struct ChunkReaderOptions {
   // Most chunk streams one connection may use. Each costs about 80 bytes of header state
   // for the connection's life, plus its assembly buffer.
   uint32_t max_chunk_streams = 64;
-  // Most payload bytes held in partial messages across all chunk streams at once.
+  // Most bytes of assembly buffers (partial messages, and buffers kept for the next
+  // message of their chunk stream) across all chunk streams at once.
   size_t max_buffered_bytes = 64 << 20;
   // An assembly buffer larger than this is freed once its message is handed out, so a
   // chunk stream that carried one huge message doesn't keep it for the connection's life.
@@ -80,10 +81,16 @@ class ChunkReader {
   uint32_t chunk_size() const { return chunk_size_; }
   // Chunk streams with header state so far.
   size_t chunk_stream_count() const { return streams_.size(); }
-  // Payload bytes held in partial messages now.
+  // Bytes of assembly buffers held now (see max_buffered_bytes).
   size_t buffered_bytes() const { return buffered_bytes_; }
+  // Bytes the reader read ahead and still has to parse (see ContinuationTimestamp): call
+  // Read() again, with empty input if need be, until this is false.
+  bool has_pending() const { return replay_pos_ < replay_len_; }
   // Whether the peer repeats the extended timestamp on fmt 3 continuation chunks, as the
   // spec says; kUnknown until a continuation chunk with an extended timestamp arrives.
+  // Telling needs the 4 bytes after that chunk's header: until they arrive, a last chunk
+  // of fewer than 4 payload bytes waits for the next bytes of the stream (this happens
+  // once per connection, and only with timestamps past 4.6 hours).
   enum class ContinuationTimestamp : uint8_t { kUnknown, kPresent, kAbsent };
   ContinuationTimestamp continuation_timestamp() const { return continuation_timestamp_; }
 

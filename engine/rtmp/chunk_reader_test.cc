@@ -44,11 +44,12 @@ absl::StatusOr<std::vector<OwnedMessage>> Feed(ChunkReader& reader, std::span<co
     // (ASan sees a use after the piece is freed).
     std::vector<uint8_t> piece(bytes.begin() + start, bytes.begin() + end);
     std::span<const uint8_t> in(piece);
-    while (!in.empty()) {
+    while (!in.empty() || reader.has_pending()) {
       Message m;
       absl::StatusOr<ChunkReader::Result> r = reader.Read(in, &m);
       if (!r.ok()) return r.status();
-      EXPECT_TRUE(r->consumed > 0 || r->message_ready);
+      // Each call makes progress: input, a message, or the bytes it had read ahead.
+      EXPECT_TRUE(r->consumed > 0 || r->message_ready || !reader.has_pending());
       in = in.subspan(r->consumed);
       if (r->message_ready) {
         messages.push_back({m.header, {m.payload.begin(), m.payload.end()}});
@@ -283,6 +284,28 @@ TEST(ChunkReaderTest, EncoderThatOmitsExtendedTimestampOnContinuationsIsDetected
       EXPECT_EQ((*m)[1].header.chunk_stream_id, 5u);
       EXPECT_EQ(reader.continuation_timestamp(), ChunkReader::ContinuationTimestamp::kAbsent);
     }
+  }
+}
+
+TEST(ChunkReaderTest, MessagesReadAheadAreDeliveredBeforeMoreInputArrives) {
+  // B's only continuation chunk (1 byte) is the first: the 4 bytes looked at after its
+  // header hold B's last byte, C whole (a 1-byte fmt 3 header and 1 payload byte) and the
+  // first byte of E's header, where the input ends. C must come out of the bytes at hand,
+  // not wait for the peer's next bytes.
+  ChunkWriter writer({.repeat_extended_timestamp = false});
+  std::vector<uint8_t> b;
+  writer.Write(Header(5, MessageType::kAudio, 1, 0), Payload(1, 1), &b);            // A
+  writer.Write(Header(4, MessageType::kVideo, 1, 0x2000000), Payload(129, 2), &b);  // B
+  writer.Write(Header(5, MessageType::kAudio, 1, 0), Payload(1, 3), &b);  // C: fmt 3
+  writer.Write(Header(6, MessageType::kAudio, 1, 0), Payload(1, 4), &b);  // E: fmt 0
+  b.resize(b.size() - 12);  // E: 12 header bytes and 1 payload byte; keep the first
+  for (size_t cut = 0; cut <= b.size(); ++cut) {
+    ChunkReader reader;
+    auto m = Feed(reader, b, {cut});
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_EQ(m->size(), 3u) << "cut at " << cut;
+    EXPECT_EQ((*m)[2].payload, Payload(1, 3));
+    EXPECT_FALSE(reader.has_pending());
   }
 }
 

@@ -39,7 +39,7 @@ absl::Status ServerConnection::Receive(std::span<const uint8_t> in, bool more_qu
   if (handshake_ != nullptr) {
     if (absl::Status s = ReceiveHandshake(&in); !s.ok()) return s;
   }
-  while (!in.empty()) {
+  while (!in.empty() || reader_.has_pending()) {
     Message message;
     absl::StatusOr<ChunkReader::Result> r = reader_.Read(in, &message);
     if (!r.ok()) return r.status();
@@ -49,7 +49,7 @@ absl::Status ServerConnection::Receive(std::span<const uint8_t> in, bool more_qu
       if (absl::Status s = HandleMessage(message); !s.ok()) return s;
     }
   }
-  if (handshake_ == nullptr && !more_queued) AcknowledgeReceived();
+  if (handshake_ == nullptr) AcknowledgeReceived(more_queued);
   return absl::OkStatus();
 }
 
@@ -67,9 +67,12 @@ absl::Status ServerConnection::ReceiveHandshake(std::span<const uint8_t>* in) {
 // The acknowledgement's sequence number is the count of bytes received (handshake
 // included), modulo 2^32: it wraps every 4 GiB and acks go on (servers that stop acking
 // make encoders stall).
-void ServerConnection::AcknowledgeReceived() {
+void ServerConnection::AcknowledgeReceived(bool more_queued) {
   if (ack_window_ == 0) return;
-  if (counters_.bytes_received - acked_ < ack_window_) return;
+  const uint64_t unacked = counters_.bytes_received - acked_;
+  // Wait for a drained socket (see Receive()), but never past a second window: an
+  // encoder that waits for acks must not stall.
+  if (unacked < ack_window_ || (more_queued && unacked < 2 * uint64_t{ack_window_})) return;
   acked_ = counters_.bytes_received;
   uint8_t sequence[4];
   StoreU32(sequence, static_cast<uint32_t>(counters_.bytes_received));
@@ -90,7 +93,10 @@ absl::Status ServerConnection::HandleMessage(const Message& message) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "Window Acknowledgement Size of %u bytes, 4 expected", message.payload.size()));
       }
-      if (uint32_t window = LoadU32(message.payload.data()); window > 0) ack_window_ = window;
+      if (uint32_t window = LoadU32(message.payload.data()); window > 0) {
+        ack_window_ = window;
+        acked_ = counters_.bytes_received;  // the first ack comes a window from now
+      }
       return absl::OkStatus();
     case MessageType::kUserControl:
       return HandleUserControl(message);

@@ -57,7 +57,7 @@ class ServerConnection : private MessageSender {
   // the caller sends what output() holds if it can, then closes the connection.
   //
   // `more_queued` says the socket already holds more bytes: an Acknowledgement then
-  // waits until they are read. A publisher that closes its socket while our bytes sit
+  // waits until they are read, or until a second window has gone by. A publisher that closes its socket while our bytes sit
   // unread in it (ffmpeg stops reading once it has written everything) makes its kernel
   // answer with a reset, and a reset throws away whatever we had not read yet: the end
   // of its stream. Acking only a drained socket keeps that window as small as TCP allows.
@@ -92,7 +92,7 @@ class ServerConnection : private MessageSender {
   absl::Status ReceiveHandshake(std::span<const uint8_t>* in);
   absl::Status HandleMessage(const Message& message);
   absl::Status HandleUserControl(const Message& message);
-  void AcknowledgeReceived();
+  void AcknowledgeReceived(bool more_queued);
   void SendControl(MessageType type, std::span<const uint8_t> payload);
 
   std::unique_ptr<ServerHandshake> handshake_;  // freed once complete

@@ -271,8 +271,9 @@ absl::Status Session::DispatchCommand(const Command& command) {
     return (this->*entry.handler)(command);
   }
   if (command.transaction_id == 0) return OnIgnored(command);
+  // The name is echoed at most 64 bytes long: a peer can't make the reply grow with it.
   SendError(command.transaction_id, "NetConnection.Call.Failed",
-            absl::StrFormat("unknown command %s", command.name));
+            absl::StrFormat("unknown command %s", command.name.substr(0, 64)));
   return absl::OkStatus();
 }
 

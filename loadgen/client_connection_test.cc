@@ -1,0 +1,190 @@
+// The client's bytes run through the server's own protocol core (rtmp::ServerConnection)
+// and the server's answers back, in every split, so the two sides of the core agree.
+
+#include "loadgen/client_connection.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/rtmp/server_connection.h"
+#include "gtest/gtest.h"
+#include "loadgen/media_source.h"
+#include "loadgen/stamp.h"
+
+namespace uringest::loadgen {
+namespace {
+
+using rtmp::Frame;
+using rtmp::FrameSink;
+using rtmp::PublishRegistry;
+using rtmp::StreamName;
+
+std::string Key(StreamName name) { return std::string(name.app) + "/" + std::string(name.name); }
+
+class RecordingSink : public FrameSink {
+ public:
+  void OnStreamBegin(uint32_t, StreamName name) override { began.push_back(Key(name)); }
+  void OnFrame(const Frame& frame) override {
+    frames.push_back({frame.type, frame.dts, frame.sequence_header,
+                      std::vector<uint8_t>(frame.payload.begin(), frame.payload.end())});
+  }
+  void OnStreamEnd(uint32_t) override { ++ended; }
+
+  struct Got {
+    rtmp::FrameType type;
+    uint64_t dts;
+    bool sequence_header;
+    std::vector<uint8_t> payload;
+  };
+  std::vector<std::string> began;
+  std::vector<Got> frames;
+  int ended = 0;
+};
+
+class NameSet : public PublishRegistry {
+ public:
+  bool Claim(StreamName name) override { return names.insert(Key(name)).second; }
+  void Release(StreamName name) override { names.erase(Key(name)); }
+  std::set<std::string> names;
+};
+
+// Client and server core joined back to back; bytes cross in pieces of `split` bytes.
+class Pair {
+ public:
+  Pair(uint32_t server_chunk, uint32_t client_chunk, size_t split)
+      : client_({.app = "live",
+                 .stream = "load0",
+                 .tc_url = "rtmp://127.0.0.1/live",
+                 .chunk_size = client_chunk}),
+        server_(ServerOptions(server_chunk), &sink_, &names_),
+        split_(split) {}
+
+  // Moves bytes both ways until neither side has anything to say.
+  absl::Status Pump() {
+    for (;;) {
+      std::span<const uint8_t> up = client_.NextSend();
+      std::span<const uint8_t> down = server_.output();
+      if (up.empty() && down.empty()) return absl::OkStatus();
+      const std::vector<uint8_t> up_copy(up.begin(), up.end());
+      client_.Sent(up.size());
+      for (size_t at = 0; at < up_copy.size(); at += split_) {
+        const size_t n = std::min(split_, up_copy.size() - at);
+        if (absl::Status s = server_.Receive({up_copy.data() + at, n}); !s.ok()) return s;
+      }
+      const std::vector<uint8_t> down_copy(server_.output().begin(), server_.output().end());
+      server_.TakeOutput(down_copy.size());
+      for (size_t at = 0; at < down_copy.size(); at += split_) {
+        const size_t n = std::min(split_, down_copy.size() - at);
+        if (absl::Status s = client_.Receive({down_copy.data() + at, n}); !s.ok()) return s;
+      }
+    }
+  }
+
+  ClientConnection& client() { return client_; }
+  RecordingSink& sink() { return sink_; }
+  NameSet& names() { return names_; }
+
+ private:
+  static rtmp::ServerConnectionOptions ServerOptions(uint32_t chunk) {
+    rtmp::ServerConnectionOptions options;
+    options.session.chunk_size = chunk;
+    options.handshake.random = [](std::span<uint8_t> out) { std::fill(out.begin(), out.end(), 7); };
+    return options;
+  }
+
+  ClientConnection client_;
+  RecordingSink sink_;
+  NameSet names_;
+  rtmp::ServerConnection server_;
+  size_t split_;
+};
+
+// server's announced chunk size, client's --chunk-size (0: mirror), bytes per piece.
+class ClientServerTest : public ::testing::TestWithParam<std::tuple<uint32_t, uint32_t, size_t>> {};
+
+TEST_P(ClientServerTest, PublishesStampedFramesThatTheServerCoreReassembles) {
+  const auto [server_chunk, client_chunk, split] = GetParam();
+  Pair pair(server_chunk, client_chunk, split);
+  pair.client().Start(42);
+  ASSERT_TRUE(pair.Pump().ok());
+  ASSERT_TRUE(pair.client().live());
+  EXPECT_EQ(pair.client().chunk_size(), client_chunk ? client_chunk : server_chunk);
+  ASSERT_EQ(pair.sink().began, std::vector<std::string>{"live/load0"});
+
+  std::unique_ptr<MediaSource> src = MediaSource::Synthetic(1'000'000, 30);
+  pair.client().SendMetadata(src->metadata());
+  for (const MediaFrame& h : src->headers()) pair.client().SendMedia(h, nullptr);
+  constexpr uint64_t kFrames = 70;  // past one GOP
+  for (uint64_t i = 0; i < kFrames; ++i) {
+    const Stamp stamp{.run = 9, .publisher = 3, .sequence = i + 1, .send_ns = 1000 + i};
+    pair.client().SendMedia(src->At(i), &stamp);
+  }
+  ASSERT_TRUE(pair.Pump().ok());
+
+  const auto& got = pair.sink().frames;
+  ASSERT_EQ(got.size(), 2 + kFrames) << "onMetaData, sequence header, frames";
+  EXPECT_EQ(got[0].type, rtmp::FrameType::kData);
+  EXPECT_TRUE(got[1].sequence_header);
+  for (uint64_t i = 0; i < kFrames; ++i) {
+    const auto& f = got[2 + i];
+    const MediaFrame sent = src->At(i);
+    EXPECT_EQ(f.dts, sent.timestamp_ms);
+    ASSERT_EQ(f.payload.size(), sent.body.size());
+    std::optional<Stamp> stamp = ReadStamp(f.payload);
+    ASSERT_TRUE(stamp.has_value()) << "frame " << i;
+    EXPECT_EQ(stamp->sequence, i + 1);
+    EXPECT_EQ(stamp->publisher, 3u);
+    EXPECT_EQ(stamp->send_ns, 1000 + i);
+    EXPECT_TRUE(std::equal(f.payload.begin() + kStampedMin, f.payload.end(),
+                           sent.body.begin() + kStampedMin))
+        << "the rest of the shared body goes out unchanged";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ChunkSizesAndSplits, ClientServerTest,
+    ::testing::Combine(::testing::Values(128u, 4096u, 65536u), ::testing::Values(0u, 128u, 1000u),
+                       ::testing::Values(size_t{1}, size_t{1000}, size_t{1} << 20)),
+    [](const auto& info) {
+      return absl::StrCat("server", std::get<0>(info.param), "_client", std::get<1>(info.param),
+                          "_split", std::get<2>(info.param));
+    });
+
+TEST(ClientConnectionTest, RefusedPublishNameIsAnError) {
+  Pair pair(4096, 0, 4096);
+  pair.names().names.insert("live/load0");  // someone else publishes it
+  pair.client().Start(1);
+  absl::Status s = pair.Pump();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("NetStream.Publish.BadName"), std::string::npos) << s;
+  EXPECT_FALSE(pair.client().live());
+}
+
+TEST(ClientConnectionTest, OutputStaysPutWhileInFlight) {
+  ClientConnection client({.stream = "x"});
+  client.Start(5);
+  std::span<const uint8_t> first = client.NextSend();
+  ASSERT_EQ(first.size(), 1 + rtmp::kHandshakeSize);
+  const uint8_t* data = first.data();
+  client.Sent(100);
+  std::span<const uint8_t> rest = client.NextSend();
+  EXPECT_EQ(rest.data(), data + 100);
+  EXPECT_EQ(rest.size(), first.size() - 100);
+  EXPECT_EQ(client.pending_bytes(), rest.size());
+  client.Sent(rest.size());
+  EXPECT_TRUE(client.NextSend().empty());
+}
+
+TEST(ClientConnectionTest, WrongServerVersionIsRefused) {
+  ClientConnection client({.stream = "x"});
+  client.Start(5);
+  const uint8_t s0 = 6;  // RTMPE
+  EXPECT_FALSE(client.Receive({&s0, 1}).ok());
+}
+
+}  // namespace
+}  // namespace uringest::loadgen

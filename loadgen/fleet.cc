@@ -1,0 +1,400 @@
+#include "loadgen/fleet.h"
+
+#include <arpa/inet.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+#include "loadgen/client_connection.h"
+#include "loadgen/stamp.h"
+
+namespace uringest::loadgen {
+namespace {
+
+// user_data: bits 63..56 the op, bits 31..0 the publisher index.
+enum class Op : uint8_t { kConnect = 1, kRecv = 2, kSend = 3 };
+uint64_t UserData(Op op, uint32_t i) { return uint64_t(op) << 56 | i; }
+
+constexpr size_t kRecvBufferSize = 4096;  // server replies are small
+constexpr unsigned kRingEntries = 4096;
+constexpr unsigned kCompletionBatch = 256;
+constexpr uint64_t kSecondNs = 1'000'000'000;
+constexpr uint64_t kMaxSleepNs = 100'000'000;
+
+}  // namespace
+
+struct Fleet::Publisher {
+  int fd = -1;
+  std::unique_ptr<ClientConnection> conn;
+  uint64_t connect_at_ns = 0;
+  uint64_t live_ns = 0;
+  uint64_t frame_index = 0;
+  uint64_t sequence = 0;
+  bool connecting = false;
+  bool tcp_up = false;  // counted in counters_.connected
+  bool recv_in_flight = false;
+  bool send_in_flight = false;
+  bool ending = false;  // no more frames; FIN once the queue is sent
+  bool fin_sent = false;
+  bool closed = false;
+};
+
+struct Fleet::Due {
+  uint64_t ns;
+  uint32_t publisher;
+  bool operator>(const Due& o) const { return ns > o.ns; }
+};
+
+struct Fleet::Loop {
+  io_uring ring{};
+  bool ready = false;
+  std::vector<uint8_t> recv_slab;
+  sockaddr_in address{};
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
+
+  ~Loop() {
+    if (ready) io_uring_queue_exit(&ring);
+  }
+  io_uring_sqe* GetSqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    while (sqe == nullptr) {
+      io_uring_submit(&ring);  // full: hand it over and take a fresh entry
+      sqe = io_uring_get_sqe(&ring);
+    }
+    return sqe;
+  }
+};
+
+Fleet::Fleet(const FleetOptions& options, const MediaSource* source)
+    : options_(options), source_(source), loop_(std::make_unique<Loop>()) {}
+
+Fleet::~Fleet() {
+  for (Publisher& p : publishers_) {
+    if (p.fd >= 0) close(p.fd);
+  }
+}
+
+absl::Status Fleet::Init() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  if (inet_pton(AF_INET, options_.host.c_str(), &loop_->address.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", options_.host));
+  }
+  loop_->address.sin_family = AF_INET;
+  loop_->address.sin_port = htons(options_.port);
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE;
+  params.cq_entries = std::max<unsigned>(kRingEntries * 2, options_.publishers * 4);
+  const int res = io_uring_queue_init_params(kRingEntries, &loop_->ring, &params);
+  if (res < 0) return absl::ErrnoToStatus(-res, "io_uring_queue_init_params");
+  loop_->ready = true;
+  loop_->recv_slab.resize(size_t{options_.publishers} * kRecvBufferSize);
+  publishers_.resize(options_.publishers);
+  results_.resize(options_.publishers);
+  std::vector<Due> heap;
+  heap.reserve(options_.publishers + 1);
+  loop_->due = decltype(loop_->due)(std::greater<Due>(), std::move(heap));
+  const std::string url =
+      absl::StrCat("rtmp://", options_.host, ":", options_.port, "/", options_.app);
+  for (uint32_t i = 0; i < options_.publishers; ++i) {
+    const std::string name = absl::StrCat(options_.name_prefix, i);
+    results_[i].name = absl::StrCat(options_.app, "/", name);
+    publishers_[i].conn = std::make_unique<ClientConnection>(ClientOptions{
+        .app = options_.app, .stream = name, .tc_url = url, .chunk_size = options_.chunk_size});
+  }
+  return absl::OkStatus();
+}
+
+void Fleet::Run(const std::function<void()>& each_second) {
+  const uint64_t start = MonotonicNs();
+  const uint64_t ramp_ns = uint64_t(absl::ToInt64Nanoseconds(options_.ramp));
+  for (uint32_t i = 0; i < options_.publishers; ++i) {
+    const uint64_t at = start + (options_.publishers > 1 ? ramp_ns * i / options_.publishers : 0);
+    publishers_[i].connect_at_ns = at;
+    loop_->due.push({at, i});
+  }
+  open_ = options_.publishers;
+  end_ns_ = start + ramp_ns + uint64_t(absl::ToInt64Nanoseconds(options_.duration));
+  const uint64_t drain_ns = uint64_t(absl::ToInt64Nanoseconds(options_.drain));
+  uint64_t next_second = start + kSecondNs;
+  io_uring_cqe* cqes[kCompletionBatch];
+  while (open_ > 0) {
+    uint64_t now = MonotonicNs();
+    if (!draining_ && (now >= end_ns_ || stop_.load(std::memory_order_relaxed))) StartDrain(now);
+    if (draining_ && now >= end_ns_ + drain_ns) break;
+    RunDue(now);
+    uint64_t wake = std::min(next_second, draining_ ? end_ns_ + drain_ns : end_ns_);
+    if (!loop_->due.empty()) wake = std::min(wake, loop_->due.top().ns);
+    const uint64_t sleep = wake > now ? std::min(wake - now, kMaxSleepNs) : 0;
+    __kernel_timespec ts{.tv_sec = int64_t(sleep / kSecondNs),
+                         .tv_nsec = int64_t(sleep % kSecondNs)};
+    io_uring_cqe* cqe = nullptr;
+    if (sleep > 0) {
+      io_uring_submit_and_wait_timeout(&loop_->ring, &cqe, 1, &ts, nullptr);
+    } else {
+      io_uring_submit(&loop_->ring);
+    }
+    const unsigned n = io_uring_peek_batch_cqe(&loop_->ring, cqes, kCompletionBatch);
+    for (unsigned k = 0; k < n; ++k) HandleCompletion(cqes[k]->user_data, cqes[k]->res);
+    io_uring_cq_advance(&loop_->ring, n);
+    now = MonotonicNs();
+    if (now >= next_second) {
+      next_second += kSecondNs * ((now - next_second) / kSecondNs + 1);
+      if (each_second) each_second();
+    }
+  }
+  for (uint32_t i = 0; i < publishers_.size(); ++i) {
+    Publisher& p = publishers_[i];
+    if (p.closed) continue;
+    if (!results_[i].failed && !p.fin_sent) Fail(i, "still sending when the drain ended");
+    if (p.fd >= 0) close(p.fd);
+    p.fd = -1;
+    p.closed = true;
+  }
+  if (each_second) each_second();
+}
+
+void Fleet::RunDue(uint64_t now_ns) {
+  while (!loop_->due.empty() && loop_->due.top().ns <= now_ns) {
+    const uint32_t i = loop_->due.top().publisher;
+    loop_->due.pop();
+    Publisher& p = publishers_[i];
+    if (p.closed || p.ending) continue;
+    if (p.fd < 0 && !p.connecting) {
+      StartConnect(i);
+    } else if (p.conn->live()) {
+      QueueFrames(i, now_ns);
+    }
+  }
+}
+
+void Fleet::StartConnect(uint32_t i) {
+  Publisher& p = publishers_[i];
+  p.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (p.fd < 0) {
+    Fail(i, absl::StrCat("socket: ", strerror(errno)));
+    return;
+  }
+  const int one = 1;
+  setsockopt(p.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  io_uring_sqe* sqe = loop_->GetSqe();
+  io_uring_prep_connect(sqe, p.fd, reinterpret_cast<const sockaddr*>(&loop_->address),
+                        sizeof(loop_->address));
+  io_uring_sqe_set_data64(sqe, UserData(Op::kConnect, i));
+  p.connecting = true;
+}
+
+void Fleet::HandleCompletion(uint64_t user_data, int res) {
+  const uint32_t i = uint32_t(user_data);
+  switch (Op(user_data >> 56)) {
+    case Op::kConnect:
+      HandleConnect(i, res);
+      break;
+    case Op::kRecv:
+      HandleRecv(i, res);
+      break;
+    case Op::kSend:
+      HandleSend(i, res);
+      break;
+  }
+  MaybeRelease(i);
+}
+
+void Fleet::HandleConnect(uint32_t i, int res) {
+  Publisher& p = publishers_[i];
+  p.connecting = false;
+  if (res < 0) {
+    Fail(i, absl::StrCat("connect: ", strerror(-res)));
+    return;
+  }
+  if (results_[i].failed) return;
+  p.tcp_up = true;
+  counters_.connected.fetch_add(1, std::memory_order_relaxed);
+  p.conn->Start(i * 2654435761u + options_.run);
+  ArmRecv(i);
+  MaybeArmSend(i);
+}
+
+void Fleet::ArmRecv(uint32_t i) {
+  Publisher& p = publishers_[i];
+  io_uring_sqe* sqe = loop_->GetSqe();
+  io_uring_prep_recv(sqe, p.fd, loop_->recv_slab.data() + size_t{i} * kRecvBufferSize,
+                     kRecvBufferSize, 0);
+  io_uring_sqe_set_data64(sqe, UserData(Op::kRecv, i));
+  p.recv_in_flight = true;
+}
+
+void Fleet::MaybeArmSend(uint32_t i) {
+  Publisher& p = publishers_[i];
+  if (p.send_in_flight || p.fd < 0 || results_[i].failed) return;
+  std::span<const uint8_t> bytes = p.conn->NextSend();
+  if (bytes.empty()) {
+    if (p.ending && !p.fin_sent) {
+      p.fin_sent = true;
+      shutdown(p.fd, SHUT_WR);  // the server ends the stream and closes; recv sees 0
+    }
+    return;
+  }
+  io_uring_sqe* sqe = loop_->GetSqe();
+  io_uring_prep_send(sqe, p.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, UserData(Op::kSend, i));
+  p.send_in_flight = true;
+}
+
+void Fleet::HandleRecv(uint32_t i, int res) {
+  Publisher& p = publishers_[i];
+  p.recv_in_flight = false;
+  if (results_[i].failed || p.closed) return;
+  if (res <= 0) {
+    if (res == 0 && p.fin_sent) {
+      results_[i].closed_cleanly = true;
+      shutdown(p.fd, SHUT_RDWR);
+      return;
+    }
+    Fail(i, res == 0 ? "the server closed the connection" : absl::StrCat("recv: ", strerror(-res)));
+    return;
+  }
+  const bool was_live = p.conn->live();
+  absl::Status s = p.conn->Receive(
+      std::span<const uint8_t>(loop_->recv_slab.data() + size_t{i} * kRecvBufferSize, size_t(res)));
+  if (!s.ok()) {
+    Fail(i, std::string(s.message()));
+    return;
+  }
+  if (!was_live && p.conn->live()) GoLive(i);
+  ArmRecv(i);
+  MaybeArmSend(i);
+}
+
+void Fleet::GoLive(uint32_t i) {
+  Publisher& p = publishers_[i];
+  p.live_ns = MonotonicNs();
+  if (first_live_ns_ == 0) first_live_ns_ = p.live_ns;
+  results_[i].went_live = true;
+  results_[i].connect_ns = int64_t(p.live_ns - p.connect_at_ns);
+  counters_.live.fetch_add(1, std::memory_order_relaxed);
+  p.conn->SendMetadata(source_->metadata());
+  for (const MediaFrame& h : source_->headers()) p.conn->SendMedia(h, nullptr);
+  if (draining_) {
+    BeginEnding(i);
+    return;
+  }
+  QueueFrames(i, p.live_ns);
+}
+
+// Paced: every frame due by now, then a wake-up at the next one's time. Unpaced: frames
+// until the window is full; the send completion asks for more.
+void Fleet::QueueFrames(uint32_t i, uint64_t now_ns) {
+  Publisher& p = publishers_[i];
+  if (p.ending) return;
+  if (!options_.pace) {
+    while (p.conn->pending_bytes() < options_.window) QueueOneFrame(p);
+    MaybeArmSend(i);
+    return;
+  }
+  uint64_t due = p.live_ns + source_->At(p.frame_index).timestamp_ms * 1'000'000;
+  while (due <= now_ns) {
+    QueueOneFrame(p);
+    due = p.live_ns + source_->At(p.frame_index).timestamp_ms * 1'000'000;
+  }
+  loop_->due.push({due, i});
+  MaybeArmSend(i);
+}
+
+void Fleet::QueueOneFrame(Publisher& p) {
+  const MediaFrame frame = source_->At(p.frame_index++);
+  const uint32_t index = uint32_t(&p - publishers_.data());
+  if (Stampable(frame.body)) {
+    const Stamp stamp{
+        .run = options_.run, .publisher = index, .sequence = ++p.sequence, .send_ns = RealtimeNs()};
+    p.conn->SendMedia(frame, &stamp);
+    ++results_[index].frames;
+    counters_.frames_sent.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    p.conn->SendMedia(frame, nullptr);
+  }
+  ++results_[index].messages;
+}
+
+void Fleet::HandleSend(uint32_t i, int res) {
+  Publisher& p = publishers_[i];
+  p.send_in_flight = false;
+  if (results_[i].failed || p.closed) return;
+  if (res < 0) {
+    Fail(i, absl::StrCat("send: ", strerror(-res)));
+    return;
+  }
+  p.conn->Sent(size_t(res));
+  results_[i].bytes += uint64_t(res);
+  counters_.bytes_sent.fetch_add(uint64_t(res), std::memory_order_relaxed);
+  if (!options_.pace && p.conn->live() && !p.ending) {
+    QueueFrames(i, 0);
+  } else {
+    MaybeArmSend(i);
+  }
+}
+
+void Fleet::StartDrain(uint64_t now_ns) {
+  draining_ = true;
+  sending_time_ = absl::Nanoseconds(first_live_ns_ ? int64_t(now_ns - first_live_ns_) : 0);
+  end_ns_ = now_ns;
+  for (uint32_t i = 0; i < publishers_.size(); ++i) {
+    Publisher& p = publishers_[i];
+    if (p.closed) continue;
+    if (p.conn->live()) {
+      results_[i].backlog_at_end = p.conn->pending_bytes();
+      BeginEnding(i);
+    } else if (!p.connecting && p.fd < 0) {
+      Fail(i, "not connected before the end of the run");
+    }
+    // Handshaking ones go on: they end as soon as they go live (GoLive) or fail.
+  }
+}
+
+void Fleet::BeginEnding(uint32_t i) {
+  publishers_[i].ending = true;
+  MaybeArmSend(i);
+}
+
+void Fleet::Fail(uint32_t i, std::string why) {
+  Publisher& p = publishers_[i];
+  PublisherResult& r = results_[i];
+  if (r.failed) return;
+  r.failed = true;
+  r.error = std::move(why);
+  counters_.failed.fetch_add(1, std::memory_order_relaxed);
+  if (p.fd >= 0) shutdown(p.fd, SHUT_RDWR);  // ends the receive and any stuck send
+  MaybeRelease(i);
+}
+
+// A socket is closed once nothing of it is in flight: after a failure, or after the
+// server answered our FIN with its own.
+void Fleet::MaybeRelease(uint32_t i) {
+  Publisher& p = publishers_[i];
+  if (p.closed || p.recv_in_flight || p.send_in_flight || p.connecting) return;
+  const bool done = results_[i].failed || results_[i].closed_cleanly;
+  if (!done) return;
+  if (p.fd >= 0) {
+    close(p.fd);
+    p.fd = -1;
+  }
+  if (p.tcp_up) counters_.connected.fetch_sub(1, std::memory_order_relaxed);
+  if (p.conn->live()) counters_.live.fetch_sub(1, std::memory_order_relaxed);
+  p.closed = true;
+  --open_;
+}
+
+}  // namespace uringest::loadgen

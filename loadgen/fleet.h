@@ -1,0 +1,132 @@
+// fleet.h: N RTMP publishers in one thread on one io_uring. Each publisher connects
+// (IORING_OP_CONNECT, spread over the ramp), runs a ClientConnection, and once live sends
+// the MediaSource's frames: paced in real time from their timestamps, or as fast as the
+// socket takes them (at most `window` bytes queued per connection). Every stampable video
+// frame carries a stamp (stamp.h) with the publisher's index and sequence number.
+//
+// One send and one receive are in flight per connection. Pacing sleeps in
+// io_uring_submit_and_wait_timeout until the earliest due frame (a min-heap of due
+// times), so an idle fleet costs nothing. At the end of the run each publisher finishes
+// sending what it queued, half-closes (the server ends the stream), and closes when the
+// server closes; anything left after `drain` is closed hard.
+//
+//   Fleet fleet(options, source.get());
+//   if (absl::Status s = fleet.Init(); !s.ok()) return s;
+//   fleet.Run([&] { PrintProgress(fleet.counters()); });  // called once a second
+//   for (const PublisherResult& r : fleet.results()) ...
+//
+// Thread safety: Init() and Run() on one thread; counters() may be read from any thread.
+
+#ifndef URINGEST_LOADGEN_FLEET_H_
+#define URINGEST_LOADGEN_FLEET_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "loadgen/media_source.h"
+
+namespace uringest::loadgen {
+
+struct FleetOptions {
+  std::string host = "127.0.0.1";  // an IPv4 address
+  uint16_t port = 1935;
+  uint32_t publishers = 1;
+  std::string app = "live";
+  std::string name_prefix = "load";             // publisher i publishes app/<prefix><i>
+  absl::Duration duration = absl::Seconds(10);  // of sending, after the ramp
+  absl::Duration ramp = absl::ZeroDuration();   // connects spread over this
+  absl::Duration drain = absl::Seconds(10);     // for the end of the run
+  uint32_t chunk_size = 0;                      // 0: mirror the server's
+  bool pace = true;
+  size_t window = 512 << 10;  // unpaced: bytes queued per connection
+  uint32_t run = 0;           // the stamps' run id
+};
+
+// What the loop counts, readable while it runs.
+struct FleetCounters {
+  std::atomic<uint32_t> connected{0};  // TCP connected now
+  std::atomic<uint32_t> live{0};       // publishing now
+  std::atomic<uint32_t> failed{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> frames_sent{0};  // stamped frames queued
+};
+
+struct PublisherResult {
+  std::string name;  // app/name
+  bool went_live = false;
+  bool failed = false;  // refused, reset, or never went live in time
+  bool closed_cleanly = false;
+  std::string error;       // why it failed
+  uint64_t frames = 0;     // stamped frames queued and sent (if !failed)
+  uint64_t messages = 0;   // every audio/video/data message
+  uint64_t bytes = 0;      // bytes on the wire
+  int64_t connect_ns = 0;  // connect to publish start
+  // Bytes queued but not yet taken by the socket when sending stopped: a server that
+  // keeps up leaves about one frame.
+  uint64_t backlog_at_end = 0;
+};
+
+class Fleet {
+ public:
+  // `source` must outlive the fleet.
+  Fleet(const FleetOptions& options, const MediaSource* source);
+  ~Fleet();
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+
+  // Sets up the ring and the buffers, raises RLIMIT_NOFILE to its hard limit.
+  absl::Status Init();
+  // Runs the whole load: ramp, duration, drain. `each_second` runs on this thread.
+  void Run(const std::function<void()>& each_second);
+  // Ends the run early (any thread): the drain starts at once.
+  void RequestStop() { stop_.store(true); }
+
+  const FleetCounters& counters() const { return counters_; }
+  const std::vector<PublisherResult>& results() const { return results_; }
+  // Wall time from the first publish start to the last frame queued.
+  absl::Duration sending_time() const { return sending_time_; }
+
+ private:
+  struct Publisher;
+  struct Due;
+
+  void StartConnect(uint32_t i);
+  void ArmRecv(uint32_t i);
+  void MaybeArmSend(uint32_t i);
+  void HandleCompletion(uint64_t user_data, int res);
+  void HandleConnect(uint32_t i, int res);
+  void HandleRecv(uint32_t i, int res);
+  void HandleSend(uint32_t i, int res);
+  void GoLive(uint32_t i);
+  void QueueFrames(uint32_t i, uint64_t now_ns);
+  void QueueOneFrame(Publisher& p);
+  void Fail(uint32_t i, std::string why);
+  void BeginEnding(uint32_t i);
+  void MaybeRelease(uint32_t i);
+  void RunDue(uint64_t now_ns);
+  void StartDrain(uint64_t now_ns);
+
+  struct Loop;
+  const FleetOptions options_;
+  const MediaSource* const source_;
+  std::unique_ptr<Loop> loop_;
+  std::vector<Publisher> publishers_;
+  std::vector<PublisherResult> results_;
+  FleetCounters counters_;
+  std::atomic<bool> stop_{false};
+  bool draining_ = false;
+  uint32_t open_ = 0;  // publishers whose socket is not closed yet
+  uint64_t first_live_ns_ = 0;
+  uint64_t end_ns_ = 0;
+  absl::Duration sending_time_;
+};
+
+}  // namespace uringest::loadgen
+
+#endif  // URINGEST_LOADGEN_FLEET_H_

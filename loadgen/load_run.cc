@@ -1,0 +1,185 @@
+#include "loadgen/load_run.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_format.h"
+#include "loadgen/media_source.h"
+#include "loadgen/proc_stats.h"
+#include "loadgen/stamp.h"
+#include "loadgen/verifier.h"
+
+namespace uringest::loadgen {
+namespace {
+
+uint32_t RandomRun() {
+  uint32_t run = 0;
+  const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    [[maybe_unused]] ssize_t n = read(fd, &run, sizeof(run));
+    close(fd);
+  }
+  return run ? run : uint32_t(MonotonicNs());
+}
+
+// Sums the CPU time and RSS of every pid.
+std::optional<ProcSample> SampleServer(const std::vector<int>& pids) {
+  if (pids.empty()) return std::nullopt;
+  ProcSample total;
+  for (int pid : pids) {
+    std::optional<ProcSample> s = SampleProcess(pid);
+    if (!s) return std::nullopt;
+    total.cpu_seconds += s->cpu_seconds;
+    total.rss_bytes += s->rss_bytes;
+  }
+  return total;
+}
+
+// One line: connections up, live, Mbit/s and frames/s over the last second, loss.
+class Progress {
+ public:
+  Progress(const Fleet& fleet, const Verifier* verifier, uint32_t publishers)
+      : fleet_(fleet), verifier_(verifier), publishers_(publishers), last_ns_(MonotonicNs()) {}
+
+  std::string Line() {
+    const FleetCounters& c = fleet_.counters();
+    const uint64_t now = MonotonicNs();
+    const uint64_t bytes = c.bytes_sent.load(std::memory_order_relaxed);
+    const uint64_t frames = c.frames_sent.load(std::memory_order_relaxed);
+    const double dt = double(now - last_ns_) / 1e9;
+    std::string line =
+        absl::StrFormat("conns %u/%u live %u failed %u | %.1f Mbit/s %.0f frames/s",
+                        c.connected.load(), publishers_, c.live.load(), c.failed.load(),
+                        double(bytes - bytes_) * 8 / dt / 1e6, double(frames - frames_) / dt);
+    if (verifier_ != nullptr) {
+      absl::StrAppendFormat(&line, " | delivered %u lost %d", verifier_->delivered(),
+                            verifier_->live_lost());
+    }
+    last_ns_ = now, bytes_ = bytes, frames_ = frames;
+    return line;
+  }
+
+ private:
+  const Fleet& fleet_;
+  const Verifier* verifier_;
+  uint32_t publishers_;
+  uint64_t last_ns_;
+  uint64_t bytes_ = 0;
+  uint64_t frames_ = 0;
+};
+
+// Waits (bounded) until the verifier saw every frame sent, or nothing new for a while.
+void AwaitDelivery(const Verifier& verifier, uint64_t sent) {
+  constexpr absl::Duration kQuiet = absl::Seconds(2);
+  uint64_t last = verifier.delivered();
+  absl::Time last_change = absl::Now();
+  while (verifier.delivered() < sent && absl::Now() - last_change < kQuiet) {
+    absl::SleepFor(absl::Milliseconds(10));
+    if (verifier.delivered() != last) last = verifier.delivered(), last_change = absl::Now();
+  }
+}
+
+void FillStreams(const Fleet& fleet, const Verifier* verifier, LoadReport* report) {
+  for (uint32_t i = 0; i < fleet.results().size(); ++i) {
+    const PublisherResult& r = fleet.results()[i];
+    StreamReport s{.name = r.name,
+                   .went_live = r.went_live,
+                   .failed = r.failed,
+                   .error = r.error,
+                   .sent = r.frames,
+                   .bytes = r.bytes};
+    report->went_live += r.went_live;
+    report->failed += r.failed;
+    report->sent += r.frames;
+    report->bytes += r.bytes;
+    report->max_backlog = std::max(report->max_backlog, r.backlog_at_end);
+    if (verifier != nullptr) {
+      const PublisherTally& t = verifier->tally(i);
+      s.delivered = t.delivered;
+      s.lost = r.frames > t.delivered ? r.frames - t.delivered : 0;
+      s.duplicated = t.duplicated;
+      s.out_of_order = t.out_of_order;
+      s.latency = t.latency;
+      report->latency.Merge(t.latency);
+      report->ingest_latency.Merge(t.ingest);
+      report->delivered += s.delivered;
+      report->lost += s.lost;
+      report->duplicated += s.duplicated;
+      report->out_of_order += s.out_of_order;
+    }
+    report->streams.push_back(std::move(s));
+  }
+}
+
+}  // namespace
+
+bool LoadReport::ok() const {
+  if (went_live != publishers || failed > 0) return false;
+  return !verified || (lost == 0 && duplicated == 0 && out_of_order == 0);
+}
+
+absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
+                                   const std::function<void(std::string_view)>& progress) {
+  std::unique_ptr<MediaSource> source;
+  if (options.flv.empty()) {
+    source = MediaSource::Synthetic(options.bitrate_bps, options.fps);
+  } else {
+    absl::StatusOr<std::unique_ptr<MediaSource>> flv = MediaSource::FromFlv(options.flv);
+    if (!flv.ok()) return flv.status();
+    source = *std::move(flv);
+  }
+  FleetOptions fleet_options = options.fleet;
+  fleet_options.run = RandomRun();
+  std::unique_ptr<Verifier> verifier;
+  std::vector<int> pids = options.server_pids;
+  if (!options.verify_ring.empty()) {
+    const double seconds = absl::ToDoubleSeconds(fleet_options.duration + fleet_options.ramp);
+    const double fps =
+        double(source->period_frames()) * 1000 / double(std::max<uint64_t>(1, source->period_ms()));
+    absl::StatusOr<std::unique_ptr<Verifier>> v =
+        Verifier::Open(options.verify_ring, fleet_options.run, fleet_options.publishers,
+                       uint64_t(seconds * fps * (fleet_options.pace ? 1.2 : 4)) + 64);
+    if (!v.ok()) return v.status();
+    verifier = *std::move(v);
+    if (pids.empty()) pids.push_back(verifier->server_pid());
+  }
+  Fleet fleet(fleet_options, source.get());
+  if (absl::Status s = fleet.Init(); !s.ok()) return s;
+
+  LoadReport report;
+  report.target = absl::StrFormat("%s:%u", fleet_options.host, fleet_options.port);
+  report.publishers = fleet_options.publishers;
+  report.verified = verifier != nullptr;
+  report.paced = fleet_options.pace;
+  const std::optional<ProcSample> before = SampleServer(pids);
+  if (before) report.server.rss_start = report.server.rss_peak = before->rss_bytes;
+  if (verifier) verifier->Start();
+  Progress line(fleet, verifier.get(), fleet_options.publishers);
+  fleet.Run([&] {
+    report.max_live = std::max(report.max_live, fleet.counters().live.load());
+    if (std::optional<ProcSample> s = SampleServer(pids)) {
+      report.server.rss_peak = std::max(report.server.rss_peak, s->rss_bytes);
+    }
+    if (progress) progress(line.Line());
+  });
+  report.seconds = absl::ToDoubleSeconds(fleet.sending_time());
+  uint64_t sent = 0;
+  for (const PublisherResult& r : fleet.results()) sent += r.frames;
+  if (verifier) {
+    AwaitDelivery(*verifier, sent);
+    verifier->Stop();
+    report.reader_laps = verifier->laps();
+  }
+  if (std::optional<ProcSample> after = SampleServer(pids); after && before) {
+    report.server.sampled = true;
+    report.server.cpu_seconds = after->cpu_seconds - before->cpu_seconds;
+    report.server.rss_end = after->rss_bytes;
+  }
+  FillStreams(fleet, verifier.get(), &report);
+  return report;
+}
+
+}  // namespace uringest::loadgen

@@ -1,0 +1,95 @@
+// load_run.h: uringest-load as a library: builds the media, starts the verifier (if
+// asked), runs the fleet with a progress line each second, samples the server's CPU and
+// memory, and gathers the report that report.h prints for people or machines.
+//
+//   LoadOptions options;
+//   options.fleet.publishers = 20;
+//   options.verify_ring = "uringest";
+//   absl::StatusOr<LoadReport> report = RunLoad(options, [](std::string_view line) {...});
+//   return report.ok() && report->ok() ? 0 : 1;
+//
+// Thread safety: RunLoad() may run on any thread; it starts the verifier's thread itself.
+
+#ifndef URINGEST_LOADGEN_LOAD_RUN_H_
+#define URINGEST_LOADGEN_LOAD_RUN_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "loadgen/fleet.h"
+#include "loadgen/latency_histogram.h"
+
+namespace uringest::loadgen {
+
+struct LoadOptions {
+  FleetOptions fleet;
+  uint64_t bitrate_bps = 2'500'000;  // synthetic streams
+  double fps = 30;
+  std::string flv;               // a file to send instead of synthetic streams
+  std::string verify_ring;       // "" : no verification
+  std::vector<int> server_pids;  // sampled for CPU and RSS; with --verify, the ring's
+                                 // server if empty
+};
+
+struct StreamReport {
+  std::string name;
+  bool went_live = false;
+  bool failed = false;
+  std::string error;
+  uint64_t sent = 0;  // stamped frames
+  uint64_t bytes = 0;
+  // With verification:
+  uint64_t delivered = 0;
+  uint64_t lost = 0;
+  uint64_t duplicated = 0;
+  uint64_t out_of_order = 0;
+  LatencyHistogram latency;  // send to visible in the ring
+};
+
+struct ServerReport {
+  bool sampled = false;
+  double cpu_seconds = 0;  // during the run
+  uint64_t rss_start = 0;  // bytes, before the first connect
+  uint64_t rss_peak = 0;   // the most seen at a one-second sample
+  uint64_t rss_end = 0;
+};
+
+struct LoadReport {
+  std::string target;
+  uint32_t publishers = 0;
+  bool verified = false;
+  bool paced = true;
+  uint32_t went_live = 0;
+  uint32_t failed = 0;
+  uint64_t sent = 0;
+  uint64_t delivered = 0;
+  uint64_t lost = 0;
+  uint64_t duplicated = 0;
+  uint64_t out_of_order = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;  // first publish start to the end of sending
+  LatencyHistogram latency;
+  LatencyHistogram ingest_latency;  // send to the server's ingest timestamp
+  uint64_t reader_laps = 0;         // the verifier was lapped: losses may be its own
+  uint32_t max_live = 0;            // publishers live at once, at most
+  uint64_t max_backlog = 0;         // the largest PublisherResult::backlog_at_end
+  ServerReport server;
+  std::vector<StreamReport> streams;
+
+  // Every publisher went live and ended cleanly, and (verified) nothing was lost,
+  // duplicated or reordered.
+  bool ok() const;
+  double mbit_per_s() const { return seconds > 0 ? double(bytes) * 8 / seconds / 1e6 : 0; }
+};
+
+// Runs the load. `progress` gets one line a second (no newline); may be empty.
+absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
+                                   const std::function<void(std::string_view)>& progress);
+
+}  // namespace uringest::loadgen
+
+#endif  // URINGEST_LOADGEN_LOAD_RUN_H_

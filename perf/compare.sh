@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# perf/compare.sh: uringestd against nginx-rtmp (Debian's libnginx-mod-rtmp), side by side,
+# on this machine, in one run, and writes perf/RESULTS.md.
+#
+#   perf/compare.sh            # full run (about 20-30 minutes)
+#   perf/compare.sh --quick    # short steps (a few minutes)
+#   perf/compare.sh --step 30 --cpu 1 --build /path/to/build --out /tmp/RESULTS.md
+#
+# Workloads (uringest-load drives both servers the same way):
+#   1. one publisher, a real 40 Mbit/s FLV pushed without pacing: MB/s, server CPU-s per GB
+#   2. the most concurrent 2.5 Mbit/s publishers each server holds for a step with zero
+#      loss and p99 latency under 50 ms, on one core
+#   3. RSS per connection with 1000 publishers connected
+#   4. raw loopback TCP into a discarding sink (iperf3), and uringestd's workload-1
+#      throughput as a fraction of it
+#   plus connection placement: uringestd --shards 2 --placement load vs reuseport under
+#   mixed bitrates.
+# Each server is pinned to one core (--cpu, default 0) and uringest-load to another. On a
+# shared machine compare the ratios of one run, never absolute figures across runs.
+# Everything listens on 127.0.0.1 and every step is bounded in time. Needs root to install
+# what is missing (nginx, libnginx-mod-rtmp, iperf3, ffmpeg, python3).
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$ROOT/build"
+OUT="$ROOT/perf/RESULTS.md"
+QUICK=0
+STEP=30
+SERVER_CPU=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) QUICK=1; STEP=8; shift ;;
+    --step) STEP="$2"; shift 2 ;;
+    --cpu) SERVER_CPU="$2"; shift 2 ;;
+    --build) BUILD="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+W1_SECONDS=$(( QUICK ? 5 : 15 ))
+W3_PUBLISHERS=1000
+PLACEMENT_SECONDS=$(( QUICK ? 8 : 20 ))
+NCPU=$(nproc)
+LOAD_CPU=$(( NCPU > 1 ? (SERVER_CPU + 1) % NCPU : SERVER_CPU ))
+BIN="$BUILD/bin"
+TMP=$(mktemp -d /tmp/uringest-compare.XXXXXX)
+RING="cmp$$"
+U_PORT=19935
+N_PORT=19936
+I_PORT=19937
+PIDS=()
+
+log() { printf '== %s\n' "$*" >&2; }
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+install_missing() {
+  local missing=()
+  for pkg in nginx libnginx-mod-rtmp iperf3 ffmpeg python3; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  if [[ $EUID -ne 0 ]]; then
+    echo "compare.sh: needs ${missing[*]}; run as root or apt-get install them" >&2
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  # Debian starts nginx on install; keep it from taking port 80 for good.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  systemctl disable --now nginx >/dev/null 2>&1 || true
+}
+
+build_if_needed() {
+  if [[ -x "$BIN/uringestd" && -x "$BIN/uringest-load" && -x "$BIN/uringest-stat" ]]; then return; fi
+  log "building (RelWithDebInfo) in $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+  cmake --build "$BUILD" -j"$(( NCPU < 2 ? 1 : 2 ))" --target uringestd uringest-load uringest-stat >&2
+}
+
+# ---- Servers ----
+# start_uringestd SHARDS PLACEMENT [PIN]: sets U_PID.
+start_uringestd() {
+  local shards=$1 placement=$2 pin=${3:-1}
+  local cmd=("$BIN/uringestd" --listen "127.0.0.1:$U_PORT" --ring "$RING" --shards "$shards"
+             --placement "$placement" --log-level warn --max-connections 0 --idle-timeout 60)
+  [[ $pin == 1 ]] && cmd=(taskset -c "$SERVER_CPU" "${cmd[@]}")
+  "${cmd[@]}" > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
+  U_PID=$!
+  PIDS+=("$U_PID")
+  for _ in $(seq 100); do
+    grep -q "listening on" "$TMP/uringestd.out" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "compare.sh: uringestd did not start: $(cat "$TMP/uringestd.log")" >&2
+  exit 1
+}
+
+stop_pid() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# One worker, the rtmp module, the same chunk size uringestd announces (65536). Sets
+# N_PID (the worker: its CPU and RSS are what is measured).
+start_nginx() {
+  mkdir -p "$TMP/nginx/logs"
+  cat > "$TMP/nginx/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 16384; }
+rtmp {
+  server {
+    listen 127.0.0.1:$N_PORT;
+    chunk_size 65536;
+    application live { live on; }
+  }
+}
+EOF
+  taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" \
+    -c "$TMP/nginx/nginx.conf" 2> "$TMP/nginx/stderr.log" &
+  N_MASTER=$!
+  PIDS+=("$N_MASTER")
+  N_PID=""
+  for _ in $(seq 100); do
+    N_PID=$(pgrep -P "$N_MASTER" | head -1 || true)
+    [[ -n "$N_PID" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$N_PORT") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "compare.sh: nginx did not start: $(cat "$TMP/nginx/stderr.log" "$TMP/nginx/logs/error.log")" >&2
+  exit 1
+}
+
+# load SERVER(u|n) OUTFILE ARGS...: runs uringest-load pinned to LOAD_CPU with --json.
+load() {
+  local server=$1 out=$2; shift 2
+  local args=(--json)
+  if [[ $server == u ]]; then
+    args+=(--target "127.0.0.1:$U_PORT" --server-pid "$U_PID" --ring "$RING" --verify)
+  else
+    args+=(--target "127.0.0.1:$N_PORT" --server-pid "$N_PID")
+  fi
+  timeout 900 taskset -c "$LOAD_CPU" "$BIN/uringest-load" "${args[@]}" "$@" \
+    > "$out" 2> "$out.log" || true
+}
+
+# j FILE EXPR: a value from a uringest-load JSON report (python expression over `r`).
+j() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# ---- Workloads ----
+make_flv() {
+  log "encoding a 20 s 1920x1080 40 Mbit/s FLV"
+  nice ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 20 \
+    -c:v libx264 -preset ultrafast -tune zerolatency -g 60 -b:v 40M -minrate 40M -maxrate 40M \
+    -bufsize 40M -x264-params nal-hrd=cbr -pix_fmt yuv420p -f flv "$TMP/clip40.flv"
+}
+
+workload1() {  # $1: u|n
+  log "workload 1 ($1): one publisher, 40 Mbit/s FLV, unpaced, ${W1_SECONDS} s"
+  load "$1" "$TMP/w1-$1.json" --flv "$TMP/clip40.flv" --no-pace --duration "$W1_SECONDS"
+}
+
+# held SERVER N: 0 if N 2.5 Mbit/s publishers are held for STEP s: all live, none failed,
+# and (uringestd) zero loss and p99 < 50 ms verified in the ring; (nginx, whose output we
+# can't see) every frame sent, with less than 0.25 s of stream left queued at the end.
+held() {
+  local server=$1 n=$2 f="$TMP/w2-$1-$2.json"
+  load "$server" "$f" --publishers "$n" --bitrate 2.5M --duration "$STEP" \
+    --ramp "$(( n / 250 + 1 ))"
+  [[ -s $f ]] || return 1
+  local ok
+  if [[ $server == u ]]; then
+    ok=$(j "$f" "int(r['ok'] and r['latency']['p99_ms'] < 50)")
+  else
+    ok=$(j "$f" "int(r['ok'] and r['max_backlog'] < 2500000/8/4)")
+  fi
+  log "  $server: $n publishers -> $( [[ $ok == 1 ]] && echo held || echo NOT held) ($(j "$f" \
+    "'%d live, %d failed, lost %d, p99 %.1f ms, backlog %d B' % (r['went_live'], r['failed'], r['lost'], r['latency']['p99_ms'], r['max_backlog'])"))"
+  [[ $ok == 1 ]]
+}
+
+# Doubling from 125, then bisecting to within 10%: sets MAX_HELD.
+workload2() {
+  local server=$1 lo=0 hi=0 n=125 limit=$(( QUICK ? 4000 : 8000 ))
+  log "workload 2 ($server): most 2.5 Mbit/s publishers held ${STEP} s on one core"
+  while (( n <= limit )); do
+    if held "$server" "$n"; then lo=$n; n=$(( n * 2 )); else hi=$n; break; fi
+  done
+  if (( hi > 0 )); then
+    while (( hi - lo > lo / 10 && hi - lo > 25 )); do
+      local mid=$(( (lo + hi) / 2 ))
+      if held "$server" "$mid"; then lo=$mid; else hi=$mid; fi
+    done
+  fi
+  MAX_HELD=$lo
+}
+
+workload3() {
+  log "workload 3 ($1): RSS with $W3_PUBLISHERS publishers connected"
+  load "$1" "$TMP/w3-$1.json" --publishers "$W3_PUBLISHERS" --bitrate 500k --ramp 5 \
+    --duration "$(( QUICK ? 5 : 10 ))"
+}
+
+workload4() {
+  log "workload 4: raw loopback TCP (iperf3), ${W1_SECONDS} s"
+  taskset -c "$SERVER_CPU" iperf3 -s -1 -p "$I_PORT" -B 127.0.0.1 > /dev/null 2>&1 &
+  local srv=$!
+  PIDS+=("$srv")
+  sleep 0.5
+  timeout 120 taskset -c "$LOAD_CPU" iperf3 -c 127.0.0.1 -p "$I_PORT" -t "$W1_SECONDS" -l 512K -J \
+    > "$TMP/w4.json" 2>/dev/null || true
+  stop_pid "$srv"
+  IPERF_MBPS=$(python3 -c "import json; r=json.load(open('$TMP/w4.json')); \
+print('%.1f' % (r['end']['sum_received']['bits_per_second'] / 8e6))" 2>/dev/null || echo 0)
+}
+
+# Placement: 4 publishers at 20 Mbit/s and 40 at 0.5 Mbit/s, on 2 shards, unpinned.
+placement() {
+  local mode=$1
+  log "placement: --shards 2 --placement $mode"
+  start_uringestd 2 "$mode" 0
+  "$BIN/uringest-load" --target "127.0.0.1:$U_PORT" --app small --publishers 40 --bitrate 500k \
+    --ramp 3 --duration "$PLACEMENT_SECONDS" --ring "$RING" --verify --server-pid "$U_PID" \
+    --json > "$TMP/pl-$mode-small.json" 2>/dev/null &
+  local small=$!
+  "$BIN/uringest-load" --target "127.0.0.1:$U_PORT" --app big --publishers 4 --bitrate 20M \
+    --ramp 3 --duration "$PLACEMENT_SECONDS" --ring "$RING" --verify --json \
+    > "$TMP/pl-$mode-big.json" 2>/dev/null &
+  local big=$!
+  sleep $(( PLACEMENT_SECONDS / 2 + 3 ))
+  "$BIN/uringest-stat" --ring "$RING" --json --interval 2 > "$TMP/pl-$mode-stat.json" || true
+  wait "$small" "$big" || true
+  stop_pid "$U_PID"
+  python3 - "$TMP/pl-$mode" "$mode" >> "$TMP/placement.md" <<'EOF'
+import json, sys
+base, mode = sys.argv[1], sys.argv[2]
+stat = json.load(open(base + "-stat.json"))
+small, big = json.load(open(base + "-small.json")), json.load(open(base + "-big.json"))
+kbps, count = {}, {}
+for s in stat["streams"]:
+    kbps[s["shard"]] = kbps.get(s["shard"], 0) + s["bitrate_kbps"]
+    count[s["shard"]] = count.get(s["shard"], 0) + 1
+shards = sorted(set(kbps) | {0, 1})
+per = " / ".join("%.1f Mbit/s (%d streams)" % (kbps.get(k, 0) / 1e3, count.get(k, 0)) for k in shards)
+hi, lo = max(kbps.get(k, 0) for k in shards), min(kbps.get(k, 0) for k in shards)
+mbit = (small["bytes"] + big["bytes"]) * 8 / max(small["seconds"], big["seconds"], 1e-9) / 1e6
+cpu = small["server"]["cpu_seconds"]
+lost = small["lost"] + big["lost"]
+print("| %s | %s | %.2f | %.1f | %.2f | %d |" % (mode, per, hi / lo if lo else float("inf"),
+      mbit, cpu, lost))
+EOF
+}
+
+# ---- Run ----
+install_missing
+build_if_needed
+ulimit -n 65536 2>/dev/null || true
+make_flv
+
+start_uringestd 1 load
+workload1 u
+workload3 u
+workload2 u; U_MAX=$MAX_HELD
+stop_pid "$U_PID"
+
+start_nginx
+workload1 n
+workload3 n
+workload2 n; N_MAX=$MAX_HELD
+stop_pid "$N_MASTER"
+
+workload4
+placement load
+placement reuseport
+
+# ---- Table ----
+python3 - "$TMP" "$U_MAX" "$N_MAX" "$IPERF_MBPS" "$STEP" "$QUICK" "$SERVER_CPU" "$LOAD_CPU" \
+  > "$TMP/table.md" <<'EOF'
+import json, sys
+tmp, u_max, n_max, iperf, step, quick, scpu, lcpu = sys.argv[1:]
+u_max, n_max, iperf = int(u_max), int(n_max), float(iperf)
+def load(name):
+    try:
+        return json.load(open(f"{tmp}/{name}.json"))
+    except Exception:
+        return None
+def mbs(r): return r["bytes"] / r["seconds"] / 1e6 if r and r["seconds"] else 0
+def cpu_gb(r): return r["server"]["cpu_seconds"] / (r["bytes"] / 1e9) if r and r["bytes"] else 0
+def rss_conn(r):
+    return (r["server"]["rss_peak"] - r["server"]["rss_start"]) / r["publishers"] / 1024 if r else 0
+def ratio(a, b): return "%.2fx" % (a / b) if b else "-"
+u1, n1, u3, n3 = load("w1-u"), load("w1-n"), load("w3-u"), load("w3-n")
+rows = [
+  ("1. one publisher, 40 Mbit/s FLV unpaced: MB/s", mbs(u1), mbs(n1), "%.0f"),
+  ("1. server CPU-s per GB ingested", cpu_gb(u1), cpu_gb(n1), "%.3f"),
+  (f"2. most 2.5 Mbit/s publishers held {step} s, one core", u_max, n_max, "%d"),
+  ("3. RSS per connection, 1000 publishers (KiB)", rss_conn(u3), rss_conn(n3), "%.1f"),
+]
+print("| workload | uringestd | nginx-rtmp | uringestd / nginx |")
+print("|---|---|---|---|")
+for name, u, n, fmt in rows:
+    print(f"| {name} | {fmt % u} | {fmt % n} | {ratio(u, n)} |")
+print(f"| 4. raw loopback TCP, iperf3 (MB/s) | {iperf:.0f} | | |")
+print(f"| 4. uringestd workload 1 / raw loopback TCP | {ratio(mbs(u1), iperf)} | "
+      f"{ratio(mbs(n1), iperf)} (nginx) | |")
+print()
+notes = []
+if u1: notes.append("uringestd workload 1 verified in the ring: delivered %d/%d frames, lost %d, "
+                    "p99 send-to-ring latency %.1f ms." % (u1["delivered"], u1["sent"], u1["lost"],
+                    u1["latency"]["p99_ms"]))
+if u3 and n3: notes.append("Workload 3: %d/%d (uringestd) and %d/%d (nginx) publishers live at once; "
+                           "RSS before -> peak: uringestd %.1f -> %.1f MB, nginx worker %.1f -> %.1f MB."
+                           % (u3["max_live"], u3["publishers"], n3["max_live"], n3["publishers"],
+                              u3["server"]["rss_start"] / 1e6, u3["server"]["rss_peak"] / 1e6,
+                              n3["server"]["rss_start"] / 1e6, n3["server"]["rss_peak"] / 1e6))
+for n in notes: print("- " + n)
+EOF
+
+DATE=$(date -u +%Y-%m-%d)
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+{
+  echo "# uringestd vs nginx-rtmp"
+  echo
+  echo "Written by \`perf/compare.sh$( ((QUICK)) && echo ' --quick')\` on $DATE."
+  echo "Machine: $NCPU CPUs ($CPU_MODEL), kernel $(uname -r), $(nginx -v 2>&1 | sed 's/.*: //'),"
+  echo "libnginx-mod-rtmp $(dpkg-query -W -f='${Version}' libnginx-mod-rtmp 2>/dev/null)."
+  echo "Each server pinned to CPU $SERVER_CPU (one shard, one nginx worker, both announcing"
+  echo "chunk size 65536); uringest-load pinned to CPU $LOAD_CPU. Step length for workload 2:"
+  echo "$STEP s. Compare the ratios; absolute figures move with the machine's other load."
+  echo
+  cat "$TMP/table.md"
+  echo
+  echo "How loss is judged: for uringestd, uringest-load --verify reads the server's ring and"
+  echo "accounts for every frame (sequence numbers stamped in the payload). nginx-rtmp's output"
+  echo "can't be seen through our ring, so for nginx \"held\" means every publisher went live,"
+  echo "stayed connected and had sent every frame by the end but for less than 0.25 s of stream"
+  echo "(uringest-load's max_backlog); its latency is not measured."
+  echo
+  echo "## Connection placement (uringestd --shards 2, 4 x 20 Mbit/s + 40 x 0.5 Mbit/s)"
+  echo
+  echo "| placement | ingress per shard (uringest-stat) | max/min shard | total Mbit/s | server CPU-s | lost |"
+  echo "|---|---|---|---|---|---|"
+  cat "$TMP/placement.md"
+} > "$TMP/RESULTS.md"
+cp "$TMP/RESULTS.md" "$OUT"
+cat "$OUT"
