@@ -37,8 +37,10 @@ uint32_t CodecId(const rtmp::amf0::Value* v) {
 void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec) {
   // Only onMetaData is decoded: other data frames (cue points, captions) may be large
   // and frequent, and need nothing from here.
-  static constexpr uint8_t kPrefix[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
-  if (payload.size() < sizeof(kPrefix) || std::memcmp(payload.data(), kPrefix, sizeof(kPrefix)) != 0) {
+  static constexpr uint8_t kPrefix[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e',
+                                        't',  'a',  'D',  'a', 't', 'a'};
+  if (payload.size() < sizeof(kPrefix) ||
+      std::memcmp(payload.data(), kPrefix, sizeof(kPrefix)) != 0) {
     return;
   }
   rtmp::amf0::Decoder decoder(payload);
@@ -80,6 +82,7 @@ RingFrameSink::Stream* RingFrameSink::Find(uint32_t stream_id) {
 }
 
 void RingFrameSink::OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) {
+  has_published_ = true;
   const std::string key = StreamKey(name);
   absl::StatusOr<ringbuf::StreamWriter> writer = shard_->BeginStream(key, peer_);
   if (!writer.ok()) {

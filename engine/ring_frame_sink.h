@@ -37,6 +37,8 @@ class RingFrameSink : public rtmp::FrameSink {
   void OnStreamEnd(uint32_t stream_id) override;
 
   const Counters& counters() const { return counters_; }
+  // A stream has begun on this connection (it may have ended since).
+  bool has_published() const { return has_published_; }
 
  private:
   struct Stream {
@@ -53,6 +55,7 @@ class RingFrameSink : public rtmp::FrameSink {
   const std::string peer_;
   absl::InlinedVector<Stream, 1> streams_;
   Counters counters_;
+  bool has_published_ = false;
 };
 
 // Reads what onMetaData announces (width, height, framerate, codec ids, sample rate,

@@ -29,6 +29,9 @@ struct ServerOptions {
   uint32_t max_connections_per_ip = 0;  // 0: no per-address cap
   absl::Duration handshake_timeout = absl::Seconds(10);
   absl::Duration idle_timeout = absl::Seconds(30);
+  // From accept to the first publish: an ingest port is for publishing, and a connection
+  // that only trickles bytes must not hold a slot for ever.
+  absl::Duration publish_timeout = absl::Seconds(30);
   Backend backend = Backend::kAuto;
   Placement placement = Placement::kLoad;
   OnDuplicate on_duplicate = OnDuplicate::kReject;

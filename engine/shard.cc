@@ -336,6 +336,7 @@ void Shard::CheckTimeouts() {
   const int64_t now = NowMs();
   const int64_t handshake_ms = absl::ToInt64Milliseconds(options.handshake_timeout);
   const int64_t idle_ms = absl::ToInt64Milliseconds(options.idle_timeout);
+  const int64_t publish_ms = absl::ToInt64Milliseconds(options.publish_timeout);
   for (auto& slot : connections_) {
     if (slot == nullptr || slot->closing) continue;
     Connection& c = *slot;
@@ -343,6 +344,9 @@ void Shard::CheckTimeouts() {
       CloseConnection(c, absl::StrCat("handshake not done after ", handshake_ms / 1000, " s"));
     } else if (now - c.last_activity_ms >= idle_ms) {
       CloseConnection(c, absl::StrCat("idle for ", idle_ms / 1000, " s (--idle-timeout)"));
+    } else if (!c.sink.has_published() && now - c.accepted_ms >= publish_ms) {
+      CloseConnection(
+          c, absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"));
     }
   }
   if (shutting_down_ && now >= shutdown_deadline_ms_) loop_->Stop();

@@ -1,5 +1,5 @@
 // slab_allocator.h: a shard's allocator for message-assembly buffers, sized by message
-// length: power-of-two size classes from 4 KiB to 16 MiB. Classes up to 256 KiB are
+// length: power-of-two size classes from 256 B to 16 MiB. Classes up to 256 KiB are
 // carved from 1 MiB slabs that the shard keeps; larger buffers are allocated singly and,
 // once freed, kept on their class's free list up to a byte budget. Allocation and free are
 // a free-list pop and push: no malloc per message once the shard is warm.
@@ -24,11 +24,11 @@ namespace uringest::engine {
 
 class SlabAllocator final : public rtmp::BufferAllocator {
  public:
-  static constexpr size_t kMinClassSize = 4 << 10;
+  static constexpr size_t kMinClassSize = 256;
   static constexpr size_t kMaxClassSize = 16 << 20;  // holds the largest RTMP message
   static constexpr size_t kSlabSize = 1 << 20;
   static constexpr size_t kMaxCarvedSize = 256 << 10;
-  static constexpr size_t kClasses = 13;  // 4 KiB << 0 .. 12
+  static constexpr size_t kClasses = 17;  // 256 B << 0 .. 16
   static_assert(kMinClassSize << (kClasses - 1) == kMaxClassSize);
 
   struct Stats {

@@ -13,8 +13,9 @@ TEST(SlabAllocatorTest, SizesRoundUpToTheirPowerOfTwoClass) {
   SlabAllocator slab;
   struct Case {
     size_t size, capacity;
-  } cases[] = {{1, 4096},       {4096, 4096},     {4097, 8192},         {65536, 65536},
-               {65537, 131072}, {300000, 524288}, {0xFFFFFF, 16 << 20}, {16 << 20, 16 << 20}};
+  } cases[] = {{1, 256},         {257, 512},           {4096, 4096},
+               {4097, 8192},     {65536, 65536},       {65537, 131072},
+               {300000, 524288}, {0xFFFFFF, 16 << 20}, {16 << 20, 16 << 20}};
   for (const Case& c : cases) {
     size_t capacity = 0;
     uint8_t* p = slab.Allocate(c.size, &capacity);

@@ -47,7 +47,7 @@ std::string ParseListen(const std::string& value, ServerOptions* options) {
 }
 
 void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string* log_level,
-              double* idle, double* handshake) {
+              double* idle, double* handshake, double* publish) {
   app.add_option("--listen", *listen, "Where encoders connect: HOST:PORT")->capture_default_str();
   app.add_option("--ring", o->ring_name, "Name of the shared-memory ring (/dev/shm/NAME.*)")
       ->capture_default_str();
@@ -65,6 +65,10 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
                  "Connections at once from one address (0: no cap)")
       ->capture_default_str();
   app.add_option("--idle-timeout", *idle, "Seconds without a byte before a connection is closed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--publish-timeout", *publish,
+                 "Seconds a connection has, from connecting, to start publishing")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--handshake-timeout", *handshake,
@@ -151,9 +155,10 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   double idle = absl::ToDoubleSeconds(options.idle_timeout);
   double handshake = absl::ToDoubleSeconds(options.handshake_timeout);
+  double publish = absl::ToDoubleSeconds(options.publish_timeout);
   CLI::App app("uringestd: RTMP ingest server. Publishers' frames go to a shared-memory ring.",
                "uringestd");
-  AddFlags(app, &options, &listen, &log_level, &idle, &handshake);
+  AddFlags(app, &options, &listen, &log_level, &idle, &handshake, &publish);
   CLI11_PARSE(app, argc, argv);
   if (std::string error = ParseListen(listen, &options); !error.empty()) {
     std::fprintf(stderr, "uringestd: %s\n", error.c_str());
@@ -161,6 +166,7 @@ int main(int argc, char** argv) {
   }
   options.idle_timeout = absl::Seconds(idle);
   options.handshake_timeout = absl::Seconds(handshake);
+  options.publish_timeout = absl::Seconds(publish);
   spdlog::set_default_logger(spdlog::stderr_color_mt("uringestd"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");

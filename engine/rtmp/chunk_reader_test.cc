@@ -296,8 +296,8 @@ TEST(ChunkReaderTest, MessagesReadAheadAreDeliveredBeforeMoreInputArrives) {
   std::vector<uint8_t> b;
   writer.Write(Header(5, MessageType::kAudio, 1, 0), Payload(1, 1), &b);            // A
   writer.Write(Header(4, MessageType::kVideo, 1, 0x2000000), Payload(129, 2), &b);  // B
-  writer.Write(Header(5, MessageType::kAudio, 1, 0), Payload(1, 3), &b);  // C: fmt 3
-  writer.Write(Header(6, MessageType::kAudio, 1, 0), Payload(1, 4), &b);  // E: fmt 0
+  writer.Write(Header(5, MessageType::kAudio, 1, 0), Payload(1, 3), &b);            // C: fmt 3
+  writer.Write(Header(6, MessageType::kAudio, 1, 0), Payload(1, 4), &b);            // E: fmt 0
   b.resize(b.size() - 12);  // E: 12 header bytes and 1 payload byte; keep the first
   for (size_t cut = 0; cut <= b.size(); ++cut) {
     ChunkReader reader;
