@@ -78,7 +78,6 @@ class Cat {
   std::unique_ptr<Reader> reader_;
   const uint64_t started_ns_ = RealtimeNs();
   bool from_start_ = false;      // the stream began after we started waiting
-  bool from_keyframe_ = false;   // started at the directory's latest keyframe
   bool first_from_ring_ = true;  // no ring record of the stream seen yet
   bool await_keyframe_ = false;  // from "now": drop video until a keyframe
   uint64_t missed_at_start_ = 0;
@@ -133,7 +132,6 @@ absl::StatusOr<StartAt> Cat::FindStream() {
 absl::Status Cat::Follow(StartAt start) {
   from_start_ = start == StartAt::kOldest;
   await_keyframe_ = start == StartAt::kNow;
-  from_keyframe_ = start == StartAt::kLatestKeyframe;
   ringbuf::FollowOptions follow{.start = start, .lossless = options_.lossless};
   if (absl::Status s = reader_->Follow(options_.stream, follow); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("following '", options_.stream, "': ", Text(s)));
@@ -176,16 +174,12 @@ absl::Status Cat::Write(const Frame& frame, std::span<const uint8_t> body) {
   return writer_.WriteTag(frame.type, frame.dts, body, sequence_header);
 }
 
-// The follower counts gaps between delivered frames, not before the first one, so a
-// loss there is found here. From the start, the first record is the stream-begin
-// (sequence 1). From a keyframe, the cursor started on a record of ours: if the producer
-// lapped the reader before it delivered anything, that record at least is gone (how
-// many more is unknown: the keyframe's sequence number is not in the directory).
+// A stream followed from its start begins at the oldest record, where the follower can't
+// know the first sequence number: its first record is the stream-begin (sequence 1), so
+// a loss before the first frame is found here. (From a keyframe the follower knows the
+// keyframe's sequence number and counts such a loss itself.)
 uint64_t Cat::MissedBeforeFirst(const Frame& frame) const {
-  if (from_start_) return frame.sequence - 1;
-  if (!from_keyframe_ || reader_->ring()->laps() == 0) return 0;
-  const uint64_t known = reader_->followed().frames;  // written before we followed
-  return frame.sequence > known + 1 ? frame.sequence - known - 1 : 1;
+  return from_start_ ? frame.sequence - 1 : 0;
 }
 
 absl::Status Cat::HandleFrame(const Frame& frame) {

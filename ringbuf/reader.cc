@@ -58,6 +58,14 @@ absl::Status Reader::Follow(std::string_view name, const FollowOptions& options)
   Seek(options.start);
   follower_ = std::make_unique<StreamFollower>(ring_.get(), followed_.stream_id,
                                                options.start != StartAt::kNow);
+  // Starting at the keyframe: its sequence number makes a loss before the first frame
+  // (the producer laps the reader before it reads) count exactly.
+  RecordHeader first;
+  if (options.start == StartAt::kLatestKeyframe && followed_.latest_keyframe &&
+      ring_->cursor() == *followed_.latest_keyframe && ring_->HeaderAt(ring_->cursor(), &first) &&
+      first.stream_id == followed_.stream_id) {
+    follower_->ExpectFirst(first.sequence);
+  }
   if (options.lossless) {
     if (absl::Status s = ring_->EnableLossless(); !s.ok()) return s;
   }

@@ -58,6 +58,20 @@ class ReaderTest : public ::testing::Test {
   std::unique_ptr<Reader> reader_;
 };
 
+TEST_F(ReaderTest, LapBeforeTheFirstFrameCountsEveryLostFrame) {
+  const uint64_t keyframe = WriteGop(3);
+  ASSERT_TRUE(reader_->Follow("live/cam", {.sequence_headers = false}).ok());
+  // Before the reader reads anything, the producer writes more than the ring holds.
+  const size_t frames_per_lap = kMinRingCapacity / 1000 + 1;
+  for (size_t i = 0; i < 2 * frames_per_lap; ++i) WriteGop(0, 900);
+  const uint64_t last = WriteGop(0, 900);
+  Frame f = NextFrame();
+  EXPECT_GT(f.sequence, keyframe);
+  EXPECT_EQ(f.lost_before, f.sequence - keyframe);  // every frame from the keyframe on
+  EXPECT_EQ(reader_->lost(), f.sequence - keyframe);
+  EXPECT_LE(f.sequence, last);
+}
+
 TEST_F(ReaderTest, LateJoinerGetsSequenceHeadersThenStartsAtLatestKeyframe) {
   std::vector<uint8_t> meta = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
   ASSERT_TRUE(stream_.WriteFrame({.type = RecordType::kData, .flags = kFlagKeyframe}, meta).ok());

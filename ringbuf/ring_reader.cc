@@ -71,6 +71,12 @@ bool RingReader::Readable(uint64_t position) const {
   return LoadAcquire(header_->tail_intent) <= position + capacity_;
 }
 
+bool RingReader::HeaderAt(uint64_t position, RecordHeader* header) const {
+  if ((position & mask_) + kRecordHeaderSize > capacity_ || !Readable(position)) return false;
+  internal::CopyFromShared(header, RecordAt(position), kRecordHeaderSize);
+  return header->position == position && Readable(position);
+}
+
 RingState RingReader::state() const { return static_cast<RingState>(LoadAcquire(header_->state)); }
 
 int64_t RingReader::HeartbeatAgeNs() const {

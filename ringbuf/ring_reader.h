@@ -66,6 +66,9 @@ class RingReader {
   uint64_t Oldest() const;  // the oldest record boundary still in the ring
   // True if the record at `position` has not been overwritten (yet).
   bool Readable(uint64_t position) const;
+  // Copies the header of the record at `position` (a record boundary the producer handed
+  // out); false if it was overwritten before or while it was copied.
+  bool HeaderAt(uint64_t position, RecordHeader* header) const;
 
   // ---- Reading ----
   // Fills *view with the record at the cursor and moves past it; false when there is

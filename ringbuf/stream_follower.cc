@@ -19,7 +19,8 @@ bool StreamFollower::Poll(RecordView* view, uint64_t* lost_before) {
   while (ring_->Poll(view)) {
     if (view->gap_before) await_keyframe_ = true;
     if (view->header.stream_id != stream_id_ || !Wanted(*view)) continue;
-    uint64_t gap = last_sequence_ == 0 ? 0 : view->header.sequence - last_sequence_ - 1;
+    const uint64_t gap = counting_ ? view->header.sequence - last_sequence_ - 1 : 0;
+    counting_ = true;
     lost_ += gap;
     *lost_before = gap;
     last_sequence_ = view->header.sequence;
@@ -27,6 +28,11 @@ bool StreamFollower::Poll(RecordView* view, uint64_t* lost_before) {
     return true;
   }
   return false;
+}
+
+void StreamFollower::ExpectFirst(uint64_t sequence) {
+  last_sequence_ = sequence - 1;
+  counting_ = true;
 }
 
 bool StreamFollower::Validate(const RecordView& view) {

@@ -29,6 +29,10 @@ class StreamFollower {
   // The next record of the stream; false if none is committed yet. *lost_before is the
   // number of the stream's frames lost just before this one.
   bool Poll(RecordView* view, uint64_t* lost_before);
+  // The stream's record with this sequence number is the first wanted: records before it
+  // are skipped, and a gap after it (the producer lapped the reader before its first
+  // Poll) counts as lost. Without it, counting starts at the first record delivered.
+  void ExpectFirst(uint64_t sequence);
   // Checks a delivered view after use (RingReader::Validate); an overwritten one counts
   // as lost and starts a resync.
   bool Validate(const RecordView& view);
@@ -46,7 +50,8 @@ class StreamFollower {
   uint32_t stream_id_;
   bool await_keyframe_;
   bool ended_ = false;
-  uint64_t last_sequence_ = 0;  // of the last delivered record; 0 before the first
+  uint64_t last_sequence_ = 0;  // of the last delivered record (or ExpectFirst()'s - 1)
+  bool counting_ = false;       // last_sequence_ is known: gaps count as lost
   uint64_t lost_ = 0;
   uint64_t invalid_position_ = ~uint64_t{0};  // the last view that failed Validate()
 };
