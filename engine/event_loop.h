@@ -63,6 +63,8 @@ struct EventLoopOptions {
   uint32_t recv_buffers = 512;  // a power of two
   uint32_t recv_buffer_size = 32 << 10;
   uint32_t ring_entries = 1024;  // submission queue; completion queue is 4x
+  // io_uring: receive bundles (several buffers per completion) where the kernel has them.
+  bool recv_bundles = true;
 };
 
 struct LoopCounters {
@@ -70,6 +72,7 @@ struct LoopCounters {
   uint64_t bytes_received = 0;
   uint64_t buffer_shortages = 0;  // ENOBUFS: the provided buffers ran out (backpressure)
   uint64_t rearms = 0;            // multishot receives re-armed
+  uint64_t bundled_buffers = 0;   // buffers beyond the first of a completion (recv bundles)
 };
 
 class EventLoop {

@@ -492,6 +492,21 @@ TEST_P(EventLoopTest, TwentyMegabytesInRandomSizesArriveIntactAndInOrder) {
   EXPECT_GT(counters_.receives, 0u);
 }
 
+// The io_uring loop without recv bundles: one buffer per completion, as on kernels
+// before 6.10 (with them, the test above usually sees several buffers per completion).
+TEST_P(EventLoopTest, EightMegabytesArriveIntactWithoutRecvBundles) {
+  StartLoop({.recv_buffers = 16, .recv_buffer_size = 4096, .recv_bundles = false});
+  Client client(port_);
+  ASSERT_TRUE(client.ok());
+  const Bytes data = RandomBytes(8 * kMiB, 3);
+  ASSERT_TRUE(client.SendAll(data)) << strerror(errno);
+  client.Close();
+  ASSERT_TRUE(WaitForReceiveEnd(0));
+  EXPECT_TRUE(SameBytes(Connection(0).received, data));
+  StopLoop();
+  EXPECT_EQ(counters_.bundled_buffers, 0u);
+}
+
 TEST_P(EventLoopTest, LargeSendToSlowReaderArrivesWholeAndInOrder) {
   StartLoop();
   Client client(port_, /*receive_buffer=*/64 << 10);

@@ -33,7 +33,9 @@ struct ServerOptions {
   // that only trickles bytes must not hold a slot for ever.
   absl::Duration publish_timeout = absl::Seconds(30);
   Backend backend = Backend::kAuto;
-  Placement placement = Placement::kLoad;
+  // reuseport measured as even or better than load in perf/RESULTS.md (a burst of mixed
+  // bitrates once left placement by load 2.5x uneven); see the note there.
+  Placement placement = Placement::kReusePort;
   OnDuplicate on_duplicate = OnDuplicate::kReject;
   bool pin_cpus = false;
   // How long a graceful shutdown waits for connections to close.

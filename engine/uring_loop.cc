@@ -66,6 +66,8 @@ class UringLoop final : public EventLoop {
   void HandleRecv(ConnectionId id, const io_uring_cqe* cqe);
   void HandleSend(ConnectionId id, const io_uring_cqe* cqe);
   void RecycleBuffer(uint16_t bid);
+  void AdvanceBufferRing();
+  void DeliverBundle(ConnectionId id, const io_uring_cqe* cqe);
   void FinishBatch();
   void MaybeRelease(ConnectionId id);
 
@@ -81,6 +83,13 @@ class UringLoop final : public EventLoop {
   io_uring_buf_ring* buffer_ring_ = nullptr;
   size_t buffer_ring_bytes_ = 0;
   unsigned pending_recycles_ = 0;  // buffers added since the last advance
+  // Recv bundles (kernel 6.10): one completion fills several buffers, taken in ring order
+  // from the head. ring_bids_ mirrors which buffer id sits at each ring slot; added_ and
+  // consumed_ count buffers put in and taken out, so consumed_ is the kernel's head.
+  bool bundles_ = false;
+  std::vector<uint16_t> ring_bids_;
+  uint32_t added_ = 0;
+  uint32_t consumed_ = 0;
 
   std::vector<int> listeners_;
   bool listening_ = false;
@@ -139,9 +148,10 @@ absl::Status UringLoop::Init() {
   res = io_uring_register_buf_ring(&ring_, &reg, 0);
   if (res < 0) return absl::ErrnoToStatus(-res, "io_uring_register_buf_ring");
   io_uring_buf_ring_init(buffer_ring_);
+  bundles_ = support_.recv_bundle && options_.recv_bundles;
+  ring_bids_.resize(options_.recv_buffers);
   for (uint32_t bid = 0; bid < options_.recv_buffers; ++bid) RecycleBuffer(uint16_t(bid));
-  io_uring_buf_ring_advance(buffer_ring_, pending_recycles_);
-  pending_recycles_ = 0;
+  AdvanceBufferRing();
 
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return absl::ErrnoToStatus(errno, "eventfd");
@@ -198,6 +208,7 @@ void UringLoop::ArmRecv(ConnectionId id) {
   Connection& c = connections_[id];
   io_uring_sqe* sqe = GetSqe();
   io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  if (bundles_) sqe->ioprio |= IORING_RECVSEND_BUNDLE;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, EncodeUserData(Op::kRecv, id));
@@ -275,10 +286,7 @@ void UringLoop::Run(LoopHandler* handler) {
 // After a batch: hand the recycled buffers back in one step, re-arm the receives that
 // ran out of buffers, and report connections whose last operation completed.
 void UringLoop::FinishBatch() {
-  if (pending_recycles_ > 0) {
-    io_uring_buf_ring_advance(buffer_ring_, pending_recycles_);
-    pending_recycles_ = 0;
-  }
+  AdvanceBufferRing();
   for (ConnectionId id : starved_) {
     if (connections_[id].closing) continue;
     ArmRecv(id);
@@ -348,15 +356,9 @@ void UringLoop::HandleRecv(ConnectionId id, const io_uring_cqe* cqe) {
   if (!more) connections_[id].recv_armed = false;
   if (cqe->res > 0) {
     assert(cqe->flags & IORING_CQE_F_BUFFER);
-    const auto bid = uint16_t(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     ++counters_.receives;
     counters_.bytes_received += cqe->res;
-    if (!connections_[id].closing) {
-      handler_->OnReceive(
-          id, {slab_.data() + size_t{bid} * options_.recv_buffer_size, size_t(cqe->res)},
-          (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0);
-    }
-    RecycleBuffer(bid);  // the parser is done with it
+    DeliverBundle(id, cqe);
     // A multishot receive can stop after data (the kernel ends it, e.g. on a full
     // completion queue): it needs a new submission to go on. (The handler may have
     // grown the table: look the connection up again.)
@@ -382,7 +384,42 @@ void UringLoop::HandleSend(ConnectionId id, const io_uring_cqe* cqe) {
   MaybeRelease(id);
 }
 
+// Hands the bytes of one completion to the handler, a buffer at a time, and gives each
+// buffer back as soon as the handler returns. Without bundles that is one buffer; with
+// them, ceil(res / buffer size) buffers from the ring's head, in ring order.
+void UringLoop::DeliverBundle(ConnectionId id, const io_uring_cqe* cqe) {
+  const auto first = uint16_t(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+  const uint32_t mask = options_.recv_buffers - 1;
+  if (ring_bids_[consumed_ & mask] != first) {
+    // The mirror of the ring lost track of the kernel's head: the bytes would go to the
+    // wrong connection's parser. That can't be recovered from.
+    spdlog::critical("io_uring buffer ring out of step: completion names buffer {}, head holds {}",
+                     first, ring_bids_[consumed_ & mask]);
+    std::abort();
+  }
+  size_t left = size_t(cqe->res);
+  counters_.bundled_buffers += (left - 1) / options_.recv_buffer_size;
+  while (left > 0) {
+    const uint16_t bid = ring_bids_[consumed_++ & mask];
+    const size_t n = std::min<size_t>(left, options_.recv_buffer_size);
+    left -= n;
+    if (!connections_[id].closing) {
+      const bool more = left > 0 || (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+      handler_->OnReceive(id, {slab_.data() + size_t{bid} * options_.recv_buffer_size, n}, more);
+    }
+    RecycleBuffer(bid);  // the parser is done with it
+  }
+}
+
+void UringLoop::AdvanceBufferRing() {
+  if (pending_recycles_ == 0) return;
+  io_uring_buf_ring_advance(buffer_ring_, pending_recycles_);
+  added_ += pending_recycles_;
+  pending_recycles_ = 0;
+}
+
 void UringLoop::RecycleBuffer(uint16_t bid) {
+  ring_bids_[(added_ + pending_recycles_) & (options_.recv_buffers - 1)] = bid;
   io_uring_buf_ring_add(buffer_ring_, slab_.data() + size_t{bid} * options_.recv_buffer_size,
                         options_.recv_buffer_size, bid,
                         io_uring_buf_ring_mask(options_.recv_buffers), pending_recycles_++);

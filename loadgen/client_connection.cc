@@ -60,7 +60,8 @@ absl::Status ClientConnection::Receive(std::span<const uint8_t> in) {
     if (absl::Status s = ReceiveHandshake(&in); !s.ok()) return s;
   }
   rtmp::Message message;
-  while (!in.empty()) {
+  // The reader may hold read-ahead bytes that complete a message after `in` is used up.
+  while (!in.empty() || reader_.has_pending()) {
     absl::StatusOr<rtmp::ChunkReader::Result> r = reader_.Read(in, &message);
     if (!r.ok()) return r.status();
     in = in.subspan(r->consumed);

@@ -89,7 +89,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
                  "reuseport: the kernel spreads them by count")
       ->transform(CLI::CheckedTransformer(placements).description(""))
       ->type_name("load|reuseport")
-      ->default_str("load");
+      ->default_str("reuseport");
   std::map<std::string, OnDuplicate> duplicates{{"reject", OnDuplicate::kReject},
                                                 {"takeover", OnDuplicate::kTakeover}};
   app.add_option("--on-duplicate", o->on_duplicate,
