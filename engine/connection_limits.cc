@@ -8,7 +8,7 @@ ConnectionLimits::ConnectionLimits(uint32_t max_total, uint32_t max_per_address)
     : max_total_(max_total), max_per_address_(max_per_address) {}
 
 std::string ConnectionLimits::Admit(std::string_view address) {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   if (max_total_ != 0 && total_ >= max_total_) {
     return absl::StrCat("the server holds --max-connections=", max_total_, " connections");
   }
@@ -25,7 +25,7 @@ std::string ConnectionLimits::Admit(std::string_view address) {
 }
 
 void ConnectionLimits::Leave(std::string_view address) {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   --total_;
   if (max_per_address_ == 0) return;
   auto it = per_address_.find(std::string(address));
@@ -33,7 +33,7 @@ void ConnectionLimits::Leave(std::string_view address) {
 }
 
 uint32_t ConnectionLimits::total() const {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   return total_;
 }
 

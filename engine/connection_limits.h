@@ -18,7 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/internal/mutex.h"
 
 namespace uringest::engine {
 
@@ -36,7 +36,7 @@ class ConnectionLimits {
  private:
   const uint32_t max_total_;
   const uint32_t max_per_address_;
-  mutable absl::Mutex mu_;
+  mutable internal::Mutex mu_;
   uint32_t total_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, uint32_t> per_address_ ABSL_GUARDED_BY(mu_);
 };

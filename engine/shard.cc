@@ -66,13 +66,13 @@ Shard::Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, 
 
 Shard::~Shard() {
   Join();
-  absl::MutexLock lock(&inbox_mu_);
+  internal::MutexLock lock(&inbox_mu_);
   for (int fd : inbox_.fds) close(fd);  // handed over after this shard stopped
 }
 
 absl::Status Shard::Start() {
   thread_ = std::thread([this] { ThreadMain(); });
-  started_.WaitForNotification();
+  started_.wait();
   return start_status_;
 }
 
@@ -103,7 +103,7 @@ void Shard::ThreadMain() {
   start_status_ = CreateLoop();
   const bool ok = start_status_.ok();
   running_.store(ok, std::memory_order_release);
-  started_.Notify();
+  started_.count_down();
   if (!ok) {
     finished_.store(true, std::memory_order_release);
     return;
@@ -120,7 +120,7 @@ void Shard::ThreadMain() {
 
 void Shard::PostListen() {
   {
-    absl::MutexLock lock(&inbox_mu_);
+    internal::MutexLock lock(&inbox_mu_);
     inbox_.listen = true;
   }
   Wake();
@@ -135,7 +135,7 @@ void Shard::Wake() {
 void Shard::PostConnection(int fd) {
   fresh_.fetch_add(1, std::memory_order_relaxed);
   {
-    absl::MutexLock lock(&inbox_mu_);
+    internal::MutexLock lock(&inbox_mu_);
     inbox_.fds.push_back(fd);
   }
   Wake();
@@ -143,7 +143,7 @@ void Shard::PostConnection(int fd) {
 
 void Shard::PostEviction(uint64_t serial) {
   {
-    absl::MutexLock lock(&inbox_mu_);
+    internal::MutexLock lock(&inbox_mu_);
     inbox_.evictions.push_back(serial);
   }
   Wake();
@@ -151,7 +151,7 @@ void Shard::PostEviction(uint64_t serial) {
 
 void Shard::PostShutdown() {
   {
-    absl::MutexLock lock(&inbox_mu_);
+    internal::MutexLock lock(&inbox_mu_);
     inbox_.shutdown = true;
   }
   Wake();
@@ -160,7 +160,7 @@ void Shard::PostShutdown() {
 void Shard::OnWake() {
   Inbox inbox;
   {
-    absl::MutexLock lock(&inbox_mu_);
+    internal::MutexLock lock(&inbox_mu_);
     std::swap(inbox, inbox_);
   }
   if (inbox.listen && listen_fd_ >= 0 && !shutting_down_) {
@@ -341,9 +341,9 @@ void Shard::CheckTimeouts() {
     if (slot == nullptr || slot->closing) continue;
     Connection& c = *slot;
     if (!c.rtmp.handshake_complete() && now - c.accepted_ms >= handshake_ms) {
-      CloseConnection(c, absl::StrCat("handshake not done after ", handshake_ms / 1000, " s"));
+      CloseConnection(c, absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0));
     } else if (now - c.last_activity_ms >= idle_ms) {
-      CloseConnection(c, absl::StrCat("idle for ", idle_ms / 1000, " s (--idle-timeout)"));
+      CloseConnection(c, absl::StrFormat("idle for %.1f s (--idle-timeout)", idle_ms / 1000.0));
     } else if (!c.sink.has_published() && now - c.accepted_ms >= publish_ms) {
       CloseConnection(
           c, absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"));

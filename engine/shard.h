@@ -17,15 +17,15 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "engine/event_loop.h"
+#include "engine/internal/mutex.h"
 #include "engine/io_uring_probe.h"
 #include "engine/server_options.h"
 #include "engine/slab_allocator.h"
@@ -111,7 +111,7 @@ class alignas(64) Shard : private LoopHandler {
   ringbuf::ShardWriter* const ring_;
   const int listen_fd_;
   std::thread thread_;
-  absl::Notification started_;
+  std::latch started_{1};  // the thread set up its loop (or failed to)
   absl::Status start_status_;
 
   std::unique_ptr<EventLoop> loop_;
@@ -126,7 +126,7 @@ class alignas(64) Shard : private LoopHandler {
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
 
-  absl::Mutex inbox_mu_;
+  internal::Mutex inbox_mu_;
   Inbox inbox_ ABSL_GUARDED_BY(inbox_mu_);
 
   std::atomic<uint64_t> ingress_rate_{0};

@@ -13,7 +13,7 @@ StreamRegistry::StreamRegistry(OnDuplicate policy, std::function<void(const Publ
 bool StreamRegistry::Claim(std::string_view key, const Publisher& publisher) {
   std::optional<Publisher> evicted;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     auto [it, inserted] = owners_.try_emplace(std::string(key), publisher);
     if (!inserted) {
       // A connection publishing the name on a second stream of its own is refused
@@ -27,13 +27,13 @@ bool StreamRegistry::Claim(std::string_view key, const Publisher& publisher) {
 }
 
 void StreamRegistry::Release(std::string_view key, const Publisher& publisher) {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   auto it = owners_.find(std::string(key));
   if (it != owners_.end() && it->second == publisher) owners_.erase(it);
 }
 
 size_t StreamRegistry::size() const {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   return owners_.size();
 }
 

@@ -24,7 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/internal/mutex.h"
 #include "engine/rtmp/frame.h"
 
 namespace uringest::engine {
@@ -55,7 +55,7 @@ class StreamRegistry {
  private:
   const OnDuplicate policy_;
   const std::function<void(const Publisher&)> evict_;
-  mutable absl::Mutex mu_;
+  mutable internal::Mutex mu_;
   absl::flat_hash_map<std::string, Publisher> owners_ ABSL_GUARDED_BY(mu_);
 };
 
