@@ -17,8 +17,8 @@
 //
 // Memory: a message's payload is assembled in a buffer of its own chunk stream that
 // grows with the bytes that actually arrived (never the announced length up front, and
-// never the chunk size), starting at 256 bytes. A message that arrives whole inside one input span is handed
-// out in place, with no copy. Options cap the message size, the number of chunk streams
+// never the chunk size), starting at 256 bytes. A message that arrives whole inside one input span
+// is handed out in place, with no copy. Options cap the message size, the number of chunk streams
 // and the bytes held in partial messages, so a peer can't make a connection grow without
 // bound.
 

@@ -57,10 +57,10 @@ class ServerConnection : private MessageSender {
   // the caller sends what output() holds if it can, then closes the connection.
   //
   // `more_queued` says the socket already holds more bytes: an Acknowledgement then
-  // waits until they are read, or until a second window has gone by. A publisher that closes its socket while our bytes sit
-  // unread in it (ffmpeg stops reading once it has written everything) makes its kernel
-  // answer with a reset, and a reset throws away whatever we had not read yet: the end
-  // of its stream. Acking only a drained socket keeps that window as small as TCP allows.
+  // waits until they are read, or until a second window has gone by. A publisher that closes its
+  // socket while our bytes sit unread in it (ffmpeg stops reading once it has written everything)
+  // makes its kernel answer with a reset, and a reset throws away whatever we had not read yet: the
+  // end of its stream. Acking only a drained socket keeps that window as small as TCP allows.
   [[nodiscard]] absl::Status Receive(std::span<const uint8_t> in, bool more_queued = false);
 
   // Bytes queued for the peer, in order. Valid until the next call of a non-const method.
