@@ -130,6 +130,8 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.set_config("--config", "", "Read flags from FILE: one 'name = value' per line (INI/TOML)");
+  app.allow_config_extras(
+      false);  // an unknown name in the file is an error, as on the command line
 }
 
 // Waits for SIGINT/SIGTERM, shuts down gracefully; a second signal exits at once.
