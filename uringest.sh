@@ -5,7 +5,8 @@
 #   ./uringest.sh start [uringestd flags...]   build, then run uringestd in the foreground
 #   ./uringest.sh test                         build, then run the whole test suite:
 #                                              -Werror build + every test, ASan/UBSan
-#                                              build + unit tests, TSan build + ring tests
+#                                              build + unit tests, TSan build + ring and
+#                                              engine tests
 #   ./uringest.sh build                        install and build only (build/bin/)
 set -euo pipefail
 cd "$(dirname "$0")"
