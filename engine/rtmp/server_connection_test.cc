@@ -112,6 +112,15 @@ class RecordedSessionTest : public ::testing::TestWithParam<const char*> {
     EXPECT_EQ(sink.ended, 1);  // ffmpeg's FCUnpublish/deleteStream end it once
   }
 
+  // A fresh connection fed the capture in pieces ending at `cuts` yields the source.
+  void FeedAndExpectSourceVideo(const std::vector<size_t>& cuts) {
+    RecordingSink sink;
+    NameSet names;
+    ServerConnection conn(DeterministicOptions(), &sink, &names);
+    FeedInPieces(conn, capture_, cuts);
+    ExpectSourceVideo(sink);
+  }
+
   std::vector<uint8_t> capture_;
   std::vector<testing::FlvTag> source_video_;
 };
@@ -129,11 +138,7 @@ TEST_P(RecordedSessionTest, WholeCaptureYieldsEverySourceFrame) {
 
 TEST_P(RecordedSessionTest, SplitAtEveryByteBoundaryYieldsEverySourceFrame) {
   for (size_t cut = 0; cut <= capture_.size(); ++cut) {
-    RecordingSink sink;
-    NameSet names;
-    ServerConnection conn(DeterministicOptions(), &sink, &names);
-    FeedInPieces(conn, capture_, {cut});
-    ExpectSourceVideo(sink);
+    FeedAndExpectSourceVideo({cut});
     if (::testing::Test::HasFailure()) FAIL() << "split at byte " << cut;
   }
 }
@@ -156,11 +161,7 @@ TEST_P(RecordedSessionTest, ThousandRandomSplittingsYieldEverySourceFrame) {
     const size_t pieces = 1 + rng() % (i % 2 ? 8 : 400);
     for (size_t p = 0; p < pieces; ++p) cuts.push_back(rng() % (capture_.size() + 1));
     std::sort(cuts.begin(), cuts.end());
-    RecordingSink sink;
-    NameSet names;
-    ServerConnection conn(DeterministicOptions(), &sink, &names);
-    FeedInPieces(conn, capture_, cuts);
-    ExpectSourceVideo(sink);
+    FeedAndExpectSourceVideo(cuts);
     if (::testing::Test::HasFailure()) FAIL() << "splitting " << i;
   }
 }
