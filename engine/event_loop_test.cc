@@ -102,6 +102,7 @@ class Client {
   bool SendAll(std::span<const uint8_t> bytes) {
     while (!bytes.empty()) {
       const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;  // a signal, not the peer
       if (n <= 0) return false;
       bytes = bytes.subspan(size_t(n));
     }
@@ -116,6 +117,7 @@ class Client {
     out->resize(size);
     for (size_t done = 0, since_pause = 0; done < size;) {
       const ssize_t n = recv(fd_, out->data() + done, std::min(chunk, size - done), 0);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
       done += size_t(n);
       since_pause += size_t(n);
@@ -133,6 +135,7 @@ class Client {
     for (;;) {
       const ssize_t n = recv(fd_, scratch, sizeof(scratch), 0);
       if (n == 0) return true;
+      if (n < 0 && errno == EINTR) continue;
       if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
     }
   }

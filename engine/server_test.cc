@@ -158,6 +158,7 @@ class RtmpClient {
   bool SendAll(std::span<const uint8_t> bytes) {
     while (!bytes.empty()) {
       const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;  // a signal, not the peer
       if (n <= 0) {
         send_errno_ = n < 0 ? errno : 0;
         return false;
@@ -242,8 +243,7 @@ class RtmpClient {
   bool AwaitClose(absl::Duration timeout = kTimeout) {
     const absl::Time deadline = absl::Now() + timeout;
     for (;;) {
-      pollfd p{.fd = fd_, .events = POLLIN};
-      if (poll(&p, 1, MillisecondsUntil(deadline)) <= 0) return false;
+      if (!PollIn(deadline)) return false;
       uint8_t scratch[64 << 10];
       const ssize_t n = recv(fd_, scratch, sizeof(scratch), MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
@@ -264,11 +264,20 @@ class RtmpClient {
         amf);
   }
 
+  // Waits until the socket is readable or `deadline` passes; a signal is not a timeout.
+  bool PollIn(absl::Time deadline) const {
+    for (;;) {
+      pollfd p{.fd = fd_, .events = POLLIN};
+      const int n = poll(&p, 1, MillisecondsUntil(deadline));
+      if (n < 0 && errno == EINTR) continue;
+      return n > 0;
+    }
+  }
+
   // Reads what the socket holds into in_, waiting until `deadline`. False on EOF, error
   // or timeout.
   bool ReadMore(absl::Time deadline) {
-    pollfd p{.fd = fd_, .events = POLLIN};
-    if (poll(&p, 1, MillisecondsUntil(deadline)) <= 0) return false;
+    if (!PollIn(deadline)) return false;
     uint8_t scratch[16 << 10];
     const ssize_t n = recv(fd_, scratch, sizeof(scratch), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
