@@ -158,6 +158,7 @@ class Client {
 struct ConnectionRecord {
   Bytes received;  // when the handler keeps bytes
   uint64_t bytes_received = 0;
+  size_t largest_receive = 0;  // the most bytes one OnReceive carried
   std::optional<int> receive_end;
   int releases = 0;
   bool closed = false;  // Close() was called
@@ -264,6 +265,7 @@ class RecordingHandler final : public LoopHandler {
       if (bytes.empty()) Violation(id, "OnReceive with no bytes");
       if (keep_bytes) c.received.insert(c.received.end(), bytes.begin(), bytes.end());
       c.bytes_received += bytes.size();
+      c.largest_receive = std::max(c.largest_receive, bytes.size());
       close = close_on_first_receive && !c.closed;
     }
     cv_.notify_all();
@@ -493,6 +495,27 @@ TEST_P(EventLoopTest, TwentyMegabytesInRandomSizesArriveIntactAndInOrder) {
   StopLoop();
   EXPECT_EQ(counters_.bytes_received, data.size());
   EXPECT_GT(counters_.receives, 0u);
+}
+
+// With recv bundles, a completion's adjacent buffers reach the handler as one span, also
+// across the many wraps of a small pool.
+TEST_P(EventLoopTest, BundledBuffersArriveAsOneSpanIntactAcrossWraps) {
+  if (GetParam() != Backend::kIoUring || !Support().recv_bundle) {
+    GTEST_SKIP() << "needs io_uring recv bundles (kernel 6.10)";
+  }
+  StartLoop({.recv_buffers = 16, .recv_buffer_size = 4096});
+  Client client(port_);
+  ASSERT_TRUE(client.ok());
+  const Bytes data = RandomBytes(8 * kMiB, 4);
+  ASSERT_TRUE(client.SendAll(data)) << strerror(errno);
+  client.Close();
+  ASSERT_TRUE(WaitForReceiveEnd(0));
+  const ConnectionRecord c = Connection(0);
+  EXPECT_TRUE(SameBytes(c.received, data));
+  StopLoop();
+  ASSERT_GT(counters_.bundled_buffers, 0u) << "no completion filled more than one buffer";
+  EXPECT_GT(c.largest_receive, 4096u);
+  EXPECT_LE(c.largest_receive, 16u * 4096);
 }
 
 // The io_uring loop without recv bundles: one buffer per completion, as on kernels

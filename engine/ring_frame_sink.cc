@@ -110,13 +110,13 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
       .dts = int64_t(frame.dts),
       .pts = int64_t(frame.dts) + frame.composition_offset,
       .ingest_time_ns = RealtimeNs()};
-  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload); !s.ok()) {
+  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces()); !s.ok()) {
     ++counters_.dropped;
     return;
   }
   ++stream->frames;
   ++counters_.frames;
-  counters_.bytes += frame.payload.size();
+  counters_.bytes += frame.payload_size();
 }
 
 // Codec parameters change rarely: the directory is written only when they do.

@@ -384,9 +384,12 @@ void UringLoop::HandleSend(ConnectionId id, const io_uring_cqe* cqe) {
   MaybeRelease(id);
 }
 
-// Hands the bytes of one completion to the handler, a buffer at a time, and gives each
-// buffer back as soon as the handler returns. Without bundles that is one buffer; with
-// them, ceil(res / buffer size) buffers from the ring's head, in ring order.
+// Hands the bytes of one completion to the handler and gives the buffers back as soon as
+// it returns. Without bundles that is one buffer; with them, ceil(res / buffer size)
+// buffers from the ring's head, in ring order. Buffers go back in the order they were
+// taken, so ring order stays buffer id order and a bundle is one run of adjacent
+// buffers, split only where the ids wrap to 0: each run goes to the handler as one span
+// (a message larger than a buffer then often arrives whole, and needs no assembly).
 void UringLoop::DeliverBundle(ConnectionId id, const io_uring_cqe* cqe) {
   const auto first = uint16_t(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
   const uint32_t mask = options_.recv_buffers - 1;
@@ -397,17 +400,25 @@ void UringLoop::DeliverBundle(ConnectionId id, const io_uring_cqe* cqe) {
                      first, ring_bids_[consumed_ & mask]);
     std::abort();
   }
+  const size_t buffer_size = options_.recv_buffer_size;
   size_t left = size_t(cqe->res);
-  counters_.bundled_buffers += (left - 1) / options_.recv_buffer_size;
+  counters_.bundled_buffers += (left - 1) / buffer_size;
   while (left > 0) {
-    const uint16_t bid = ring_bids_[consumed_++ & mask];
-    const size_t n = std::min<size_t>(left, options_.recv_buffer_size);
+    // The run of buffers with adjacent ids from the head.
+    const uint16_t bid = ring_bids_[consumed_ & mask];
+    uint32_t count = 1;
+    size_t n = std::min(left, buffer_size);
+    while (n < left && ring_bids_[(consumed_ + count) & mask] == bid + count) {
+      n += std::min(left - n, buffer_size);
+      ++count;
+    }
+    consumed_ += count;
     left -= n;
     if (!connections_[id].closing) {
       const bool more = left > 0 || (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
-      handler_->OnReceive(id, {slab_.data() + size_t{bid} * options_.recv_buffer_size, n}, more);
+      handler_->OnReceive(id, {slab_.data() + size_t{bid} * buffer_size, n}, more);
     }
-    RecycleBuffer(bid);  // the parser is done with it
+    for (uint32_t i = 0; i < count; ++i) RecycleBuffer(uint16_t(bid + i));  // parsed
   }
 }
 

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "loadgen/media_source.h"
 #include "loadgen/stamp.h"
+#include "tests/rtmp_testing.h"
 
 namespace uringest::loadgen {
 namespace {
@@ -30,7 +31,7 @@ class RecordingSink : public FrameSink {
   void OnStreamBegin(uint32_t, StreamName name) override { began.push_back(Key(name)); }
   void OnFrame(const Frame& frame) override {
     frames.push_back({frame.type, frame.dts, frame.sequence_header,
-                      std::vector<uint8_t>(frame.payload.begin(), frame.payload.end())});
+                      testing::PayloadBytes(frame)});
   }
   void OnStreamEnd(uint32_t) override { ++ended; }
 

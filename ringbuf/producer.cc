@@ -163,9 +163,10 @@ absl::StatusOr<uint64_t> Producer::Write(const RecordMeta& meta,
   if (!room.ok()) return room.status();
   uint8_t* out = room->data();
   for (std::span<const uint8_t> piece : pieces) {
-    internal::CopyToShared(out, piece.data(), piece.size());
+    internal::StreamToShared(out, piece.data(), piece.size());
     out += piece.size();
   }
+  internal::StreamFence();  // before Commit() publishes them
   return Commit();
 }
 

@@ -1,5 +1,6 @@
 #include "tests/rtmp_testing.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -39,6 +40,17 @@ std::vector<FlvTag> ParseFlvTags(std::span<const uint8_t> flv) {
     pos += 11 + size + 4;
   }
   return tags;
+}
+
+std::vector<uint8_t> PayloadBytes(const rtmp::Frame& frame) {
+  std::vector<uint8_t> bytes;
+  bytes.reserve(frame.payload_size());
+  for (std::span<const uint8_t> piece : frame.payload_pieces()) {
+    const size_t at = bytes.size();
+    bytes.resize(at + piece.size());
+    std::copy(piece.begin(), piece.end(), bytes.begin() + ptrdiff_t(at));
+  }
+  return bytes;
 }
 
 }  // namespace uringest::testing

@@ -9,7 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/rtmp/frame.h"
+
 namespace uringest::testing {
+
+// A frame's payload as one vector, its pieces (rtmp::Frame::pieces) joined.
+std::vector<uint8_t> PayloadBytes(const rtmp::Frame& frame);
 
 // The bytes of tests/data/`name`. Aborts the test binary if the file can't be read.
 std::vector<uint8_t> ReadTestData(std::string_view name);

@@ -148,6 +148,19 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8
       chunk_remaining_ = 0;
       return CompleteCurrent(bytes, pos, message);
     }
+    if (cs->received == 0 && take == chunk_remaining_ && options_.gather_media &&
+        (cs->type == MessageType::kAudio || cs->type == MessageType::kVideo) &&
+        chunk_size_ >= kMinGatherChunkSize) {
+      // The first chunk of a longer message: if the rest of it is in `in` too, hand out
+      // the chunks' payloads in place.
+      pieces_.assign(1, bytes);
+      if (const size_t end = GatherRest(in, pos); end > 0) {
+        chunk_remaining_ = 0;
+        absl::StatusOr<Result> r = CompleteCurrent(bytes, end, message);
+        if (r.ok()) message->pieces = pieces_;
+        return r;
+      }
+    }
     if (absl::Status s = AppendPayload(cs, bytes); !s.ok()) return s;
     chunk_remaining_ -= take;
     if (chunk_remaining_ == 0) {
@@ -158,6 +171,34 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8
     }
   }
   return Result{pos, false};
+}
+
+// Looks for the continuation chunks of the current message, whose first chunk's payload
+// (pieces_[0]) ends at `pos`, all within `in`. Each must be a fmt 3 header of the same
+// chunk stream, read as ParseHeader() would read it, followed by its whole payload. On
+// success pieces_ holds every payload and the result is the offset just past the last
+// one; 0 means the message must be assembled the usual way (a chunk not all there yet,
+// another chunk stream's chunk in between, or an unsettled extended timestamp form).
+size_t ChunkReader::GatherRest(std::span<const uint8_t> in, size_t pos) {
+  const ChunkStream& cs = *current_;
+  size_t extended = 0;
+  if (cs.extended) {
+    if (continuation_timestamp_ == ContinuationTimestamp::kUnknown) return 0;
+    if (continuation_timestamp_ == ContinuationTimestamp::kPresent) {
+      extended = kExtendedTimestampSize;
+    }
+  }
+  size_t left = cs.length - pieces_[0].size();
+  while (left > 0) {
+    if (pos >= in.size() || in[pos] >> 6 != 3) return 0;
+    const size_t header = BasicHeaderLength(in[pos]) + extended;
+    const size_t n = std::min<size_t>(chunk_size_, left);
+    if (in.size() - pos < header + n || ChunkStreamId(in.data() + pos) != cs.csid) return 0;
+    pieces_.push_back(in.subspan(pos + header, n));
+    pos += header + n;
+    left -= n;
+  }
+  return pos;
 }
 
 // How many header bytes the chunk header starting at p needs, judged from the
@@ -312,6 +353,7 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(std::span<const
   message->header.stream_id = cs->stream_id;
   message->header.timestamp = cs->timestamp;
   message->payload = payload;
+  message->pieces = {};
   if (cs->capacity > options_.retained_buffer_bytes) release_pending_ = cs;
   if (cs->type == MessageType::kSetChunkSize || cs->type == MessageType::kAbort) {
     if (absl::Status s = ApplyControl(*message); !s.ok()) return s;

@@ -17,8 +17,9 @@
 //
 // Memory: a message's payload is assembled in a buffer of its own chunk stream that
 // grows with the bytes that actually arrived (never the announced length up front, and
-// never the chunk size), starting at 256 bytes. A message that arrives whole inside one input span
-// is handed out in place, with no copy. Options cap the message size, the number of chunk streams
+// never the chunk size), starting at 256 bytes. A message that arrives whole inside one input
+// span is handed out in place, with no copy: a one-chunk message as one span, a longer audio
+// or video message (with gather_media) as the payloads of its chunks. Options cap the message size, the number of chunk streams
 // and the bytes held in partial messages, so a peer can't make a connection grow without
 // bound.
 
@@ -53,7 +54,14 @@ struct ChunkReaderOptions {
   size_t retained_buffer_bytes = 4 << 20;
   // Where assembly buffers come from; nullptr: the heap. Must outlive the reader.
   BufferAllocator* allocator = nullptr;
+  // Hand out an audio or video message whose chunks all lie in the input span as pieces
+  // (Message::pieces) instead of copying them together. Only for callers that read
+  // pieces; and only while the chunk size is at least kMinGatherChunkSize, so a message
+  // is never more than a few pieces.
+  bool gather_media = false;
 };
+
+inline constexpr uint32_t kMinGatherChunkSize = 1024;
 
 class ChunkReader {
  public:
@@ -106,6 +114,7 @@ class ChunkReader {
   ChunkStream* FindStream(uint32_t csid) const;
   absl::StatusOr<ChunkStream*> FindOrAddStream(uint32_t csid, uint8_t fmt);
   absl::Status AppendPayload(ChunkStream* cs, std::span<const uint8_t> bytes);
+  size_t GatherRest(std::span<const uint8_t> in, size_t pos);
   absl::StatusOr<Result> CompleteCurrent(std::span<const uint8_t> payload, size_t consumed,
                                          Message* message);
   absl::Status ApplyControl(const Message& message);
@@ -128,6 +137,8 @@ class ChunkReader {
   uint8_t replay_len_ = 0;
   uint8_t replay_pos_ = 0;
   absl::InlinedVector<std::unique_ptr<ChunkStream>, 4> streams_;
+  // The pieces of a gathered message, valid until the next Read().
+  absl::InlinedVector<std::span<const uint8_t>, 16> pieces_;
   mutable ChunkStream* last_stream_ = nullptr;  // FindStream()'s cache
   // A buffer over options_.retained_buffer_bytes, freed at the next Read() (its message
   // is in the caller's hands until then).

@@ -33,6 +33,19 @@ std::ostream& operator<<(std::ostream& os, const OwnedMessage& m) {
             << "}";
 }
 
+// A message's payload in one vector, its pieces joined (gather_media).
+std::vector<uint8_t> Joined(const Message& m) {
+  if (m.pieces.empty()) return {m.payload.begin(), m.payload.end()};
+  EXPECT_EQ(m.payload.data(), m.pieces[0].data()) << "payload is not the first piece";
+  EXPECT_EQ(m.payload.size(), m.pieces[0].size()) << "payload is not the first piece";
+  std::vector<uint8_t> joined;
+  for (std::span<const uint8_t> piece : m.pieces) {
+    EXPECT_FALSE(piece.empty());
+    for (uint8_t byte : piece) joined.push_back(byte);
+  }
+  return joined;
+}
+
 // Feeds `bytes` to `reader` in pieces ending at each of `cuts` (ascending), then the rest.
 absl::StatusOr<std::vector<OwnedMessage>> Feed(ChunkReader& reader, std::span<const uint8_t> bytes,
                                                const std::vector<size_t>& cuts = {}) {
@@ -51,9 +64,7 @@ absl::StatusOr<std::vector<OwnedMessage>> Feed(ChunkReader& reader, std::span<co
       // Each call makes progress: input, a message, or the bytes it had read ahead.
       EXPECT_TRUE(r->consumed > 0 || r->message_ready || !reader.has_pending());
       in = in.subspan(r->consumed);
-      if (r->message_ready) {
-        messages.push_back({m.header, {m.payload.begin(), m.payload.end()}});
-      }
+      if (r->message_ready) messages.push_back({m.header, Joined(m)});
     }
     start = end;
   }
@@ -534,6 +545,132 @@ TEST(ChunkReaderTest, WholeMessageInOneChunkIsHandedOutInPlace) {
   EXPECT_EQ(reader.buffered_bytes(), 0u);
 }
 
+// ---- Gathering (gather_media) ----
+
+// A writer's bytes for `messages` at chunk size `chunk_size` (announced first).
+std::vector<uint8_t> Session(uint32_t chunk_size, const std::vector<OwnedMessage>& messages,
+                             ChunkWriterOptions options = {}) {
+  ChunkWriter writer(options);
+  std::vector<uint8_t> b;
+  writer.Write(Header(2, MessageType::kSetChunkSize, 0, 0), SetChunkSizeBytes(chunk_size), &b);
+  writer.set_chunk_size(chunk_size);
+  for (const OwnedMessage& m : messages) writer.Write(m.header, m.payload, &b);
+  return b;
+}
+
+bool Within(std::span<const uint8_t> piece, std::span<const uint8_t> in) {
+  return piece.data() >= in.data() && piece.data() + piece.size() <= in.data() + in.size();
+}
+
+TEST(ChunkReaderTest, MediaMessageWholeInTheInputComesAsPiecesInPlace) {
+  const OwnedMessage video{Header(6, MessageType::kVideo, 1, 40), Payload(10000, 7)};
+  const std::vector<uint8_t> b = Session(4096, {video});
+  ChunkReader reader(ChunkReaderOptions{.gather_media = true});
+  std::span<const uint8_t> in(b);
+  Message m;
+  auto r = reader.Read(in, &m);  // Set Chunk Size
+  ASSERT_TRUE(r.ok() && r->message_ready);
+  in = in.subspan(r->consumed);
+  r = reader.Read(in, &m);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->message_ready);
+  EXPECT_EQ(r->consumed, in.size());
+  ASSERT_EQ(m.pieces.size(), 3u);  // 4096 + 4096 + 1808
+  for (std::span<const uint8_t> piece : m.pieces) EXPECT_TRUE(Within(piece, in));
+  EXPECT_EQ(m.pieces[2].size(), 1808u);
+  EXPECT_EQ(m.payload_size(), 10000u);
+  EXPECT_EQ((OwnedMessage{m.header, Joined(m)}), video);
+  EXPECT_EQ(reader.buffered_bytes(), 0u) << "nothing was assembled";
+}
+
+TEST(ChunkReaderTest, GatheringLeavesOtherMessagesAndShortInputToAssembly) {
+  const std::vector<OwnedMessage> messages = {
+      {Header(3, MessageType::kCommandAmf0, 0, 0), Payload(5000, 1)},  // never gathered
+      {Header(6, MessageType::kVideo, 1, 40), Payload(9000, 2)},
+  };
+  const std::vector<uint8_t> b = Session(2048, messages);
+  // Whole: the command is assembled, the video gathered.
+  ChunkReader whole(ChunkReaderOptions{.gather_media = true});
+  std::vector<OwnedMessage> got;
+  std::span<const uint8_t> in(b);
+  while (!in.empty()) {
+    Message m;
+    auto r = whole.Read(in, &m);
+    ASSERT_TRUE(r.ok()) << r.status();
+    in = in.subspan(r->consumed);
+    if (!r->message_ready) continue;
+    const size_t want_pieces = m.header.type == MessageType::kVideo ? 5 : 0;
+    EXPECT_EQ(m.pieces.size(), want_pieces) << "type " << int(m.header.type);
+    got.push_back({m.header, Joined(m)});
+  }
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[1], messages[0]);
+  EXPECT_EQ(got[2], messages[1]);
+  // Cut one byte before the video's end: its chunks are assembled as they come.
+  ChunkReader cut(ChunkReaderOptions{.gather_media = true});
+  auto fed = Feed(cut, b, {b.size() - 1});
+  ASSERT_TRUE(fed.ok()) << fed.status();
+  ASSERT_EQ(fed->size(), 3u);
+  EXPECT_EQ((*fed)[2], messages[1]);
+}
+
+TEST(ChunkReaderTest, ChunksOfAnotherStreamInBetweenStopGathering) {
+  ChunkWriter writer;
+  std::vector<uint8_t> b;
+  writer.Write(Header(2, MessageType::kSetChunkSize, 0, 0), SetChunkSizeBytes(1024), &b);
+  writer.set_chunk_size(1024);
+  const OwnedMessage video{Header(6, MessageType::kVideo, 1, 40), Payload(3000, 3)};
+  const OwnedMessage audio{Header(4, MessageType::kAudio, 1, 41), Payload(2000, 4)};
+  ChunkWriter::Cursor v = writer.Begin(video.header, video.payload);
+  ChunkWriter::Cursor a = writer.Begin(audio.header, audio.payload);
+  for (bool v_done = false, a_done = false; !v_done || !a_done;) {
+    if (!v_done) v_done = writer.WriteChunk(&v, &b);
+    if (!a_done) a_done = writer.WriteChunk(&a, &b);
+  }
+  ChunkReader reader(ChunkReaderOptions{.gather_media = true});
+  std::span<const uint8_t> in(b);
+  std::vector<OwnedMessage> got;
+  while (!in.empty()) {
+    Message m;
+    auto r = reader.Read(in, &m);
+    ASSERT_TRUE(r.ok()) << r.status();
+    in = in.subspan(r->consumed);
+    if (!r->message_ready || m.header.type == MessageType::kSetChunkSize) continue;
+    EXPECT_TRUE(m.pieces.empty()) << "interleaved chunks were gathered";
+    got.push_back({m.header, Joined(m)});
+  }
+  EXPECT_EQ(got, (std::vector<OwnedMessage>{audio, video}));
+}
+
+TEST(ChunkReaderTest, GatheringReadsContinuationExtendedTimestampsInEitherForm) {
+  for (bool repeat : {true, false}) {
+    // Past 0xFFFFFF ms every chunk header carries the extended field, or (repeat false)
+    // only the first chunk's does. The first message settles which: it is assembled.
+    std::vector<OwnedMessage> messages;
+    for (int i = 0; i < 3; ++i) {
+      messages.push_back({Header(6, MessageType::kVideo, 1, 0x1000000 + 33 * i),
+                          Payload(5000, uint8_t(i))});
+    }
+    const std::vector<uint8_t> b =
+        Session(1500, messages, ChunkWriterOptions{.repeat_extended_timestamp = repeat});
+    ChunkReader reader(ChunkReaderOptions{.gather_media = true});
+    std::span<const uint8_t> in(b);
+    std::vector<OwnedMessage> got;
+    std::vector<size_t> pieces;
+    while (!in.empty() || reader.has_pending()) {
+      Message m;
+      auto r = reader.Read(in, &m);
+      ASSERT_TRUE(r.ok()) << r.status();
+      in = in.subspan(r->consumed);
+      if (!r->message_ready || m.header.type != MessageType::kVideo) continue;
+      got.push_back({m.header, Joined(m)});
+      pieces.push_back(m.pieces.size());
+    }
+    EXPECT_EQ(got, messages) << "repeat " << repeat;
+    EXPECT_EQ(pieces, (std::vector<size_t>{0, 4, 4})) << "repeat " << repeat;
+  }
+}
+
 // ---- Randomized round trip ----
 
 TEST(ChunkReaderTest, RandomWriterSessionsRoundTripUnderRandomSplits) {
@@ -608,7 +745,8 @@ TEST(ChunkReaderTest, RandomWriterSessionsRoundTripUnderRandomSplits) {
     std::vector<size_t> cuts;
     for (size_t c = 0; c < 20 && !bytes.empty(); ++c) cuts.push_back(rng() % bytes.size());
     std::sort(cuts.begin(), cuts.end());
-    auto got = FeedFresh(bytes, cuts);
+    // Half the time with gathering: the messages must come out the same either way.
+    auto got = FeedFresh(bytes, cuts, ChunkReaderOptions{.gather_media = iteration % 2 == 1});
     ASSERT_TRUE(got.ok()) << got.status() << " iteration " << iteration;
     ASSERT_EQ(got->size(), expected.size()) << "iteration " << iteration;
     for (uint32_t csid : {2u, 3u, 4u, 6u, 63u, 64u, 300u, 40000u}) {

@@ -8,9 +8,12 @@
 #ifndef URINGEST_ENGINE_RTMP_FRAME_H_
 #define URINGEST_ENGINE_RTMP_FRAME_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+
+#include "engine/rtmp/message.h"
 
 namespace uringest::rtmp {
 
@@ -37,6 +40,15 @@ struct Frame {
   // header bytes; data: onMetaData with the @setDataFrame wrapper removed). Valid only
   // during the OnFrame call.
   std::span<const uint8_t> payload;
+  // Not empty when the payload comes in pieces (see Message::pieces): then these are all
+  // of it, in order, and `payload` is the first piece (it holds the tag header bytes).
+  std::span<const std::span<const uint8_t>> pieces;
+
+  size_t payload_size() const { return pieces.empty() ? payload.size() : SizeOf(pieces); }
+  // The payload in pieces: `pieces`, or `payload` as the only one.
+  std::span<const std::span<const uint8_t>> payload_pieces() const {
+    return pieces.empty() ? std::span<const std::span<const uint8_t>>(&payload, 1) : pieces;
+  }
 };
 
 // Receives the frames of the streams a connection publishes. Called on the connection's

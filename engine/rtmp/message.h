@@ -1,7 +1,7 @@
 // message.h: an RTMP message as the chunk layer hands it up and takes it down.
 //
 // A Message is a view: its payload points either into the bytes the caller fed to the
-// ChunkReader (a message that arrived whole in one chunk) or into the reader's
+// ChunkReader (a message that arrived whole in one read) or into the reader's
 // per-chunk-stream assembly buffer. Whoever hands out a Message states how long it lives.
 //
 //   MessageHeader h{.chunk_stream_id = kCommandChunkStream,
@@ -11,6 +11,7 @@
 #ifndef URINGEST_ENGINE_RTMP_MESSAGE_H_
 #define URINGEST_ENGINE_RTMP_MESSAGE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -29,9 +30,23 @@ struct MessageHeader {
   uint64_t timestamp = 0;
 };
 
+// The bytes in `pieces`, all together.
+inline size_t SizeOf(std::span<const std::span<const uint8_t>> pieces) {
+  size_t size = 0;
+  for (std::span<const uint8_t> piece : pieces) size += piece.size();
+  return size;
+}
+
 struct Message {
   MessageHeader header;
+  // The payload. An audio or video message whose chunks all arrived in one read may come
+  // in `pieces` instead (the chunks' payloads in order, without the chunk headers between
+  // them, so it is not copied); then `payload` is the first piece. Readers that gather
+  // say so (ChunkReaderOptions::gather_media); every other message is one span.
   std::span<const uint8_t> payload;
+  std::span<const std::span<const uint8_t>> pieces;
+
+  size_t payload_size() const { return pieces.empty() ? payload.size() : SizeOf(pieces); }
 };
 
 // Where the protocol layers above the chunk stream send their messages. The connection

@@ -7,10 +7,20 @@
 
 namespace uringest::rtmp {
 
+namespace {
+
+// The session hands audio and video on as the reader gives them, pieces included.
+ChunkReaderOptions Gathering(ChunkReaderOptions options) {
+  options.gather_media = true;
+  return options;
+}
+
+}  // namespace
+
 ServerConnection::ServerConnection(const ServerConnectionOptions& options, FrameSink* sink,
                                    PublishRegistry* registry)
     : handshake_(std::make_unique<ServerHandshake>(options.handshake)),
-      reader_(options.reader),
+      reader_(Gathering(options.reader)),
       session_(options.session, this, sink, registry) {}
 
 ServerConnection::~ServerConnection() { Close(); }

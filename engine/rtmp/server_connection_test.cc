@@ -36,7 +36,7 @@ class RecordingSink : public FrameSink {
                       frame.dts,
                       frame.keyframe,
                       frame.sequence_header,
-                      {frame.payload.begin(), frame.payload.end()}});
+                      testing::PayloadBytes(frame)});
   }
   void OnStreamEnd(uint32_t stream_id) override { ++ended; }
 

@@ -179,7 +179,8 @@ void Session::HandleMedia(const Message& message) {
                     .keyframe = tag.keyframe,
                     .sequence_header = tag.sequence_header,
                     .codec = tag.codec,
-                    .payload = message.payload};
+                    .payload = message.payload,
+                    .pieces = message.pieces};
   ++counters_.frames;
   sink_->OnFrame(frame);
 }

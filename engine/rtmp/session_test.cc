@@ -96,7 +96,8 @@ class RecordingSink : public FrameSink {
   void OnFrame(const Frame& frame) override {
     Event e{.kind = Event::kFrame, .stream_id = frame.stream_id, .frame = frame};
     e.frame.payload = {};
-    e.payload.assign(frame.payload.begin(), frame.payload.end());
+    e.frame.pieces = {};
+    e.payload = testing::PayloadBytes(frame);
     events.push_back(std::move(e));
   }
   void OnStreamEnd(uint32_t stream_id) override {
@@ -694,7 +695,7 @@ TEST_F(SessionTest, MediaPathDoesNotAllocate) {
   class NullSink : public FrameSink {
    public:
     void OnStreamBegin(uint32_t, StreamName) override {}
-    void OnFrame(const Frame& frame) override { bytes += frame.payload.size(); }
+    void OnFrame(const Frame& frame) override { bytes += frame.payload_size(); }
     void OnStreamEnd(uint32_t) override {}
     size_t bytes = 0;
   } sink;

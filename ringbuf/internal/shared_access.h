@@ -22,6 +22,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #if defined(__SANITIZE_THREAD__)
 #define URINGEST_RINGBUF_TSAN 1
 #elif defined(__has_feature)
@@ -88,6 +92,8 @@ inline void CopyToShared(void* dst, const void* src, size_t n) {
   }
   for (; n > 0; --n) __atomic_store_n(out++, *in++, __ATOMIC_RELEASE);
 }
+inline void StreamToShared(void* dst, const void* src, size_t n) { CopyToShared(dst, src, n); }
+inline void StreamFence() {}
 #else
 inline void AcquireFence() { std::atomic_thread_fence(std::memory_order_acquire); }
 inline void ReleaseFence() { std::atomic_thread_fence(std::memory_order_release); }
@@ -96,6 +102,42 @@ inline void CopyFromShared(void* dst, const void* src, size_t n) {
 }
 inline void CopyToShared(void* dst, const void* src, size_t n) {
   if (n != 0) std::memcpy(dst, src, n);
+}
+// CopyToShared for bulk payload, with non-temporal stores where the CPU has them: the
+// bytes go to memory without first reading the destination's cache lines (a ring
+// larger than the cache would otherwise cost a read of every line it writes) and
+// without evicting the writer's working set. They are weakly ordered: StreamFence()
+// must come before the release store that publishes them.
+inline void StreamToShared(void* dst, const void* src, size_t n) {
+#if defined(__SSE2__)
+  auto* out = static_cast<uint8_t*>(dst);
+  auto* in = static_cast<const uint8_t*>(src);
+  const size_t head = (64 - reinterpret_cast<uintptr_t>(out) % 64) % 64;
+  if (n < head + 256) {
+    CopyToShared(dst, src, n);
+    return;
+  }
+  CopyToShared(out, in, head);
+  out += head, in += head, n -= head;
+  for (; n >= 64; n -= 64, in += 64, out += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 32));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(out), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(out + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(out + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(out + 48), d);
+  }
+  CopyToShared(out, in, n);
+#else
+  CopyToShared(dst, src, n);
+#endif
+}
+inline void StreamFence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 #endif
 
