@@ -221,7 +221,8 @@ void ClientConnection::SendMedia(const MediaFrame& frame, const Stamp* stamp) {
                                    .type = frame.type,
                                    .stream_id = stream_id_,
                                    .timestamp = frame.timestamp_ms};
-  if (stamp == nullptr || !Stampable(frame.body)) {
+  const size_t stamp_at = stamp != nullptr ? StampOffset(frame.body) : 0;
+  if (stamp_at == 0) {
     writer_.Write(header, frame.body, &queue_);
     return;
   }
@@ -233,7 +234,7 @@ void ClientConnection::SendMedia(const MediaFrame& frame, const Stamp* stamp) {
   const size_t first_payload = std::min<size_t>(writer_.chunk_size(), frame.body.size());
   const size_t body_at = queue_.size() - first_payload;
   assert(body_at > start);
-  WriteStamp(*stamp, queue_.data() + body_at + kAvcHeaderSize);
+  WriteStamp(*stamp, queue_.data() + body_at + stamp_at);
   while (!done) done = writer_.WriteChunk(&cursor, &queue_);
 }
 

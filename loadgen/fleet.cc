@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <liburing.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -59,7 +60,8 @@ struct Fleet::Loop {
   io_uring ring{};
   bool ready = false;
   std::vector<uint8_t> recv_slab;
-  sockaddr_in address{};
+  sockaddr_storage address{};
+  socklen_t address_length = 0;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
 
   ~Loop() {
@@ -74,6 +76,11 @@ struct Fleet::Loop {
     return sqe;
   }
 };
+
+std::string HostPort(const std::string& host, uint16_t port) {
+  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                             : absl::StrCat(host, ":", port);
+}
 
 Fleet::Fleet(const FleetOptions& options, const MediaSource* source)
     : options_(options), source_(source), loop_(std::make_unique<Loop>()) {}
@@ -90,11 +97,17 @@ absl::Status Fleet::Init() {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
-  if (inet_pton(AF_INET, options_.host.c_str(), &loop_->address.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", options_.host));
+  // The target: an address as is, or the first address a name resolves to.
+  addrinfo hints{.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  addrinfo* found = nullptr;
+  const std::string port = absl::StrCat(options_.port);
+  if (int err = getaddrinfo(options_.host.c_str(), port.c_str(), &hints, &found); err != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("can't resolve ", options_.host, ": ", gai_strerror(err)));
   }
-  loop_->address.sin_family = AF_INET;
-  loop_->address.sin_port = htons(options_.port);
+  std::memcpy(&loop_->address, found->ai_addr, found->ai_addrlen);
+  loop_->address_length = found->ai_addrlen;
+  freeaddrinfo(found);
   io_uring_params params{};
   params.flags = IORING_SETUP_CQSIZE;
   params.cq_entries = std::max<unsigned>(kRingEntries * 2, options_.publishers * 4);
@@ -107,8 +120,8 @@ absl::Status Fleet::Init() {
   std::vector<Due> heap;
   heap.reserve(options_.publishers + 1);
   loop_->due = decltype(loop_->due)(std::greater<Due>(), std::move(heap));
-  const std::string url =
-      absl::StrCat("rtmp://", options_.host, ":", options_.port, "/", options_.app);
+  const std::string url = absl::StrCat("rtmp://", HostPort(options_.host, options_.port), "/",
+                                       options_.app);
   for (uint32_t i = 0; i < options_.publishers; ++i) {
     const std::string name = absl::StrCat(options_.name_prefix, i);
     results_[i].name = absl::StrCat(options_.app, "/", name);
@@ -183,7 +196,7 @@ void Fleet::RunDue(uint64_t now_ns) {
 
 void Fleet::StartConnect(uint32_t i) {
   Publisher& p = publishers_[i];
-  p.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  p.fd = socket(loop_->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (p.fd < 0) {
     Fail(i, absl::StrCat("socket: ", strerror(errno)));
     return;
@@ -192,7 +205,7 @@ void Fleet::StartConnect(uint32_t i) {
   setsockopt(p.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   io_uring_sqe* sqe = loop_->GetSqe();
   io_uring_prep_connect(sqe, p.fd, reinterpret_cast<const sockaddr*>(&loop_->address),
-                        sizeof(loop_->address));
+                        loop_->address_length);
   io_uring_sqe_set_data64(sqe, UserData(Op::kConnect, i));
   p.connecting = true;
 }

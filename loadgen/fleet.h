@@ -1,8 +1,8 @@
 // fleet.h: N RTMP publishers in one thread on one io_uring. Each publisher connects
 // (IORING_OP_CONNECT, spread over the ramp), runs a ClientConnection, and once live sends
 // the MediaSource's frames: paced in real time from their timestamps, or as fast as the
-// socket takes them (at most `window` bytes queued per connection). Every stampable video
-// frame carries a stamp (stamp.h) with the publisher's index and sequence number.
+// socket takes them (at most `window` bytes queued per connection). Every stampable audio
+// and video frame carries a stamp (stamp.h) with the publisher's index and sequence number.
 //
 // One send and one receive are in flight per connection. Pacing sleeps in
 // io_uring_submit_and_wait_timeout until the earliest due frame (a min-heap of due
@@ -33,8 +33,11 @@
 
 namespace uringest::loadgen {
 
+// "host:port", with an IPv6 address in brackets ("[::1]:1935").
+std::string HostPort(const std::string& host, uint16_t port);
+
 struct FleetOptions {
-  std::string host = "127.0.0.1";  // an IPv4 address
+  std::string host = "127.0.0.1";  // an IPv4 or IPv6 address, or a name to resolve
   uint16_t port = 1935;
   uint32_t publishers = 1;
   std::string app = "live";

@@ -150,7 +150,7 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   if (absl::Status s = fleet.Init(); !s.ok()) return s;
 
   LoadReport report;
-  report.target = absl::StrFormat("%s:%u", fleet_options.host, fleet_options.port);
+  report.target = HostPort(fleet_options.host, fleet_options.port);
   report.publishers = fleet_options.publishers;
   report.verified = verifier != nullptr;
   report.paced = fleet_options.pace;
@@ -159,6 +159,10 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   if (verifier) verifier->Start();
   Progress line(fleet, verifier.get(), fleet_options.publishers);
   fleet.Run([&] {
+    if (options.interrupt != nullptr && options.interrupt->load() && !report.interrupted) {
+      report.interrupted = true;
+      fleet.RequestStop();
+    }
     report.max_live = std::max(report.max_live, fleet.counters().live.load());
     if (std::optional<ProcSample> s = SampleServer(pids)) {
       report.server.rss_peak = std::max(report.server.rss_peak, s->rss_bytes);

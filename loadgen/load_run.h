@@ -13,6 +13,7 @@
 #ifndef URINGEST_LOADGEN_LOAD_RUN_H_
 #define URINGEST_LOADGEN_LOAD_RUN_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -33,6 +34,9 @@ struct LoadOptions {
   std::string verify_ring;       // "" : no verification
   std::vector<int> server_pids;  // sampled for CPU and RSS; with --verify, the ring's
                                  // server if empty
+  // Set (from a signal handler, say) to end the run early: within a second the
+  // publishers stop and drain as at the end of the duration, and the report follows.
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 struct StreamReport {
@@ -63,6 +67,7 @@ struct LoadReport {
   uint32_t publishers = 0;
   bool verified = false;
   bool paced = true;
+  bool interrupted = false;  // LoadOptions::interrupt ended it before the duration
   uint32_t went_live = 0;
   uint32_t failed = 0;
   uint64_t sent = 0;

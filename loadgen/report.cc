@@ -50,9 +50,10 @@ std::string StreamRow(const StreamReport& s, bool verified) {
 
 std::string FormatTable(const LoadReport& r, size_t max_rows) {
   std::string out = absl::StrFormat(
-      "uringest-load: %u publishers -> %s, %s, %.1f s: %u live, %u failed\n"
+      "uringest-load: %u publishers -> %s, %s, %.1f s%s: %u live, %u failed\n"
       "  sent %u frames, %.1f MB, %.1f Mbit/s (%.1f MB/s)\n",
-      r.publishers, r.target, r.paced ? "paced" : "unpaced", r.seconds, r.went_live, r.failed,
+      r.publishers, r.target, r.paced ? "paced" : "unpaced", r.seconds,
+      r.interrupted ? " (interrupted)" : "", r.went_live, r.failed,
       r.sent, double(r.bytes) / 1e6, r.mbit_per_s(), r.mbit_per_s() / 8);
   if (r.verified) {
     absl::StrAppendFormat(&out,
@@ -96,12 +97,13 @@ std::string FormatTable(const LoadReport& r, size_t max_rows) {
 
 std::string FormatJson(const LoadReport& r) {
   std::string out = absl::StrFormat(
-      R"({"target":%s,"publishers":%u,"paced":%s,"verified":%s,"ok":%s,"went_live":%u,)"
+      R"({"target":%s,"publishers":%u,"paced":%s,"verified":%s,"interrupted":%s,"ok":%s,)"
+      R"("went_live":%u,)"
       R"("max_live":%u,"max_backlog":%u,"failed":%u,"seconds":%.3f,"sent":%u,"bytes":%u,"mbit_per_s":%.3f,)"
       R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"reader_laps":%u,)"
       R"("latency":%s,"ingest_latency":%s,)",
       JsonString(r.target), r.publishers, r.paced ? "true" : "false", r.verified ? "true" : "false",
-      r.ok() ? "true" : "false", r.went_live, r.max_live, r.max_backlog, r.failed, r.seconds,
+      r.interrupted ? "true" : "false", r.ok() ? "true" : "false", r.went_live, r.max_live, r.max_backlog, r.failed, r.seconds,
       r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost, r.duplicated, r.out_of_order,
       r.reader_laps, LatencyJson(r.latency), LatencyJson(r.ingest_latency));
   absl::StrAppendFormat(&out,

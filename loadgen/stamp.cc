@@ -41,13 +41,19 @@ void WriteStamp(const Stamp& stamp, uint8_t* out) {
   Put64(stamp.send_ns, out + 24);
 }
 
-bool Stampable(std::span<const uint8_t> body) {
-  return body.size() >= kStampedMin && (body[0] & 0x0F) == 7 && body[1] == 1;
+size_t StampOffset(std::span<const uint8_t> body) {
+  if (body.size() < 2 || body[1] != 1) return 0;  // packet type 1: coded data
+  size_t offset = 0;
+  if ((body[0] & 0x0F) == 7) offset = kAvcHeaderSize;  // AVC video (and not ExHeader audio)
+  if ((body[0] >> 4) == 10) offset = kAacHeaderSize;   // AAC audio
+  // One size rule for both (kStampedMin), so a reader can copy that much of any record.
+  return body.size() >= kStampedMin ? offset : 0;
 }
 
 std::optional<Stamp> ReadStamp(std::span<const uint8_t> body) {
-  if (!Stampable(body)) return std::nullopt;
-  const uint8_t* p = body.data() + kAvcHeaderSize;
+  const size_t offset = StampOffset(body);
+  if (offset == 0) return std::nullopt;
+  const uint8_t* p = body.data() + offset;
   if (Get32(p) != kStampMagic) return std::nullopt;
   return Stamp{.run = Get32(p + 4),
                .publisher = Get32(p + 8),

@@ -50,6 +50,26 @@ TEST(StampTest, SequenceHeadersAndOtherCodecsAreNotStamped) {
   EXPECT_FALSE(Stampable(vp6));
 }
 
+TEST(StampTest, RawAacFramesAreStampedAfterTheirTwoHeaderBytes) {
+  std::vector<uint8_t> aac(kStampedMin, 0xAB);
+  aac[0] = 0xAF;  // AAC, 44 kHz, 16-bit, stereo
+  aac[1] = 1;     // raw frame
+  ASSERT_EQ(StampOffset(aac), kAacHeaderSize);
+  WriteStamp({.publisher = 4, .sequence = 9}, aac.data() + kAacHeaderSize);
+  std::optional<Stamp> out = ReadStamp(aac);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->publisher, 4u);
+  EXPECT_EQ(out->sequence, 9u);
+  EXPECT_EQ(aac[0], 0xAF);
+  EXPECT_EQ(aac[1], 1);
+  aac[1] = 0;  // AudioSpecificConfig: left intact
+  EXPECT_EQ(StampOffset(aac), 0u);
+  std::vector<uint8_t> mp3(64, 0xAB);
+  mp3[0] = 0x2F;  // MP3 has no packet type byte: not stamped
+  mp3[1] = 1;
+  EXPECT_EQ(StampOffset(mp3), 0u);
+}
+
 TEST(StampTest, BodyWithoutMagicIsNotAStamp) {
   std::vector<uint8_t> body = NaluTag(64);
   EXPECT_TRUE(Stampable(body));

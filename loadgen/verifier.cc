@@ -76,7 +76,10 @@ bool Verifier::DrainRing(ringbuf::RingReader* ring) {
   uint8_t copy[kStampedMin];
   while (ring->Poll(&view)) {
     any = true;
-    if (view.type() != ringbuf::RecordType::kVideo || view.payload.size() < kStampedMin) continue;
+    if (view.type() != ringbuf::RecordType::kVideo && view.type() != ringbuf::RecordType::kAudio) {
+      continue;
+    }
+    if (view.payload.size() < kStampedMin) continue;
     std::memcpy(copy, view.payload.data(), kStampedMin);
     const uint64_t now = RealtimeNs();
     if (!ring->Validate(view)) continue;  // overwritten while read: the laps count it

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -25,6 +26,14 @@
 
 namespace {
 
+std::atomic<bool> interrupted{false};
+
+// The first Ctrl-C (or SIGTERM) ends the run early with its report; a second one kills.
+void Interrupt(int sig) {
+  interrupted.store(true);
+  signal(sig, SIG_DFL);
+}
+
 bool ParseTarget(const std::string& value, uringest::loadgen::FleetOptions* o) {
   const size_t colon = value.rfind(':');
   uint32_t port;
@@ -32,7 +41,11 @@ bool ParseTarget(const std::string& value, uringest::loadgen::FleetOptions* o) {
       port == 0 || port > 65535) {
     return false;
   }
-  o->host = colon == 0 ? "127.0.0.1" : value.substr(0, colon);
+  std::string host = value.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // [::1]:1935
+  }
+  o->host = host.empty() ? "127.0.0.1" : host;
   o->port = uint16_t(port);
   return true;
 }
@@ -89,6 +102,9 @@ int main(int argc, char** argv) {
   f.pace = !no_pace;
   if (verify) options.verify_ring = ring;
   signal(SIGPIPE, SIG_IGN);
+  options.interrupt = &interrupted;
+  signal(SIGINT, Interrupt);
+  signal(SIGTERM, Interrupt);
 
   const bool tty = isatty(STDERR_FILENO);
   absl::StatusOr<uringest::loadgen::LoadReport> report =
