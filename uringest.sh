@@ -6,14 +6,14 @@
 #   ./uringest.sh test                         build, then run the whole test suite:
 #                                              -Werror build + every test, ASan/UBSan
 #                                              build + unit tests, TSan build + ring and
-#                                              engine tests
+#                                              engine tests, each fuzz target for 30 s
 #   ./uringest.sh build                        install and build only (build/bin/)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liburing-dev libmimalloc-dev libabsl-dev
           libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libspdlog-dev libcli11-dev
-          ffmpeg)
+          libcurl4-openssl-dev ffmpeg clang libclang-rt-14-dev)
 JOBS=$(nproc)
 
 install_missing() {
@@ -52,6 +52,8 @@ run_tests() {
   build build-tsan -DURINGEST_WERROR=ON -DURINGEST_SANITIZE=thread \
     -DURINGEST_BUILD_BENCHMARKS=OFF
   ctest --test-dir build-tsan --output-on-failure -j"$JOBS" -L tsan --timeout 900
+  echo "uringest: libFuzzer targets (clang), 30 s each; fuzz/run.sh runs them longer"
+  JOBS=$JOBS fuzz/run.sh 30
 }
 
 cmd=${1:-}

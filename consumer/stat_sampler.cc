@@ -56,12 +56,13 @@ absl::StatusOr<std::unique_ptr<StatSampler>> StatSampler::Open(std::string_view 
   return sampler;
 }
 
-// Only the header page of each ring is ever touched: no prefault, read-only.
+// Only the header pages of each ring are ever touched: no prefault, read-only (but for
+// the readers page, FORMAT.md "Permissions").
 void StatSampler::MapRings() {
   const ringbuf::StreamDirectory& dir = reader_->directory();
   for (uint32_t shard = 0; shard < dir.header().shard_count; ++shard) {
-    absl::StatusOr<ringbuf::ShmRegion> region = ringbuf::ShmRegion::Open(
-        dir.RingPath(ring_, shard), /*writable=*/false, /*prefault=*/false);
+    absl::StatusOr<ringbuf::ShmRegion> region =
+        ringbuf::MapRingForReading(dir.RingPath(ring_, shard), /*prefault=*/false);
     if (!region.ok() || !ringbuf::CheckRingHeader(*region).ok()) continue;
     rings_.emplace_back(shard, *std::move(region));
   }

@@ -102,7 +102,8 @@ absl::StatusOr<StartAt> Cat::FindStream() {
       absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(options_.ring, options_.reader);
       if (reader.ok()) {
         reader_ = *std::move(reader);
-      } else if (!options_.wait) {
+      } else if (!options_.wait || absl::IsPermissionDenied(reader.status())) {
+        // Waiting does not give a consumer the ring's group (--ring-group).
         return absl::Status(reader.status().code(),
                             absl::StrCat("ring '", options_.ring, "': ", Text(reader.status())));
       }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/access_control.h"
 #include "engine/event_loop.h"
 #include "engine/ring_frame_sink.h"
 #include "engine/rtmp/server_connection.h"
@@ -21,7 +22,8 @@ class Connection {
  public:
   Connection(ConnectionId id, uint64_t serial, std::string address, std::string peer,
              const rtmp::ServerConnectionOptions& options, StreamRegistry* registry, uint32_t shard,
-             ringbuf::ShardWriter* ring, int64_t now_ms)
+             ringbuf::ShardWriter* ring, int64_t now_ms, const AccessControl* access = nullptr,
+             const ApprovalPoster* poster = nullptr)
       : id(id),
         serial(serial),
         address(std::move(address)),
@@ -30,7 +32,9 @@ class Connection {
         last_activity_ms(now_ms),
         names(registry, Publisher{.shard = shard, .connection = serial}),
         sink(ring, this->peer),
-        rtmp(options, &sink, &names) {}
+        auth(access, poster, Publisher{.shard = shard, .connection = serial}, this->address,
+             PortOf(this->peer)),
+        rtmp(options, &sink, &names, access != nullptr ? &auth : nullptr) {}
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -53,7 +57,19 @@ class Connection {
 
   ConnectionNames names;
   RingFrameSink sink;
-  rtmp::ServerConnection rtmp;  // last: it refers to sink and names
+  ConnectionAuthorizer auth;    // used only when the server has access control
+  rtmp::ServerConnection rtmp;  // last: it refers to sink, names and auth
+
+ private:
+  // The port of "ip:port" or "[ip]:port"; 0 if there is none.
+  static uint16_t PortOf(const std::string& peer) {
+    const size_t colon = peer.rfind(':');
+    uint32_t port = 0;
+    for (size_t i = colon + 1; colon != std::string::npos && i < peer.size(); ++i) {
+      port = port * 10 + uint32_t(peer[i] - '0');
+    }
+    return port <= 65535 ? uint16_t(port) : 0;
+  }
 };
 
 }  // namespace uringest::engine

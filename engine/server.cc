@@ -43,6 +43,8 @@ Server::~Server() {
   // connection or an eviction to another.
   for (auto& shard : shards_) shard->PostShutdown();
   for (auto& shard : shards_) shard->Join();
+  // The hook's thread posts approvals to shards: it stops while they still exist.
+  access_.reset();
   shards_.clear();
   for (int fd : listen_fds_) close(fd);
   rings_.reset();  // removes the shared-memory objects
@@ -107,8 +109,19 @@ absl::StatusOr<int> Server::BindListener(bool reuse_port) {
 }
 
 absl::Status Server::Start() {
-  absl::StatusOr<std::unique_ptr<ringbuf::RingServer>> rings = ringbuf::RingServer::Create(
-      {.name = options_.ring_name, .shards = options_.shards, .ring_capacity = options_.ring_size});
+  gid_t group = gid_t(-1);
+  if (!options_.ring_group.empty()) {
+    absl::StatusOr<gid_t> gid = ringbuf::ResolveGroup(options_.ring_group);
+    if (!gid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--ring-group: ", gid.status().message()));
+    }
+    group = *gid;
+  }
+  absl::StatusOr<std::unique_ptr<ringbuf::RingServer>> rings =
+      ringbuf::RingServer::Create({.name = options_.ring_name,
+                                   .shards = options_.shards,
+                                   .ring_capacity = options_.ring_size,
+                                   .group = group});
   if (!rings.ok()) return rings.status();
   rings_ = std::move(*rings);
   if (rings_->replaced_stale()) {
@@ -126,11 +139,23 @@ absl::Status Server::Start() {
   });
   limits_ =
       std::make_unique<ConnectionLimits>(options_.max_connections, options_.max_connections_per_ip);
+  if (!options_.auth_file.empty() || !options_.on_publish_url.empty()) {
+    absl::StatusOr<std::unique_ptr<AccessControl>> access = AccessControl::Create(
+        {.auth_file = options_.auth_file,
+         .hook = {.url = options_.on_publish_url, .timeout = options_.on_publish_timeout}});
+    if (!access.ok()) return access.status();
+    access_ = *std::move(access);
+    LogAccessControl();
+  }
   context_ = ShardContext{.options = &options_,
                           .io_uring = backend_ == "io_uring" ? &io_uring_ : nullptr,
                           .registry = registry_.get(),
                           .limits = limits_.get(),
-                          .next_serial = &next_serial_};
+                          .next_serial = &next_serial_,
+                          .access = access_.get()};
+  context_.post_approval = [this](uint32_t shard, Approval&& approval) {
+    shards_[shard]->PostApproval(std::move(approval));
+  };
   if (by_load) {
     context_.pick_shard = [this] { return PickShard(); };
     context_.hand_over = [this](uint32_t shard, int fd) { shards_[shard]->PostConnection(fd); };
@@ -174,6 +199,23 @@ uint32_t Server::PickShard() const {
 
 void Server::Shutdown() {
   for (auto& shard : shards_) shard->PostShutdown();
+}
+
+// The hook's URL is not logged: it may carry credentials.
+void Server::LogAccessControl() const {
+  if (std::shared_ptr<const AuthFile> file = access_->auth_file(); file != nullptr) {
+    spdlog::info("publishing needs a key: --auth-file {} ({} rules; SIGHUP reloads it)",
+                 options_.auth_file, file->rule_count());
+  }
+  if (access_->hook() != nullptr) {
+    spdlog::info("publishing needs the --on-publish hook's 2xx (timeout {})",
+                 absl::FormatDuration(options_.on_publish_timeout));
+  }
+}
+
+absl::StatusOr<size_t> Server::ReloadAccess() {
+  if (access_ == nullptr) return 0;
+  return access_->Reload();
 }
 
 bool Server::Stopped() const {

@@ -3,11 +3,12 @@
 //
 //   absl::StatusOr<std::unique_ptr<Server>> server = Server::Create(options);
 //   (*server)->Start();                  // listening once this returns
+//   ... on SIGHUP: (*server)->ReloadAccess(); ...
 //   ... on SIGTERM: (*server)->Shutdown(); until (*server)->Stopped() ...
 //   server->reset();                     // joins the shards, removes the ring
 //
-// Thread safety: Create, Start and destruction on one thread; Shutdown() and Stopped()
-// from any.
+// Thread safety: Create, Start and destruction on one thread; Shutdown(), Stopped() and
+// ReloadAccess() from any.
 
 #ifndef URINGEST_ENGINE_SERVER_H_
 #define URINGEST_ENGINE_SERVER_H_
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/access_control.h"
 #include "engine/connection_limits.h"
 #include "engine/io_uring_probe.h"
 #include "engine/server_options.h"
@@ -41,6 +43,9 @@ class Server {
   void Shutdown();
   // Every shard has left its loop.
   bool Stopped() const;
+  // Re-reads --auth-file (SIGHUP): the number of rules now in force, or why the file was
+  // not taken (the rules loaded before stay). 0 without --auth-file.
+  absl::StatusOr<size_t> ReloadAccess();
 
   // Where it listens, with the port resolved ("0.0.0.0:1935").
   const std::string& listen_address() const { return listen_address_; }
@@ -57,6 +62,7 @@ class Server {
   absl::Status ChooseBackend();
   absl::StatusOr<int> BindListener(bool reuse_port);
   uint32_t PickShard() const;
+  void LogAccessControl() const;
 
   ServerOptions options_;
   IoUringSupport io_uring_;
@@ -68,6 +74,7 @@ class Server {
   std::unique_ptr<ringbuf::RingServer> rings_;
   std::unique_ptr<StreamRegistry> registry_;
   std::unique_ptr<ConnectionLimits> limits_;
+  std::unique_ptr<AccessControl> access_;  // nullptr: every publish is allowed
   std::atomic<uint64_t> next_serial_{1};
   ShardContext context_;
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -38,6 +38,13 @@ struct ServerOptions {
   Placement placement = Placement::kReusePort;
   OnDuplicate on_duplicate = OnDuplicate::kReject;
   bool pin_cpus = false;
+  // Access control (access_control.h): `--auth-file`, `--on-publish` and its timeout.
+  std::string auth_file;
+  std::string on_publish_url;
+  absl::Duration on_publish_timeout = absl::Seconds(5);
+  // Shared memory: the group (name or number) the ring's objects are given, so that
+  // consumers in it may read them; "" keeps the server's own group.
+  std::string ring_group;
   // How long a graceful shutdown waits for connections to close.
   absl::Duration shutdown_grace = absl::Seconds(2);
   EventLoopOptions loop;

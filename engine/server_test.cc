@@ -47,6 +47,7 @@
 #include "gtest/gtest.h"
 #include "ringbuf/reader.h"
 #include "spdlog/spdlog.h"
+#include "tests/hook_server.h"
 
 namespace uringest::engine {
 namespace {
@@ -612,6 +613,48 @@ TEST_P(ServerTest, ShutdownEndsStreamsAndRemovesTheRing) {
   EXPECT_TRUE(client.AwaitClose());
   server_.reset();
   EXPECT_TRUE(ShmObjects(ring_).empty()) << ShmObjects(ring_)[0];
+}
+
+TEST_P(ServerTest, AuthFileKeyDecidesAndARefusedPublisherIsClosed) {
+  const std::string keys = absl::StrCat(::testing::TempDir(), ring_, ".keys");
+  FILE* f = fopen(keys.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("live/cam s3cret\n", f);
+  fclose(f);
+  ServerOptions options = Options();
+  options.auth_file = keys;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  RtmpClient right(port());
+  uint32_t stream = 0;
+  EXPECT_TRUE(right.StartPublishing("cam?key=s3cret", &stream));
+  RtmpClient wrong(port());
+  ASSERT_TRUE(wrong.Handshake() && wrong.ConnectApp("live"));
+  const uint32_t id = wrong.CreateStream();
+  EXPECT_EQ(wrong.Publish(id, "cam?key=guess"), "NetStream.Publish.BadName");
+  EXPECT_TRUE(wrong.AwaitClose());
+  unlink(keys.c_str());
+}
+
+// The hook's answers come back to the shard through its inbox; two shards, so that the
+// answer for a connection must find its own shard.
+TEST_P(ServerTest, OnPublishHookAnswersReachTheirConnections) {
+  testing::HookServer hook([](const std::string& body) {
+    return body.find("&name=ok") != std::string::npos ? 200 : 403;
+  });
+  ServerOptions options = Options(2);
+  options.on_publish_url = hook.Url();
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  std::vector<std::unique_ptr<RtmpClient>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<RtmpClient>(port()));
+    uint32_t stream = 0;
+    EXPECT_TRUE(clients.back()->StartPublishing(absl::StrCat("ok", i), &stream)) << i;
+  }
+  RtmpClient refused(port());
+  ASSERT_TRUE(refused.Handshake() && refused.ConnectApp("live"));
+  EXPECT_EQ(refused.Publish(refused.CreateStream(), "bad"), "NetStream.Publish.BadName");
+  EXPECT_TRUE(refused.AwaitClose());
+  EXPECT_EQ(hook.Bodies().size(), 5u);
 }
 
 TEST_P(ServerTest, ServerWithAFailedStartIsDestroyedCleanly) {

@@ -149,6 +149,14 @@ void Shard::PostEviction(uint64_t serial) {
   Wake();
 }
 
+void Shard::PostApproval(Approval&& approval) {
+  {
+    internal::MutexLock lock(&inbox_mu_);
+    inbox_.approvals.push_back(std::move(approval));
+  }
+  Wake();
+}
+
 void Shard::PostShutdown() {
   {
     internal::MutexLock lock(&inbox_mu_);
@@ -171,13 +179,47 @@ void Shard::OnWake() {
   }
   for (int fd : inbox.fds) Adopt(fd);
   for (uint64_t serial : inbox.evictions) {
-    for (auto& c : connections_) {
-      if (c != nullptr && c->serial == serial && !c->closing) {
-        CloseConnection(*c, "a new publisher took its stream over (--on-duplicate=takeover)");
-      }
+    if (Connection* c = FindBySerial(serial); c != nullptr) {
+      CloseConnection(*c, "a new publisher took its stream over (--on-duplicate=takeover)");
     }
   }
+  for (const Approval& approval : inbox.approvals) Approve(approval);
   if (inbox.shutdown && !shutting_down_) BeginShutdown();
+}
+
+// A linear scan: evictions and approvals are rare control-plane events.
+Connection* Shard::FindBySerial(uint64_t serial) {
+  for (auto& c : connections_) {
+    if (c != nullptr && c->serial == serial && !c->closing) return c.get();
+  }
+  return nullptr;
+}
+
+// A connection that went away meanwhile has nothing left to approve.
+void Shard::Approve(const Approval& approval) {
+  Connection* c = FindBySerial(approval.connection);
+  if (c == nullptr || c->close_after_flush) return;
+  absl::Status status = c->rtmp.CompleteApproval(approval.stream_id, approval.ticket,
+                                                 approval.allowed, approval.reason);
+  LogRefusals(*c);
+  if (!status.ok()) {
+    CloseConnection(*c, StatusText(status), /*flush_first=*/true);
+    return;
+  }
+  Flush(*c);
+}
+
+// Refused publishes (BadName) leave the connection open for another try: one line per
+// batch of them, so a peer that retries in a loop can't flood the log.
+void Shard::LogRefusals(Connection& c) {
+  const rtmp::Session::Refusals refusals = c.rtmp.TakeRefusals();
+  if (refusals.count == 0) return;
+  if (refusals.count == 1) {
+    spdlog::warn("conn {} {}: publish refused: {}", c.serial, c.peer, refusals.last);
+  } else {
+    spdlog::warn("conn {} {}: {} publishes refused, the last: {}", c.serial, c.peer,
+                 refusals.count, refusals.last);
+  }
 }
 
 void Shard::OnAccept(int fd) {
@@ -218,9 +260,9 @@ void Shard::Adopt(int fd) {
     free_ids_.pop_back();
   }
   const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
-  connections_[id] =
-      std::make_unique<Connection>(id, serial, std::move(address), peer, connection_options_,
-                                   context_->registry, index_, ring_, NowMs());
+  connections_[id] = std::make_unique<Connection>(
+      id, serial, std::move(address), peer, connection_options_, context_->registry, index_, ring_,
+      NowMs(), context_->access, &context_->post_approval);
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);
   spdlog::info("conn {} {}: accepted on shard {}", serial, peer, index_);
@@ -234,6 +276,7 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
   c.bytes_in += bytes.size();
   bytes_in_ += bytes.size();
   absl::Status status = c.rtmp.Receive(bytes, more_queued);
+  LogRefusals(c);
   if (!status.ok()) {
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
     return;
@@ -319,7 +362,20 @@ void Shard::OnTick() {
   ring_->Heartbeat();
   if (++ticks_ % kTicksPerSecond != 0) return;
   UpdateIngressRate();
+  ReportBufferShortages();
   CheckTimeouts();
+}
+
+// Running out of receive buffers is backpressure, not an error (TCP holds the bytes
+// until buffers come back), but an operator should know: once a second at most.
+void Shard::ReportBufferShortages() {
+  const uint64_t shortages = loop_->counters().buffer_shortages;
+  if (shortages == shortages_reported_) return;
+  spdlog::warn(
+      "shard {}: receive buffers ran out {} times in the last second (TCP held the "
+      "bytes meanwhile; --recv-buffers raises the count)",
+      index_, shortages - shortages_reported_);
+  shortages_reported_ = shortages;
 }
 
 void Shard::UpdateIngressRate() {

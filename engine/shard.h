@@ -1,7 +1,7 @@
 // shard.h: one shard of the server: a thread, its event loop (io_uring or epoll), the
 // connections placed on it, and its frame ring. Everything a connection owns is touched
 // only by its shard's thread; other threads reach a shard through its inbox (new
-// connections, evictions, shutdown), which wakes the loop.
+// connections, evictions, publish approvals, shutdown), which wakes the loop.
 //
 //   Shard shard(k, &context);
 //   shard.Start();                 // the thread creates its loop and runs it
@@ -24,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "engine/access_control.h"
 #include "engine/event_loop.h"
 #include "engine/internal/mutex.h"
 #include "engine/io_uring_probe.h"
@@ -48,6 +49,10 @@ struct ShardContext {
   std::function<uint32_t()> pick_shard;
   std::function<void(uint32_t shard, int fd)> hand_over;
   std::atomic<uint64_t>* next_serial = nullptr;
+  // Access control; nullptr when every publish is allowed. post_approval delivers the
+  // on-publish hook's answers to a shard.
+  const AccessControl* access = nullptr;
+  ApprovalPoster post_approval;
 };
 
 class alignas(64) Shard : private LoopHandler {
@@ -67,6 +72,8 @@ class alignas(64) Shard : private LoopHandler {
   void PostListen();
   void PostConnection(int fd);
   void PostEviction(uint64_t serial);
+  // The on-publish hook's answer for one of this shard's connections.
+  void PostApproval(Approval&& approval);
   void PostShutdown();
   // Ingress bytes per second, averaged over the last seconds.
   uint64_t ingress_rate() const { return ingress_rate_.load(std::memory_order_relaxed); }
@@ -83,6 +90,7 @@ class alignas(64) Shard : private LoopHandler {
     bool listen = false;
     std::vector<int> fds;
     std::vector<uint64_t> evictions;
+    std::vector<Approval> approvals;
     bool shutdown = false;
   };
 
@@ -100,10 +108,14 @@ class alignas(64) Shard : private LoopHandler {
   void OnWake() override;
 
   void Adopt(int fd);
+  Connection* FindBySerial(uint64_t serial);
+  void Approve(const Approval& approval);
+  void LogRefusals(Connection& c);
   void Flush(Connection& c);
   void CloseConnection(Connection& c, std::string_view reason, bool flush_first = false);
   void CheckTimeouts();
   void UpdateIngressRate();
+  void ReportBufferShortages();
   void BeginShutdown();
 
   const uint32_t index_;
@@ -121,8 +133,9 @@ class alignas(64) Shard : private LoopHandler {
   std::vector<ConnectionId> free_ids_;
   uint32_t live_ = 0;
   uint64_t ticks_ = 0;
-  uint64_t bytes_in_ = 0;          // since start, all connections
-  uint64_t bytes_in_at_rate_ = 0;  // bytes_in_ at the last rate update
+  uint64_t bytes_in_ = 0;            // since start, all connections
+  uint64_t bytes_in_at_rate_ = 0;    // bytes_in_ at the last rate update
+  uint64_t shortages_reported_ = 0;  // the loop's buffer_shortages at the last report
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
 

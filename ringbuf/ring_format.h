@@ -17,7 +17,7 @@
 
 namespace uringest::ringbuf {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;       // bytes "URNGRING"
 inline constexpr uint64_t kDirectoryMagic = 0x00524944'474E5255;  // bytes "URNGDIR\0"
 inline constexpr size_t kCacheLine = 64;
@@ -27,6 +27,9 @@ inline constexpr char kShmDir[] = "/dev/shm";
 inline constexpr char kLockSuffix[] = ".lock";      // flock()ed by the live server
 inline constexpr char kDirectorySuffix[] = ".dir";  // DirectoryHeader + StreamEntry[]
 inline constexpr char kRingSuffix[] = ".ring.";     // + decimal shard: RingHeader + data
+// Ring path + this: the ring's readers page, mapped over RingHeader's second page
+// (FORMAT.md, "Permissions"). Absent for rings on hugetlbfs.
+inline constexpr char kReadersSuffix[] = ".readers";
 inline constexpr size_t kMaxNameLength = 200;
 inline constexpr uint32_t kMaxShards = 256;
 
@@ -75,7 +78,12 @@ constexpr uint64_t AlignRecord(uint64_t n) {
 }
 
 // ---- Ring object: RingHeader, then `capacity` data bytes at `header_size` ----
-inline constexpr size_t kRingHeaderSize = 4096;
+// The header's first page is the producer's; its second page (kRingReadersOffset) holds
+// everything readers write, and comes from the readers object when there is one, so
+// that the ring itself can be mapped read-only by its consumers.
+inline constexpr size_t kRingReadersOffset = 4096;
+inline constexpr size_t kRingReadersSize = 4096;
+inline constexpr size_t kRingHeaderSize = kRingReadersOffset + kRingReadersSize;
 inline constexpr uint32_t kLosslessSlots = 32;
 inline constexpr uint64_t kMinRingCapacity = 64 * 1024;
 inline constexpr uint64_t kMaxRingCapacity = uint64_t{1} << 40;
@@ -119,11 +127,12 @@ struct RingHeader {
   uint64_t lossless_waits;      // times the producer waited for a lossless reader
   uint64_t lossless_evictions;  // times a lossless reader was evicted
   uint8_t pad2[kCacheLine - 48];
-  // Line 3: written by readers.
+  uint8_t pad_page0[kRingReadersOffset - 3 * kCacheLine];
+  // The readers page. Line 64: written by readers (and the producer's wake-ups).
   alignas(kCacheLine) uint32_t futex_word;  // bumped by the producer to wake sleepers
   uint32_t waiters;                         // readers sleeping (or about to) on futex_word
   uint8_t pad3[kCacheLine - 8];
-  // Line 4: which LosslessSlots are active, bit i for slot i.
+  // Line 65: which LosslessSlots are active, bit i for slot i.
   alignas(kCacheLine) uint64_t lossless_mask;
   uint8_t pad4[kCacheLine - 8];
   LosslessSlot lossless[kLosslessSlots];
@@ -131,9 +140,10 @@ struct RingHeader {
 static_assert(sizeof(RingHeader) <= kRingHeaderSize);
 static_assert(offsetof(RingHeader, tail_intent) == 64);
 static_assert(offsetof(RingHeader, heartbeat_ns) == 128);
-static_assert(offsetof(RingHeader, futex_word) == 192);
-static_assert(offsetof(RingHeader, lossless_mask) == 256);
-static_assert(offsetof(RingHeader, lossless) == 320);
+static_assert(offsetof(RingHeader, futex_word) == kRingReadersOffset);
+static_assert(offsetof(RingHeader, lossless_mask) == kRingReadersOffset + 64);
+static_assert(offsetof(RingHeader, lossless) == kRingReadersOffset + 128);
+static_assert(sizeof(RingHeader) <= kRingReadersOffset + kRingReadersSize);
 
 // ---- Directory object: DirectoryHeader, then slot_count StreamEntry ----
 inline constexpr size_t kDirectoryHeaderSize = 4096;

@@ -35,8 +35,20 @@ absl::Status CheckRingHeader(const ShmRegion& region) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<ShmRegion> MapRingForReading(const std::string& path, bool prefault) {
+  const std::string readers = path + kReadersSuffix;
+  const bool has_readers = access(readers.c_str(), F_OK) == 0;
+  absl::StatusOr<ShmRegion> region = ShmRegion::Open(path, /*writable=*/!has_readers, prefault);
+  if (!region.ok() || !has_readers) return region;
+  if (region->size() < kRingHeaderSize) return absl::DataLossError("ring object too small");
+  if (absl::Status s = region->Overlay(kRingReadersOffset, readers, /*writable=*/true); !s.ok()) {
+    return s;
+  }
+  return region;
+}
+
 absl::StatusOr<std::unique_ptr<RingReader>> RingReader::Open(const std::string& path) {
-  absl::StatusOr<ShmRegion> region = ShmRegion::Open(path, /*writable=*/true, /*prefault=*/true);
+  absl::StatusOr<ShmRegion> region = MapRingForReading(path, /*prefault=*/true);
   if (!region.ok()) return region.status();
   return Attach(*std::move(region));
 }
@@ -67,8 +79,16 @@ uint64_t RingReader::Oldest() const {
   return (intent - capacity_ + mask_) & ~mask_;
 }
 
+// Whether the bytes at `position` are out of reach of a producer that may be writing up
+// to `intent`: intent <= position + capacity, written so that it can't overflow (a corrupt
+// ring can hold positions near 2^64, where the sum wraps and every record would look
+// overwritten, so that Poll() resynced to the same place for ever).
+bool RingReader::Intact(uint64_t intent, uint64_t position) const {
+  return intent <= position || intent - position <= capacity_;
+}
+
 bool RingReader::Readable(uint64_t position) const {
-  return LoadAcquire(header_->tail_intent) <= position + capacity_;
+  return Intact(LoadAcquire(header_->tail_intent), position);
 }
 
 bool RingReader::HeaderAt(uint64_t position, RecordHeader* header) const {
@@ -90,6 +110,10 @@ uint64_t RingReader::Lag() const {
 
 // Copies the header at the cursor (only the padding part when it is padding).
 bool RingReader::ReadHeader(RecordHeader* h) const {
+  // A cursor off the record grid (a corrupt tail, a Seek to a non-boundary) is corruption.
+  // Checked before the copy: an aligned cursor always has a padding header's 16 bytes
+  // before the end of the ring, an unaligned one may not.
+  if (cursor_ % kRecordAlignment != 0) return false;
   const uint8_t* record = RecordAt(cursor_);
   internal::CopyFromShared(h, record, kPaddingHeaderSize);
   if (h->type != static_cast<uint8_t>(RecordType::kPadding)) {
@@ -146,7 +170,7 @@ bool RingReader::Poll(RecordView* view) {
 
 bool RingReader::Validate(const RecordView& view) const {
   internal::AcquireFence();
-  return LoadRelaxed(header_->tail_intent) <= view.position() + capacity_;
+  return Intact(LoadRelaxed(header_->tail_intent), view.position());
 }
 
 bool RingReader::CopyPayload(const RecordView& view, std::span<uint8_t> out) const {

@@ -45,8 +45,8 @@ struct RecordView {
 
 class RingReader {
  public:
-  // Maps the ring at `path` read-write (readers write only the waiter count and their
-  // lossless slot).
+  // Maps the ring at `path` as MapRingForReading() does: read-only, but for its readers
+  // page (readers write only the waiter count and their lossless slot).
   static absl::StatusOr<std::unique_ptr<RingReader>> Open(const std::string& path);
   static absl::StatusOr<std::unique_ptr<RingReader>> Attach(ShmRegion region);
 
@@ -111,6 +111,7 @@ class RingReader {
   explicit RingReader(ShmRegion region);
 
   const uint8_t* RecordAt(uint64_t position) const { return data_ + (position & mask_); }
+  bool Intact(uint64_t intent, uint64_t position) const;
   bool ReadHeader(RecordHeader* header) const;
   bool SaneHeader(const RecordHeader& h) const;
   void Resync(uint64_t to);
@@ -132,6 +133,11 @@ class RingReader {
 
 // Checks a mapped ring's header: magic, version, sizes.
 absl::Status CheckRingHeader(const ShmRegion& region);
+
+// Maps the ring object at `path` for a consumer (FORMAT.md, "Permissions"): read-only,
+// with its readers object (path + kReadersSuffix) mapped read-write over the header's
+// second page; a ring without a readers object (hugetlbfs) is mapped read-write.
+absl::StatusOr<ShmRegion> MapRingForReading(const std::string& path, bool prefault);
 
 }  // namespace uringest::ringbuf
 

@@ -7,7 +7,9 @@
 //   ShardWriter& shard = (*rings)->shard(k);  // handed to shard thread k
 //
 // Objects (FORMAT.md, "Objects"): /dev/shm/NAME.lock, /dev/shm/NAME.dir, and
-// /dev/shm/NAME.ring.<k> (or <hugetlbfs>/NAME.ring.<k> when huge pages are available).
+// /dev/shm/NAME.ring.<k> with its readers page /dev/shm/NAME.ring.<k>.readers (or
+// <hugetlbfs>/NAME.ring.<k> when huge pages are available). Consumers in `group` may read
+// them all and write only the readers pages (FORMAT.md, "Permissions").
 //
 // Thread safety: shard(k) belongs to shard thread k from then on. Create and destroy
 // the RingServer on one thread, while no shard thread uses it.
@@ -36,7 +38,9 @@ struct RingServerOptions {
   uint32_t shards = 1;
   uint64_t ring_capacity = 64 << 20;  // per shard, a power of two
   uint32_t directory_slots = 4096;    // streams at once, ended ones included
-  mode_t mode = 0600;                 // of every object created
+  mode_t mode = 0640;                 // of the lock, the directory and the rings
+  mode_t readers_mode = 0660;         // of the readers pages (and of hugetlbfs rings)
+  gid_t group = gid_t(-1);            // of every object created; -1: the server's
   bool huge_pages = true;             // hugetlbfs if it has room, else THP
   bool prefault = true;
   absl::Duration lossless_timeout = absl::Milliseconds(250);
@@ -66,6 +70,8 @@ class RingServer {
   absl::Status CreateObjects(const RingServerOptions& options);
   absl::Status CreateRing(const RingServerOptions& options, uint32_t shard,
                           const std::string& hugetlbfs, RingLocation* location);
+  absl::StatusOr<ShmRegion> CreateShmRing(const RingServerOptions& options, uint32_t shard,
+                                          const ShmCreateOptions& shm);
 
   std::string name_;
   std::string hugetlbfs_dir_;

@@ -7,12 +7,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/reader.h"
+#include "ringbuf/ring_reader.h"
 
 namespace uringest::ringbuf {
 namespace {
+
+uint64_t LoadAcquireMask(const RingHeader& h) {
+  return std::atomic_ref<const uint64_t>(h.lossless_mask).load(std::memory_order_acquire);
+}
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -48,6 +59,71 @@ TEST_F(RingServerTest, CreatesEveryObjectAndRemovesThemOnShutdown) {
   EXPECT_FALSE(Exists(name_.RingPath(0)));
   EXPECT_FALSE(Exists(ObjectPath(kShmDir, name_.name(), kLockSuffix)));
   EXPECT_FALSE(ServerLock::IsHeld(name_.name()));
+}
+
+TEST_F(RingServerTest, ObjectsAreGroupReadableAndOnlyReadersPagesGroupWritable) {
+  RingServerOptions options = Options();
+  options.mode = RingServerOptions{}.mode;  // the defaults
+  options.group = getegid();
+  auto server = RingServer::Create(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string ring = name_.RingPath(0);
+  const struct {
+    std::string path;
+    mode_t mode;
+  } expected[] = {{ObjectPath(kShmDir, name_.name(), kLockSuffix), 0640},
+                  {ObjectPath(kShmDir, name_.name(), kDirectorySuffix), 0640},
+                  {ring, 0640},
+                  {ring + kReadersSuffix, 0660},
+                  {name_.RingPath(1) + kReadersSuffix, 0660}};
+  for (const auto& e : expected) {
+    struct stat st;
+    ASSERT_EQ(stat(e.path.c_str(), &st), 0) << e.path;
+    EXPECT_EQ(st.st_mode & 0777, e.mode) << e.path;
+    EXPECT_EQ(st.st_gid, getegid()) << e.path;
+  }
+  server->reset();
+  EXPECT_FALSE(Exists(ring + kReadersSuffix)) << "removed with the ring";
+}
+
+// The permissions of the mappings of `path` in this process ("r--s", "rw-s"), one per
+// mapping line whose file is exactly `path`.
+std::vector<std::string> MappingPermissions(const std::string& path) {
+  std::vector<std::string> perms;
+  FILE* maps = fopen("/proc/self/maps", "re");
+  char line[1024];
+  while (maps != nullptr && fgets(line, sizeof(line), maps) != nullptr) {
+    std::string l(line);
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    if (l.size() < path.size() || l.compare(l.size() - path.size(), path.size(), path) != 0 ||
+        l[l.size() - path.size() - 1] != ' ') {
+      continue;
+    }
+    perms.push_back(l.substr(l.find(' ') + 1, 4));
+  }
+  if (maps != nullptr) fclose(maps);
+  return perms;
+}
+
+TEST_F(RingServerTest, ConsumersMapTheRingReadOnlyButForItsReadersPage) {
+  auto server = RingServer::Create(Options());
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string ring = name_.RingPath(1);
+  const size_t server_mappings = MappingPermissions(ring).size();
+  auto reader = RingReader::Open(ring);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE((*reader)->EnableLossless().ok()) << "readers write their slot";
+  // The ring's own bytes: the server's mappings read-write, the reader's (the header's
+  // first page, and the data) read-only.
+  const std::vector<std::string> ring_perms = MappingPermissions(ring);
+  EXPECT_EQ(std::count(ring_perms.begin(), ring_perms.end(), "rw-s"), ptrdiff_t(server_mappings));
+  EXPECT_EQ(std::count(ring_perms.begin(), ring_perms.end(), "r--s"), 2);
+  EXPECT_EQ(ring_perms.size(), server_mappings + 2);
+  const std::vector<std::string> readers_perms = MappingPermissions(ring + kReadersSuffix);
+  ASSERT_EQ(readers_perms.size(), 2u) << "the server's and the reader's";
+  EXPECT_EQ(readers_perms[0], "rw-s");
+  EXPECT_EQ(readers_perms[1], "rw-s");
+  EXPECT_EQ(LoadAcquireMask((*reader)->header()), 1u);
 }
 
 TEST_F(RingServerTest, SecondLiveServerIsRefused) {

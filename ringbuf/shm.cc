@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "ringbuf/ring_format.h"
 
@@ -51,10 +53,16 @@ uint64_t MeminfoValue(std::string_view key) {
   return value;
 }
 
-// "<prefix><digits>": another ring's objects ("live.ring.5.dir") don't match.
+// "<prefix><digits>" or "<prefix><digits>.readers": another ring's objects
+// ("live.ring.5.dir") don't match.
 bool IsRingObject(std::string_view file, std::string_view prefix) {
   if (file.size() <= prefix.size() || file.substr(0, prefix.size()) != prefix) return false;
-  for (char c : file.substr(prefix.size())) {
+  std::string_view shard = file.substr(prefix.size());
+  const std::string_view readers(kReadersSuffix);
+  if (shard.size() > readers.size() && shard.substr(shard.size() - readers.size()) == readers) {
+    shard.remove_suffix(readers.size());
+  }
+  for (char c : shard) {
     if (c < '0' || c > '9') return false;
   }
   return true;
@@ -86,7 +94,8 @@ absl::StatusOr<ShmRegion> ShmRegion::Create(const std::string& path, size_t size
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, options.mode);
   if (fd < 0) return ErrnoStatus(errno, "create", path);
   // The umask may have narrowed the mode; the caller's mode is the one it asked for.
-  if (fchmod(fd, options.mode) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+  if ((options.group != gid_t(-1) && fchown(fd, uid_t(-1), options.group) != 0) ||
+      fchmod(fd, options.mode) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     close(fd);
     unlink(path.c_str());
@@ -122,6 +131,45 @@ absl::StatusOr<ShmRegion> ShmRegion::Open(const std::string& path, bool writable
   close(fd);
   if (!data.ok()) return data.status();
   return ShmRegion(*data, size, writable);
+}
+
+absl::Status ShmRegion::Overlay(size_t offset, const std::string& path, bool writable) {
+  const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  int fd = open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoStatus(errno, "open", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "stat", path);
+  }
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size == 0 || size % page != 0 || offset % page != 0 || offset + size > size_) {
+    close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": ", size, " bytes don't fit a region of ", size_, " at ", offset));
+  }
+  void* p = mmap(data_ + offset, size, PROT_READ | (writable ? PROT_WRITE : 0),
+                 MAP_SHARED | MAP_FIXED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) return ErrnoStatus(err, "mmap over", path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<gid_t> ResolveGroup(const std::string& group) {
+  uint32_t number;
+  if (!group.empty() && group.find_first_not_of("0123456789") == std::string::npos &&
+      absl::SimpleAtoi(group, &number)) {
+    return gid_t(number);
+  }
+  char buffer[4096];
+  struct group entry;
+  struct group* found = nullptr;
+  if (getgrnam_r(group.c_str(), &entry, buffer, sizeof(buffer), &found) != 0 || found == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no group '", group, "'"));
+  }
+  return found->gr_gid;
 }
 
 ShmRegion::ShmRegion(ShmRegion&& other) noexcept

@@ -6,7 +6,9 @@
 //   uint8_t* base = ring->data();  // valid while `ring` lives
 //
 // A region is a file under /dev/shm (tmpfs: what shm_open() creates) or, for huge pages,
-// under a hugetlbfs mount. Opening by path keeps both cases the same.
+// under a hugetlbfs mount. Opening by path keeps both cases the same. A region may have
+// pages of another object mapped over part of it (Overlay): that is how a ring that its
+// consumers may only read still has a page they write (FORMAT.md, "Permissions").
 
 #ifndef URINGEST_RINGBUF_SHM_H_
 #define URINGEST_RINGBUF_SHM_H_
@@ -33,6 +35,7 @@ std::string RingSuffix(uint32_t shard);  // ".ring.<shard>"
 
 struct ShmCreateOptions {
   mode_t mode = 0600;       // file mode of the new object (0640 lets a group read)
+  gid_t group = gid_t(-1);  // the new object's group; -1 keeps the creator's
   bool prefault = true;     // MAP_POPULATE: no page faults on the data path
   bool huge_pages = false;  // madvise(MADV_HUGEPAGE): transparent huge pages on tmpfs
 };
@@ -47,6 +50,13 @@ class ShmRegion {
                                           const ShmCreateOptions& options);
   // Maps an existing object, read-write if `writable`, else read-only.
   static absl::StatusOr<ShmRegion> Open(const std::string& path, bool writable, bool prefault);
+
+  // Maps all of object `path` over this region's bytes from `offset` (MAP_FIXED, shared,
+  // read-write if `writable`): from then on those bytes are that object's. The region
+  // still unmaps the whole range at the end.
+  // REQUIRES: `offset` and the object's size are multiples of the page size and the
+  // object fits in the region.
+  absl::Status Overlay(size_t offset, const std::string& path, bool writable);
 
   ShmRegion() = default;
   ShmRegion(ShmRegion&& other) noexcept;
@@ -73,8 +83,11 @@ class ShmRegion {
 std::string FindHugetlbfs(size_t bytes);
 size_t HugePageSize();
 
+// A group given by name ("video") or number ("44").
+absl::StatusOr<gid_t> ResolveGroup(const std::string& group);
+
 // Unlinks every object of ring `name` under /dev/shm and under `hugetlbfs_dir` (if not
-// empty), except the lock file. Missing objects are fine.
+// empty), readers pages included, except the lock file. Missing objects are fine.
 absl::Status RemoveRingObjects(std::string_view name, std::string_view hugetlbfs_dir);
 
 }  // namespace uringest::ringbuf

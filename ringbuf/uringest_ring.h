@@ -12,7 +12,10 @@
  *   }
  *   uringest_ring_close(r);
  *
- * Errors are negative errno values. A reader handle is used by one thread at a time. */
+ * Errors are negative errno values (-EACCES: the process is not in the ring's group,
+ * uringestd --ring-group). The ring and its directory are mapped read-only; only the
+ * rings' small readers pages are written (FORMAT.md, "Permissions"). A reader handle is
+ * used by one thread at a time. */
 
 #ifndef URINGEST_RINGBUF_URINGEST_RING_H_
 #define URINGEST_RINGBUF_URINGEST_RING_H_

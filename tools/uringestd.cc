@@ -4,9 +4,11 @@
 //   uringestd                                   # 0.0.0.0:1935, ring "uringest", a shard per CPU
 //   uringestd --listen 127.0.0.1:19350 --ring test --shards 2 --log-level debug
 //   uringestd --config /etc/uringest.ini        # the same flags, as "name = value" lines
+//   uringestd --auth-file /etc/uringest/keys --ring-group video   # keys; consumers in "video"
+//   uringestd --on-publish http://127.0.0.1:8080/auth --on-publish-timeout 2
 //
 // SIGINT/SIGTERM: graceful shutdown (streams end cleanly, the ring is removed); a second
-// signal exits at once.
+// signal exits at once. SIGHUP: re-read --auth-file (a bad file keeps the old keys).
 
 #include <signal.h>
 
@@ -44,6 +46,22 @@ std::string ParseListen(const std::string& value, ServerOptions* options) {
   options->listen_host = host.empty() ? "0.0.0.0" : host;
   options->listen_port = uint16_t(port);
   return {};
+}
+
+void AddAccessFlags(CLI::App& app, ServerOptions* o, double* on_publish_timeout) {
+  app.add_option("--auth-file", o->auth_file,
+                 "Publish keys: 'app/name key' lines ('app/*' for any name); re-read on SIGHUP")
+      ->check(CLI::ExistingFile);
+  app.add_option("--on-publish", o->on_publish_url,
+                 "HTTP hook POSTed call=publish&app&name&key&addr&port before each publish; "
+                 "a 2xx answer allows it");
+  app.add_option("--on-publish-timeout", *on_publish_timeout,
+                 "Seconds the --on-publish hook has to answer (no answer: refused)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--ring-group", o->ring_group,
+                 "Group (name or number) given the ring's shared memory (mode 0640), so "
+                 "that consumers in it can read it");
 }
 
 void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string* log_level,
@@ -134,15 +152,30 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       false);  // an unknown name in the file is an error, as on the command line
 }
 
-// Waits for SIGINT/SIGTERM, shuts down gracefully; a second signal exits at once.
+void ReloadAccess(uringest::engine::Server& server) {
+  if (server.options().auth_file.empty()) {
+    spdlog::info("SIGHUP: no --auth-file to reload");
+    return;
+  }
+  absl::StatusOr<size_t> rules = server.ReloadAccess();
+  if (rules.ok()) {
+    spdlog::info("SIGHUP: --auth-file reloaded, {} rules", *rules);
+  } else {
+    spdlog::error("SIGHUP: --auth-file not reloaded, the keys loaded before stay: {}",
+                  uringest::engine::StatusText(rules.status()));
+  }
+}
+
+// Waits for SIGINT/SIGTERM, shuts down gracefully; a second signal exits at once. SIGHUP
+// reloads the auth file.
 void ServeUntilSignalled(uringest::engine::Server& server, const sigset_t& signals) {
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) ReloadAccess(server);
   spdlog::info("{}: shutting down (a second signal exits at once)", strsignal(sig));
   server.Shutdown();
   const timespec poll{0, 50'000'000};
   while (!server.Stopped()) {
-    if (sigtimedwait(&signals, nullptr, &poll) > 0) {
+    if (const int second = sigtimedwait(&signals, nullptr, &poll); second > 0 && second != SIGHUP) {
       spdlog::warn("second signal: exiting now");
       std::_Exit(1);
     }
@@ -158,9 +191,11 @@ int main(int argc, char** argv) {
   double idle = absl::ToDoubleSeconds(options.idle_timeout);
   double handshake = absl::ToDoubleSeconds(options.handshake_timeout);
   double publish = absl::ToDoubleSeconds(options.publish_timeout);
+  double on_publish_timeout = absl::ToDoubleSeconds(options.on_publish_timeout);
   CLI::App app("uringestd: RTMP ingest server. Publishers' frames go to a shared-memory ring.",
                "uringestd");
   AddFlags(app, &options, &listen, &log_level, &idle, &handshake, &publish);
+  AddAccessFlags(app, &options, &on_publish_timeout);
   CLI11_PARSE(app, argc, argv);
   if (std::string error = ParseListen(listen, &options); !error.empty()) {
     std::fprintf(stderr, "uringestd: %s\n", error.c_str());
@@ -169,6 +204,7 @@ int main(int argc, char** argv) {
   options.idle_timeout = absl::Seconds(idle);
   options.handshake_timeout = absl::Seconds(handshake);
   options.publish_timeout = absl::Seconds(publish);
+  options.on_publish_timeout = absl::Seconds(on_publish_timeout);
   spdlog::set_default_logger(spdlog::stderr_color_mt("uringestd"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
@@ -178,6 +214,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 

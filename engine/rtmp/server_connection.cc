@@ -18,10 +18,10 @@ ChunkReaderOptions Gathering(ChunkReaderOptions options) {
 }  // namespace
 
 ServerConnection::ServerConnection(const ServerConnectionOptions& options, FrameSink* sink,
-                                   PublishRegistry* registry)
+                                   PublishRegistry* registry, PublishAuthorizer* authorizer)
     : handshake_(std::make_unique<ServerHandshake>(options.handshake)),
       reader_(Gathering(options.reader)),
-      session_(options.session, this, sink, registry) {}
+      session_(options.session, this, sink, registry, authorizer) {}
 
 ServerConnection::~ServerConnection() { Close(); }
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -46,8 +47,10 @@ class ServerConnection : private MessageSender {
     uint64_t pings_answered = 0;
   };
 
+  // `sink`, `registry` and `authorizer` (nullptr: every publish allowed) must outlive
+  // the connection.
   ServerConnection(const ServerConnectionOptions& options, FrameSink* sink,
-                   PublishRegistry* registry);
+                   PublishRegistry* registry, PublishAuthorizer* authorizer = nullptr);
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
   ~ServerConnection() override;
@@ -67,6 +70,15 @@ class ServerConnection : private MessageSender {
   std::span<const uint8_t> output() const {
     return std::span<const uint8_t>(out_).subspan(out_taken_);
   }
+  // The authorizer's late answer (Session::CompleteApproval): queues the onStatus. An
+  // error (denied) says why, for the log; the caller sends output() and closes.
+  [[nodiscard]] absl::Status CompleteApproval(uint32_t stream_id, uint64_t ticket, bool allowed,
+                                              std::string_view reason) {
+    return session_.CompleteApproval(stream_id, ticket, allowed, reason);
+  }
+
+  Session::Refusals TakeRefusals() { return session_.TakeRefusals(); }
+
   // Marks the first n bytes of output() as sent.
   // REQUIRES: n <= output().size().
   void TakeOutput(size_t n);

@@ -105,17 +105,21 @@ std::vector<uint8_t> ResponseHead(std::string_view name, double transaction_id) 
 }  // namespace
 
 Session::Session(const SessionOptions& options, MessageSender* sender, FrameSink* sink,
-                 PublishRegistry* registry)
+                 PublishRegistry* registry, PublishAuthorizer* authorizer)
     : options_(options),
       sender_(sender),
       sink_(sink),
       registry_(registry),
+      authorizer_(authorizer),
       streams_(options.max_streams) {}
 
 Session::~Session() { Close(); }
 
 absl::Status Session::OnMessage(const Message& message) {
   if (closed_) return absl::FailedPreconditionError("message after the session was closed");
+  if (pending_ > 0) {
+    if (absl::Status s = CountUnapproved(message); !s.ok()) return s;
+  }
   const std::span<const uint8_t> payload = message.payload;
   switch (message.header.type) {
     case MessageType::kAudio:
@@ -151,7 +155,10 @@ absl::Status Session::OnMessage(const Message& message) {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  for (uint32_t id = 1; id <= streams_.size(); ++id) EndPublishing(id, /*tell_client=*/false);
+  for (uint32_t id = 1; id <= streams_.size(); ++id) {
+    AbandonPending(id);
+    EndPublishing(id, /*tell_client=*/false);
+  }
 }
 
 // ---- Media and data: the hot path ----
@@ -366,7 +373,7 @@ absl::Status Session::OnPublish(const Command& command) {
     return absl::FailedPreconditionError(
         absl::StrFormat("publish on message stream %u, which createStream did not create", id));
   }
-  if (stream->state == StreamState::kPublishing) {
+  if (stream->state != StreamState::kCreated) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "second publish on message stream %u, which already publishes %s", id, stream->name));
   }
@@ -374,27 +381,114 @@ absl::Status Session::OnPublish(const Command& command) {
   if (absl::Status valid = ValidateName("stream name", name, query, options_); !valid.ok()) {
     return RefusePublish(id, ToStd(valid.message()));
   }
-  if (!registry_->Claim(StreamName{.app = app_, .name = name})) {
-    return RefusePublish(id, absl::StrFormat("%s/%s is already publishing", app_, name));
-  }
-  stream->state = StreamState::kPublishing;
   stream->name = name;
   stream->query = query;
   const std::string_view type = StringArg(command.args, 4);
   stream->type = type.empty() ? "live" : type;
+  if (authorizer_ == nullptr) return StartPublishing(id);
+  const uint64_t ticket = next_ticket_++;
+  PublishVerdict verdict =
+      authorizer_->Authorize(PublishRequest{.stream_id = id,
+                                            .ticket = ticket,
+                                            .app = app_,
+                                            .name = stream->name,
+                                            .key = PublishKey(stream->query, app_query_)});
+  switch (verdict.kind) {
+    case PublishVerdict::Kind::kAllow:
+      return StartPublishing(id);
+    case PublishVerdict::Kind::kDeny:
+      return DenyPublish(id, verdict.reason);
+    case PublishVerdict::Kind::kPending:
+      stream->state = StreamState::kPendingApproval;
+      stream->ticket = ticket;
+      ++pending_;
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
 
+absl::Status Session::CompleteApproval(uint32_t stream_id, uint64_t ticket, bool allowed,
+                                       std::string_view reason) {
+  if (closed_ || stream_id < 1 || stream_id > streams_.size()) return absl::OkStatus();
+  Stream& stream = streams_[stream_id - 1];
+  if (stream.state != StreamState::kPendingApproval || stream.ticket != ticket) {
+    return absl::OkStatus();
+  }
+  stream.state = StreamState::kCreated;
+  --pending_;
+  if (pending_ == 0) unapproved_bytes_ = 0;
+  return allowed ? StartPublishing(stream_id) : DenyPublish(stream_id, reason);
+}
+
+// REQUIRES: the stream is kCreated with its name, query and type set.
+absl::Status Session::StartPublishing(uint32_t id) {
+  Stream& stream = streams_[id - 1];
+  if (!registry_->Claim(StreamName{.app = app_, .name = stream.name})) {
+    const std::string taken = absl::StrFormat("%s/%s is already publishing", app_, stream.name);
+    stream.name.clear();
+    stream.query.clear();
+    stream.type.clear();
+    return RefusePublish(id, taken);
+  }
+  stream.state = StreamState::kPublishing;
   std::vector<uint8_t> begin;
   AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
   AppendU32(&begin, id);
   SendProtocolControl(MessageType::kUserControl, begin);
   SendStatus(id, "status", "NetStream.Publish.Start",
-             absl::StrFormat("%s/%s is now published.", app_, stream->name), stream->name);
-  sink_->OnStreamBegin(id, StreamName{.app = app_, .name = stream->name});
+             absl::StrFormat("%s/%s is now published.", app_, stream.name), stream.name);
+  sink_->OnStreamBegin(id, StreamName{.app = app_, .name = stream.name});
   return absl::OkStatus();
+}
+
+// REQUIRES: the stream is kCreated with its name set.
+absl::Status Session::DenyPublish(uint32_t id, std::string_view reason) {
+  Stream& stream = streams_[id - 1];
+  const std::string what =
+      absl::StrFormat("publish of %s/%s refused: %s", app_, stream.name, reason);
+  stream.name.clear();
+  stream.query.clear();
+  stream.type.clear();
+  SendStatus(id, "error", "NetStream.Publish.BadName", what);
+  return absl::PermissionDeniedError(what);
+}
+
+void Session::AbandonPending(uint32_t id) {
+  Stream& stream = streams_[id - 1];
+  if (stream.state != StreamState::kPendingApproval) return;
+  stream.state = StreamState::kCreated;
+  stream.name.clear();
+  stream.query.clear();
+  stream.type.clear();
+  if (--pending_ == 0) unapproved_bytes_ = 0;
+}
+
+absl::Status Session::CountUnapproved(const Message& message) {
+  switch (message.header.type) {
+    case MessageType::kAudio:
+    case MessageType::kVideo:
+    case MessageType::kDataAmf0:
+    case MessageType::kDataAmf3:
+    case MessageType::kAggregate:
+      break;
+    default:
+      return absl::OkStatus();
+  }
+  const uint32_t id = message.header.stream_id;
+  if (id < 1 || id > streams_.size() || streams_[id - 1].state != StreamState::kPendingApproval) {
+    return absl::OkStatus();
+  }
+  unapproved_bytes_ += message.payload_size();
+  if (unapproved_bytes_ <= options_.max_unapproved_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrFormat("%u bytes of media sent before the publish of %s/%s was approved",
+                      unapproved_bytes_, app_, streams_[id - 1].name));
 }
 
 absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view description) {
   SendStatus(stream_id, "error", "NetStream.Publish.BadName", description);
+  ++refusals_.count;
+  refusals_.last.assign(description.substr(0, 256));  // a line for the log, not a name's worth
   return absl::OkStatus();
 }
 
@@ -408,6 +502,11 @@ absl::Status Session::OnFcUnpublish(const Command& command) {
   SendCommand(out);
 
   uint32_t target = command.message.header.stream_id;
+  if (target >= 1 && target <= streams_.size() &&
+      streams_[target - 1].state == StreamState::kPendingApproval) {
+    AbandonPending(target);
+    return absl::OkStatus();
+  }
   for (uint32_t id = 1; !IsPublishing(target) && id <= streams_.size(); ++id) {
     if (IsPublishing(id) && streams_[id - 1].name == name) target = id;
   }
@@ -428,6 +527,7 @@ absl::Status Session::OnDeleteStream(const Command& command) {
     ++counters_.ignored_messages;
     return absl::OkStatus();
   }
+  AbandonPending(uint32_t(n));
   EndPublishing(uint32_t(n), /*tell_client=*/true);
   *stream = Stream{};
   return absl::OkStatus();
@@ -435,6 +535,7 @@ absl::Status Session::OnDeleteStream(const Command& command) {
 
 absl::Status Session::OnCloseStream(const Command& command) {
   const uint32_t id = command.message.header.stream_id;
+  if (FindStream(id) != nullptr) AbandonPending(id);
   if (IsPublishing(id)) {
     EndPublishing(id, /*tell_client=*/true);
   } else {

@@ -43,6 +43,15 @@
 //    17 command whose format byte is not 0 is an error.
 //  - Aggregates are split by AggregateReader; a malformed one is an error after the
 //    sub-messages before the bad tag have been delivered.
+//  - Access control (publish_authorizer.h): a valid publish is put to the
+//    PublishAuthorizer before its name is claimed. Denied: onStatus
+//    NetStream.Publish.BadName (level error) with the reason as description, and
+//    OnMessage returns PermissionDenied, so the connection closes. Pending: nothing is
+//    sent until CompleteApproval(); meanwhile the stream counts as not publishing (its
+//    media is dropped and counted), and more than max_unapproved_bytes of media and data
+//    on streams waiting for approval is an error (ResourceExhausted). Encoders wait for
+//    NetStream.Publish.Start before they send media (ffmpeg, OBS), so a well-behaved one
+//    loses nothing. deleteStream, closeStream and FCUnpublish abandon a pending publish.
 //
 // After OnMessage returns an error the caller closes the connection (flushing what was
 // sent, so the client sees any _error) and calls Close().
@@ -61,6 +70,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -68,6 +78,7 @@
 #include "engine/rtmp/amf0.h"
 #include "engine/rtmp/frame.h"
 #include "engine/rtmp/message.h"
+#include "engine/rtmp/publish_authorizer.h"
 
 namespace uringest::rtmp {
 
@@ -80,6 +91,8 @@ struct SessionOptions {
   uint32_t max_streams = 16;       // message streams one connection may have created at once
   size_t max_name_length = 1024;   // app and publish name, queries excluded
   size_t max_query_length = 4096;  // the "?query" of a publish name or app
+  // Media and data bytes a connection may send on streams whose publish awaits approval.
+  size_t max_unapproved_bytes = 1 << 20;
 };
 
 struct SessionCounters {
@@ -101,9 +114,10 @@ class Session {
     std::string_view type;  // the publish type argument: "live", "record", "append"
   };
 
-  // `sender`, `sink` and `registry` must outlive the Session.
+  // `sender`, `sink`, `registry` and `authorizer` must outlive the Session. Without an
+  // authorizer every valid publish is allowed.
   Session(const SessionOptions& options, MessageSender* sender, FrameSink* sink,
-          PublishRegistry* registry);
+          PublishRegistry* registry, PublishAuthorizer* authorizer = nullptr);
   // Calls Close(), so that no name stays claimed.
   ~Session();
   Session(const Session&) = delete;
@@ -116,6 +130,25 @@ class Session {
   // ignored and counted. The StreamName given to FrameSink::OnStreamBegin and the Frame
   // given to OnFrame are valid during that call only.
   [[nodiscard]] absl::Status OnMessage(const Message& message);
+
+  // The answer to a publish the authorizer left pending (PublishRequest's stream_id and
+  // ticket). Allowed: the publish goes on as if allowed at once (the name may still turn
+  // out taken: BadName, the connection stays). Denied: onStatus BadName with `reason`,
+  // and PermissionDenied is returned for the caller to log and close the connection. An
+  // answer for a publish no longer waiting (abandoned, closed, another ticket) is
+  // ignored.
+  [[nodiscard]] absl::Status CompleteApproval(uint32_t stream_id, uint64_t ticket, bool allowed,
+                                              std::string_view reason);
+  // Publishes waiting for CompleteApproval().
+  uint32_t pending_approvals() const { return pending_; }
+
+  // Publishes refused with BadName (a bad or taken name) since the last call, for the
+  // caller to log: how many, and the description sent with the latest.
+  struct Refusals {
+    uint32_t count = 0;
+    std::string last;
+  };
+  Refusals TakeRefusals() { return std::exchange(refusals_, {}); }
 
   // The connection is going away: ends every publishing stream (OnStreamEnd, then the
   // name is released). Later OnMessage calls fail. Idempotent.
@@ -141,12 +174,13 @@ class Session {
   const SessionCounters& counters() const { return counters_; }
 
  private:
-  enum class StreamState : uint8_t { kFree, kCreated, kPublishing };
+  enum class StreamState : uint8_t { kFree, kCreated, kPendingApproval, kPublishing };
   struct Stream {
     StreamState state = StreamState::kFree;
-    std::string name;  // while publishing
+    std::string name;  // while pending or publishing
     std::string query;
     std::string type;
+    uint64_t ticket = 0;  // while pending
   };
   // A decoded command and the message it came in.
   struct Command {
@@ -174,6 +208,13 @@ class Session {
   absl::Status OnIgnored(const Command& command);
 
   absl::Status RefusePublish(uint32_t stream_id, std::string_view description);
+  // Claims the stream's name and starts it (or refuses it: name taken).
+  absl::Status StartPublishing(uint32_t stream_id);
+  absl::Status DenyPublish(uint32_t stream_id, std::string_view reason);
+  // Forgets a pending publish: the stream goes back to created.
+  void AbandonPending(uint32_t stream_id);
+  // Counts media or data sent on a stream awaiting approval; an error past the bound.
+  absl::Status CountUnapproved(const Message& message);
   void HandleMedia(const Message& message);
   void HandleData(const Message& message, std::span<const uint8_t> amf);
   absl::Status HandleAggregate(const Message& message);
@@ -195,6 +236,7 @@ class Session {
   MessageSender* const sender_;
   FrameSink* const sink_;
   PublishRegistry* const registry_;
+  PublishAuthorizer* const authorizer_;  // nullptr: allow every publish
 
   bool connected_ = false;
   bool closed_ = false;
@@ -204,6 +246,10 @@ class Session {
   std::string flash_ver_;
   double object_encoding_ = 0;
   std::vector<Stream> streams_;  // index = stream id - 1; sized max_streams up front
+  uint32_t pending_ = 0;         // streams in kPendingApproval
+  uint64_t next_ticket_ = 1;
+  size_t unapproved_bytes_ = 0;  // media and data bytes sent while a publish was pending
+  Refusals refusals_;
   SessionCounters counters_;
 };
 

@@ -63,12 +63,20 @@ std::string ScratchDir::Path(std::string_view file) const {
 
 std::string UniqueRingName() { return absl::StrCat("uringest-it-", getpid(), "-", next_id++); }
 
-std::unique_ptr<IngestServer> IngestServer::Start(int shards, const ScratchDir& dir) {
-  std::string ring = UniqueRingName();
-  Process process = Process::Spawn(
-      {ToolPath("uringestd"), "--listen", "127.0.0.1:0", "--ring", ring, "--shards",
-       absl::StrCat(shards)},
-      {.stdout_pipe = true, .stderr_path = dir.Path(absl::StrCat("server-", ring, ".log"))});
+std::unique_ptr<IngestServer> IngestServer::Start(int shards, const ScratchDir& dir,
+                                                  const std::vector<std::string>& extra_args,
+                                                  const std::string& ring_name) {
+  std::string ring = ring_name.empty() ? UniqueRingName() : ring_name;
+  std::vector<std::string> args = {
+      ToolPath("uringestd"), "--listen", "127.0.0.1:0", "--ring", ring, "--shards",
+      absl::StrCat(shards)};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // A restarted server (same ring) logs to a file of its own.
+  std::string log = dir.Path(absl::StrCat("server-", ring, ".log"));
+  for (int n = 2; access(log.c_str(), F_OK) == 0; ++n) {
+    log = dir.Path(absl::StrCat("server-", ring, "-", n, ".log"));
+  }
+  Process process = Process::Spawn(args, {.stdout_pipe = true, .stderr_path = log});
   std::optional<std::string> line = process.ReadLine(kServerStartTimeout);
   std::optional<int> port = line ? ParsePort(*line) : std::nullopt;
   if (!port) {
@@ -77,6 +85,7 @@ std::unique_ptr<IngestServer> IngestServer::Start(int shards, const ScratchDir& 
   }
   auto server = std::unique_ptr<IngestServer>(new IngestServer(ring, std::move(process)));
   server->port_ = *port;
+  server->log_path_ = log;
   return server;
 }
 
@@ -86,7 +95,9 @@ IngestServer::~IngestServer() {
   process_.Kill();
   (void)process_.Wait(kServerStopTimeout);
   // A killed server leaves its objects behind; don't let them pile up in /dev/shm.
-  for (const char* suffix : {".lock", ".dir", ".ring.0", ".ring.1", ".ring.2", ".ring.3"}) {
+  for (const char* suffix :
+       {".lock", ".dir", ".ring.0", ".ring.1", ".ring.2", ".ring.3", ".ring.0.readers",
+        ".ring.1.readers", ".ring.2.readers", ".ring.3.readers"}) {
     unlink(absl::StrCat("/dev/shm/", ring_, suffix).c_str());
   }
 }

@@ -52,12 +52,16 @@ std::string UniqueRingName();
 
 class IngestServer {
  public:
-  // Starts uringestd and waits for its "listening on" line; nullptr (with a test failure
-  // recorded) if it doesn't come. Its log goes to `dir`/server-<ring>.log.
-  static std::unique_ptr<IngestServer> Start(int shards, const ScratchDir& dir);
+  // Starts uringestd (with `extra_args` after the harness's own) and waits for its
+  // "listening on" line; nullptr (with a test failure recorded) if it doesn't come. Its
+  // log goes to log_path() (in `dir`). `ring`: "" for a fresh unique name.
+  static std::unique_ptr<IngestServer> Start(int shards, const ScratchDir& dir,
+                                             const std::vector<std::string>& extra_args = {},
+                                             const std::string& ring = "");
   ~IngestServer();  // SIGTERM, bounded wait, then SIGKILL
 
   const std::string& ring() const { return ring_; }
+  const std::string& log_path() const { return log_path_; }
   int port() const { return port_; }
   std::string Url(std::string_view stream) const;  // rtmp://127.0.0.1:PORT/app/name
   Process& process() { return process_; }
@@ -66,6 +70,7 @@ class IngestServer {
   IngestServer(std::string ring, Process process)
       : ring_(std::move(ring)), process_(std::move(process)) {}
   std::string ring_;
+  std::string log_path_;
   int port_ = 0;
   Process process_;
 };
