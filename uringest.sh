@@ -5,7 +5,7 @@
 #   ./uringest.sh start [uringestd flags...]   build, then run uringestd in the foreground
 #   ./uringest.sh test                         build, then run the whole test suite:
 #                                              -Werror build + every test, ASan/UBSan
-#                                              build + unit tests, TSan build + ring and
+#                                              build + every test, TSan build + ring and
 #                                              engine tests, each fuzz target for 30 s
 #   ./uringest.sh build                        install and build only (build/bin/)
 set -euo pipefail
@@ -44,10 +44,10 @@ build() {
 run_tests() {
   build build -DURINGEST_WERROR=ON
   ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 600
-  echo "uringest: unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+  echo "uringest: every test under AddressSanitizer + UndefinedBehaviorSanitizer"
   build build-asan -DURINGEST_WERROR=ON -DURINGEST_SANITIZE=address,undefined \
     -DURINGEST_BUILD_BENCHMARKS=OFF
-  ctest --test-dir build-asan --output-on-failure -j"$JOBS" -L unit --timeout 900
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS" --timeout 900
   echo "uringest: in-process ring and engine tests under ThreadSanitizer"
   build build-tsan -DURINGEST_WERROR=ON -DURINGEST_SANITIZE=thread \
     -DURINGEST_BUILD_BENCHMARKS=OFF

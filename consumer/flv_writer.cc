@@ -88,12 +88,22 @@ uint32_t FlvWriter::TagTimestamp(int64_t dts) const {
   return uint32_t(uint64_t(dts - *base_dts_));  // FLV time is 32 bits: wraps like RTMP's
 }
 
-bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool sequence_header) {
+std::vector<uint8_t>* FlvWriter::LastConfig(RecordType type, uint8_t track_id) {
+  if (track_id == 0) return type == RecordType::kVideo ? &last_video_config_ : &last_audio_config_;
+  for (TrackConfig& t : last_track_configs_) {
+    if (t.type == type && t.track_id == track_id) return &t.body;
+  }
+  last_track_configs_.push_back(TrackConfig{.type = type, .track_id = track_id, .body = {}});
+  return &last_track_configs_.back().body;
+}
+
+bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool sequence_header,
+                         uint8_t track_id) {
   std::vector<uint8_t>* last = nullptr;
   if (type == RecordType::kData) {
     last = &last_metadata_;
   } else if (sequence_header) {
-    last = type == RecordType::kVideo ? &last_video_config_ : &last_audio_config_;
+    last = LastConfig(type, track_id);
   }
   if (last == nullptr) return false;
   if (!last->empty() && SameBytes(*last, body)) return true;
@@ -102,7 +112,7 @@ bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool se
 }
 
 absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const uint8_t> body,
-                                 bool sequence_header) {
+                                 bool sequence_header, uint8_t track_id) {
   assert(header_written_);
   if (type != RecordType::kAudio && type != RecordType::kVideo && type != RecordType::kData) {
     return absl::OkStatus();
@@ -111,7 +121,7 @@ absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const u
     return absl::OutOfRangeError(absl::StrCat("a ", body.size(), "-byte frame exceeds FLV's ",
                                               kFlvMaxTagBody, "-byte tag limit"));
   }
-  if (IsRepeat(type, body, sequence_header)) {
+  if (IsRepeat(type, body, sequence_header, track_id)) {
     ++repeats_skipped_;
     return absl::OkStatus();
   }

@@ -22,9 +22,14 @@
 // lives inside AVC/HEVC bodies, so pts needs nothing here. The 32-bit result is stored as
 // FLV does: the low 24 bits, then the high 8 bits in TimestampExtended.
 //
+// Enhanced FLV. Enhanced RTMP bodies (ExHeader, FourCC codecs, ModEx, Multitrack) are
+// FLV tag bodies too, written as they are: the file is Enhanced FLV as the veovera spec
+// defines it (same header and tag layout). Multitrack messages stay one tag.
+//
 // Repeats. A sequence header or onMetaData byte-identical to the last one written for its
-// track is skipped: a late joiner gets them from the directory and may then meet the same
-// ones in the ring. A changed one (the encoder reconfigured) is written.
+// track (audio, video, data; and per Enhanced RTMP track id) is skipped: a late joiner gets them
+// from the directory and may then meet the same ones in the ring. A changed one (the encoder
+// reconfigured) is written.
 //
 // Thread safety: one thread per writer.
 
@@ -96,8 +101,11 @@ class FlvWriter {
   // One tag: `type` is kAudio, kVideo or kData, `body` the record's payload, `dts` its
   // time in ms. Other record types are ignored. A body over kFlvMaxTagBody is an error.
   // REQUIRES: WriteHeader() was called.
+  // `track_id` is the Enhanced RTMP track the body belongs to (RecordHeader::track_id):
+  // repeats are judged per track.
   [[nodiscard]] absl::Status WriteTag(ringbuf::RecordType type, int64_t dts,
-                                      std::span<const uint8_t> body, bool sequence_header);
+                                      std::span<const uint8_t> body, bool sequence_header,
+                                      uint8_t track_id = 0);
 
   bool header_written() const { return header_written_; }
   uint64_t tags() const { return tags_; }
@@ -109,7 +117,16 @@ class FlvWriter {
  private:
   // True if `body` repeats the last sequence header / onMetaData of its track; else
   // remembers it.
-  bool IsRepeat(ringbuf::RecordType type, std::span<const uint8_t> body, bool sequence_header);
+  bool IsRepeat(ringbuf::RecordType type, std::span<const uint8_t> body, bool sequence_header,
+                uint8_t track_id);
+  // The last sequence header of (type, track), created empty on first use.
+  std::vector<uint8_t>* LastConfig(ringbuf::RecordType type, uint8_t track_id);
+
+  struct TrackConfig {
+    ringbuf::RecordType type;
+    uint8_t track_id;
+    std::vector<uint8_t> body;
+  };
 
   ByteSink* sink_;
   bool header_written_ = false;
@@ -117,6 +134,7 @@ class FlvWriter {
   std::vector<uint8_t> last_video_config_;
   std::vector<uint8_t> last_audio_config_;
   std::vector<uint8_t> last_metadata_;
+  std::vector<TrackConfig> last_track_configs_;  // Enhanced RTMP tracks other than 0
   uint64_t tags_ = 0;
   uint64_t bytes_ = 0;
   uint64_t repeats_skipped_ = 0;

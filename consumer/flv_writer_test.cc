@@ -113,6 +113,22 @@ TEST(FlvWriterTest, RepeatedSequenceHeaderAndMetadataAreSkippedChangedOnesWritte
   EXPECT_EQ(ParseFlvTags(sink.bytes()).back().body, avc2);
 }
 
+TEST(FlvWriterTest, RepeatsAreJudgedPerEnhancedRtmpTrack) {
+  VectorSink sink;
+  FlvWriter writer(&sink);
+  ASSERT_TRUE(writer.WriteHeader({.audio = false, .video = true}).ok());
+  // ExHeader | key | SequenceStart, "hvc1" (track 0); ExHeader | key | Multitrack,
+  // OneTrack | SequenceStart, "av01", trackId 1.
+  const std::vector<uint8_t> hevc = {0x90, 'h', 'v', 'c', '1', 0x01};
+  const std::vector<uint8_t> av1 = {0x96, 0x00, 'a', 'v', '0', '1', 0x01, 0x81};
+  for (int i = 0; i < 2; ++i) {  // from the directory, then again from the ring
+    ASSERT_TRUE(writer.WriteTag(RecordType::kVideo, 0, hevc, true, /*track_id=*/0).ok());
+    ASSERT_TRUE(writer.WriteTag(RecordType::kVideo, 0, av1, true, /*track_id=*/1).ok());
+  }
+  EXPECT_EQ(writer.tags(), 2u);  // neither track's config displaced the other's
+  EXPECT_EQ(writer.repeats_skipped(), 2u);
+}
+
 TEST(FlvWriterTest, StreamMarkersAreNotTags) {
   VectorSink sink;
   FlvWriter writer(&sink);

@@ -172,7 +172,7 @@ absl::Status Cat::Write(const Frame& frame, std::span<const uint8_t> body) {
     }
     if (absl::Status s = WriteFlvHeader(frame.type); !s.ok()) return s;
   }
-  return writer_.WriteTag(frame.type, frame.dts, body, sequence_header);
+  return writer_.WriteTag(frame.type, frame.dts, body, sequence_header, frame.track_id);
 }
 
 // A stream followed from its start begins at the oldest record, where the follower can't

@@ -1,5 +1,6 @@
 // connection.h: one publisher's connection on its shard: the socket, the RTMP core, the
-// frame sink into the ring, the name claims, and the bytes on their way out.
+// frame sink into the ring, the name claims, the bytes on their way out, and on the
+// RTMPS port its TLS session.
 //
 // Thread safety: its shard's thread only.
 
@@ -7,6 +8,7 @@
 #define URINGEST_ENGINE_CONNECTION_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "engine/ring_frame_sink.h"
 #include "engine/rtmp/server_connection.h"
 #include "engine/stream_registry.h"
+#include "engine/tls.h"
 
 namespace uringest::engine {
 
@@ -46,8 +49,12 @@ class Connection {
   int64_t last_activity_ms;
   uint64_t bytes_in = 0;
 
-  // The bytes in flight: a copy of what the RTMP core queued, so that the core can
-  // queue more while the kernel sends these.
+  // RTMPS (accepted on --tls-listen): what arrives is decrypted before the RTMP core sees
+  // it, and what the core queues is encrypted into `sending`. nullptr on the plain port.
+  std::unique_ptr<TlsSession> tls;
+
+  // The bytes in flight: a copy of what the RTMP core queued (encrypted, with TLS), so
+  // that the core can queue more while the kernel sends these.
   std::vector<uint8_t> sending;
   size_t send_offset = 0;
   bool send_in_flight = false;

@@ -359,7 +359,7 @@ void EpollLoop::AcceptConnections(uint32_t listener) {
     if (listen_fd < 0) return;  // StopListening(), perhaps from OnAccept()
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      handler_->OnAccept(fd);
+      handler_->OnAccept(fd, listener);
       DeliverDeferred();
     } else if (!HandleAcceptError(listener, errno)) {
       return;

@@ -39,8 +39,9 @@ using ConnectionId = uint32_t;
 class LoopHandler {
  public:
   virtual ~LoopHandler() = default;
-  // A connection was accepted on a listener, or handed over by another shard.
-  virtual void OnAccept(int fd) = 0;
+  // A connection was accepted on a listener: `listener` counts Listen() calls from 0, in
+  // their order.
+  virtual void OnAccept(int fd, uint32_t listener) = 0;
   // Bytes arrived. They are valid only during the call: the buffer goes back to the
   // kernel when it returns. `more_queued`: the socket holds more bytes already (io_uring's
   // IORING_CQE_F_SOCK_NONEMPTY; epoll: the read filled the buffer).
@@ -79,7 +80,8 @@ class EventLoop {
  public:
   virtual ~EventLoop() = default;
 
-  // Accepts connections on `fd` (a listening socket) until StopListening().
+  // Accepts connections on `fd` (a listening socket) until StopListening(). The first
+  // call's listener is 0 in OnAccept(), the next one's 1, and so on.
   virtual absl::Status Listen(int fd) = 0;
   virtual void StopListening() = 0;
 

@@ -156,7 +156,8 @@ class Client {
 
 // What the handler saw of one connection.
 struct ConnectionRecord {
-  Bytes received;  // when the handler keeps bytes
+  uint32_t listener = 0;  // OnAccept()'s listener index
+  Bytes received;         // when the handler keeps bytes
   uint64_t bytes_received = 0;
   size_t largest_receive = 0;  // the most bytes one OnReceive carried
   std::optional<int> receive_end;
@@ -245,12 +246,12 @@ class RecordingHandler final : public LoopHandler {
     in_close_ = false;
   }
 
-  void OnAccept(int fd) override {
+  void OnAccept(int fd, uint32_t listener) override {
     ConnectionId id;
     {
       std::lock_guard lock(mu_);
       id = ConnectionId(record_.accepts++);
-      record_.connections[id];
+      record_.connections[id].listener = listener;
     }
     cv_.notify_all();
     loop_->Receive(id, fd);
@@ -471,6 +472,31 @@ TEST_P(EventLoopTest, AcceptsOnListenerBoundToPortZero) {
   ASSERT_TRUE(WaitForAccepts(1));
   StopLoop();
   EXPECT_EQ(name_, GetParam() == Backend::kIoUring ? "io_uring" : "epoll");
+}
+
+// The shard tells its RTMPS listener from its RTMP one by this index.
+TEST_P(EventLoopTest, AcceptNamesTheListenerInTheOrderOfListen) {
+  const int second = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(second, 0) << strerror(errno);
+  sockaddr_in addr{.sin_family = AF_INET, .sin_port = 0};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(second, reinterpret_cast<sockaddr*>(&addr), len), 0) << strerror(errno);
+  ASSERT_EQ(listen(second, 16), 0) << strerror(errno);
+  ASSERT_EQ(getsockname(second, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  StartLoop();
+  ASSERT_TRUE(handler_.RunOnLoop(
+      [second](EventLoop& loop, RecordingHandler&) { ASSERT_TRUE(loop.Listen(second).ok()); }));
+  Client to_second(ntohs(addr.sin_port));
+  ASSERT_TRUE(to_second.ok());
+  ASSERT_TRUE(WaitForAccepts(1));
+  Client to_first(port_);
+  ASSERT_TRUE(to_first.ok());
+  ASSERT_TRUE(WaitForAccepts(2));
+  EXPECT_EQ(Connection(0).listener, 1u);
+  EXPECT_EQ(Connection(1).listener, 0u);
+  StopLoop();
+  close(second);
 }
 
 TEST_P(EventLoopTest, TwentyMegabytesInRandomSizesArriveIntactAndInOrder) {

@@ -32,6 +32,14 @@ uint32_t CodecId(const rtmp::amf0::Value* v) {
   return 0;
 }
 
+uint8_t RecordFlags(const rtmp::Frame& frame) {
+  return uint8_t((frame.keyframe ? ringbuf::kFlagKeyframe : 0) |
+                 (frame.sequence_header ? ringbuf::kFlagSequenceHeader : 0) |
+                 (frame.ex_header ? ringbuf::kFlagExHeader : 0) |
+                 (frame.many_tracks ? ringbuf::kFlagMultitrack : 0) |
+                 (frame.command ? ringbuf::kFlagCommand : 0));
+}
+
 }  // namespace
 
 void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec) {
@@ -105,11 +113,13 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
           frame.type == rtmp::FrameType::kAudio   ? ringbuf::RecordType::kAudio
           : frame.type == rtmp::FrameType::kVideo ? ringbuf::RecordType::kVideo
                                                   : ringbuf::RecordType::kData),
-      .flags = uint8_t((frame.keyframe ? ringbuf::kFlagKeyframe : 0) |
-                       (frame.sequence_header ? ringbuf::kFlagSequenceHeader : 0)),
+      .flags = RecordFlags(frame),
       .dts = int64_t(frame.dts),
       .pts = int64_t(frame.dts) + frame.composition_offset,
-      .ingest_time_ns = RealtimeNs()};
+      .ingest_time_ns = RealtimeNs(),
+      .codec = frame.codec,
+      .track_id = frame.track_id,
+      .packet_type = frame.packet_type};
   if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces()); !s.ok()) {
     ++counters_.dropped;
     return;
@@ -124,6 +134,8 @@ void RingFrameSink::UpdateCodec(Stream* stream, const rtmp::Frame& frame) {
   ringbuf::CodecInfo codec = stream->codec;
   if (frame.type == rtmp::FrameType::kData) {
     ParseOnMetaData(frame.payload, &codec);
+  } else if (frame.track_id != 0 || frame.command) {
+    // The directory's codec fields describe the default track (0).
   } else if (frame.type == rtmp::FrameType::kVideo && frame.codec != 0) {
     codec.video_codec = frame.codec;
   } else if (frame.type == rtmp::FrameType::kAudio && frame.payload.size() > 0) {

@@ -32,6 +32,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
     return absl::InvalidArgumentError(
         absl::StrCat("--ring-size ", o.ring_size, " is not a power of two"));
   }
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty()) {
+      return absl::InvalidArgumentError("RTMPS needs both --tls-cert and --tls-key");
+    }
+    absl::StatusOr<std::unique_ptr<TlsCertificates>> tls =
+        TlsCertificates::Create(o.tls_cert, o.tls_key);
+    if (!tls.ok()) return tls.status();
+    server->tls_ = *std::move(tls);
+  }
   if (absl::Status s = server->ChooseBackend(); !s.ok()) return s;
   return server;
 }
@@ -47,6 +56,7 @@ Server::~Server() {
   access_.reset();
   shards_.clear();
   for (int fd : listen_fds_) close(fd);
+  for (int fd : tls_listen_fds_) close(fd);
   rings_.reset();  // removes the shared-memory objects
 }
 
@@ -71,11 +81,11 @@ absl::Status Server::ChooseBackend() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> Server::BindListener(bool reuse_port) {
+absl::StatusOr<int> Server::BindListener(const std::string& host, uint16_t* resolved,
+                                         std::string* address, bool reuse_port) {
   sockaddr_storage ss{};
   socklen_t len;
-  const std::string& host = options_.listen_host;
-  const uint16_t port = port_ != 0 ? port_ : options_.listen_port;
+  const uint16_t port = *resolved;
   auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
   auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
   if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
@@ -99,13 +109,39 @@ absl::StatusOr<int> Server::BindListener(bool reuse_port) {
     close(fd);
     return absl::ErrnoToStatus(err, absl::StrCat("listening on ", host, ":", port));
   }
-  if (port_ == 0) {
+  if (port == 0) {
     getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    port_ = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-    listen_address_ = ss.ss_family == AF_INET ? absl::StrCat(host, ":", port_)
-                                              : absl::StrCat("[", host, "]:", port_);
+    *resolved = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
   }
+  *address = ss.ss_family == AF_INET ? absl::StrCat(host, ":", *resolved)
+                                     : absl::StrCat("[", host, "]:", *resolved);
   return fd;
+}
+
+// `count` RTMP listeners, and as many RTMPS ones with --tls-cert.
+absl::Status Server::BindListeners(size_t count, bool reuse_port) {
+  port_ = options_.listen_port;
+  for (size_t i = 0; i < count; ++i) {
+    absl::StatusOr<int> fd =
+        BindListener(options_.listen_host, &port_, &listen_address_, reuse_port);
+    if (!fd.ok()) return fd.status();
+    listen_fds_.push_back(*fd);
+  }
+  if (tls_ == nullptr) return absl::OkStatus();
+  tls_port_ = options_.tls_listen_port;
+  for (size_t i = 0; i < count; ++i) {
+    absl::StatusOr<int> fd =
+        BindListener(options_.tls_listen_host, &tls_port_, &tls_listen_address_, reuse_port);
+    if (!fd.ok()) {
+      return absl::Status(fd.status().code(),
+                          absl::StrCat("--tls-listen: ", fd.status().message()));
+    }
+    tls_listen_fds_.push_back(*fd);
+  }
+  spdlog::info("RTMPS: listening on {} (certificate {}; SIGHUP reloads it)", tls_listen_address_,
+               options_.tls_cert);
+  spdlog::info("{}", DescribeKtls());
+  return absl::OkStatus();
 }
 
 absl::Status Server::Start() {
@@ -129,10 +165,9 @@ absl::Status Server::Start() {
   }
   const bool by_load = options_.placement == Placement::kLoad && options_.shards > 1;
   const size_t listeners = by_load ? 1 : options_.shards;
-  for (size_t i = 0; i < listeners; ++i) {
-    absl::StatusOr<int> fd = BindListener(/*reuse_port=*/!by_load && options_.shards > 1);
-    if (!fd.ok()) return fd.status();
-    listen_fds_.push_back(*fd);
+  if (absl::Status s = BindListeners(listeners, /*reuse_port=*/!by_load && options_.shards > 1);
+      !s.ok()) {
+    return s;
   }
   registry_ = std::make_unique<StreamRegistry>(options_.on_duplicate, [this](const Publisher& old) {
     shards_[old.shard]->PostEviction(old.connection);
@@ -152,17 +187,23 @@ absl::Status Server::Start() {
                           .registry = registry_.get(),
                           .limits = limits_.get(),
                           .next_serial = &next_serial_,
-                          .access = access_.get()};
+                          .access = access_.get(),
+                          .tls = tls_.get()};
   context_.post_approval = [this](uint32_t shard, Approval&& approval) {
     shards_[shard]->PostApproval(std::move(approval));
   };
   if (by_load) {
     context_.pick_shard = [this] { return PickShard(); };
-    context_.hand_over = [this](uint32_t shard, int fd) { shards_[shard]->PostConnection(fd); };
+    context_.hand_over = [this](uint32_t shard, int fd, bool tls) {
+      shards_[shard]->PostConnection(fd, tls);
+    };
   }
   for (uint32_t k = 0; k < options_.shards; ++k) {
-    const int fd = by_load ? (k == 0 ? listen_fds_[0] : -1) : listen_fds_[k];
-    shards_.push_back(std::make_unique<Shard>(k, &context_, &rings_->shard(k), fd));
+    const size_t listener = by_load ? 0 : k;
+    const bool listens = !by_load || k == 0;
+    const int fd = listens ? listen_fds_[listener] : -1;
+    const int tls_fd = listens && tls_ != nullptr ? tls_listen_fds_[listener] : -1;
+    shards_.push_back(std::make_unique<Shard>(k, &context_, &rings_->shard(k), fd, tls_fd));
   }
   for (auto& shard : shards_) {
     if (absl::Status s = shard->Start(); !s.ok()) {
@@ -216,6 +257,11 @@ void Server::LogAccessControl() const {
 absl::StatusOr<size_t> Server::ReloadAccess() {
   if (access_ == nullptr) return 0;
   return access_->Reload();
+}
+
+absl::Status Server::ReloadTls() {
+  if (tls_ == nullptr) return absl::OkStatus();
+  return tls_->Reload();
 }
 
 bool Server::Stopped() const {

@@ -1,14 +1,15 @@
-// server.h: uringestd's engine: binds the RTMP listener, creates the frame ring
-// (--ring NAME), probes io_uring and picks the backend, and runs one Shard per core.
+// server.h: uringestd's engine: binds the RTMP listener (and the RTMPS one with
+// --tls-cert), creates the frame ring (--ring NAME), probes io_uring and picks the
+// backend, and runs one Shard per core.
 //
 //   absl::StatusOr<std::unique_ptr<Server>> server = Server::Create(options);
 //   (*server)->Start();                  // listening once this returns
-//   ... on SIGHUP: (*server)->ReloadAccess(); ...
+//   ... on SIGHUP: (*server)->ReloadAccess(); (*server)->ReloadTls(); ...
 //   ... on SIGTERM: (*server)->Shutdown(); until (*server)->Stopped() ...
 //   server->reset();                     // joins the shards, removes the ring
 //
-// Thread safety: Create, Start and destruction on one thread; Shutdown(), Stopped() and
-// ReloadAccess() from any.
+// Thread safety: Create, Start and destruction on one thread; Shutdown(), Stopped(),
+// ReloadAccess() and ReloadTls() from any.
 
 #ifndef URINGEST_ENGINE_SERVER_H_
 #define URINGEST_ENGINE_SERVER_H_
@@ -25,6 +26,7 @@
 #include "engine/server_options.h"
 #include "engine/shard.h"
 #include "engine/stream_registry.h"
+#include "engine/tls.h"
 #include "ringbuf/ring_server.h"
 
 namespace uringest::engine {
@@ -46,10 +48,17 @@ class Server {
   // Re-reads --auth-file (SIGHUP): the number of rules now in force, or why the file was
   // not taken (the rules loaded before stay). 0 without --auth-file.
   absl::StatusOr<size_t> ReloadAccess();
+  // Re-reads --tls-cert and --tls-key (SIGHUP) for the connections that come after; on
+  // error the certificate loaded before stays. OK without RTMPS.
+  absl::Status ReloadTls();
+  bool tls_enabled() const { return !options_.tls_cert.empty(); }
 
   // Where it listens, with the port resolved ("0.0.0.0:1935").
   const std::string& listen_address() const { return listen_address_; }
   uint16_t port() const { return port_; }
+  // The RTMPS listener, once started with --tls-cert.
+  const std::string& tls_listen_address() const { return tls_listen_address_; }
+  uint16_t tls_port() const { return tls_port_; }
   // "io_uring" or "epoll", and why epoll when it was not asked for.
   const std::string& backend() const { return backend_; }
   const std::string& backend_reason() const { return backend_reason_; }
@@ -60,7 +69,11 @@ class Server {
  private:
   explicit Server(const ServerOptions& options);
   absl::Status ChooseBackend();
-  absl::StatusOr<int> BindListener(bool reuse_port);
+  // Binds host:*port; a *port of 0 becomes the port the kernel chose, and *address says
+  // where it listens.
+  absl::StatusOr<int> BindListener(const std::string& host, uint16_t* port, std::string* address,
+                                   bool reuse_port);
+  absl::Status BindListeners(size_t count, bool reuse_port);
   uint32_t PickShard() const;
   void LogAccessControl() const;
 
@@ -71,6 +84,10 @@ class Server {
   std::string listen_address_;
   uint16_t port_ = 0;
   std::vector<int> listen_fds_;
+  std::string tls_listen_address_;
+  uint16_t tls_port_ = 0;
+  std::vector<int> tls_listen_fds_;
+  std::unique_ptr<TlsCertificates> tls_;  // nullptr without --tls-cert
   std::unique_ptr<ringbuf::RingServer> rings_;
   std::unique_ptr<StreamRegistry> registry_;
   std::unique_ptr<ConnectionLimits> limits_;

@@ -27,6 +27,10 @@ struct ServerOptions {
   uint64_t ring_size = 64 << 20;        // per shard, a power of two
   uint32_t max_connections = 10000;     // across all shards
   uint32_t max_connections_per_ip = 0;  // 0: no per-address cap
+  // Bytes of partial messages all of one shard's connections may hold at once (each
+  // connection is capped too: connection.reader.max_buffered_bytes); 0: no limit. A
+  // connection whose message would take more is closed.
+  uint64_t max_assembly_memory = uint64_t{512} << 20;
   absl::Duration handshake_timeout = absl::Seconds(10);
   absl::Duration idle_timeout = absl::Seconds(30);
   // From accept to the first publish: an ingest port is for publishing, and a connection
@@ -45,6 +49,12 @@ struct ServerOptions {
   // Shared memory: the group (name or number) the ring's objects are given, so that
   // consumers in it may read them; "" keeps the server's own group.
   std::string ring_group;
+  // RTMPS (`--tls-listen`, `--tls-cert`, `--tls-key`): on when tls_cert is set. The
+  // certificate and key are re-read on SIGHUP.
+  std::string tls_listen_host = "0.0.0.0";
+  uint16_t tls_listen_port = 1936;  // 0: any free port (tests)
+  std::string tls_cert;
+  std::string tls_key;
   // How long a graceful shutdown waits for connections to close.
   absl::Duration shutdown_grace = absl::Seconds(2);
   EventLoopOptions loop;

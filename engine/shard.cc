@@ -55,19 +55,23 @@ std::string Describe(const Connection& c, int64_t now_ms) {
 
 }  // namespace
 
-Shard::Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd)
+Shard::Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd,
+             int tls_listen_fd)
     : index_(index),
       context_(context),
       ring_(ring),
       listen_fd_(listen_fd),
+      tls_listen_fd_(tls_listen_fd),
       connection_options_(context->options->connection) {
   connection_options_.reader.allocator = &slab_;
+  slab_.set_budget(context->options->max_assembly_memory);
+  if (context->tls != nullptr) tls_plain_.resize(kTlsMaxRecordPlaintext);
 }
 
 Shard::~Shard() {
   Join();
   internal::MutexLock lock(&inbox_mu_);
-  for (int fd : inbox_.fds) close(fd);  // handed over after this shard stopped
+  for (const Accepted& a : inbox_.fds) close(a.fd);  // handed over after this shard stopped
 }
 
 absl::Status Shard::Start() {
@@ -132,11 +136,11 @@ void Shard::Wake() {
   if (running_.load(std::memory_order_acquire)) loop_->Wake();
 }
 
-void Shard::PostConnection(int fd) {
+void Shard::PostConnection(int fd, bool tls) {
   fresh_.fetch_add(1, std::memory_order_relaxed);
   {
     internal::MutexLock lock(&inbox_mu_);
-    inbox_.fds.push_back(fd);
+    inbox_.fds.push_back(Accepted{.fd = fd, .tls = tls});
   }
   Wake();
 }
@@ -171,13 +175,11 @@ void Shard::OnWake() {
     internal::MutexLock lock(&inbox_mu_);
     std::swap(inbox, inbox_);
   }
-  if (inbox.listen && listen_fd_ >= 0 && !shutting_down_) {
-    if (absl::Status s = loop_->Listen(listen_fd_); !s.ok()) {
-      spdlog::critical("shard {}: listening: {}", index_, StatusText(s));
-      std::abort();  // can't happen with the loops we have: Listen only arms a request
-    }
+  if (inbox.listen && !shutting_down_) {
+    if (listen_fd_ >= 0) Listen(listen_fd_, /*tls=*/false);
+    if (tls_listen_fd_ >= 0) Listen(tls_listen_fd_, /*tls=*/true);
   }
-  for (int fd : inbox.fds) Adopt(fd);
+  for (const Accepted& a : inbox.fds) Adopt(a.fd, a.tls);
   for (uint64_t serial : inbox.evictions) {
     if (Connection* c = FindBySerial(serial); c != nullptr) {
       CloseConnection(*c, "a new publisher took its stream over (--on-duplicate=takeover)");
@@ -185,6 +187,15 @@ void Shard::OnWake() {
   }
   for (const Approval& approval : inbox.approvals) Approve(approval);
   if (inbox.shutdown && !shutting_down_) BeginShutdown();
+}
+
+// The loop numbers listeners in the order of Listen(): listener_is_tls_ keeps that order.
+void Shard::Listen(int fd, bool tls) {
+  if (absl::Status s = loop_->Listen(fd); !s.ok()) {
+    spdlog::critical("shard {}: listening: {}", index_, StatusText(s));
+    std::abort();  // can't happen with the loops we have: Listen only arms a request
+  }
+  listener_is_tls_.push_back(tls);
 }
 
 // A linear scan: evictions and approvals are rare control-plane events.
@@ -217,28 +228,29 @@ void Shard::LogRefusals(Connection& c) {
   if (refusals.count == 1) {
     spdlog::warn("conn {} {}: publish refused: {}", c.serial, c.peer, refusals.last);
   } else {
-    spdlog::warn("conn {} {}: {} publishes refused, the last: {}", c.serial, c.peer,
-                 refusals.count, refusals.last);
+    spdlog::warn("conn {} {}: {} publishes refused, the last: {}", c.serial, c.peer, refusals.count,
+                 refusals.last);
   }
 }
 
-void Shard::OnAccept(int fd) {
+void Shard::OnAccept(int fd, uint32_t listener) {
   if (shutting_down_) {
     close(fd);
     return;
   }
+  const bool tls = listener < listener_is_tls_.size() && listener_is_tls_[listener];
   if (context_->pick_shard) {
     const uint32_t target = context_->pick_shard();
     if (target != index_) {
-      context_->hand_over(target, fd);
+      context_->hand_over(target, fd, tls);
       return;
     }
     fresh_.fetch_add(1, std::memory_order_relaxed);
   }
-  Adopt(fd);
+  Adopt(fd, tls);
 }
 
-void Shard::Adopt(int fd) {
+void Shard::Adopt(int fd, bool tls) {
   auto [address, peer] = PeerOf(fd);
   if (shutting_down_) {
     close(fd);
@@ -265,42 +277,119 @@ void Shard::Adopt(int fd) {
       NowMs(), context_->access, &context_->post_approval);
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);
-  spdlog::info("conn {} {}: accepted on shard {}", serial, peer, index_);
+  spdlog::info("conn {} {}: accepted on shard {}{}", serial, peer, index_, tls ? " (RTMPS)" : "");
   loop_->Receive(id, fd);
+  if (tls) {
+    if (absl::Status s = StartTls(*connections_[id]); !s.ok()) {
+      CloseConnection(*connections_[id], StatusText(s));
+    }
+  }
+}
+
+// The session takes the certificate in force now: a reload (SIGHUP) changes it for the
+// connections that come after.
+absl::Status Shard::StartTls(Connection& c) {
+  if (context_->tls == nullptr) return absl::InternalError("RTMPS connection without --tls-cert");
+  absl::StatusOr<std::unique_ptr<TlsSession>> session =
+      TlsSession::Create(context_->tls->Current());
+  if (!session.ok()) return session.status();
+  c.tls = *std::move(session);
+  return absl::OkStatus();
+}
+
+// The first byte tells a TLS ClientHello (a handshake record, 0x16) from RTMP's C0 (the
+// version, 0x03): a client on the wrong port gets one clear line instead of a parse error.
+std::string Shard::WrongPort(const Connection& c, uint8_t first_byte) const {
+  if (c.tls == nullptr && first_byte == kTlsHandshakeRecord) {
+    return context_->tls != nullptr
+               ? "TLS client on the plain RTMP port (rtmps:// goes to the --tls-listen port)"
+               : "TLS client on the plain RTMP port (this server has no RTMPS: --tls-listen)";
+  }
+  if (c.tls != nullptr && first_byte != kTlsHandshakeRecord) {
+    return absl::StrFormat(
+        "plain RTMP on the TLS port (first byte 0x%02x, not a TLS handshake; rtmp:// goes to "
+        "the --listen port)",
+        first_byte);
+  }
+  return {};
 }
 
 void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) {
   Connection& c = *connections_[id];
   if (c.close_after_flush) return;  // a protocol error already ended it
+  if (c.bytes_in == 0) {
+    if (std::string wrong = WrongPort(c, bytes[0]); !wrong.empty()) {
+      c.bytes_in += bytes.size();
+      CloseConnection(c, wrong);
+      return;
+    }
+  }
   c.last_activity_ms = NowMs();
   c.bytes_in += bytes.size();
   bytes_in_ += bytes.size();
-  absl::Status status = c.rtmp.Receive(bytes, more_queued);
+  absl::Status status =
+      c.tls != nullptr ? ReceiveTls(c, bytes, more_queued) : c.rtmp.Receive(bytes, more_queued);
   LogRefusals(c);
   if (!status.ok()) {
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
     return;
   }
-  if (c.rtmp.output().size() > kMaxQueuedOutput) {
+  if (const size_t queued = QueuedOutput(c); queued > kMaxQueuedOutput) {
     // The server sends a publisher little; a peer that makes it queue more than this
     // (pings, unknown commands) while not reading is closed before it costs memory.
-    CloseConnection(c, absl::StrCat("the peer does not read what it asks for (",
-                                    c.rtmp.output().size(), " bytes queued)"));
+    CloseConnection(
+        c, absl::StrCat("the peer does not read what it asks for (", queued, " bytes queued)"));
     return;
   }
   Flush(c);
 }
 
-// Sends what the RTMP core queued, one send in flight at a time.
+// Decrypts every whole record that arrived into the RTMP core; what is left in the
+// session is at most one partial record.
+absl::Status Shard::ReceiveTls(Connection& c, std::span<const uint8_t> bytes, bool more_queued) {
+  c.tls->Feed(bytes);
+  for (;;) {
+    absl::StatusOr<size_t> n = c.tls->Read(tls_plain_);
+    if (!n.ok() || *n == 0) return n.status();
+    const bool more = more_queued || *n == tls_plain_.size();
+    if (absl::Status s = c.rtmp.Receive(std::span(tls_plain_).first(*n), more); !s.ok()) return s;
+  }
+}
+
+size_t Shard::QueuedOutput(const Connection& c) const {
+  return c.rtmp.output().size() + (c.tls != nullptr ? c.tls->pending_output() : 0);
+}
+
+// Moves what is to be sent into c.sending: the core's output, through TLS on RTMPS (with
+// the handshake's own messages, and an alert after a TLS error).
+absl::Status Shard::TakeOutput(Connection& c) {
+  c.sending.clear();
+  std::span<const uint8_t> out = c.rtmp.output();
+  if (c.tls == nullptr) {
+    c.sending.assign(out.begin(), out.end());
+    c.rtmp.TakeOutput(out.size());
+    return absl::OkStatus();
+  }
+  if (!out.empty() && c.tls->handshake_done()) {
+    if (absl::Status s = c.tls->Write(out); !s.ok()) return s;
+    c.rtmp.TakeOutput(out.size());
+  }
+  c.tls->TakeOutput(&c.sending);
+  return absl::OkStatus();
+}
+
+// Sends what is queued, one send in flight at a time.
 void Shard::Flush(Connection& c) {
   if (c.send_in_flight || c.closing) return;
-  std::span<const uint8_t> out = c.rtmp.output();
-  if (out.empty()) {
+  if (absl::Status s = TakeOutput(c); !s.ok()) {
+    c.close_after_flush = false;
+    CloseConnection(c, StatusText(s));
+    return;
+  }
+  if (c.sending.empty()) {
     if (c.close_after_flush) CloseConnection(c, c.close_reason);
     return;
   }
-  c.sending.assign(out.begin(), out.end());
-  c.rtmp.TakeOutput(out.size());
   c.send_offset = 0;
   c.send_in_flight = true;
   loop_->Send(c.id, c.sending);
@@ -335,7 +424,7 @@ void Shard::OnReceiveEnd(ConnectionId id, int error) {
 // _error, say) go out before the socket closes.
 void Shard::CloseConnection(Connection& c, std::string_view reason, bool flush_first) {
   if (c.closing) return;
-  if (flush_first && (c.send_in_flight || !c.rtmp.output().empty())) {
+  if (flush_first && (c.send_in_flight || QueuedOutput(c) > 0)) {
     c.close_after_flush = true;
     c.close_reason = std::string(reason);
     c.rtmp.Close();

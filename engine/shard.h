@@ -1,11 +1,12 @@
 // shard.h: one shard of the server: a thread, its event loop (io_uring or epoll), the
-// connections placed on it, and its frame ring. Everything a connection owns is touched
-// only by its shard's thread; other threads reach a shard through its inbox (new
-// connections, evictions, publish approvals, shutdown), which wakes the loop.
+// connections placed on it (RTMP, and RTMPS from the TLS listener), and its frame ring.
+// Everything a connection owns is touched only by its shard's thread; other threads
+// reach a shard through its inbox (new connections, evictions, publish approvals,
+// shutdown), which wakes the loop.
 //
 //   Shard shard(k, &context);
 //   shard.Start();                 // the thread creates its loop and runs it
-//   shard.PostConnection(fd);      // from the acceptor (placement by load)
+//   shard.PostConnection(fd, tls); // from the acceptor (placement by load)
 //   shard.PostShutdown();  shard.Join();
 //
 // Thread safety: the Post*() methods, ingress_rate() and connections() are thread-safe;
@@ -31,6 +32,7 @@
 #include "engine/server_options.h"
 #include "engine/slab_allocator.h"
 #include "engine/stream_registry.h"
+#include "engine/tls.h"
 #include "ringbuf/shard_writer.h"
 
 namespace uringest::engine {
@@ -47,18 +49,22 @@ struct ShardContext {
   // Placement by load: where the acceptor sends a new connection. Returns the shard
   // index; the shard itself handles it when that is its own index.
   std::function<uint32_t()> pick_shard;
-  std::function<void(uint32_t shard, int fd)> hand_over;
+  std::function<void(uint32_t shard, int fd, bool tls)> hand_over;
   std::atomic<uint64_t>* next_serial = nullptr;
   // Access control; nullptr when every publish is allowed. post_approval delivers the
   // on-publish hook's answers to a shard.
   const AccessControl* access = nullptr;
   ApprovalPoster post_approval;
+  // RTMPS: the certificate new TLS connections get; nullptr without --tls-cert.
+  const TlsCertificates* tls = nullptr;
 };
 
 class alignas(64) Shard : private LoopHandler {
  public:
-  // `listen_fd` is this shard's listener, or -1 if it accepts nothing itself.
-  Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd);
+  // `listen_fd` and `tls_listen_fd` are this shard's RTMP and RTMPS listeners, or -1 for
+  // none.
+  Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd,
+        int tls_listen_fd = -1);
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
   ~Shard() override;
@@ -70,7 +76,8 @@ class alignas(64) Shard : private LoopHandler {
   // Thread-safe. PostListen() starts accepting on the shard's listener: the server calls
   // it once every shard runs, so that no connection is handed to a shard not yet started.
   void PostListen();
-  void PostConnection(int fd);
+  // `tls`: it came to the RTMPS listener.
+  void PostConnection(int fd, bool tls = false);
   void PostEviction(uint64_t serial);
   // The on-publish hook's answer for one of this shard's connections.
   void PostApproval(Approval&& approval);
@@ -86,9 +93,13 @@ class alignas(64) Shard : private LoopHandler {
   uint32_t index() const { return index_; }
 
  private:
+  struct Accepted {
+    int fd;
+    bool tls;
+  };
   struct Inbox {
     bool listen = false;
-    std::vector<int> fds;
+    std::vector<Accepted> fds;
     std::vector<uint64_t> evictions;
     std::vector<Approval> approvals;
     bool shutdown = false;
@@ -99,7 +110,7 @@ class alignas(64) Shard : private LoopHandler {
   absl::Status CreateLoop();
 
   // LoopHandler.
-  void OnAccept(int fd) override;
+  void OnAccept(int fd, uint32_t listener) override;
   void OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) override;
   void OnReceiveEnd(ConnectionId id, int error) override;
   void OnSendComplete(ConnectionId id, int result) override;
@@ -107,7 +118,13 @@ class alignas(64) Shard : private LoopHandler {
   void OnTick() override;
   void OnWake() override;
 
-  void Adopt(int fd);
+  void Listen(int fd, bool tls);
+  void Adopt(int fd, bool tls);
+  absl::Status StartTls(Connection& c);
+  std::string WrongPort(const Connection& c, uint8_t first_byte) const;
+  absl::Status ReceiveTls(Connection& c, std::span<const uint8_t> bytes, bool more_queued);
+  absl::Status TakeOutput(Connection& c);
+  size_t QueuedOutput(const Connection& c) const;
   Connection* FindBySerial(uint64_t serial);
   void Approve(const Approval& approval);
   void LogRefusals(Connection& c);
@@ -122,6 +139,9 @@ class alignas(64) Shard : private LoopHandler {
   ShardContext* const context_;
   ringbuf::ShardWriter* const ring_;
   const int listen_fd_;
+  const int tls_listen_fd_;
+  std::vector<bool> listener_is_tls_;  // by the loop's listener index
+  std::vector<uint8_t> tls_plain_;     // TLS records decrypt here on their way to the core
   std::thread thread_;
   std::latch started_{1};  // the thread set up its loop (or failed to)
   absl::Status start_status_;

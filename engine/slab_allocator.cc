@@ -32,6 +32,8 @@ void SlabAllocator::CarveSlab(size_t cls) {
 
 uint8_t* SlabAllocator::Allocate(size_t size, size_t* capacity) {
   assert(size > 0);
+  const size_t real = size > kMaxClassSize ? size : kMinClassSize << ClassOf(size);
+  if (budget_ != 0 && stats_.in_use + real > budget_) return nullptr;
   if (size > kMaxClassSize) {  // not an RTMP message: no class for it
     *capacity = size;
     stats_.in_use += size;

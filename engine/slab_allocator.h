@@ -43,9 +43,13 @@ class SlabAllocator final : public rtmp::BufferAllocator {
   SlabAllocator& operator=(const SlabAllocator&) = delete;
   ~SlabAllocator() override;
 
+  // nullptr when the buffer would take the bytes in use past the budget.
   uint8_t* Allocate(size_t size, size_t* capacity) override;
   void Free(uint8_t* p, size_t capacity) override;
 
+  // The most bytes handed out at once (stats().in_use); 0: no limit. A shard's budget
+  // bounds what all its connections' partial messages hold together, whatever they send.
+  void set_budget(size_t bytes) { budget_ = bytes; }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -53,6 +57,7 @@ class SlabAllocator final : public rtmp::BufferAllocator {
   void CarveSlab(size_t cls);
 
   const size_t retained_large_bytes_;
+  size_t budget_ = 0;
   size_t retained_large_ = 0;  // bytes on the large classes' free lists
   std::array<std::vector<uint8_t*>, kClasses> free_;
   std::vector<std::unique_ptr<uint8_t[]>> slabs_;

@@ -56,6 +56,24 @@ TEST(SlabAllocatorTest, FreedLargeBuffersAreReusedWithinTheBudget) {
   slab.Free(again, capacity);
 }
 
+TEST(SlabAllocatorTest, BudgetRefusesWhatWouldPassItAndFreeingMakesRoom) {
+  SlabAllocator slab;
+  slab.set_budget(1 << 20);
+  size_t a_capacity, b_capacity, capacity;
+  uint8_t* a = slab.Allocate(600 << 10, &a_capacity);  // a 1 MiB class: the whole budget
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(slab.Allocate(1, &capacity), nullptr) << "256 more bytes would pass 1 MiB";
+  slab.Free(a, a_capacity);
+  uint8_t* b = slab.Allocate(300 << 10, &b_capacity);  // 512 KiB
+  ASSERT_NE(b, nullptr);
+  uint8_t* c = slab.Allocate(512 << 10, &capacity);  // exactly up to the budget
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(slab.stats().in_use, size_t{1} << 20);
+  slab.Free(b, b_capacity);
+  slab.Free(c, capacity);
+  EXPECT_EQ(slab.stats().in_use, 0u);
+}
+
 TEST(SlabAllocatorTest, RandomAllocationsNeverOverlap) {
   SlabAllocator slab;
   std::mt19937 rng(7);

@@ -333,7 +333,7 @@ void UringLoop::HandleAccept(uint32_t listener, const io_uring_cqe* cqe) {
   const bool more = cqe->flags & IORING_CQE_F_MORE;
   if (cqe->res >= 0) {
     if (listening_) {
-      handler_->OnAccept(cqe->res);
+      handler_->OnAccept(cqe->res, listener);
     } else {
       close(cqe->res);  // completed after StopListening()
     }

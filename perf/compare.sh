@@ -14,7 +14,8 @@
 #   4. raw loopback TCP into a discarding sink (iperf3), and uringestd's workload-1
 #      throughput as a fraction of it
 #   plus connection placement: uringestd --shards 2 --placement load vs reuseport under
-#   mixed bitrates.
+#   mixed bitrates, and the CPU cost of RTMPS against plain RTMP (ffmpeg -c copy of the
+#   workload-1 clip, as uringest-load speaks no TLS).
 # Each server is pinned to one core (--cpu, default 0) and uringest-load to another. On a
 # shared machine compare the ratios of one run, never absolute figures across runs.
 # Everything listens on 127.0.0.1 and every step is bounded in time. Needs root to install
@@ -51,6 +52,7 @@ RING="cmp$$"
 U_PORT=19935
 N_PORT=19936
 I_PORT=19937
+T_PORT=19938
 PIDS=()
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -87,11 +89,12 @@ build_if_needed() {
 }
 
 # ---- Servers ----
-# start_uringestd SHARDS PLACEMENT [PIN]: sets U_PID.
+# start_uringestd SHARDS PLACEMENT [PIN [FLAGS...]]: sets U_PID.
 start_uringestd() {
   local shards=$1 placement=$2 pin=${3:-1}
   local cmd=("$BIN/uringestd" --listen "127.0.0.1:$U_PORT" --ring "$RING" --shards "$shards"
-             --placement "$placement" --log-level warn --max-connections 0 --idle-timeout 60)
+             --placement "$placement" --log-level warn --max-connections 0 --idle-timeout 60
+             "${@:4}")
   [[ $pin == 1 ]] && cmd=(taskset -c "$SERVER_CPU" "${cmd[@]}")
   "${cmd[@]}" > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
   U_PID=$!
@@ -264,6 +267,52 @@ print("| %s | %s | %.2f | %.1f | %.2f | %d |" % (mode, per, hi / lo if lo else f
 EOF
 }
 
+# RTMPS against RTMP: the workload-1 clip pushed unpaced by ffmpeg -c copy (uringest-load
+# speaks no TLS) to one pinned uringestd with a self-signed certificate, alternating
+# rtmp:// and rtmps://; the server's CPU seconds (utime + stime of /proc/PID/stat) per GB
+# of clip. Writes $TMP/rtmps.md.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+rtmps_cost() {
+  log "RTMPS vs RTMP: ffmpeg -c copy of the 40 Mbit/s clip, ${W1_RUNS} runs each"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+  start_uringestd 1 load 1 --tls-listen "127.0.0.1:$T_PORT" --tls-cert "$TMP/cert.pem" \
+    --tls-key "$TMP/key.pem"
+  local gb port before after
+  gb=$(stat -c %s "$TMP/clip40.flv" | awk '{ print $1 / 1e9 }')
+  for r in $(seq "$W1_RUNS"); do
+    for scheme in rtmp rtmps; do
+      port=$([[ $scheme == rtmp ]] && echo "$U_PORT" || echo "$T_PORT")
+      before=$(cpu_seconds "$U_PID")
+      timeout 120 taskset -c "$LOAD_CPU" ffmpeg -nostdin -loglevel error -i "$TMP/clip40.flv" \
+        -c copy -f flv "$scheme://127.0.0.1:$port/live/c$r" || log "  ffmpeg to $scheme failed"
+      after=$(cpu_seconds "$U_PID")
+      awk -v s="$scheme" -v a="$after" -v b="$before" -v g="$gb" \
+        'BEGIN { print s, (a - b) / g }' >> "$TMP/rtmps-runs.txt"
+    done
+  done
+  stop_pid "$U_PID"
+  python3 - "$TMP/rtmps-runs.txt" > "$TMP/rtmps.md" <<'EOF'
+import statistics, sys
+runs = {"rtmp": [], "rtmps": []}
+for line in open(sys.argv[1]):
+    scheme, cost = line.split()
+    runs[scheme].append(float(cost))
+plain, tls = statistics.median(runs["rtmp"]), statistics.median(runs["rtmps"])
+print("| uringestd CPU-s per GB (median) | RTMP | RTMPS | RTMPS / RTMP |")
+print("|---|---|---|---|")
+print("| ffmpeg -c copy, 40 Mbit/s clip, unpaced | %.3f | %.3f | %s |" % (
+      plain, tls, "%.2fx" % (tls / plain) if plain else "-"))
+print()
+print("- Runs: RTMP %s; RTMPS %s CPU-s/GB. TLS is OpenSSL on the shard thread over memory "
+      "BIOs (no kTLS)." % (" / ".join("%.3f" % c for c in runs["rtmp"]),
+                           " / ".join("%.3f" % c for c in runs["rtmps"])))
+EOF
+}
+
 # ---- Run ----
 install_missing
 build_if_needed
@@ -283,6 +332,7 @@ workload3 n
 workload2 n; N_MAX=$MAX_HELD
 stop_pid "$N_MASTER"
 
+rtmps_cost
 workload4
 placement load
 placement reuseport
@@ -367,6 +417,10 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "| placement | ingress per shard (uringest-stat) | max/min shard | total Mbit/s | server CPU-s | lost |"
   echo "|---|---|---|---|---|---|"
   cat "$TMP/placement.md"
+  echo
+  echo "## RTMPS (TLS) against plain RTMP, uringestd pinned to CPU $SERVER_CPU"
+  echo
+  cat "$TMP/rtmps.md"
 } > "$TMP/RESULTS.md"
 cp "$TMP/RESULTS.md" "$OUT"
 cat "$OUT"

@@ -33,6 +33,18 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
           ->WriteFrame({.type = RecordType::kVideo, .flags = kFlagKeyframe, .dts = 33, .pts = 66},
                        idr)
           .ok());
+  // Enhanced RTMP: ExHeader | inter frame | CodedFramesX, "av01", on track 2.
+  const std::vector<uint8_t> av1 = {0xA3, 'a', 'v', '0', '1', 0x32};
+  ASSERT_TRUE(stream
+                  ->WriteFrame({.type = RecordType::kVideo,
+                                .flags = kFlagExHeader,
+                                .dts = 66,
+                                .pts = 66,
+                                .codec = 0x61763031,
+                                .track_id = 2,
+                                .packet_type = 3},
+                               av1)
+                  .ok());
 
   uringest_ring_reader* r = nullptr;
   EXPECT_EQ(uringest_ring_open("no-such-ring-anywhere", &r), -ENOENT);
@@ -60,6 +72,13 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
   EXPECT_EQ(uringest_ring_copy(r, buf.data(), 10), -ENOSPC);
   ASSERT_EQ(uringest_ring_copy(r, buf.data(), buf.size()), 1000);
   EXPECT_EQ(buf[999], 0x17);
+  EXPECT_EQ(f.codec, 0u);
+  ASSERT_EQ(uringest_ring_next(r, &f, 1000), URINGEST_RING_FRAME);
+  EXPECT_EQ(f.flags, URINGEST_RING_FLAG_EX_HEADER);
+  EXPECT_EQ(f.codec, 0x61763031u);  // "av01"
+  EXPECT_EQ(f.track_id, 2);
+  EXPECT_EQ(f.packet_type, 3);
+  EXPECT_EQ(f.payload_length, av1.size());
   EXPECT_EQ(uringest_ring_next(r, &f, 10), URINGEST_RING_TIMEOUT);
   EXPECT_EQ(uringest_ring_lost(r), 0u);
   EXPECT_EQ(uringest_ring_lag(r), 0u);

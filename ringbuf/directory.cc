@@ -175,6 +175,7 @@ void StreamDirectory::FillClaimed(uint32_t slot, uint32_t shard, std::string_vie
   Put(info.video_config_length, 0u);
   Put(info.audio_config_length, 0u);
   Put(info.metadata_length, 0u);
+  Put(info.track_config_count, 0u);
   CopyToShared(info.name, name.data(), name.size());
   CopyToShared(info.publisher, publisher.data(), publisher.size());
   StoreRelaxed(e.frames, uint64_t{0});
@@ -212,6 +213,30 @@ bool StreamDirectory::SetAudioConfig(uint32_t slot, std::span<const uint8_t> con
 bool StreamDirectory::SetMetadata(uint32_t slot, std::span<const uint8_t> metadata) {
   StreamInfoImage& info = EntryAt(slot)->info;
   return SetBlob(slot, info.metadata, &info.metadata_length, kMetadataMax, metadata);
+}
+
+bool StreamDirectory::SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id,
+                                     std::span<const uint8_t> config) {
+  if (config.size() > kTrackConfigMax) return false;
+  StreamEntry& e = *EntryAt(slot);
+  StreamInfoImage& info = e.info;
+  const uint32_t used = info.track_config_count;  // only this thread writes it
+  uint32_t i = 0;
+  while (i < used && !(info.track_configs[i].type == uint8_t(type) &&
+                       info.track_configs[i].track_id == track_id)) {
+    ++i;
+  }
+  if (i == kTrackConfigSlots) return false;
+  TrackConfig& t = info.track_configs[i];
+  BeginWrite(e);
+  Put(t.type, uint8_t(type));
+  Put(t.track_id, track_id);
+  Put(t.reserved, uint16_t{0});
+  CopyToShared(t.body, config.data(), config.size());
+  Put(t.length, static_cast<uint32_t>(config.size()));
+  if (i == used) Put(info.track_config_count, used + 1);
+  EndWrite(e);
+  return true;
 }
 
 void StreamDirectory::SetCodecInfo(uint32_t slot, const CodecInfo& codec) {
@@ -267,6 +292,14 @@ bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) co
   out->video_config = blob(image->video_config, image->video_config_length, kVideoConfigMax);
   out->audio_config = blob(image->audio_config, image->audio_config_length, kAudioConfigMax);
   out->metadata = blob(image->metadata, image->metadata_length, kMetadataMax);
+  out->track_configs.clear();
+  const uint32_t tracks = with_configs ? image->track_config_count : 0;
+  for (uint32_t i = 0; i < std::min<uint32_t>(tracks, kTrackConfigSlots); ++i) {
+    const TrackConfig& t = image->track_configs[i];
+    out->track_configs.push_back(TrackConfigInfo{.type = static_cast<RecordType>(t.type),
+                                                 .track_id = t.track_id,
+                                                 .body = blob(t.body, t.length, kTrackConfigMax)});
+  }
   out->frames = LoadAcquire(e.frames);
   out->bytes = LoadRelaxed(e.bytes);
   out->drops = LoadRelaxed(e.drops);

@@ -32,6 +32,13 @@
 
 namespace uringest::ringbuf {
 
+// The latest sequence header of an Enhanced RTMP track other than track 0.
+struct TrackConfigInfo {
+  RecordType type = RecordType::kVideo;  // kVideo or kAudio
+  uint8_t track_id = 0;
+  std::vector<uint8_t> body;  // the FLV tag body, as sent
+};
+
 // A consistent copy of one directory entry.
 struct StreamInfo {
   uint32_t slot = 0;
@@ -43,9 +50,10 @@ struct StreamInfo {
   uint64_t begin_time_ns = 0;
   uint64_t end_time_ns = 0;
   CodecInfo codec{};
-  std::vector<uint8_t> video_config;  // the FLV video tag body of the sequence header
-  std::vector<uint8_t> audio_config;  // the FLV audio tag body of the sequence header
-  std::vector<uint8_t> metadata;      // the onMetaData data tag body
+  std::vector<uint8_t> video_config;           // the FLV video tag body of the sequence header
+  std::vector<uint8_t> audio_config;           // the FLV audio tag body of the sequence header
+  std::vector<uint8_t> metadata;               // the onMetaData data tag body
+  std::vector<TrackConfigInfo> track_configs;  // tracks 1..255, in slot order
   // Counters (each read atomically, not together with the rest).
   uint64_t frames = 0;
   uint64_t bytes = 0;
@@ -94,6 +102,11 @@ class StreamDirectory {
   bool SetVideoConfig(uint32_t slot, std::span<const uint8_t> config);
   bool SetAudioConfig(uint32_t slot, std::span<const uint8_t> config);
   bool SetMetadata(uint32_t slot, std::span<const uint8_t> metadata);
+  // The sequence header of Enhanced RTMP track `track_id` (not 0) of `type` (kVideo or
+  // kAudio): replaces that track's, else takes a free track slot; false when none is
+  // free or the body is longer than kTrackConfigMax.
+  bool SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id,
+                      std::span<const uint8_t> config);
   void SetCodecInfo(uint32_t slot, const CodecInfo& codec);
   // Marks the stream ended; the slot may be reused by a later Claim().
   void End(uint32_t slot);

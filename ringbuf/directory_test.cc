@@ -62,6 +62,32 @@ TEST_F(DirectoryTest, OversizedConfigIsRefusedAndOldOneKept) {
   EXPECT_EQ(reader_->Find("a/b")->video_config, small);
 }
 
+TEST_F(DirectoryTest, TrackConfigsAreKeptPerTypeAndTrackUntilTheSlotsRunOut) {
+  uint32_t slot = *writer_->Claim(0, "live/multi", "");
+  const std::vector<uint8_t> v1 = {0x90, 'h', 'v', 'c', '1', 1},
+                             v1b = {0x90, 'h', 'v', 'c', '1', 2};
+  const std::vector<uint8_t> a1 = {0x90, 'O', 'p', 'u', 's'}, big(kTrackConfigMax + 1, 3);
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, v1));
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kAudio, 1, a1));
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, v1b));  // replaces
+  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 2, big));
+  std::optional<StreamInfo> info = reader_->Find("live/multi");
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->track_configs.size(), 2u);
+  EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
+  EXPECT_EQ(info->track_configs[0].track_id, 1);
+  EXPECT_EQ(info->track_configs[0].body, v1b);
+  EXPECT_EQ(info->track_configs[1].type, RecordType::kAudio);
+  EXPECT_EQ(info->track_configs[1].body, a1);
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 2, v1));
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 3, v1));
+  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 4, v1));  // 4 slots in use
+  EXPECT_TRUE(info->video_config.empty());  // track 0's stay separate
+  StreamInfo listed;                        // listings leave them out, as the other configs
+  ASSERT_TRUE(reader_->Read(slot, &listed, /*with_configs=*/false));
+  EXPECT_TRUE(listed.track_configs.empty());
+}
+
 TEST_F(DirectoryTest, EndedSlotsAreReusedWhenFreeOnesRunOut) {
   std::vector<uint32_t> slots;
   for (int i = 0; i < 64; ++i) slots.push_back(*writer_->Claim(0, "s/" + std::to_string(i), ""));

@@ -103,13 +103,16 @@ absl::StatusOr<std::span<uint8_t>> Producer::Reserve(const RecordMeta& meta,
                                  .record_length = length,
                                  .type = static_cast<uint8_t>(meta.type),
                                  .flags = meta.flags,
-                                 .reserved = 0,
+                                 .track_id = meta.track_id,
+                                 .packet_type = meta.packet_type,
                                  .stream_id = meta.stream_id,
                                  .payload_length = static_cast<uint32_t>(payload_length),
                                  .sequence = meta.sequence,
                                  .dts = meta.dts,
                                  .pts = meta.pts,
-                                 .ingest_time_ns = meta.ingest_time_ns};
+                                 .ingest_time_ns = meta.ingest_time_ns,
+                                 .codec = meta.codec,
+                                 .reserved = 0};
   // Everything but `position`, which Commit() stores last.
   uint8_t* record = RecordAt(position);
   internal::CopyToShared(record + 8, reinterpret_cast<const uint8_t*>(&pending_header_) + 8,

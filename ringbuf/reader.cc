@@ -14,10 +14,21 @@ namespace {
 constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(100);
 constexpr absl::Duration kServerProbeInterval = absl::Milliseconds(100);
 
-Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload) {
+// kFlagExHeader if an audio/video tag body starts with an Enhanced RTMP ExHeader.
+uint8_t ExHeaderFlag(RecordType type, std::span<const uint8_t> body) {
+  if (body.empty()) return 0;
+  const bool ex = type == RecordType::kVideo   ? (body[0] & 0x80) != 0
+                  : type == RecordType::kAudio ? (body[0] >> 4) == 9
+                                               : false;
+  return ex ? kFlagExHeader : 0;
+}
+
+Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload,
+                     uint8_t track_id = 0) {
   Frame f;
   f.type = type;
-  f.flags = flags;
+  f.flags = flags | ExHeaderFlag(type, payload);
+  f.track_id = track_id;
   f.payload = payload;
   f.from_directory = true;
   return f;
@@ -103,6 +114,9 @@ void Reader::QueueDirectoryFrames() {
   if (!followed_.audio_config.empty()) {
     queued_.push_back(DirectoryFrame(RecordType::kAudio, config, followed_.audio_config));
   }
+  for (const TrackConfigInfo& t : followed_.track_configs) {
+    queued_.push_back(DirectoryFrame(t.type, config, t.body, t.track_id));
+  }
   for (Frame& f : queued_) f.stream_id = followed_.stream_id;
 }
 
@@ -118,6 +132,9 @@ bool Reader::NextFromRing(Frame* frame) {
   frame->dts = h.dts;
   frame->pts = h.pts;
   frame->ingest_time_ns = h.ingest_time_ns;
+  frame->codec = h.codec;
+  frame->track_id = h.track_id;
+  frame->packet_type = h.packet_type;
   frame->payload = view.payload;
   frame->lost_before = lost_before;
   frame->from_directory = false;

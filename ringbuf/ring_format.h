@@ -17,7 +17,7 @@
 
 namespace uringest::ringbuf {
 
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;       // bytes "URNGRING"
 inline constexpr uint64_t kDirectoryMagic = 0x00524944'474E5255;  // bytes "URNGDIR\0"
 inline constexpr size_t kCacheLine = 64;
@@ -45,8 +45,15 @@ enum class RecordType : uint8_t {
 
 // RecordHeader::flags bits.
 inline constexpr uint8_t kFlagKeyframe = 1 << 0;        // a point a decoder can start at
-inline constexpr uint8_t kFlagSequenceHeader = 1 << 1;  // AVC/HEVC config, AAC ASC
+inline constexpr uint8_t kFlagSequenceHeader = 1 << 1;  // AVC/HEVC/AAC config, SequenceStart
 inline constexpr uint8_t kFlagDiscontinuity = 1 << 2;   // the producer dropped frames before
+// Enhanced RTMP: the body has an ExHeader (video bit 7 / SoundFormat 9); `codec` is a FourCC.
+inline constexpr uint8_t kFlagExHeader = 1 << 3;
+// A Multitrack message holding several tracks (ManyTracks, ManyTracksManyCodecs): the
+// body is one record as sent; `track_id` and `codec` are its first track's.
+inline constexpr uint8_t kFlagMultitrack = 1 << 4;
+// A video command frame (FrameType 5): no picture.
+inline constexpr uint8_t kFlagCommand = 1 << 5;
 
 // Records start at positions that are multiples of kRecordAlignment. A record never
 // wraps: when one doesn't fit before the end of the data region, a padding record fills
@@ -60,15 +67,18 @@ struct RecordHeader {
   uint32_t record_length;   // header + payload + alignment padding (multiple of 16)
   uint8_t type;             // RecordType
   uint8_t flags;            // kFlag* bits
-  uint16_t reserved;        // zero
+  uint8_t track_id;         // Enhanced RTMP track id (multitrack); 0 otherwise
+  uint8_t packet_type;      // Enhanced RTMP packet type, else the AVC/AAC packet type byte
   uint32_t stream_id;       // StreamEntry::stream_id of the stream it belongs to
   uint32_t payload_length;  // bytes of payload right after this header
   uint64_t sequence;        // per stream: 1, 2, 3, ... with no gaps at the producer
   int64_t dts;              // decode time, milliseconds (RTMP time, unwrapped)
   int64_t pts;              // presentation time, milliseconds
   uint64_t ingest_time_ns;  // CLOCK_REALTIME when the server received the frame
+  uint32_t codec;           // audio/video: FLV CodecID / SoundFormat, or the FourCC
+  uint32_t reserved;        // zero
 };
-inline constexpr uint32_t kRecordHeaderSize = 8 + 4 + 1 + 1 + 2 + 4 + 4 + 8 + 8 + 8 + 8;
+inline constexpr uint32_t kRecordHeaderSize = 8 + 4 + 1 + 1 + 1 + 1 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 4;
 static_assert(sizeof(RecordHeader) == kRecordHeaderSize);
 static_assert(kRecordHeaderSize % 8 == 0, "payloads start 8-aligned");
 static_assert(kPaddingHeaderSize <= kRecordAlignment);
@@ -147,12 +157,16 @@ static_assert(sizeof(RingHeader) <= kRingReadersOffset + kRingReadersSize);
 
 // ---- Directory object: DirectoryHeader, then slot_count StreamEntry ----
 inline constexpr size_t kDirectoryHeaderSize = 4096;
-inline constexpr size_t kStreamEntrySize = 8192;
+inline constexpr size_t kStreamEntrySize = 16384;
 inline constexpr size_t kStreamNameMax = 256;    // "app/name", not NUL-terminated
 inline constexpr size_t kPublisherMax = 64;      // "203.0.113.7:51234"
 inline constexpr size_t kVideoConfigMax = 2048;  // AVC/HEVC decoder configuration tag body
 inline constexpr size_t kAudioConfigMax = 256;   // AAC AudioSpecificConfig tag body
 inline constexpr size_t kMetadataMax = 4096;     // onMetaData (AMF0) data tag body
+// Sequence headers of Enhanced RTMP tracks other than track 0 (FORMAT.md, "Tracks").
+inline constexpr size_t kTrackConfigSlots = 4;
+inline constexpr size_t kTrackConfigSize = 2048;
+inline constexpr size_t kTrackConfigMax = kTrackConfigSize - 8;
 
 enum class DirectoryState : uint32_t { kInitializing = 0, kLive = 1, kClosed = 2 };
 // A location byte per shard: where its ring object lives.
@@ -207,6 +221,17 @@ struct CodecInfo {
 };
 static_assert(sizeof(CodecInfo) == 48);
 
+// The latest sequence header of one Enhanced RTMP track other than track 0 (those go to
+// video_config / audio_config).
+struct TrackConfig {
+  uint8_t type;      // RecordType: kAudio or kVideo
+  uint8_t track_id;  // 1..255
+  uint16_t reserved;
+  uint32_t length;                // bytes of body in use
+  uint8_t body[kTrackConfigMax];  // the FLV tag body of the sequence header, as sent
+};
+static_assert(sizeof(TrackConfig) == kTrackConfigSize);
+
 // The seqlocked part of a StreamEntry: consistent when `seqlock` is even and unchanged
 // across the copy (FORMAT.md, "Reading an entry").
 struct StreamInfoImage {
@@ -222,12 +247,14 @@ struct StreamInfoImage {
   uint32_t video_config_length;
   uint32_t audio_config_length;
   uint32_t metadata_length;
-  uint32_t reserved1;
+  uint32_t track_config_count;  // track_configs in use (0..kTrackConfigSlots)
   char name[kStreamNameMax];
   char publisher[kPublisherMax];
   uint8_t video_config[kVideoConfigMax];
   uint8_t audio_config[kAudioConfigMax];
   uint8_t metadata[kMetadataMax];
+  uint8_t reserved2[1248];  // track_configs start at entry offset 8192
+  TrackConfig track_configs[kTrackConfigSlots];
 };
 
 struct StreamEntry {
@@ -255,9 +282,14 @@ static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, publisher)
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, video_config) == 544);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, audio_config) == 2592);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata) == 2848);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, track_config_count) == 220);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, track_configs) == 8192);
+static_assert(sizeof(StreamEntry) == kStreamEntrySize);
 static_assert(offsetof(DirectoryHeader, hugetlbfs_dir) == 384);
 static_assert(offsetof(RingHeader, lossless_evictions) == 168);
 static_assert(offsetof(RecordHeader, ingest_time_ns) == 48);
+static_assert(offsetof(RecordHeader, track_id) == 14);
+static_assert(offsetof(RecordHeader, codec) == 56);
 static_assert(offsetof(StreamEntry, frames) == 64);
 static_assert(offsetof(StreamEntry, info) == 128);
 

@@ -93,6 +93,33 @@ TEST_F(RingTest, HeaderFieldsRoundTrip) {
   EXPECT_FALSE(reader_->Poll(&view));
 }
 
+TEST_F(RingTest, EnhancedRtmpFieldsRoundTrip) {
+  RecordMeta meta{.type = RecordType::kVideo,
+                  .flags = kFlagKeyframe | kFlagExHeader | kFlagMultitrack,
+                  .stream_id = 3,
+                  .sequence = 1,
+                  .codec = 0x61763031,  // "av01"
+                  .track_id = 5,
+                  .packet_type = 1};
+  const uint8_t body[] = {0x96, 0x11, 'a', 'v', '0', '1'};
+  ASSERT_TRUE(producer_->Write(meta, body).ok());
+  RecordView view;
+  ASSERT_TRUE(reader_->Poll(&view));
+  EXPECT_EQ(view.header.flags, kFlagKeyframe | kFlagExHeader | kFlagMultitrack);
+  EXPECT_EQ(view.header.codec, 0x61763031u);
+  EXPECT_EQ(view.header.track_id, 5);
+  EXPECT_EQ(view.header.packet_type, 1);
+  EXPECT_EQ(view.header.reserved, 0u);
+  EXPECT_EQ(std::vector<uint8_t>(view.payload.begin(), view.payload.end()),
+            std::vector<uint8_t>(std::begin(body), std::end(body)));
+  // The layout FORMAT.md documents: codec at 56, track id at 14, packet type at 15.
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(&view.header);
+  EXPECT_EQ(raw[14], 5);
+  EXPECT_EQ(raw[15], 1);
+  EXPECT_EQ(raw[56], 0x31);  // little endian: the FourCC's last character first
+  EXPECT_EQ(kRecordHeaderSize, 64u);
+}
+
 TEST_F(RingTest, RandomSizesFromZeroToMaximumRoundTrip) {
   std::mt19937_64 rng(1234);
   const size_t max = producer_->max_payload_length();

@@ -71,7 +71,10 @@ RecordMeta StreamWriter::NextRecord(const FrameMeta& meta) {
       .sequence = sequence_ + 1,
       .dts = meta.dts,
       .pts = meta.pts,
-      .ingest_time_ns = meta.ingest_time_ns};
+      .ingest_time_ns = meta.ingest_time_ns,
+      .codec = meta.codec,
+      .track_id = meta.track_id,
+      .packet_type = meta.packet_type};
 }
 
 absl::Status StreamWriter::WriteFrame(const FrameMeta& meta,
@@ -127,8 +130,13 @@ void StreamWriter::AfterCommit(uint64_t position) {
   if (!config && (pending_.flags & kFlagKeyframe) != 0 && (video || (audio && !has_video_))) {
     StoreRelease(e.latest_keyframe, position + 1);
   }
-  if (config && video) dir.SetVideoConfig(slot_, payload);
-  if (config && audio) dir.SetAudioConfig(slot_, payload);
+  if (config && pending_.track_id != 0 && (video || audio)) {
+    dir.SetTrackConfig(slot_, pending_.type, pending_.track_id, payload);
+  } else if (config && video) {
+    dir.SetVideoConfig(slot_, payload);
+  } else if (config && audio) {
+    dir.SetAudioConfig(slot_, payload);
+  }
   if (pending_.type == RecordType::kData && IsOnMetaData(payload)) dir.SetMetadata(slot_, payload);
 }
 

@@ -11,7 +11,8 @@
 //   shard.Heartbeat();  // from the shard's timer, at least every 100 ms
 //
 // WriteFrame keeps the directory current: sequence headers (kFlagSequenceHeader) and
-// onMetaData go to the entry, video keyframes move its latest-keyframe position, and the
+// onMetaData go to the entry (those of Enhanced RTMP tracks other than 0 to its track
+// configs), video keyframes move its latest-keyframe position, and the
 // counters advance. A frame too large for the ring is dropped and counted, and the next
 // frame carries kFlagDiscontinuity.
 //
@@ -40,6 +41,9 @@ struct FrameMeta {
   int64_t dts = 0;                       // ms
   int64_t pts = 0;                       // ms: dts + composition time offset
   uint64_t ingest_time_ns = 0;           // CLOCK_REALTIME
+  uint32_t codec = 0;                    // FLV codec id or Enhanced RTMP FourCC
+  uint8_t track_id = 0;                  // Enhanced RTMP track id (0: the default track)
+  uint8_t packet_type = 0;               // RecordHeader::packet_type
 };
 
 class ShardWriter;

@@ -98,7 +98,10 @@ RecordMeta FrameMeta(uint64_t seq) {
           .sequence = seq,
           .dts = static_cast<int64_t>(seq),
           .pts = static_cast<int64_t>(seq),
-          .ingest_time_ns = MonotonicNs()};
+          .ingest_time_ns = MonotonicNs(),
+          .codec = static_cast<uint32_t>(seq * 2654435761u),  // Enhanced RTMP fields too
+          .track_id = static_cast<uint8_t>(seq),
+          .packet_type = static_cast<uint8_t>(seq % 8)};
 }
 
 // Writes frames 1, 2, ... until `duration` passes, then a stream-end record.
@@ -162,6 +165,11 @@ int RunReader(const std::string& path, Shared* shared, int index, bool lossless)
     }
     if (need_keyframe && (view.header.flags & kFlagKeyframe) == 0) return kNoKeyframeAfterLoss;
     need_keyframe = false;
+    const RecordMeta expected = FrameMeta(seq);
+    if (view.header.codec != expected.codec || view.header.track_id != expected.track_id ||
+        view.header.packet_type != expected.packet_type) {
+      return kBadContent;
+    }
     if (view.payload.size() != FrameSize(seq) ||
         !testing::CheckPayload(kStream, seq, std::span(buf).first(view.payload.size()))) {
       return kBadContent;

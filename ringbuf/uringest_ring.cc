@@ -74,6 +74,9 @@ void FillFrame(const Frame& f, uringest_ring_frame* out) {
   out->payload = f.payload.data();
   out->payload_length = static_cast<uint32_t>(f.payload.size());
   out->lost_before = f.lost_before;
+  out->track_id = f.track_id;
+  out->codec = f.codec;
+  out->packet_type = f.packet_type;
 }
 
 }  // namespace

@@ -63,6 +63,9 @@ enum {
   URINGEST_RING_FLAG_KEYFRAME = 1,
   URINGEST_RING_FLAG_SEQUENCE_HEADER = 2,
   URINGEST_RING_FLAG_DISCONTINUITY = 4,
+  URINGEST_RING_FLAG_EX_HEADER = 8,   /* Enhanced RTMP body: codec is a FourCC */
+  URINGEST_RING_FLAG_MULTITRACK = 16, /* several tracks in one body; track_id: the first */
+  URINGEST_RING_FLAG_COMMAND = 32,    /* video command frame */
 };
 
 typedef struct {
@@ -86,7 +89,7 @@ typedef struct {
   uint8_t type;           /* URINGEST_RING_AUDIO, ... */
   uint8_t flags;          /* URINGEST_RING_FLAG_* */
   uint8_t from_directory; /* 1: onMetaData/sequence header replayed on join */
-  uint8_t reserved;
+  uint8_t track_id;       /* Enhanced RTMP track id (0: the default track) */
   uint32_t stream_id;
   uint64_t sequence;
   int64_t dts; /* milliseconds */
@@ -95,6 +98,8 @@ typedef struct {
   const uint8_t* payload; /* valid until the next uringest_ring_next; check after use */
   uint32_t payload_length;
   uint64_t lost_before; /* frames of the stream lost just before this one */
+  uint32_t codec;       /* FLV codec id / SoundFormat, or the Enhanced RTMP FourCC */
+  uint8_t packet_type;  /* Enhanced RTMP packet type, else the AVC/AAC packet type */
 } uringest_ring_frame;
 
 /* Opens ring `name` (the server's --ring NAME). */

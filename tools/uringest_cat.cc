@@ -1,5 +1,6 @@
 // uringest-cat: writes one stream of a running uringestd's frame ring as an FLV file, from
 // its latest keyframe (or from its start, with --wait), until the publisher stops.
+// Enhanced RTMP streams (HEVC, AV1, VP9, Opus, multitrack) come out as Enhanced FLV.
 //
 //   uringest-cat live/test | ffplay -                  # watch a stream of ring "uringest"
 //   uringest-cat --ring test --wait live/cam1 -o cam1.flv   # record the next publish whole

@@ -6,9 +6,11 @@
 //   uringestd --config /etc/uringest.ini        # the same flags, as "name = value" lines
 //   uringestd --auth-file /etc/uringest/keys --ring-group video   # keys; consumers in "video"
 //   uringestd --on-publish http://127.0.0.1:8080/auth --on-publish-timeout 2
+//   uringestd --tls-cert cert.pem --tls-key key.pem   # RTMPS on 0.0.0.0:1936 as well
 //
 // SIGINT/SIGTERM: graceful shutdown (streams end cleanly, the ring is removed); a second
-// signal exits at once. SIGHUP: re-read --auth-file (a bad file keeps the old keys).
+// signal exits at once. SIGHUP: re-read --auth-file (a bad file keeps the old keys) and
+// the TLS certificate (a bad one keeps the old one).
 
 #include <signal.h>
 
@@ -31,21 +33,33 @@ using uringest::engine::OnDuplicate;
 using uringest::engine::Placement;
 using uringest::engine::ServerOptions;
 
-// "HOST:PORT", "[IPV6]:PORT" or ":PORT".
-std::string ParseListen(const std::string& value, ServerOptions* options) {
+// "HOST:PORT", "[IPV6]:PORT" or ":PORT", for `flag` (whose usual port is `example`).
+std::string ParseListen(const std::string& value, const char* flag, const char* example,
+                        std::string* host_out, uint16_t* port_out) {
   const size_t colon = value.rfind(':');
   uint32_t port;
   if (colon == std::string::npos || !absl::SimpleAtoi(value.substr(colon + 1), &port) ||
       port > 65535) {
-    return "--listen wants HOST:PORT, e.g. 0.0.0.0:1935";
+    return absl::StrCat(flag, " wants HOST:PORT, e.g. 0.0.0.0:", example);
   }
   std::string host = value.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  options->listen_host = host.empty() ? "0.0.0.0" : host;
-  options->listen_port = uint16_t(port);
+  *host_out = host.empty() ? "0.0.0.0" : host;
+  *port_out = uint16_t(port);
   return {};
+}
+
+void AddTlsFlags(CLI::App& app, ServerOptions* o, std::string* tls_listen) {
+  app.add_option("--tls-listen", *tls_listen,
+                 "Where encoders connect over RTMPS (TLS): HOST:PORT; on with --tls-cert")
+      ->capture_default_str();
+  app.add_option("--tls-cert", o->tls_cert,
+                 "RTMPS certificate chain, PEM (leaf first); re-read on SIGHUP")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", o->tls_key, "RTMPS private key, PEM; re-read on SIGHUP")
+      ->check(CLI::ExistingFile);
 }
 
 void AddAccessFlags(CLI::App& app, ServerOptions* o, double* on_publish_timeout) {
@@ -126,6 +140,14 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(1u, 16u << 20))
       ->default_str("16MiB");
+  app.add_option("--max-partial-bytes", o->connection.reader.max_buffered_bytes,
+                 "Bytes of partial messages one connection may hold")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("64MiB");
+  app.add_option("--max-assembly-memory", o->max_assembly_memory,
+                 "Bytes of partial messages all connections of a shard may hold (0: no cap)")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("512MiB");
   app.add_option("--max-chunk-streams", o->connection.reader.max_chunk_streams,
                  "Chunk streams one connection may use")
       ->check(CLI::Range(1u, 65599u))
@@ -154,7 +176,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
 
 void ReloadAccess(uringest::engine::Server& server) {
   if (server.options().auth_file.empty()) {
-    spdlog::info("SIGHUP: no --auth-file to reload");
+    if (!server.tls_enabled()) spdlog::info("SIGHUP: no --auth-file to reload");
     return;
   }
   absl::StatusOr<size_t> rules = server.ReloadAccess();
@@ -166,11 +188,24 @@ void ReloadAccess(uringest::engine::Server& server) {
   }
 }
 
+void ReloadTls(uringest::engine::Server& server) {
+  if (!server.tls_enabled()) return;
+  if (absl::Status s = server.ReloadTls(); s.ok()) {
+    spdlog::info("SIGHUP: TLS certificate reloaded from {}", server.options().tls_cert);
+  } else {
+    spdlog::error("SIGHUP: TLS certificate not reloaded, the one loaded before stays: {}",
+                  uringest::engine::StatusText(s));
+  }
+}
+
 // Waits for SIGINT/SIGTERM, shuts down gracefully; a second signal exits at once. SIGHUP
-// reloads the auth file.
+// reloads the auth file and the TLS certificate.
 void ServeUntilSignalled(uringest::engine::Server& server, const sigset_t& signals) {
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) ReloadAccess(server);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    ReloadAccess(server);
+    ReloadTls(server);
+  }
   spdlog::info("{}: shutting down (a second signal exits at once)", strsignal(sig));
   server.Shutdown();
   const timespec poll{0, 50'000'000};
@@ -187,6 +222,7 @@ void ServeUntilSignalled(uringest::engine::Server& server, const sigset_t& signa
 int main(int argc, char** argv) {
   ServerOptions options;
   std::string listen = "0.0.0.0:1935";
+  std::string tls_listen = "0.0.0.0:1936";
   std::string log_level = "info";
   double idle = absl::ToDoubleSeconds(options.idle_timeout);
   double handshake = absl::ToDoubleSeconds(options.handshake_timeout);
@@ -196,8 +232,13 @@ int main(int argc, char** argv) {
                "uringestd");
   AddFlags(app, &options, &listen, &log_level, &idle, &handshake, &publish);
   AddAccessFlags(app, &options, &on_publish_timeout);
+  AddTlsFlags(app, &options, &tls_listen);
   CLI11_PARSE(app, argc, argv);
-  if (std::string error = ParseListen(listen, &options); !error.empty()) {
+  for (std::string error :
+       {ParseListen(listen, "--listen", "1935", &options.listen_host, &options.listen_port),
+        ParseListen(tls_listen, "--tls-listen", "1936", &options.tls_listen_host,
+                    &options.tls_listen_port)}) {
+    if (error.empty()) continue;
     std::fprintf(stderr, "uringestd: %s\n", error.c_str());
     return 2;
   }

@@ -17,6 +17,7 @@ class BufferAllocator {
  public:
   virtual ~BufferAllocator() = default;
   // A buffer of at least `size` bytes (size > 0); *capacity receives its real size.
+  // nullptr when the allocator's budget is spent (the heap allocator has none).
   virtual uint8_t* Allocate(size_t size, size_t* capacity) = 0;
   // REQUIRES: `p` came from Allocate() on this allocator, which gave it `capacity`.
   virtual void Free(uint8_t* p, size_t capacity) = 0;

@@ -324,6 +324,11 @@ absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t
     size_t capacity;
     uint8_t* buffer = allocator_->Allocate(
         std::max<size_t>(grown, std::min<size_t>(cs->length, kMinAssemblyBuffer)), &capacity);
+    if (buffer == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "chunk stream %u: no memory left for partial messages (the shard's budget is spent)",
+          cs->csid));
+    }
     const size_t would_hold = buffered_bytes_ - cs->capacity + capacity;
     if (would_hold > options_.max_buffered_bytes) {
       allocator_->Free(buffer, capacity);

@@ -521,6 +521,23 @@ TEST(ChunkReaderTest, PartialMessagesAcrossChunkStreamsAreCapped) {
   EXPECT_EQ(m.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST(ChunkReaderTest, AllocatorOutOfBudgetFailsTheConnectionNotTheProcess) {
+  // An allocator whose budget is spent (a shard's, shared by its connections) refuses.
+  class Spent : public BufferAllocator {
+   public:
+    uint8_t* Allocate(size_t, size_t*) override { return nullptr; }
+    void Free(uint8_t*, size_t) override { ADD_FAILURE() << "nothing was allocated"; }
+  } spent;
+  ChunkWriter writer;
+  std::vector<uint8_t> b;
+  writer.Write(Header(6, MessageType::kVideo, 1, 0), Payload(300, 1), &b);  // 3 chunks
+  ChunkReader reader(ChunkReaderOptions{.allocator = &spent});
+  auto got = Feed(reader, b);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kResourceExhausted) << got.status();
+  EXPECT_EQ(reader.buffered_bytes(), 0u);
+}
+
 TEST(ChunkReaderTest, ReaderRefusesUseAfterAnError) {
   std::vector<uint8_t> b;
   AppendBasic(&b, 3, 9);

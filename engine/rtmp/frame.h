@@ -36,6 +36,13 @@ struct Frame {
   bool sequence_header = false;  // AVC/HEVC decoder configuration or AAC config
   // The FLV codec id (VideoCodec / AudioCodec), or for Enhanced RTMP the FourCC.
   uint32_t codec = 0;
+  // Enhanced RTMP (media_tag.h): an ExHeader body, a command frame, the packet type, and
+  // for Multitrack messages the (first) track's id and whether it holds several tracks.
+  bool ex_header = false;
+  bool command = false;
+  uint8_t packet_type = 0;
+  uint8_t track_id = 0;
+  bool many_tracks = false;
   // The FLV tag body exactly as the publisher sent it (audio and video: with their tag
   // header bytes; data: onMetaData with the @setDataFrame wrapper removed). Valid only
   // during the OnFrame call.

@@ -9,10 +9,14 @@
 //          CodedFrames of avc1/hvc1/vvc1: compositionTime SI24
 //   audio: soundFormat UB[4] = 9 | packetType UB[4], then the same ModEx and Multitrack
 //          prefixes (Multitrack is 5 for audio) and FourCC.
+//
+// ModEx TimestampOffsetNano: the first three bytes of the ModEx data, a UI24.
 
 #include "engine/rtmp/media_tag.h"
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/rtmp_format.h"
@@ -38,9 +42,16 @@ class Cursor {
     pos_ += n;
     return true;
   }
+  // Up to n bytes from here (fewer at the end), consumed.
+  std::span<const uint8_t> Take(size_t n) {
+    std::span<const uint8_t> taken = data_.subspan(pos_, std::min(n, data_.size() - pos_));
+    pos_ += taken.size();
+    return taken;
+  }
+  bool Has(size_t n) const { return data_.size() - pos_ >= n; }
+  bool AtEnd() const { return pos_ == data_.size(); }
 
  private:
-  bool Has(size_t n) const { return data_.size() - pos_ >= n; }
   bool Read(size_t n, uint32_t* v) {
     if (!Has(n)) return false;
     const uint8_t* p = data_.data() + pos_;
@@ -55,13 +66,24 @@ class Cursor {
 
 constexpr uint8_t kModExPacketType = 7;  // the same value for audio and video
 constexpr size_t kModExSizeEscape = 256;
+constexpr size_t kTrackSizeBytes = 3;  // UI24 sizeOfVideoTrack / sizeOfAudioTrack
 
 int32_t SignExtend24(uint32_t v) { return int32_t(v << 8) >> 8; }
 
-// Skips ModEx prefixes while *packet_type says one follows, leaving the packet type of
-// what comes after them. Returns false if the body ends first.
-bool SkipModEx(Cursor* c, uint8_t* packet_type) {
-  while (*packet_type == kModExPacketType) {
+// What precedes the tracks of an Enhanced RTMP message.
+struct ExHeader {
+  uint8_t frame_type = 0;  // video only
+  uint8_t packet_type = 0;
+  int multitrack_type = -1;   // AvMultitrackType, or -1 for a single-track message
+  uint32_t shared_codec = 0;  // single track and one-codec multitrack: the FourCC
+  uint32_t nano = 0;          // ModEx TimestampOffsetNano
+  bool command = false;       // video command frame: no tracks follow
+};
+
+// Reads ModEx prefixes while header->packet_type says one follows, leaving the packet
+// type of what comes after them. Returns false if the body ends first.
+bool ReadModEx(Cursor* c, ExHeader* header) {
+  while (header->packet_type == kModExPacketType) {
     uint8_t size_byte;
     if (!c->ReadU8(&size_byte)) return false;
     size_t size = size_t(size_byte) + 1;
@@ -70,64 +92,122 @@ bool SkipModEx(Cursor* c, uint8_t* packet_type) {
       if (!c->ReadU16(&size16)) return false;
       size = size_t(size16) + 1;
     }
+    std::span<const uint8_t> data = c->Take(size);
     uint8_t type_byte;
-    if (!c->Skip(size) || !c->ReadU8(&type_byte)) return false;
-    *packet_type = type_byte & 0x0F;  // the high nibble is the ModEx type: not needed
+    if (data.size() != size || !c->ReadU8(&type_byte)) return false;
+    if ((type_byte >> 4) == uint8_t(ModExType::kTimestampOffsetNano) && data.size() >= 3) {
+      header->nano = LoadU24(data.data());
+    }
+    header->packet_type = type_byte & 0x0F;
   }
   return true;
 }
 
-// Reads a Multitrack header (multitrack type and inner packet type) if *packet_type is
-// `multitrack`. Sets *multitrack_type, or leaves it negative for a single-track message.
-bool ReadMultitrackHeader(Cursor* c, uint8_t multitrack, uint8_t* packet_type,
-                          int* multitrack_type) {
-  if (*packet_type != multitrack) return true;
-  uint8_t b;
-  if (!c->ReadU8(&b)) return false;
-  *multitrack_type = b >> 4;
-  *packet_type = b & 0x0F;
-  // Nested Multitrack or ModEx inside Multitrack is not allowed by the spec.
-  return *packet_type != multitrack && *packet_type != kModExPacketType;
+// Reads a Multitrack header (multitrack type and inner packet type) if the packet type
+// is `multitrack`, then the shared FourCC unless each track carries its own.
+bool ReadMultitrackAndCodec(Cursor* c, uint8_t multitrack, ExHeader* header) {
+  if (header->packet_type == multitrack) {
+    uint8_t b;
+    if (!c->ReadU8(&b)) return false;
+    header->multitrack_type = b >> 4;
+    header->packet_type = b & 0x0F;
+    // Nested Multitrack or ModEx inside Multitrack is not allowed by the spec.
+    if (header->packet_type == multitrack || header->packet_type == kModExPacketType) return false;
+    if (header->multitrack_type == int(AvMultitrackType::kManyTracksManyCodecs)) return true;
+  }
+  return c->ReadU32(&header->shared_codec);
 }
 
-// Skips the per-track prefix (track id, and the track size for many tracks) of the first
-// track of a multitrack message. The FourCC has been read already.
-bool SkipTrackPrefix(Cursor* c, int multitrack_type) {
-  if (multitrack_type < 0) return true;
-  const bool one_track = multitrack_type == int(AvMultitrackType::kOneTrack);
-  return c->Skip(1 + (one_track ? 0 : 3));
+// The ExHeader after the first byte. False if the body ends (or is malformed) before the
+// tracks; *header keeps what was read.
+bool ReadExHeader(Cursor* c, uint8_t first, bool video, ExHeader* header) {
+  header->frame_type = video ? (first >> 4) & 0x07 : 0;
+  header->packet_type = first & 0x0F;
+  if (!ReadModEx(c, header)) return false;
+  if (video && header->packet_type != uint8_t(VideoPacketType::kMetadata) &&
+      header->frame_type == uint8_t(VideoFrameType::kCommandFrame)) {
+    header->command = true;  // videoCommand UI8: no codec, no tracks
+    return true;
+  }
+  const uint8_t multitrack =
+      video ? uint8_t(VideoPacketType::kMultitrack) : uint8_t(AudioPacketType::kMultitrack);
+  return ReadMultitrackAndCodec(c, multitrack, header);
+}
+
+// Reads the next track's prefix and its bytes. False when no (complete) prefix is left;
+// a track whose bytes are cut short is returned with what there is.
+bool ReadTrack(Cursor* c, const ExHeader& header, MediaTrack* track) {
+  track->codec = header.shared_codec;
+  track->track_id = 0;
+  if (header.multitrack_type < 0) {
+    track->data = c->Take(SIZE_MAX);
+    return true;
+  }
+  if (header.multitrack_type == int(AvMultitrackType::kManyTracksManyCodecs) &&
+      !c->ReadU32(&track->codec)) {
+    return false;
+  }
+  if (!c->ReadU8(&track->track_id)) return false;
+  if (header.multitrack_type == int(AvMultitrackType::kOneTrack)) {
+    track->data = c->Take(SIZE_MAX);
+    return true;
+  }
+  uint32_t size;
+  if (!c->ReadU24(&size)) return false;
+  track->data = c->Take(size);
+  return true;
 }
 
 bool CarriesCompositionTime(uint32_t fourcc) {
   return fourcc == kFourCcAvc || fourcc == kFourCcHevc || fourcc == kFourCcVvc;
 }
 
-MediaTag ParseExVideoTag(Cursor c, uint8_t first) {
-  MediaTag tag;
-  const uint8_t frame_type = (first >> 4) & 0x07;
-  uint8_t packet = first & 0x0F;
-  if (!SkipModEx(&c, &packet)) return tag;
-  if (packet != uint8_t(VideoPacketType::kMetadata) &&
-      frame_type == uint8_t(VideoFrameType::kCommandFrame)) {
-    return tag;  // videoCommand UI8: no codec, not a keyframe
+// Fills the track fields of *tag from the tracks that follow the header.
+void ReadTracks(Cursor* c, const ExHeader& header, bool coded_frames, MediaTag* tag) {
+  tag->codec = header.shared_codec;
+  tag->multitrack = header.multitrack_type >= 0;
+  MediaTrack first;
+  if (!ReadTrack(c, header, &first)) {
+    tag->track_count = 0;
+    return;
   }
-  int multitrack_type = -1;
-  if (!ReadMultitrackHeader(&c, uint8_t(VideoPacketType::kMultitrack), &packet, &multitrack_type)) {
+  tag->codec = first.codec;
+  tag->track_id = first.track_id;
+  if (coded_frames && CarriesCompositionTime(first.codec) && first.data.size() >= 3) {
+    tag->composition_offset = SignExtend24(LoadU24(first.data.data()));
+  }
+  uint32_t count = 1;
+  MediaTrack next;
+  while (!c->AtEnd() && count < 255 && ReadTrack(c, header, &next)) ++count;
+  tag->track_count = uint8_t(count);
+}
+
+MediaTag ParseExVideoTag(Cursor c, uint8_t first) {
+  MediaTag tag{.ex_header = true};
+  ExHeader header;
+  const bool complete = ReadExHeader(&c, first, /*video=*/true, &header);
+  const auto type = VideoPacketType(header.packet_type);
+  tag.packet_type = header.packet_type;
+  tag.timestamp_offset_nano = header.nano;
+  if (header.command) {
+    tag.command = true;
     return tag;
   }
-  const auto type = VideoPacketType(packet);
+  if (header.packet_type == kModExPacketType ||
+      (header.multitrack_type >= 0 &&
+       header.packet_type == uint8_t(VideoPacketType::kMultitrack))) {
+    return tag;  // ran out inside ModEx, or a nested prefix: nothing to trust
+  }
+  tag.multitrack = header.multitrack_type >= 0;
   tag.sequence_header =
       type == VideoPacketType::kSequenceStart || type == VideoPacketType::kMpeg2TsSequenceStart;
-  tag.keyframe = frame_type == uint8_t(VideoFrameType::kKeyFrame) &&
+  tag.keyframe = header.frame_type == uint8_t(VideoFrameType::kKeyFrame) &&
                  type != VideoPacketType::kSequenceEnd && type != VideoPacketType::kMetadata;
-  // Single track and one-codec multitrack: the FourCC is here; many codecs: the first
-  // track's FourCC opens the body. Either way the next four bytes are a FourCC.
-  if (!c.ReadU32(&tag.codec)) return tag;
-  uint32_t cts;
-  if (type == VideoPacketType::kCodedFrames && CarriesCompositionTime(tag.codec) &&
-      SkipTrackPrefix(&c, multitrack_type) && c.ReadU24(&cts)) {
-    tag.composition_offset = SignExtend24(cts);
+  if (!complete) {
+    tag.codec = 0;
+    return tag;
   }
+  ReadTracks(&c, header, type == VideoPacketType::kCodedFrames, &tag);
   return tag;
 }
 
@@ -137,12 +217,16 @@ MediaTag ParseLegacyVideoTag(Cursor c, uint8_t first) {
   tag.codec = first & 0x0F;
   tag.keyframe = frame_type == uint8_t(VideoFrameType::kKeyFrame);
   // A command frame carries a video info byte instead of an AVC packet type.
-  if (frame_type == uint8_t(VideoFrameType::kCommandFrame)) return tag;
+  if (frame_type == uint8_t(VideoFrameType::kCommandFrame)) {
+    tag.command = true;
+    return tag;
+  }
   if (tag.codec != uint8_t(VideoCodec::kAvc) && tag.codec != uint8_t(VideoCodec::kHevcLegacy)) {
     return tag;
   }
   uint8_t packet;
   if (!c.ReadU8(&packet)) return tag;
+  tag.packet_type = packet;
   tag.sequence_header = packet == uint8_t(AvcPacketType::kSequenceHeader);
   uint32_t cts;
   if (packet == uint8_t(AvcPacketType::kNalu) && c.ReadU24(&cts)) {
@@ -152,16 +236,19 @@ MediaTag ParseLegacyVideoTag(Cursor c, uint8_t first) {
 }
 
 MediaTag ParseExAudioTag(Cursor c, uint8_t first) {
-  MediaTag tag;
-  tag.keyframe = true;
-  uint8_t packet = first & 0x0F;
-  int multitrack_type = -1;
-  if (!SkipModEx(&c, &packet) ||
-      !ReadMultitrackHeader(&c, uint8_t(AudioPacketType::kMultitrack), &packet, &multitrack_type)) {
+  MediaTag tag{.keyframe = true, .ex_header = true};
+  ExHeader header;
+  const bool complete = ReadExHeader(&c, first, /*video=*/false, &header);
+  tag.packet_type = header.packet_type;
+  tag.timestamp_offset_nano = header.nano;
+  if (header.packet_type == kModExPacketType ||
+      (header.multitrack_type >= 0 &&
+       header.packet_type == uint8_t(AudioPacketType::kMultitrack))) {
     return tag;
   }
-  tag.sequence_header = packet == uint8_t(AudioPacketType::kSequenceStart);
-  c.ReadU32(&tag.codec);  // as for video: the shared or the first track's FourCC
+  tag.multitrack = header.multitrack_type >= 0;
+  tag.sequence_header = header.packet_type == uint8_t(AudioPacketType::kSequenceStart);
+  if (complete) ReadTracks(&c, header, /*coded_frames=*/false, &tag);
   return tag;
 }
 
@@ -183,9 +270,30 @@ MediaTag ParseAudioTag(std::span<const uint8_t> body) {
   MediaTag tag{.codec = format, .keyframe = true};
   uint8_t packet;
   if (format == uint8_t(AudioCodec::kAac) && c.ReadU8(&packet)) {
+    tag.packet_type = packet;
     tag.sequence_header = packet == uint8_t(AacPacketType::kSequenceHeader);
   }
   return tag;
+}
+
+size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrack> out) {
+  Cursor c(body);
+  uint8_t first;
+  if (!c.ReadU8(&first)) return 0;
+  const bool ex =
+      video ? (first & kVideoExHeaderBit) != 0 : (first >> 4) == uint8_t(AudioCodec::kExHeader);
+  ExHeader header;
+  if (!ex || !ReadExHeader(&c, first, video, &header) || header.command) return 0;
+  size_t count = 0;
+  MediaTrack track;
+  while (!(count > 0 && c.AtEnd()) && ReadTrack(&c, header, &track)) {
+    if (count < out.size()) out[count] = track;
+    ++count;
+    if (header.multitrack_type < 0 || header.multitrack_type == int(AvMultitrackType::kOneTrack)) {
+      break;
+    }
+  }
+  return count;
 }
 
 }  // namespace uringest::rtmp

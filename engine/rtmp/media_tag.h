@@ -2,10 +2,11 @@
 // the first bytes of its body, the FLV audio/video tag header: codec, keyframe, sequence
 // header, composition time offset. It understands the legacy FLV layout (FLV spec E.4.2,
 // E.4.3, including the unofficial HEVC codec id 12) and the Enhanced RTMP ExHeader
-// (veovera "Enhanced RTMP" v2: FourCC codecs, ModEx and Multitrack prefixes) as far as
-// these properties need. The parse never fails: a body that is empty, too short or
-// malformed yields whatever was read before the bytes ran out, else the defaults.
-// Nothing is allocated; the body is only read during the call.
+// (veovera "Enhanced RTMP" v2: FourCC codecs, command frames, ModEx with
+// TimestampOffsetNano, and the Multitrack kinds OneTrack, ManyTracks and
+// ManyTracksManyCodecs with their track ids). The parse never fails: a body that is empty, too
+// short or malformed yields whatever was read before the bytes ran out, else the defaults. Nothing
+// is allocated; the body is only read during the call.
 //
 //   MediaTag tag = ParseVideoTag(message.payload);
 //   if (tag.sequence_header && tag.codec == kFourCcHevc) { ... }
@@ -13,6 +14,7 @@
 #ifndef URINGEST_ENGINE_RTMP_MEDIA_TAG_H_
 #define URINGEST_ENGINE_RTMP_MEDIA_TAG_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -65,6 +67,21 @@ enum class AvMultitrackType : uint8_t {
   kManyTracksManyCodecs = 2,  // each track carries its own FourCC
 };
 
+// The high 4 bits of the byte that ends a ModEx prefix.
+enum class ModExType : uint8_t {
+  kTimestampOffsetNano = 0,  // data: UI24 nanoseconds (0..999999) added to the RTMP time
+};
+
+// Enhanced RTMP capability flags the server announces in its connect _result.
+inline constexpr uint32_t kCapsExReconnect = 0x01;
+inline constexpr uint32_t kCapsExMultitrack = 0x02;
+inline constexpr uint32_t kCapsExModEx = 0x04;
+inline constexpr uint32_t kCapsExTimestampNanoOffset = 0x08;
+// FourCcInfoMask values of [video|audio]FourCcInfoMap.
+inline constexpr uint32_t kFourCcCanDecode = 0x01;
+inline constexpr uint32_t kFourCcCanEncode = 0x02;
+inline constexpr uint32_t kFourCcCanForward = 0x04;
+
 struct MediaTag {
   // The FLV codec id (VideoCodec / AudioCodec), or for Enhanced RTMP the FourCC (for
   // multitrack messages with a codec per track: the first track's).
@@ -79,6 +96,30 @@ struct MediaTag {
   // packets and of Enhanced RTMP CodedFrames for avc1/hvc1/vvc1 (in a multitrack message:
   // the first track's); 0 otherwise.
   int32_t composition_offset = 0;
+  // The body uses the Enhanced RTMP ExHeader (video bit 7, SoundFormat 9): `codec` is a
+  // FourCC and `packet_type` a Video/AudioPacketType.
+  bool ex_header = false;
+  // A video command frame (FrameType 5, legacy video info or Enhanced videoCommand).
+  bool command = false;
+  // The packet type after any ModEx and Multitrack prefixes (Enhanced RTMP), else the
+  // AVC/HEVC or AAC packet type byte; 0 when the layout has none.
+  uint8_t packet_type = 0;
+  // A Multitrack message (any AvMultitrackType). `track_id` is its (first) track's id;
+  // `track_count` the tracks found in the body (ManyTracks*: walked by their sizes).
+  bool multitrack = false;
+  uint8_t track_id = 0;
+  uint8_t track_count = 1;
+  // ModEx TimestampOffsetNano: nanoseconds to add to the message time; 0 without one.
+  uint32_t timestamp_offset_nano = 0;
+};
+
+// One track of an Enhanced RTMP message (a single-track message has one, id 0).
+struct MediaTrack {
+  uint32_t codec = 0;  // FourCC
+  uint8_t track_id = 0;
+  // The track's bytes after its prefix (for CodedFrames of avc1/hvc1/vvc1 starting with
+  // the SI24 composition time). A view into the body passed in.
+  std::span<const uint8_t> data;
 };
 
 // The properties of a video message body.
@@ -86,6 +127,12 @@ MediaTag ParseVideoTag(std::span<const uint8_t> body);
 
 // The properties of an audio message body.
 MediaTag ParseAudioTag(std::span<const uint8_t> body);
+
+// The tracks of an Enhanced RTMP video (`video`) or audio body: fills up to out.size()
+// entries in order and returns how many tracks the body holds (stopping at the first
+// truncated one, which is included with the bytes that are there). Legacy bodies and
+// command frames have no tracks: 0.
+size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrack> out);
 
 }  // namespace uringest::rtmp
 

@@ -314,6 +314,132 @@ TEST(MediaTagTest, EnhancedAudioTruncatedYieldsNoCodec) {
   EXPECT_TRUE(tag.keyframe);
 }
 
+// ---- Track ids, multitrack kinds, ModEx values (veovera E-RTMP v2 layouts) ----
+
+// Video, ManyTracks of av01, CodedFrames, two tracks:
+//   0x96      ExHeader bit | frameType 1 (key) << 4 | packetType 6 (Multitrack)
+//   0x11      multitrackType 1 (ManyTracks) << 4 | packetType 1 (CodedFrames)
+//   'av01'    the FourCC all tracks share
+//   0x00      trackId 0, then sizeOfVideoTrack UI24 = 2, then 2 bytes of OBUs
+//   0x01      trackId 1, then sizeOfVideoTrack UI24 = 3, then 3 bytes of OBUs
+const Bytes kAv1ManyTracks = {0x96, 0x11, 'a',  'v',  '0',  '1',  0x00, 0x00, 0x00, 0x02,
+                              0x12, 0x00, 0x01, 0x00, 0x00, 0x03, 0x32, 0x10, 0x00};
+
+TEST(MediaTagTest, ManyTracksReportsFirstTrackAndCount) {
+  MediaTag tag = ParseVideoTag(kAv1ManyTracks);
+  EXPECT_TRUE(tag.ex_header);
+  EXPECT_TRUE(tag.multitrack);
+  EXPECT_EQ(tag.codec, kFourCcAv1);
+  EXPECT_EQ(tag.packet_type, uint8_t(VideoPacketType::kCodedFrames));
+  EXPECT_EQ(tag.track_id, 0);
+  EXPECT_EQ(tag.track_count, 2);
+  EXPECT_TRUE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, 0);  // av01 carries none
+}
+
+TEST(MediaTagTest, ListTracksSplitsManyTracksBySize) {
+  MediaTrack tracks[4];
+  ASSERT_EQ(ListTracks(kAv1ManyTracks, /*video=*/true, tracks), 2u);
+  EXPECT_EQ(tracks[0].track_id, 0);
+  EXPECT_EQ(tracks[0].codec, kFourCcAv1);
+  EXPECT_EQ(Bytes(tracks[0].data.begin(), tracks[0].data.end()), (Bytes{0x12, 0x00}));
+  EXPECT_EQ(tracks[1].track_id, 1);
+  EXPECT_EQ(Bytes(tracks[1].data.begin(), tracks[1].data.end()), (Bytes{0x32, 0x10, 0x00}));
+}
+
+// Video, ManyTracksManyCodecs, SequenceStart: track 3 is hvc1, track 4 is vp09.
+TEST(MediaTagTest, ManyCodecsListsEachTracksFourCc) {
+  const Bytes body = {
+      0x96,                   // ExHeader | frameType 1 | Multitrack
+      0x20,                   // ManyTracksManyCodecs (2) << 4 | SequenceStart (0)
+      'h',  'v',  'c',  '1',  // track's FourCC
+      0x03,                   // trackId 3
+      0x00, 0x00, 0x01,       // sizeOfVideoTrack 1
+      0x01,                   // configurationVersion of an HEVCDecoderConfigurationRecord
+      'v',  'p',  '0',  '9',  // next track's FourCC
+      0x04,                   // trackId 4
+      0x00, 0x00, 0x02,       // sizeOfVideoTrack 2
+      0x01, 0x00,             // vpcC version 1, flags
+  };
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.codec, kFourCcHevc);
+  EXPECT_EQ(tag.track_id, 3);
+  EXPECT_EQ(tag.track_count, 2);
+  EXPECT_TRUE(tag.sequence_header);
+  MediaTrack tracks[2];
+  ASSERT_EQ(ListTracks(body, true, tracks), 2u);
+  EXPECT_EQ(tracks[1].codec, kFourCcVp9);
+  EXPECT_EQ(tracks[1].track_id, 4);
+}
+
+TEST(MediaTagTest, OneTrackCarriesItsTrackId) {
+  // ExHeader | inter frame (2) | Multitrack; OneTrack | CodedFrames; "hvc1"; trackId 7;
+  // compositionTime SI24 -10; one NALU byte.
+  const Bytes body = {0xA6, 0x01, 'h', 'v', 'c', '1', 0x07, 0xFF, 0xFF, 0xF6, 0x26};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.track_id, 7);
+  EXPECT_EQ(tag.track_count, 1);
+  EXPECT_FALSE(tag.keyframe);
+  EXPECT_EQ(tag.composition_offset, -10);
+}
+
+TEST(MediaTagTest, ModExTimestampOffsetNanoIsRead) {
+  // ExHeader | key frame | ModEx (7); modExDataSize - 1 = 2 (3 bytes); 0x0F423F = 999999
+  // ns; modExType 0 (TimestampOffsetNano) << 4 | CodedFramesX (3); "vp08".
+  const Bytes body = {0x97, 0x02, 0x0F, 0x42, 0x3F, 0x03, 'v', 'p', '0', '8', 0x9D};
+  MediaTag tag = ParseVideoTag(body);
+  EXPECT_EQ(tag.timestamp_offset_nano, 999999u);
+  EXPECT_EQ(tag.packet_type, uint8_t(VideoPacketType::kCodedFramesX));
+  EXPECT_EQ(tag.codec, kFourCcVp8);
+  EXPECT_TRUE(tag.keyframe);
+}
+
+TEST(MediaTagTest, EnhancedCommandFrameIsFlagged) {
+  // ExHeader | frameType 5 (command) | CodedFrames; videoCommand 0 (StartSeek).
+  MediaTag tag = ParseVideoTag(Bytes{0xD1, 0x00});
+  EXPECT_TRUE(tag.command);
+  EXPECT_TRUE(tag.ex_header);
+  EXPECT_EQ(tag.codec, 0u);
+  // Metadata (4) in a command frame is not a command: AMF colorInfo follows the FourCC.
+  MediaTag metadata = ParseVideoTag(Bytes{0xD4, 'a', 'v', '0', '1', 0x02});
+  EXPECT_FALSE(metadata.command);
+  EXPECT_EQ(metadata.codec, kFourCcAv1);
+  EXPECT_EQ(metadata.packet_type, uint8_t(VideoPacketType::kMetadata));
+  EXPECT_TRUE(ParseVideoTag(Bytes{0x57, 0x00}).command);  // legacy video info frame
+}
+
+TEST(MediaTagTest, EnhancedAudioTracksAndPacketTypes) {
+  // SoundFormat 9 << 4 | Multitrack (5); ManyTracksManyCodecs << 4 | CodedFrames;
+  // "Opus" track 0 (1 byte), "ac-3" track 1 (2 bytes).
+  const Bytes body = {0x95, 0x21, 'O', 'p', 'u',  's',  0x00, 0x00, 0x00, 0x01, 0xFC,
+                      'a',  'c',  '-', '3', 0x01, 0x00, 0x00, 0x02, 0x0B, 0x77};
+  MediaTag tag = ParseAudioTag(body);
+  EXPECT_TRUE(tag.ex_header);
+  EXPECT_EQ(tag.codec, kFourCcOpus);
+  EXPECT_EQ(tag.track_count, 2);
+  EXPECT_FALSE(tag.sequence_header);
+  MediaTrack tracks[2];
+  ASSERT_EQ(ListTracks(body, /*video=*/false, tracks), 2u);
+  EXPECT_EQ(tracks[1].codec, kFourCcAc3);
+  EXPECT_EQ(tracks[1].track_id, 1);
+  // MultichannelConfig (4) of ec-3: order Native (1), 6 channels, mask 0x3F.
+  MediaTag multichannel =
+      ParseAudioTag(Bytes{0x94, 'e', 'c', '-', '3', 0x01, 0x06, 0x00, 0x00, 0x00, 0x3F});
+  EXPECT_EQ(multichannel.codec, kFourCcEac3);
+  EXPECT_EQ(multichannel.packet_type, uint8_t(AudioPacketType::kMultichannelConfig));
+  EXPECT_FALSE(multichannel.sequence_header);
+  // ".mp3" CodedFrames; legacy AAC keeps its packet type.
+  EXPECT_EQ(ParseAudioTag(Bytes{0x91, '.', 'm', 'p', '3', 0xFF}).codec, kFourCcMp3);
+  EXPECT_EQ(ParseAudioTag(kAacSequenceHeader).packet_type, 0);
+  EXPECT_FALSE(ParseAudioTag(kAacSequenceHeader).ex_header);
+}
+
+TEST(MediaTagTest, LegacyBodiesHaveNoTracks) {
+  MediaTrack tracks[1];
+  EXPECT_EQ(ListTracks(kAvcSequenceHeader, true, tracks), 0u);
+  EXPECT_EQ(ListTracks(kAacSequenceHeader, false, tracks), 0u);
+}
+
 // Every prefix of every layout above parses without reading out of bounds.
 TEST(MediaTagTest, EveryPrefixParsesSafely) {
   Bytes hevc = ExVideo(1, VideoPacketType::kCodedFrames, kFourCcHevc);

@@ -53,6 +53,11 @@
 //    NetStream.Publish.Start before they send media (ffmpeg, OBS), so a well-behaved one
 //    loses nothing. deleteStream, closeStream and FCUnpublish abandon a pending publish.
 //
+//  - Enhanced RTMP: a connect carrying fourCcList, videoFourCcInfoMap, audioFourCcInfoMap
+//    or capsEx is answered with the forwarding capabilities (see client_caps()); a
+//    legacy connect gets the legacy _result, byte for byte. Media bodies of any codec
+//    pass through; media_tag.h reads their FourCC, track id and flags for the Frame.
+//
 // After OnMessage returns an error the caller closes the connection (flushing what was
 // sent, so the client sees any _error) and calls Close().
 //
@@ -103,6 +108,18 @@ struct SessionCounters {
   // Commands nobody answers (transaction id 0, responses, deleteStream of unknown ids),
   // and messages of types the session does not handle.
   uint64_t ignored_messages = 0;
+};
+
+// What a publisher's connect announced of Enhanced RTMP (veovera v2, "Enhancing
+// NetConnection connect Command"). Bounded: at most kMaxEnhancedFourCcs entries of each
+// list are kept.
+struct EnhancedCaps {
+  static constexpr size_t kMaxEnhancedFourCcs = 32;
+  bool present = false;                    // any of the properties below was sent
+  std::vector<std::string> fourcc_list;    // fourCcList: FourCCs, or "*"
+  std::vector<std::string> video_fourccs;  // the keys of videoFourCcInfoMap
+  std::vector<std::string> audio_fourccs;  // the keys of audioFourCcInfoMap
+  uint32_t caps_ex = 0;                    // capsEx: kCapsEx* bits (media_tag.h)
 };
 
 class Session {
@@ -164,6 +181,12 @@ class Session {
   const std::string& tc_url() const { return tc_url_; }
   const std::string& flash_ver() const { return flash_ver_; }
   double object_encoding() const { return object_encoding_; }
+  // The Enhanced RTMP capabilities connect announced. When present, the connect _result
+  // answers with what uringest forwards: every codec passes through untouched, so it
+  // echoes fourCcList and sets CanForward for every FourCC (and "*") in
+  // videoFourCcInfoMap / audioFourCcInfoMap, and capsEx Multitrack | ModEx |
+  // TimestampNanoOffset (no Reconnect: it never asks a publisher to reconnect).
+  const EnhancedCaps& client_caps() const { return client_caps_; }
 
   // The streams now publishing, by stream id. Allocates: for logs and stats.
   std::vector<PublishingStream> publishing_streams() const;
@@ -245,6 +268,7 @@ class Session {
   std::string tc_url_;
   std::string flash_ver_;
   double object_encoding_ = 0;
+  EnhancedCaps client_caps_;
   std::vector<Stream> streams_;  // index = stream id - 1; sized max_streams up front
   uint32_t pending_ = 0;         // streams in kPendingApproval
   uint64_t next_ticket_ = 1;

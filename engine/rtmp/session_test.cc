@@ -267,6 +267,72 @@ TEST_F(SessionTest, ConnectRemembersAppTcUrlFlashVerAndEchoesObjectEncoding) {
   EXPECT_EQ(sender_.sent.back().Amf().at(3).FindNumber("objectEncoding", -1), 3);
 }
 
+// OBS 30's connect (E-RTMP v1 and v2): fourCcList, the per-codec info maps, capsEx.
+TEST_F(SessionTest, EnhancedConnectIsAnsweredWithForwardCapabilities) {
+  Value object = ConnectObject();
+  std::vector<Value::Property> props = object.properties();
+  props.emplace_back("fourCcList", Value::StrictArray({Str("av01"), Str("hvc1"), Str("avc1"),
+                                                       Str("too long"), Str("*")}));
+  props.emplace_back("videoFourCcInfoMap",
+                     Obj({{"hvc1", Num(kFourCcCanEncode)}, {"av01", Num(kFourCcCanEncode)}}));
+  props.emplace_back("audioFourCcInfoMap", Obj({{"Opus", Num(kFourCcCanEncode)}}));
+  props.emplace_back("capsEx", Num(kCapsExReconnect | kCapsExMultitrack));
+  ASSERT_TRUE(Command({Str("connect"), Num(1), Obj(props)}).ok());
+  const EnhancedCaps& caps = session_->client_caps();
+  EXPECT_TRUE(caps.present);
+  EXPECT_THAT(caps.fourcc_list, ElementsAre("av01", "hvc1", "avc1", "*"));
+  EXPECT_THAT(caps.video_fourccs, ElementsAre("hvc1", "av01"));
+  EXPECT_THAT(caps.audio_fourccs, ElementsAre("Opus"));
+  EXPECT_EQ(caps.caps_ex, kCapsExReconnect | kCapsExMultitrack);
+
+  const std::vector<Value> result = sender_.sent.back().Amf();
+  ASSERT_THAT(result, SizeIs(4));
+  const Value& server = result[2];
+  EXPECT_EQ(server.FindString("fmsVer"), "FMS/3,0,1,123");
+  const Value* list = server.Find("fourCcList");
+  ASSERT_NE(list, nullptr);
+  EXPECT_THAT(list->items(), ElementsAre(Str("av01"), Str("hvc1"), Str("avc1"), Str("*")));
+  const Value* video = server.Find("videoFourCcInfoMap");
+  ASSERT_NE(video, nullptr);
+  for (const char* fourcc : {"*", "av01", "vp09", "vp08", "hvc1", "avc1", "vvc1"}) {
+    EXPECT_EQ(video->FindNumber(fourcc, -1), kFourCcCanForward) << fourcc;
+  }
+  const Value* audio = server.Find("audioFourCcInfoMap");
+  ASSERT_NE(audio, nullptr);
+  for (const char* fourcc : {"*", "Opus", "fLaC", "ac-3", "ec-3", ".mp3", "mp4a"}) {
+    EXPECT_EQ(audio->FindNumber(fourcc, -1), kFourCcCanForward) << fourcc;
+  }
+  // Multitrack, ModEx, TimestampNanoOffset; never Reconnect (it never asks for one).
+  EXPECT_EQ(server.FindNumber("capsEx", -1), 14);
+}
+
+TEST_F(SessionTest, LegacyConnectGetsNoEnhancedProperties) {
+  ASSERT_TRUE(Command({Str("connect"), Num(1), ConnectObject()}).ok());
+  EXPECT_FALSE(session_->client_caps().present);
+  const Value& server = sender_.sent.back().Amf().at(2);
+  EXPECT_EQ(server.Find("capsEx"), nullptr);
+  EXPECT_EQ(server.Find("videoFourCcInfoMap"), nullptr);
+}
+
+TEST_F(SessionTest, EnhancedMultitrackFrameCarriesTrackAndFlags) {
+  Connect();
+  const uint32_t id = Publish();
+  // ExHeader | key frame (1) | Multitrack (6); OneTrack (0) | SequenceStart (0); "hvc1";
+  // track id 2; then an HEVCDecoderConfigurationRecord's first bytes.
+  ASSERT_TRUE(Video(id, Bytes{0x96, 0x00, 'h', 'v', 'c', '1', 0x02, 0x01, 0x01}).ok());
+  // Command frame (5) with CodedFrames: videoCommand 1 (StartSeek).
+  ASSERT_TRUE(Video(id, Bytes{0xD1, 0x01}).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(2));
+  EXPECT_EQ(frames[0].frame.codec, kFourCcHevc);
+  EXPECT_TRUE(frames[0].frame.ex_header);
+  EXPECT_TRUE(frames[0].frame.sequence_header);
+  EXPECT_EQ(frames[0].frame.track_id, 2);
+  EXPECT_FALSE(frames[0].frame.many_tracks);
+  EXPECT_TRUE(frames[1].frame.command);
+  EXPECT_FALSE(frames[1].frame.keyframe);
+}
+
 TEST_F(SessionTest, ConnectAppKeepsInnerSlashes) {
   ASSERT_TRUE(Command({Str("connect"), Num(1), ConnectObject("live/sub//")}).ok());
   EXPECT_EQ(session_->app(), "live/sub");

@@ -184,12 +184,15 @@ TEST(ExhaustionTest, TwoReceiveBuffersStillServeEveryPublisherWholly) {
     EXPECT_NE(log.find("receive buffers ran out"), std::string::npos)
         << "the buffers never ran out: the test tests nothing";
   }
-  // Every connection ended because its publisher closed it, none for want of buffers.
+  // Every connection ended because its publisher closed it (ffmpeg sometimes resets
+  // instead of closing, when it leaves a reply unread), none for want of buffers.
   size_t closed = 0;
   for (size_t at = log.find(": closed: "); at != std::string::npos;
        at = log.find(": closed: ", at + 1)) {
     ++closed;
-    EXPECT_EQ(log.compare(at, 28, ": closed: closed by the peer"), 0) << log.substr(at, 120);
+    EXPECT_TRUE(log.compare(at, 28, ": closed: closed by the peer") == 0 ||
+                log.compare(at, 50, ": closed: receive failed: Connection reset by peer") == 0)
+        << log.substr(at, 120);
   }
   EXPECT_EQ(closed, size_t{kPublishers});
 }

@@ -1,0 +1,287 @@
+// Enhanced RTMP end to end, without sockets: a publisher's E-RTMP messages (byte vectors
+// built from the layouts of veovera's "Enhanced RTMP" v2, each byte explained) go through
+// the I/O-free Session and the RingFrameSink into a real ring; they come back out of the
+// ring with their FourCC, track id and flags, the directory keeps each track's sequence
+// header, and uringest-cat's CatStream writes them as Enhanced FLV, body for body.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "consumer/stream_cat.h"
+#include "engine/ring_frame_sink.h"
+#include "engine/rtmp/amf0.h"
+#include "engine/rtmp/media_tag.h"
+#include "engine/rtmp/session.h"
+#include "gtest/gtest.h"
+#include "ringbuf/ring_reader.h"
+#include "ringbuf/ring_server.h"
+#include "tests/rtmp_testing.h"
+
+namespace uringest::consumer {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+using ringbuf::RecordType;
+using rtmp::MessageType;
+using rtmp::amf0::Value;
+
+class NullSender : public rtmp::MessageSender {
+ public:
+  void Send(const rtmp::MessageHeader&, std::span<const uint8_t>) override {}
+};
+
+class AnyNameRegistry : public rtmp::PublishRegistry {
+ public:
+  bool Claim(rtmp::StreamName) override { return true; }
+  void Release(rtmp::StreamName) override {}
+};
+
+Bytes Amf(const std::vector<Value>& values) {
+  Bytes out;
+  for (const Value& v : values) rtmp::amf0::Encode(v, &out);
+  return out;
+}
+
+// One message the publisher sends, and what the ring must say about it.
+struct Sent {
+  MessageType type;
+  uint64_t dts;
+  Bytes body;
+  uint32_t codec = 0;
+  uint8_t track_id = 0;
+  uint8_t flags = 0;
+  int32_t composition_offset = 0;
+};
+
+constexpr uint8_t kKey = ringbuf::kFlagKeyframe;
+constexpr uint8_t kConfig = ringbuf::kFlagSequenceHeader;
+constexpr uint8_t kEx = ringbuf::kFlagExHeader;
+constexpr uint8_t kMulti = ringbuf::kFlagMultitrack;
+constexpr uint8_t kCommand = ringbuf::kFlagCommand;
+
+// An OBS-like HEVC + Opus publish with a second (AV1 video, FLAC audio) track.
+std::vector<Sent> Publication() {
+  using rtmp::kFourCcAv1, rtmp::kFourCcFlac, rtmp::kFourCcHevc, rtmp::kFourCcOpus;
+  const Bytes metadata =
+      Amf({Value::String("onMetaData"), Value::Object({{"videocodecid", Value::String("hvc1")},
+                                                       {"audiocodecid", Value::String("Opus")},
+                                                       {"width", Value::Number(1280)},
+                                                       {"height", Value::Number(720)}})});
+  return {
+      {MessageType::kDataAmf0, 0, metadata, 0, 0, kKey},
+      // 0x90: ExHeader bit | frameType 1 (key) << 4 | VideoPacketType 0 (SequenceStart);
+      // "hvc1"; an HEVCDecoderConfigurationRecord: version 1, Main profile (0x01), the
+      // 4-byte compatibility flags 0x60000000, 6 constraint bytes, level 90 (0x5A), then
+      // 0xF000 (segmentation), 0xFC (parallelism), 0xFD (4:2:0), 0xF8 0xF8 (8 bit),
+      // avgFrameRate 0, 0x0F (lengthSizeMinusOne 3), numOfArrays 0.
+      {MessageType::kVideo, 0,
+       Bytes{0x90, 'h',  'v',  'c',  '1',  0x01, 0x01, 0x60, 0x00, 0x00, 0x00, 0x90, 0x00, 0x00,
+             0x00, 0x00, 0x00, 0x5A, 0xF0, 0x00, 0xFC, 0xFD, 0xF8, 0xF8, 0x00, 0x00, 0x0F, 0x00},
+       kFourCcHevc, 0, kKey | kConfig | kEx},
+      // 0x90: SoundFormat 9 (ExHeader) << 4 | AudioPacketType 0 (SequenceStart); "Opus";
+      // an OpusHead: magic, version 1, 2 channels, pre-skip 312 (LE), 48000 Hz (LE),
+      // gain 0, mapping family 0.
+      {MessageType::kAudio, 0,
+       Bytes{0x90, 'O', 'p', 'u',  's',  'O',  'p',  'u',  's',  'H',  'e',  'a',
+             'd',  1,   2,   0x38, 0x01, 0x80, 0xBB, 0x00, 0x00, 0x00, 0x00, 0x00},
+       kFourCcOpus, 0, kKey | kConfig | kEx},
+      // 0x96: ExHeader | key | VideoPacketType 6 (Multitrack); 0x00: AvMultitrackType 0
+      // (OneTrack) << 4 | SequenceStart; "av01"; trackId 1; an av1C: marker|version
+      // 0x81, profile 0 level 4, 4:2:0 8 bit (0x0C), no presentation delay.
+      {MessageType::kVideo, 0, Bytes{0x96, 0x00, 'a', 'v', '0', '1', 0x01, 0x81, 0x04, 0x0C, 0x00},
+       kFourCcAv1, 1, kKey | kConfig | kEx},
+      // 0x91: ExHeader | key | CodedFrames; "hvc1"; compositionTime SI24 33; a 4-byte
+      // NALU length and an IDR slice NALU header (0x26 0x01).
+      {MessageType::kVideo, 40,
+       Bytes{0x91, 'h', 'v', 'c', '1', 0x00, 0x00, 0x21, 0x00, 0x00, 0x00, 0x02, 0x26, 0x01},
+       kFourCcHevc, 0, kKey | kEx, 33},
+      // 0xA6: ExHeader | frameType 2 (inter) | Multitrack; 0x23: ManyTracksManyCodecs (2)
+      // << 4 | CodedFramesX (3); track "hvc1", id 0, sizeOfVideoTrack 6: a 4-byte NALU
+      // length (2) and a TRAIL_R NALU header 0x02 0x01; track "av01", id 1, size 3: an
+      // OBU header 0x32 (frame, has size), size 1, payload 0x00.
+      {MessageType::kVideo, 73,
+       Bytes{0xA6, 0x23, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x02,
+             0x02, 0x01, 'a', 'v', '0', '1', 0x01, 0x00, 0x00, 0x03, 0x32, 0x01, 0x00},
+       kFourCcHevc, 0, kEx | kMulti},
+      // 0xA7: ExHeader | inter | VideoPacketType 7 (ModEx); modExDataSize - 1 = 2; UI24
+      // 500000 ns; 0x03: ModExType 0 (TimestampOffsetNano) << 4 | CodedFramesX; "hvc1";
+      // one NALU.
+      {MessageType::kVideo, 106,
+       Bytes{0xA7, 0x02, 0x07, 0xA1, 0x20, 0x03, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x02, 0x02,
+             0x01},
+       kFourCcHevc, 0, kEx},
+      // 0x91: ExHeader audio | CodedFrames; "Opus"; one Opus packet (TOC 0xFC, 2 bytes).
+      {MessageType::kAudio, 110, Bytes{0x91, 'O', 'p', 'u', 's', 0xFC, 0xFF, 0xFE}, kFourCcOpus, 0,
+       kKey | kEx},
+      // 0x95: ExHeader audio | AudioPacketType 5 (Multitrack); 0x00: OneTrack |
+      // SequenceStart; "fLaC"; trackId 1; the first bytes of a STREAMINFO block (min and
+      // max block size 4096).
+      {MessageType::kAudio, 110,
+       Bytes{0x95, 0x00, 'f', 'L', 'a', 'C', 0x01, 0x10, 0x00, 0x10, 0x00}, kFourCcFlac, 1,
+       kKey | kConfig | kEx},
+      // 0xD1: ExHeader | frameType 5 (command) | CodedFrames; videoCommand 0 (StartSeek).
+      {MessageType::kVideo, 120, Bytes{0xD1, 0x00}, 0, 0, kEx | kCommand},
+      // 0x92: ExHeader | key | SequenceEnd; "hvc1". Not a keyframe.
+      {MessageType::kVideo, 139, Bytes{0x92, 'h', 'v', 'c', '1'}, kFourCcHevc, 0, kEx},
+  };
+}
+
+std::string UniqueName() {
+  static std::atomic<int> counter{0};
+  return absl::StrCat("uringest-ertmp-test-", getpid(), "-", counter.fetch_add(1));
+}
+
+class EnhancedRtmpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = ringbuf::RingServer::Create({.name = name_,
+                                               .ring_capacity = ringbuf::kMinRingCapacity,
+                                               .directory_slots = 8,
+                                               .huge_pages = false,
+                                               .prefault = false});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    sink_ = std::make_unique<engine::RingFrameSink>(&server_->shard(0), "127.0.0.1:5000");
+    session_ =
+        std::make_unique<rtmp::Session>(rtmp::SessionOptions{}, &sender_, sink_.get(), &registry_);
+  }
+  void TearDown() override {
+    session_.reset();
+    sink_.reset();
+    server_.reset();
+  }
+
+  absl::Status Deliver(MessageType type, uint32_t stream_id, const Bytes& payload,
+                       uint64_t timestamp = 0) {
+    return session_->OnMessage(rtmp::Message{.header = {.chunk_stream_id = 4,
+                                                        .type = type,
+                                                        .stream_id = stream_id,
+                                                        .timestamp = timestamp},
+                                             .payload = payload});
+  }
+  // connect (announcing E-RTMP as OBS 30 does), createStream, publish live/erx.
+  void Publish() {
+    const Value connect = Value::Object(
+        {{"app", Value::String("live")},
+         {"tcUrl", Value::String("rtmp://127.0.0.1/live")},
+         {"fourCcList", Value::StrictArray({Value::String("av01"), Value::String("hvc1")})},
+         {"capsEx", Value::Number(rtmp::kCapsExMultitrack)}});
+    ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, 0,
+                        Amf({Value::String("connect"), Value::Number(1), connect}))
+                    .ok());
+    ASSERT_TRUE(session_->client_caps().present);
+    ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, 0,
+                        Amf({Value::String("createStream"), Value::Number(2), Value::Null()}))
+                    .ok());
+    ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, 1,
+                        Amf({Value::String("publish"), Value::Number(3), Value::Null(),
+                             Value::String("erx"), Value::String("live")}))
+                    .ok());
+  }
+  void Send(const std::vector<Sent>& messages) {
+    for (const Sent& m : messages) {
+      Bytes payload = m.body;
+      if (m.type == MessageType::kDataAmf0) {
+        payload = Amf({Value::String("@setDataFrame")});
+        payload.insert(payload.end(), m.body.begin(), m.body.end());
+      }
+      ASSERT_TRUE(Deliver(m.type, 1, payload, m.dts).ok());
+    }
+  }
+
+  std::string name_ = UniqueName();
+  std::unique_ptr<ringbuf::RingServer> server_;
+  NullSender sender_;
+  AnyNameRegistry registry_;
+  std::unique_ptr<engine::RingFrameSink> sink_;
+  std::unique_ptr<rtmp::Session> session_;
+};
+
+TEST_F(EnhancedRtmpTest, RecordsCarryFourCcTrackIdAndFlagsWithBodiesAsSent) {
+  Publish();
+  const std::vector<Sent> sent = Publication();
+  Send(sent);
+  auto reader = ringbuf::RingReader::Open(server_->directory().RingPath(name_, 0));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  (*reader)->SeekToOldest();
+  size_t i = 0;
+  ringbuf::RecordView view;
+  while ((*reader)->Poll(&view)) {
+    if (view.type() == RecordType::kStreamBegin) continue;
+    ASSERT_LT(i, sent.size());
+    const Sent& want = sent[i++];
+    SCOPED_TRACE(absl::StrCat("message ", i));
+    EXPECT_EQ(view.header.type, uint8_t(want.type));
+    EXPECT_EQ(view.header.codec, want.codec);
+    EXPECT_EQ(view.header.track_id, want.track_id);
+    EXPECT_EQ(view.header.flags, want.flags);
+    EXPECT_EQ(view.header.dts, int64_t(want.dts));
+    EXPECT_EQ(view.header.pts, int64_t(want.dts) + want.composition_offset);
+    EXPECT_EQ(Bytes(view.payload.begin(), view.payload.end()), want.body);
+    EXPECT_TRUE((*reader)->Validate(view));
+  }
+  EXPECT_EQ(i, sent.size());
+}
+
+TEST_F(EnhancedRtmpTest, DirectoryKeepsEachTracksSequenceHeader) {
+  Publish();
+  const std::vector<Sent> sent = Publication();
+  Send(sent);
+  std::optional<ringbuf::StreamInfo> info = server_->directory().Find("live/erx");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->codec.video_codec, rtmp::kFourCcHevc);
+  EXPECT_EQ(info->codec.audio_codec, rtmp::kFourCcOpus);
+  EXPECT_EQ(info->video_config, sent[1].body);  // track 0: hvc1
+  EXPECT_EQ(info->audio_config, sent[2].body);  // track 0: Opus
+  ASSERT_EQ(info->track_configs.size(), 2u);
+  EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
+  EXPECT_EQ(info->track_configs[0].track_id, 1);
+  EXPECT_EQ(info->track_configs[0].body, sent[3].body);  // av01 on track 1
+  EXPECT_EQ(info->track_configs[1].type, RecordType::kAudio);
+  EXPECT_EQ(info->track_configs[1].track_id, 1);
+  EXPECT_EQ(info->track_configs[1].body, sent[8].body);  // fLaC on track 1
+}
+
+TEST_F(EnhancedRtmpTest, LateJoinerGetsEnhancedFlvWithEveryTracksConfig) {
+  Publish();
+  const std::vector<Sent> sent = Publication();
+  Send(sent);
+  std::promise<void> followed;
+  CatOptions options{.ring = name_, .stream = "live/erx"};
+  options.log = [&followed, done = false](std::string_view line) mutable {
+    if (!done && line.starts_with("following")) {
+      done = true;
+      followed.set_value();
+    }
+  };
+  VectorSink out;
+  auto cat = std::async(std::launch::async, [&] { return CatStream(options, &out); });
+  ASSERT_EQ(followed.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  session_->Close();  // ends the stream
+  ASSERT_EQ(cat.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  absl::Status status = cat.get();
+  ASSERT_TRUE(status.ok()) << status;
+
+  ASSERT_GE(out.bytes().size(), 9u);
+  EXPECT_EQ(out.bytes()[4], 0x05);  // FLV header: audio and video
+  const std::vector<testing::FlvTag> tags = testing::ParseFlvTags(out.bytes());
+  // The directory's onMetaData, track 0's configs, track 1's configs, then from the
+  // latest keyframe (message 4) on; track 1's fLaC config is not repeated.
+  const std::vector<size_t> expected = {0, 1, 2, 3, 8, 4, 5, 6, 7, 9, 10};
+  ASSERT_EQ(tags.size(), expected.size());
+  for (size_t i = 0; i < tags.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("tag ", i));
+    EXPECT_EQ(tags[i].type, uint8_t(sent[expected[i]].type));
+    EXPECT_EQ(tags[i].body, sent[expected[i]].body);
+  }
+  EXPECT_EQ(tags[6].timestamp - tags[5].timestamp, 33u);  // dts 73 - 40, as sent
+}
+
+}  // namespace
+}  // namespace uringest::consumer

@@ -1,0 +1,132 @@
+// Issue 7's RTMPS acceptance tests: the real uringestd with --tls-listen and a
+// self-signed certificate, the real ffmpeg publishing to rtmps://, and uringest-cat. The
+// clip comes out of the ring byte for byte; a plain RTMP client on the TLS port and a TLS
+// client on the plain port each get one clear log line while a good publisher goes on; a
+// bad certificate on SIGHUP keeps the old one.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/ingest_harness.h"
+#include "tests/integration/process.h"
+#include "tests/rtmp_testing.h"
+
+namespace uringest::testing {
+namespace {
+
+constexpr char kOpenssl[] = "/usr/bin/openssl";
+constexpr int kClipFrames = 60;  // 2 s at 30 fps
+
+#define REQUIRE_TOOLS()                                        \
+  if (!HaveFfmpeg()) GTEST_SKIP() << kFfmpeg << " is missing"; \
+  if (access(kOpenssl, X_OK) != 0) GTEST_SKIP() << kOpenssl << " is missing"
+
+// A self-signed P-256 certificate for localhost, made with the openssl tool.
+bool MakeCertificate(const ScratchDir& dir) {
+  return RunCommand({kOpenssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                     "-keyout", dir.Path("key.pem"), "-out", dir.Path("cert.pem")},
+                    kProcessTimeout) == 0;
+}
+
+std::vector<std::string> TlsArgs(const ScratchDir& dir) {
+  return {"--tls-listen",       "127.0.0.1:0", "--tls-cert",
+          dir.Path("cert.pem"), "--tls-key",   dir.Path("key.pem")};
+}
+
+// Polls the server's log for `text`.
+bool WaitForLog(const IngestServer& server, const std::string& text, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (ReadFile(server.log_path()).find(text) == std::string::npos) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return true;
+}
+
+// The port of the "RTMPS: listening on 127.0.0.1:PORT" log line, or 0.
+int TlsPort(const IngestServer& server) {
+  const std::string marker = "RTMPS: listening on 127.0.0.1:";
+  if (!WaitForLog(server, marker, absl::Seconds(10))) return 0;
+  const std::string log = ReadFile(server.log_path());
+  const size_t begin = log.find(marker) + marker.size();
+  int port = 0;
+  return absl::SimpleAtoi(log.substr(begin, log.find(' ', begin) - begin), &port) ? port : 0;
+}
+
+std::string RtmpsUrl(int port, const std::string& stream) {
+  return absl::StrCat("rtmps://127.0.0.1:", port, "/", stream);
+}
+
+// Everything uringest-cat wrote must be the source clip's video, frame for frame.
+void ExpectSourceClip(const std::string& flv) {
+  std::vector<std::vector<uint8_t>> source;
+  for (FlvTag& tag : ParseFlvTags(ReadTestData("source_testsrc.flv"))) {
+    if (tag.type == 9) source.push_back(std::move(tag.body));
+  }
+  const std::vector<std::vector<uint8_t>> video = TagBodies(flv, 9);
+  ASSERT_EQ(video.size(), source.size()) << "sequence header + 60 frames + end of sequence";
+  for (size_t i = 0; i < video.size(); ++i) EXPECT_EQ(video[i], source[i]) << "tag " << i;
+  EXPECT_EQ(CountVideoFrames(flv), kClipFrames);
+}
+
+TEST(RtmpsTest, PublishedClipComesOutOfTheRingByteForByte) {
+  REQUIRE_TOOLS();
+  ScratchDir dir;
+  ASSERT_TRUE(MakeCertificate(dir));
+  std::unique_ptr<IngestServer> server = IngestServer::Start(2, dir, TlsArgs(dir));
+  ASSERT_NE(server, nullptr);
+  const int port = TlsPort(*server);
+  ASSERT_NE(port, 0) << ReadFile(server->log_path());
+  Process cat = StartCat(server->ring(), "live/test", dir.Path("out.flv"), dir.Path("cat.log"));
+  EXPECT_EQ(RunCommand(PublishClipArgs(RtmpsUrl(port, "live/test")), kProcessTimeout), 0);
+  EXPECT_EQ(cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("cat.log"));
+  ExpectSourceClip(dir.Path("out.flv"));
+  EXPECT_NE(ReadFile(server->log_path()).find("(RTMPS)"), std::string::npos);
+}
+
+TEST(RtmpsTest, WrongPortClientsGetALogLineAndTheGoodPublisherGoesOn) {
+  REQUIRE_TOOLS();
+  ScratchDir dir;
+  ASSERT_TRUE(MakeCertificate(dir));
+  std::unique_ptr<IngestServer> server = IngestServer::Start(2, dir, TlsArgs(dir));
+  ASSERT_NE(server, nullptr);
+  const int port = TlsPort(*server);
+  ASSERT_NE(port, 0) << ReadFile(server->log_path());
+  Process cat = StartCat(server->ring(), "live/good", dir.Path("out.flv"), dir.Path("cat.log"));
+  Process good = Process::Spawn(PublishClipArgs(RtmpsUrl(port, "live/good"), 4),
+                                {.stderr_path = dir.Path("good.log")});
+  ASSERT_TRUE(WaitForStream(server->ring(), "live/good", 10, absl::Seconds(20)));
+
+  // Plain RTMP to the TLS port, and rtmps:// to the plain port: both fail, and say why.
+  EXPECT_NE(RunCommand(PublishClipArgs(absl::StrCat("rtmp://127.0.0.1:", port, "/live/plain")),
+                       kProcessTimeout),
+            0);
+  EXPECT_NE(RunCommand(PublishClipArgs(RtmpsUrl(server->port(), "live/tls")), kProcessTimeout), 0);
+  EXPECT_TRUE(WaitForLog(*server, "plain RTMP on the TLS port", absl::Seconds(5)));
+  EXPECT_TRUE(WaitForLog(*server, "TLS client on the plain RTMP port", absl::Seconds(5)));
+
+  // A bad certificate on SIGHUP: said in the log, and the old one stays in force.
+  {
+    FILE* f = fopen(dir.Path("cert.pem").c_str(), "w");
+    fputs("not a certificate\n", f);
+    fclose(f);
+  }
+  server->process().Signal(SIGHUP);
+  EXPECT_TRUE(WaitForLog(*server, "TLS certificate not reloaded", absl::Seconds(5)));
+
+  EXPECT_EQ(good.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("good.log"));
+  EXPECT_EQ(cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("cat.log"));
+  EXPECT_EQ(TagBodies(dir.Path("out.flv"), 9).size(), size_t{4 * 30 + 2});
+  EXPECT_EQ(ReadFile(server->log_path()).find("critical"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace uringest::testing
