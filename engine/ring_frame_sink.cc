@@ -108,18 +108,17 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
     return;
   }
   UpdateCodec(stream, frame);
-  ringbuf::FrameMeta meta{
-      .type = static_cast<ringbuf::RecordType>(
-          frame.type == rtmp::FrameType::kAudio   ? ringbuf::RecordType::kAudio
-          : frame.type == rtmp::FrameType::kVideo ? ringbuf::RecordType::kVideo
-                                                  : ringbuf::RecordType::kData),
-      .flags = RecordFlags(frame),
-      .dts = int64_t(frame.dts),
-      .pts = int64_t(frame.dts) + frame.composition_offset,
-      .ingest_time_ns = RealtimeNs(),
-      .codec = frame.codec,
-      .track_id = frame.track_id,
-      .packet_type = frame.packet_type};
+  ringbuf::FrameMeta meta{.type = static_cast<ringbuf::RecordType>(
+                              frame.type == rtmp::FrameType::kAudio   ? ringbuf::RecordType::kAudio
+                              : frame.type == rtmp::FrameType::kVideo ? ringbuf::RecordType::kVideo
+                                                                      : ringbuf::RecordType::kData),
+                          .flags = RecordFlags(frame),
+                          .dts = int64_t(frame.dts),
+                          .pts = int64_t(frame.dts) + frame.composition_offset,
+                          .ingest_time_ns = RealtimeNs(),
+                          .codec = frame.codec,
+                          .track_id = frame.track_id,
+                          .packet_type = frame.packet_type};
   if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces()); !s.ok()) {
     ++counters_.dropped;
     return;

@@ -30,8 +30,7 @@ class RecordingSink : public FrameSink {
  public:
   void OnStreamBegin(uint32_t, StreamName name) override { began.push_back(Key(name)); }
   void OnFrame(const Frame& frame) override {
-    frames.push_back({frame.type, frame.dts, frame.sequence_header,
-                      testing::PayloadBytes(frame)});
+    frames.push_back({frame.type, frame.dts, frame.sequence_header, testing::PayloadBytes(frame)});
   }
   void OnStreamEnd(uint32_t) override { ++ended; }
 

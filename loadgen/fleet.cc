@@ -120,8 +120,8 @@ absl::Status Fleet::Init() {
   std::vector<Due> heap;
   heap.reserve(options_.publishers + 1);
   loop_->due = decltype(loop_->due)(std::greater<Due>(), std::move(heap));
-  const std::string url = absl::StrCat("rtmp://", HostPort(options_.host, options_.port), "/",
-                                       options_.app);
+  const std::string url =
+      absl::StrCat("rtmp://", HostPort(options_.host, options_.port), "/", options_.app);
   for (uint32_t i = 0; i < options_.publishers; ++i) {
     const std::string name = absl::StrCat(options_.name_prefix, i);
     results_[i].name = absl::StrCat(options_.app, "/", name);

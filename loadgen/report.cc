@@ -53,8 +53,8 @@ std::string FormatTable(const LoadReport& r, size_t max_rows) {
       "uringest-load: %u publishers -> %s, %s, %.1f s%s: %u live, %u failed\n"
       "  sent %u frames, %.1f MB, %.1f Mbit/s (%.1f MB/s)\n",
       r.publishers, r.target, r.paced ? "paced" : "unpaced", r.seconds,
-      r.interrupted ? " (interrupted)" : "", r.went_live, r.failed,
-      r.sent, double(r.bytes) / 1e6, r.mbit_per_s(), r.mbit_per_s() / 8);
+      r.interrupted ? " (interrupted)" : "", r.went_live, r.failed, r.sent, double(r.bytes) / 1e6,
+      r.mbit_per_s(), r.mbit_per_s() / 8);
   if (r.verified) {
     absl::StrAppendFormat(&out,
                           "  verified in the ring: delivered %u, lost %u, duplicated %u, out of "
@@ -103,9 +103,10 @@ std::string FormatJson(const LoadReport& r) {
       R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"reader_laps":%u,)"
       R"("latency":%s,"ingest_latency":%s,)",
       JsonString(r.target), r.publishers, r.paced ? "true" : "false", r.verified ? "true" : "false",
-      r.interrupted ? "true" : "false", r.ok() ? "true" : "false", r.went_live, r.max_live, r.max_backlog, r.failed, r.seconds,
-      r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost, r.duplicated, r.out_of_order,
-      r.reader_laps, LatencyJson(r.latency), LatencyJson(r.ingest_latency));
+      r.interrupted ? "true" : "false", r.ok() ? "true" : "false", r.went_live, r.max_live,
+      r.max_backlog, r.failed, r.seconds, r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost,
+      r.duplicated, r.out_of_order, r.reader_laps, LatencyJson(r.latency),
+      LatencyJson(r.ingest_latency));
   absl::StrAppendFormat(&out,
                         R"("server":{"sampled":%s,"cpu_seconds":%.3f,"rss_start":%u,)"
                         R"("rss_peak":%u,"rss_end":%u},"streams":[)",

@@ -19,9 +19,9 @@
 // grows with the bytes that actually arrived (never the announced length up front, and
 // never the chunk size), starting at 256 bytes. A message that arrives whole inside one input
 // span is handed out in place, with no copy: a one-chunk message as one span, a longer audio
-// or video message (with gather_media) as the payloads of its chunks. Options cap the message size, the number of chunk streams
-// and the bytes held in partial messages, so a peer can't make a connection grow without
-// bound.
+// or video message (with gather_media) as the payloads of its chunks. Options cap the message size,
+// the number of chunk streams and the bytes held in partial messages, so a peer can't make a
+// connection grow without bound.
 
 #ifndef URINGEST_ENGINE_RTMP_CHUNK_READER_H_
 #define URINGEST_ENGINE_RTMP_CHUNK_READER_H_

@@ -665,8 +665,8 @@ TEST(ChunkReaderTest, GatheringReadsContinuationExtendedTimestampsInEitherForm) 
     // only the first chunk's does. The first message settles which: it is assembled.
     std::vector<OwnedMessage> messages;
     for (int i = 0; i < 3; ++i) {
-      messages.push_back({Header(6, MessageType::kVideo, 1, 0x1000000 + 33 * i),
-                          Payload(5000, uint8_t(i))});
+      messages.push_back(
+          {Header(6, MessageType::kVideo, 1, 0x1000000 + 33 * i), Payload(5000, uint8_t(i))});
     }
     const std::vector<uint8_t> b =
         Session(1500, messages, ChunkWriterOptions{.repeat_extended_timestamp = repeat});

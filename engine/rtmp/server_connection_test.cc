@@ -32,10 +32,7 @@ class RecordingSink : public FrameSink {
     began.push_back(std::string(name.app) + "/" + std::string(name.name));
   }
   void OnFrame(const Frame& frame) override {
-    frames.push_back({frame.type,
-                      frame.dts,
-                      frame.keyframe,
-                      frame.sequence_header,
+    frames.push_back({frame.type, frame.dts, frame.keyframe, frame.sequence_header,
                       testing::PayloadBytes(frame)});
   }
   void OnStreamEnd(uint32_t stream_id) override { ++ended; }

@@ -457,9 +457,9 @@ TEST_P(StreamNameTest, IsRefused) {
   Finish(kOneConnectionBound);
   // The refusal itself is logged with the peer and the reason (before the close, which
   // is logged already: no need to wait long).
-  EXPECT_FALSE(AwaitLogLines(server_->log_path(), {peer, "publish refused", reason}, 1,
-                             absl::Seconds(1))
-                   .empty())
+  EXPECT_FALSE(
+      AwaitLogLines(server_->log_path(), {peer, "publish refused", reason}, 1, absl::Seconds(1))
+          .empty())
       << "no log line with " << peer << " and '" << reason << "'";
 }
 
