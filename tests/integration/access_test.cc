@@ -28,9 +28,6 @@ namespace {
 constexpr char kKey[] = "Sup3rS3cretKey";
 constexpr char kWrongKey[] = "Gu3ssedWr0ngKey";
 
-#define REQUIRE_FFMPEG() \
-  if (!HaveFfmpeg()) GTEST_SKIP() << kFfmpeg << " is missing"
-
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }

@@ -25,21 +25,6 @@
 namespace uringest::testing {
 namespace {
 
-#define REQUIRE_FFMPEG() \
-  if (!HaveFfmpeg()) GTEST_SKIP() << kFfmpeg << " is missing"
-
-// The source clip's video tag bodies (sequence header, 60 frames, end of sequence).
-const std::vector<std::vector<uint8_t>>& SourceVideo() {
-  static const std::vector<std::vector<uint8_t>> bodies = [] {
-    std::vector<std::vector<uint8_t>> out;
-    for (FlvTag& tag : ParseFlvTags(ReadTestData("source_testsrc.flv"))) {
-      if (tag.type == 9) out.push_back(std::move(tag.body));
-    }
-    return out;
-  }();
-  return bodies;
-}
-
 // Waits until `process` exits; how long that took, or nullopt after `timeout`.
 std::optional<absl::Duration> TimeToExit(Process& process, absl::Duration timeout) {
   const absl::Time start = absl::Now();

@@ -173,6 +173,17 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+const std::vector<std::vector<uint8_t>>& SourceVideo() {
+  static const std::vector<std::vector<uint8_t>> bodies = [] {
+    std::vector<std::vector<uint8_t>> out;
+    for (FlvTag& tag : ParseFlvTags(ReadTestData("source_testsrc.flv"))) {
+      if (tag.type == 9) out.push_back(std::move(tag.body));
+    }
+    return out;
+  }();
+  return bodies;
+}
+
 std::vector<std::vector<uint8_t>> TagBodies(const std::string& flv_path, uint8_t type) {
   const std::string bytes = ReadFile(flv_path);
   std::vector<std::vector<uint8_t>> bodies;

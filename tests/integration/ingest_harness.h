@@ -30,6 +30,14 @@ inline constexpr absl::Duration kProcessTimeout = absl::Seconds(60);
 inline constexpr char kFfmpeg[] = "/usr/bin/ffmpeg";
 inline constexpr char kFfprobe[] = "/usr/bin/ffprobe";
 bool HaveFfmpeg();
+// In a test body: skip the test where ffmpeg is missing.
+#define REQUIRE_FFMPEG()                  \
+  if (!::uringest::testing::HaveFfmpeg()) \
+  GTEST_SKIP() << ::uringest::testing::kFfmpeg << " is missing"
+
+// The video tag bodies of tests/data/source_testsrc.flv (sequence header, 60 frames, end
+// of sequence): what every publish of the seed clip must deliver.
+const std::vector<std::vector<uint8_t>>& SourceVideo();
 
 // URINGEST_BINARY_DIR/bin/<tool>.
 std::string ToolPath(std::string_view tool);

@@ -24,20 +24,6 @@ constexpr int kAvSeconds = 10;
 constexpr int kClipFrames = 60;  // 2 s at 30 fps
 constexpr int kPublishers = 10;
 
-#define REQUIRE_FFMPEG() \
-  if (!HaveFfmpeg()) GTEST_SKIP() << kFfmpeg << " is missing"
-
-std::vector<std::vector<uint8_t>> SourceVideo() {
-  static const std::vector<std::vector<uint8_t>> bodies = [] {
-    std::vector<std::vector<uint8_t>> out;
-    for (FlvTag& tag : ParseFlvTags(ReadTestData("source_testsrc.flv"))) {
-      if (tag.type == 9) out.push_back(std::move(tag.body));
-    }
-    return out;
-  }();
-  return bodies;
-}
-
 std::string SourcePath() { return std::string(URINGEST_TESTDATA_DIR) + "/source_testsrc.flv"; }
 
 // Everything uringest-cat wrote must be the source clip's video, frame for frame.

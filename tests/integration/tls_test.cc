@@ -67,10 +67,7 @@ std::string RtmpsUrl(int port, const std::string& stream) {
 
 // Everything uringest-cat wrote must be the source clip's video, frame for frame.
 void ExpectSourceClip(const std::string& flv) {
-  std::vector<std::vector<uint8_t>> source;
-  for (FlvTag& tag : ParseFlvTags(ReadTestData("source_testsrc.flv"))) {
-    if (tag.type == 9) source.push_back(std::move(tag.body));
-  }
+  const std::vector<std::vector<uint8_t>>& source = SourceVideo();
   const std::vector<std::vector<uint8_t>> video = TagBodies(flv, 9);
   ASSERT_EQ(video.size(), source.size()) << "sequence header + 60 frames + end of sequence";
   for (size_t i = 0; i < video.size(); ++i) EXPECT_EQ(video[i], source[i]) << "tag " << i;
