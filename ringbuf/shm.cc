@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -113,20 +114,33 @@ absl::StatusOr<ShmRegion> ShmRegion::Create(const std::string& path, size_t size
   return ShmRegion(*data, size, /*writable=*/true);
 }
 
-absl::StatusOr<ShmRegion> ShmRegion::Open(const std::string& path, bool writable, bool prefault) {
-  int fd = open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ErrnoStatus(errno, "open", path);
+namespace {
+
+// Opens an existing object for reading (and writing) and tells its size: the descriptor
+// is the caller's to close.
+absl::Status OpenExisting(const std::string& path, bool writable, int* fd, size_t* size) {
+  *fd = open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+  if (*fd < 0) return ErrnoStatus(errno, "open", path);
   struct stat st;
-  if (fstat(fd, &st) != 0) {
+  if (fstat(*fd, &st) != 0) {
     int err = errno;
-    close(fd);
+    close(*fd);
     return ErrnoStatus(err, "stat", path);
   }
-  if (st.st_size <= 0) {
+  *size = static_cast<size_t>(std::max<off_t>(st.st_size, 0));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ShmRegion> ShmRegion::Open(const std::string& path, bool writable, bool prefault) {
+  int fd;
+  size_t size;
+  if (absl::Status s = OpenExisting(path, writable, &fd, &size); !s.ok()) return s;
+  if (size == 0) {
     close(fd);
     return absl::FailedPreconditionError(absl::StrCat(path, " is empty"));
   }
-  size_t size = static_cast<size_t>(st.st_size);
   absl::StatusOr<uint8_t*> data = MapFd(fd, size, writable, prefault);
   close(fd);
   if (!data.ok()) return data.status();
@@ -135,15 +149,9 @@ absl::StatusOr<ShmRegion> ShmRegion::Open(const std::string& path, bool writable
 
 absl::Status ShmRegion::Overlay(size_t offset, const std::string& path, bool writable) {
   const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  int fd = open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ErrnoStatus(errno, "open", path);
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    return ErrnoStatus(err, "stat", path);
-  }
-  const auto size = static_cast<size_t>(st.st_size);
+  int fd;
+  size_t size;
+  if (absl::Status s = OpenExisting(path, writable, &fd, &size); !s.ok()) return s;
   if (size == 0 || size % page != 0 || offset % page != 0 || offset + size > size_) {
     close(fd);
     return absl::FailedPreconditionError(
