@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/session.h"
 #include "gtest/gtest.h"
+#include "ringbuf/reader.h"
 #include "ringbuf/ring_reader.h"
 #include "ringbuf/ring_server.h"
 #include "tests/rtmp_testing.h"
@@ -57,6 +59,7 @@ struct Sent {
   uint8_t track_id = 0;
   uint8_t flags = 0;
   int32_t composition_offset = 0;
+  uint32_t time_offset_ns = 0;  // ModEx TimestampOffsetNano
 };
 
 constexpr uint8_t kKey = ringbuf::kFlagKeyframe;
@@ -115,7 +118,7 @@ std::vector<Sent> Publication() {
       {MessageType::kVideo, 106,
        Bytes{0xA7, 0x02, 0x07, 0xA1, 0x20, 0x03, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x02, 0x02,
              0x01},
-       kFourCcHevc, 0, kEx},
+       kFourCcHevc, 0, kEx, 0, 500'000},
       // 0x91: ExHeader audio | CodedFrames; "Opus"; one Opus packet (TOC 0xFC, 2 bytes).
       {MessageType::kAudio, 110, Bytes{0x91, 'O', 'p', 'u', 's', 0xFC, 0xFF, 0xFE}, kFourCcOpus, 0,
        kKey | kEx},
@@ -223,6 +226,7 @@ TEST_F(EnhancedRtmpTest, RecordsCarryFourCcTrackIdAndFlagsWithBodiesAsSent) {
     EXPECT_EQ(view.header.flags, want.flags);
     EXPECT_EQ(view.header.dts, int64_t(want.dts));
     EXPECT_EQ(view.header.pts, int64_t(want.dts) + want.composition_offset);
+    EXPECT_EQ(view.header.time_offset_ns, want.time_offset_ns);
     EXPECT_EQ(Bytes(view.payload.begin(), view.payload.end()), want.body);
     EXPECT_TRUE((*reader)->Validate(view));
   }
@@ -271,16 +275,188 @@ TEST_F(EnhancedRtmpTest, LateJoinerGetsEnhancedFlvWithEveryTracksConfig) {
   ASSERT_GE(out.bytes().size(), 9u);
   EXPECT_EQ(out.bytes()[4], 0x05);  // FLV header: audio and video
   const std::vector<testing::FlvTag> tags = testing::ParseFlvTags(out.bytes());
+  // The ManyTracksManyCodecs message (5) is written as one tag per track: 0xA3 (ExHeader
+  // | inter | CodedFramesX) "hvc1" and track 0's bytes; 0xA6 (Multitrack), 0x03
+  // (OneTrack | CodedFramesX), "av01", track 1 and its bytes.
+  const Bytes track0 = {0xA3, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x02, 0x02, 0x01};
+  const Bytes track1 = {0xA6, 0x03, 'a', 'v', '0', '1', 0x01, 0x32, 0x01, 0x00};
   // The directory's onMetaData, track 0's configs, track 1's configs, then from the
   // latest keyframe (message 4) on; track 1's fLaC config is not repeated.
-  const std::vector<size_t> expected = {0, 1, 2, 3, 8, 4, 5, 6, 7, 9, 10};
+  const std::vector<Bytes> expected = {sent[0].body, sent[1].body, sent[2].body, sent[3].body,
+                                       sent[8].body, sent[4].body, track0,       track1,
+                                       sent[6].body, sent[7].body, sent[9].body, sent[10].body};
   ASSERT_EQ(tags.size(), expected.size());
   for (size_t i = 0; i < tags.size(); ++i) {
     SCOPED_TRACE(absl::StrCat("tag ", i));
-    EXPECT_EQ(tags[i].type, uint8_t(sent[expected[i]].type));
-    EXPECT_EQ(tags[i].body, sent[expected[i]].body);
+    EXPECT_EQ(tags[i].body, expected[i]);
   }
+  EXPECT_EQ(tags[0].type, uint8_t(MessageType::kDataAmf0));
+  EXPECT_EQ(tags[4].type, uint8_t(MessageType::kAudio));
+  EXPECT_EQ(tags[5].timestamp, 0u);                       // the keyframe starts the file
   EXPECT_EQ(tags[6].timestamp - tags[5].timestamp, 33u);  // dts 73 - 40, as sent
+  EXPECT_EQ(tags[7].timestamp, tags[6].timestamp);        // both tracks of message 5
+}
+
+// A ManyTracks sequence start holds several tracks' configurations in one message. The
+// ring keeps the message as sent; the directory keeps each track's on its own, as the
+// single-track (track 0) or OneTrack message that would carry it alone, so that a later
+// update of one track replaces just that track's.
+TEST_F(EnhancedRtmpTest, ManyTracksSequenceStartIsKeptPerTrack) {
+  Publish();
+  // 0x96: ExHeader | key | Multitrack; 0x20: ManyTracksManyCodecs << 4 | SequenceStart;
+  // track "hvc1", id 0, size 3 (3 bytes standing in for an hvcC); track "av01", id 2,
+  // size 4: an av1C (0x81, profile 0 level 8, 0x0C, 0x00).
+  const Bytes many = {0x96, 0x20, 'h', 'v', 'c',  '1',  0x00, 0x00, 0x00, 0x03, 0x01, 0x02, 0x03,
+                      'a',  'v',  '0', '1', 0x02, 0x00, 0x00, 0x04, 0x81, 0x08, 0x0C, 0x00};
+  // 0x96, 0x00 (OneTrack | SequenceStart), "av01", track 2: a new av1C (level 9).
+  const Bytes track2_update = {0x96, 0x00, 'a', 'v', '0', '1', 0x02, 0x81, 0x09, 0x0C, 0x00};
+  ASSERT_TRUE(Deliver(MessageType::kVideo, 1, many, 0).ok());
+
+  std::optional<ringbuf::StreamInfo> info = server_->directory().Find("live/erx");
+  ASSERT_TRUE(info.has_value());
+  // Track 0 alone: 0x90 (ExHeader | key | SequenceStart), "hvc1", its 3 bytes.
+  EXPECT_EQ(info->video_config, (Bytes{0x90, 'h', 'v', 'c', '1', 0x01, 0x02, 0x03}));
+  ASSERT_EQ(info->track_configs.size(), 1u);
+  EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
+  EXPECT_EQ(info->track_configs[0].track_id, 2);
+  EXPECT_EQ(info->track_configs[0].flags, kConfig | kEx);
+  // Track 2 alone: 0x96, 0x00 (OneTrack | SequenceStart), "av01", id 2, its 4 bytes.
+  EXPECT_EQ(info->track_configs[0].body,
+            (Bytes{0x96, 0x00, 'a', 'v', '0', '1', 0x02, 0x81, 0x08, 0x0C, 0x00}));
+
+  ASSERT_TRUE(Deliver(MessageType::kVideo, 1, track2_update, 40).ok());
+  info = server_->directory().Find("live/erx");
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->track_configs.size(), 1u);
+  EXPECT_EQ(info->track_configs[0].body, track2_update);
+  EXPECT_EQ(info->video_config, (Bytes{0x90, 'h', 'v', 'c', '1', 0x01, 0x02, 0x03}));
+
+  // The ring has both messages as sent.
+  auto reader = ringbuf::RingReader::Open(server_->directory().RingPath(name_, 0));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  (*reader)->SeekToOldest();
+  std::vector<Bytes> bodies;
+  ringbuf::RecordView view;
+  while ((*reader)->Poll(&view)) {
+    if (view.type() == RecordType::kVideo)
+      bodies.emplace_back(view.payload.begin(), view.payload.end());
+  }
+  EXPECT_EQ(bodies, (std::vector<Bytes>{many, track2_update}));
+}
+
+// What else a decoder needs from a track's start: an audio MultichannelConfig and a
+// video Metadata packet (colorInfo). They are no sequence headers, but a late joiner gets
+// them from the directory as it gets those.
+TEST_F(EnhancedRtmpTest, MultichannelConfigAndColorInfoReachLateJoiners) {
+  Publish();
+  const std::vector<Sent> sent = Publication();
+  Send(sent);
+  // 0x94: SoundFormat 9 << 4 | AudioPacketType 4 (MultichannelConfig); "Opus";
+  // audioChannelOrder 1 (Native), channelCount 6, audioChannelFlags UI32 0x3F (front
+  // left, front right, front center, LFE, back left, back right: 5.1).
+  const Bytes channels = {0x94, 'O', 'p', 'u', 's', 0x01, 0x06, 0x00, 0x00, 0x00, 0x3F};
+  // 0x94: ExHeader | key | VideoPacketType 4 (Metadata); "hvc1"; then AMF0 "colorInfo"
+  // and an object with colorConfig (BT.2020 primaries 9, PQ transfer 16, matrix 9, 10 bit).
+  Bytes color = {0x94, 'h', 'v', 'c', '1'};
+  const Bytes amf =
+      Amf({Value::String("colorInfo"),
+           Value::Object(
+               {{"colorConfig", Value::Object({{"bitDepth", Value::Number(10)},
+                                               {"colorPrimaries", Value::Number(9)},
+                                               {"transferCharacteristics", Value::Number(16)},
+                                               {"matrixCoefficients", Value::Number(9)}})}})});
+  color.insert(color.end(), amf.begin(), amf.end());
+  ASSERT_TRUE(Deliver(MessageType::kAudio, 1, channels, 150).ok());
+  ASSERT_TRUE(Deliver(MessageType::kVideo, 1, color, 150).ok());
+
+  std::optional<ringbuf::StreamInfo> info = server_->directory().Find("live/erx");
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->track_configs.size(), 4u);  // av01 and fLaC on track 1, then these two
+  EXPECT_EQ(info->track_configs[2].type, RecordType::kAudio);
+  EXPECT_EQ(info->track_configs[2].track_id, 0);
+  EXPECT_EQ(info->track_configs[2].packet_type,
+            uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  EXPECT_EQ(info->track_configs[2].flags, kEx);  // not a sequence header
+  EXPECT_EQ(info->track_configs[2].body, channels);
+  EXPECT_EQ(info->track_configs[3].type, RecordType::kVideo);
+  EXPECT_EQ(info->track_configs[3].packet_type, uint8_t(rtmp::VideoPacketType::kMetadata));
+  EXPECT_EQ(info->track_configs[3].body, color);
+
+  // A reader that joins now gets them before the first frame, without the sequence
+  // header flag.
+  auto reader = ringbuf::Reader::Open(name_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE((*reader)->Follow("live/erx", {}).ok());
+  std::vector<ringbuf::Frame> replayed;
+  ringbuf::Frame frame;
+  while ((*reader)->Next(&frame, absl::ZeroDuration()) == ringbuf::ReadResult::kFrame &&
+         frame.from_directory) {
+    replayed.push_back(frame);
+  }
+  ASSERT_EQ(replayed.size(), 1u + 2u + 4u);  // onMetaData, track 0's two, the four above
+  EXPECT_EQ(Bytes(replayed[5].payload.begin(), replayed[5].payload.end()), channels);
+  EXPECT_EQ(replayed[5].flags, kKey | kEx);
+  EXPECT_EQ(replayed[5].packet_type, uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  EXPECT_EQ(Bytes(replayed[6].payload.begin(), replayed[6].payload.end()), color);
+  EXPECT_EQ(replayed[6].type, RecordType::kVideo);
+}
+
+// What uringest-cat makes of those for an FLV reader: configurations at time 0 that don't
+// move the file's start (the keyframe it joins at is still 0), colorInfo with frame type
+// 5 as ffmpeg reads it, and no MPEG2TSSequenceStart.
+TEST_F(EnhancedRtmpTest, LateJoinerFileStartsAtZeroWithKeptConfigurationPackets) {
+  Publish();
+  const std::vector<Sent> sent = Publication();
+  Send(sent);
+  // 0x94 "Opus": MultichannelConfig, Unspecified order (0), 2 channels.
+  const Bytes channels = {0x94, 'O', 'p', 'u', 's', 0x00, 0x02};
+  // 0x94 "hvc1": Metadata (frame type 1); AMF0 "colorInfo", {}.
+  Bytes color = {0x94, 'h', 'v', 'c', '1'};
+  const Bytes amf = Amf({Value::String("colorInfo"), Value::Object({})});
+  color.insert(color.end(), amf.begin(), amf.end());
+  // 0x95 "av01": MPEG2TSSequenceStart (5), a 3-byte stand-in for the descriptor.
+  const Bytes mpeg2ts = {0x95, 'a', 'v', '0', '1', 0x80, 0x04, 0x81};
+  ASSERT_TRUE(Deliver(MessageType::kAudio, 1, channels, 5000).ok());
+  ASSERT_TRUE(Deliver(MessageType::kVideo, 1, color, 5000).ok());
+  ASSERT_TRUE(Deliver(MessageType::kVideo, 1, mpeg2ts, 5000).ok());
+  // A keyframe an hour in: "hvc1" CodedFramesX, one NALU.
+  const Bytes key = {0x93, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x02, 0x26, 0x01};
+  ASSERT_TRUE(Deliver(MessageType::kVideo, 1, key, 3'600'000).ok());
+  // The MPEG2TSSequenceStart did not replace track 0's SequenceStart.
+  EXPECT_EQ(server_->directory().Find("live/erx")->video_config, sent[1].body);
+
+  std::vector<std::string> log;
+  std::promise<void> followed;
+  CatOptions options{.ring = name_, .stream = "live/erx"};
+  options.log = [&](std::string_view line) {
+    log.emplace_back(line);
+    if (line.starts_with("following")) followed.set_value();
+  };
+  VectorSink out;
+  auto cat = std::async(std::launch::async, [&] { return CatStream(options, &out); });
+  ASSERT_EQ(followed.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  session_->Close();
+  ASSERT_EQ(cat.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  absl::Status status = cat.get();
+  ASSERT_TRUE(status.ok()) << status;
+
+  const std::vector<testing::FlvTag> tags = testing::ParseFlvTags(out.bytes());
+  Bytes color_type5 = color;
+  color_type5[0] = 0xD4;  // ExHeader | frame type 5 | Metadata
+  std::vector<Bytes> bodies;
+  for (const testing::FlvTag& t : tags) {
+    bodies.push_back(t.body);
+    EXPECT_EQ(t.timestamp, 0u);  // the configurations, and the keyframe joined at
+  }
+  EXPECT_NE(std::find(bodies.begin(), bodies.end(), channels), bodies.end());
+  EXPECT_NE(std::find(bodies.begin(), bodies.end(), color_type5), bodies.end());
+  EXPECT_EQ(std::find(bodies.begin(), bodies.end(), color), bodies.end());
+  EXPECT_EQ(std::find(bodies.begin(), bodies.end(), mpeg2ts), bodies.end());
+  EXPECT_EQ(bodies.back(), key);
+  EXPECT_EQ(
+      std::count_if(log.begin(), log.end(),
+                    [](const std::string& l) { return l.find("MPEG2TSSequenceStart") != l.npos; }),
+      1);
 }
 
 }  // namespace

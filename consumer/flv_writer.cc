@@ -88,22 +88,23 @@ uint32_t FlvWriter::TagTimestamp(int64_t dts) const {
   return uint32_t(uint64_t(dts - *base_dts_));  // FLV time is 32 bits: wraps like RTMP's
 }
 
-std::vector<uint8_t>* FlvWriter::LastConfig(RecordType type, uint8_t track_id) {
-  if (track_id == 0) return type == RecordType::kVideo ? &last_video_config_ : &last_audio_config_;
-  for (TrackConfig& t : last_track_configs_) {
-    if (t.type == type && t.track_id == track_id) return &t.body;
+std::vector<uint8_t>* FlvWriter::LastConfig(RecordType type, uint8_t track_id,
+                                            uint8_t packet_type) {
+  for (Config& c : last_configs_) {
+    if (c.type == type && c.track_id == track_id && c.packet_type == packet_type) return &c.body;
   }
-  last_track_configs_.push_back(TrackConfig{.type = type, .track_id = track_id, .body = {}});
-  return &last_track_configs_.back().body;
+  last_configs_.push_back(
+      Config{.type = type, .track_id = track_id, .packet_type = packet_type, .body = {}});
+  return &last_configs_.back().body;
 }
 
-bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool sequence_header,
-                         uint8_t track_id) {
+bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool config,
+                         uint8_t track_id, uint8_t packet_type) {
   std::vector<uint8_t>* last = nullptr;
   if (type == RecordType::kData) {
     last = &last_metadata_;
-  } else if (sequence_header) {
-    last = LastConfig(type, track_id);
+  } else if (config) {
+    last = LastConfig(type, track_id, packet_type);
   }
   if (last == nullptr) return false;
   if (!last->empty() && SameBytes(*last, body)) return true;
@@ -112,7 +113,7 @@ bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool se
 }
 
 absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const uint8_t> body,
-                                 bool sequence_header, uint8_t track_id) {
+                                 bool config, uint8_t track_id, uint8_t packet_type) {
   assert(header_written_);
   if (type != RecordType::kAudio && type != RecordType::kVideo && type != RecordType::kData) {
     return absl::OkStatus();
@@ -121,11 +122,11 @@ absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const u
     return absl::OutOfRangeError(absl::StrCat("a ", body.size(), "-byte frame exceeds FLV's ",
                                               kFlvMaxTagBody, "-byte tag limit"));
   }
-  if (IsRepeat(type, body, sequence_header, track_id)) {
+  if (IsRepeat(type, body, config, track_id, packet_type)) {
     ++repeats_skipped_;
     return absl::OkStatus();
   }
-  if (type != RecordType::kData && !sequence_header && !base_dts_) base_dts_ = dts;
+  if (type != RecordType::kData && !config && !base_dts_) base_dts_ = dts;
   const uint32_t timestamp = TagTimestamp(dts);
   std::array<uint8_t, kFlvTagHeaderSize> header{};
   header[0] = uint8_t(type);

@@ -8,28 +8,32 @@
 //   VectorSink sink;
 //   FlvWriter writer(&sink);
 //   writer.WriteHeader({.audio = true, .video = true});
-//   writer.WriteTag(RecordType::kData, 0, metadata, /*sequence_header=*/false);
-//   writer.WriteTag(RecordType::kVideo, 0, avc_config, /*sequence_header=*/true);
-//   writer.WriteTag(RecordType::kVideo, dts, keyframe, /*sequence_header=*/false);
+//   writer.WriteTag(RecordType::kData, 0, metadata, /*config=*/false);
+//   writer.WriteTag(RecordType::kVideo, 0, avc_config, /*config=*/true);
+//   writer.WriteTag(RecordType::kVideo, dts, keyframe, /*config=*/false);
 //
 // Timestamps. The tag timestamp is the dts in milliseconds, rebased so that the first
-// audio or video frame (not a sequence header) is at 0: a reader that joins a stream
+// audio or video frame (not a configuration) is at 0: a reader that joins a stream
 // hours in still gets a file that starts at 0, which ffplay and ffprobe handle best
 // (ffplay otherwise waits out the start time's gap against its clock on some inputs, and
-// players such as flv.js assume 0). Tags before that frame (onMetaData, sequence headers)
+// players such as flv.js assume 0). Tags before that frame (onMetaData, configurations)
 // get 0, and a frame that the publisher interleaved slightly before the first one (audio
 // a few ms before the keyframe it joined at) is clamped to 0. The composition time offset
 // lives inside AVC/HEVC bodies, so pts needs nothing here. The 32-bit result is stored as
 // FLV does: the low 24 bits, then the high 8 bits in TimestampExtended.
 //
 // Enhanced FLV. Enhanced RTMP bodies (ExHeader, FourCC codecs, ModEx, Multitrack) are
-// FLV tag bodies too, written as they are: the file is Enhanced FLV as the veovera spec
-// defines it (same header and tag layout). Multitrack messages stay one tag.
+// FLV tag bodies too: the file is Enhanced FLV as the veovera spec defines it (same header
+// and tag layout). This writer writes the bodies it is given; what uringest-cat gives it
+// (multitrack messages split per track, for instance) is described in stream_cat.h.
 //
-// Repeats. A sequence header or onMetaData byte-identical to the last one written for its
-// track (audio, video, data; and per Enhanced RTMP track id) is skipped: a late joiner gets them
-// from the directory and may then meet the same ones in the ring. A changed one (the encoder
-// reconfigured) is written.
+// Configurations. A tag written with `config` is one a decoder needs before frames: a
+// sequence header, or an Enhanced RTMP MultichannelConfig or video Metadata packet. It
+// does not start the time base. One byte-identical to the last configuration of its kind
+// (audio, video; per Enhanced RTMP track id and packet type) is skipped, as is an
+// onMetaData identical to the last one: a late joiner gets them from the directory and
+// may then meet the same ones in the ring. A changed one (the encoder reconfigured) is
+// written.
 //
 // Thread safety: one thread per writer.
 
@@ -101,11 +105,11 @@ class FlvWriter {
   // One tag: `type` is kAudio, kVideo or kData, `body` the record's payload, `dts` its
   // time in ms. Other record types are ignored. A body over kFlvMaxTagBody is an error.
   // REQUIRES: WriteHeader() was called.
-  // `track_id` is the Enhanced RTMP track the body belongs to (RecordHeader::track_id):
-  // repeats are judged per track.
+  // `config`: a configuration (see above); `track_id` (RecordHeader::track_id) and
+  // `packet_type` tell configurations of different tracks and kinds apart.
   [[nodiscard]] absl::Status WriteTag(ringbuf::RecordType type, int64_t dts,
-                                      std::span<const uint8_t> body, bool sequence_header,
-                                      uint8_t track_id = 0);
+                                      std::span<const uint8_t> body, bool config,
+                                      uint8_t track_id = 0, uint8_t packet_type = 0);
 
   bool header_written() const { return header_written_; }
   uint64_t tags() const { return tags_; }
@@ -115,26 +119,25 @@ class FlvWriter {
   uint32_t TagTimestamp(int64_t dts) const;
 
  private:
-  // True if `body` repeats the last sequence header / onMetaData of its track; else
+  // True if `body` repeats the last configuration of its kind / onMetaData; else
   // remembers it.
-  bool IsRepeat(ringbuf::RecordType type, std::span<const uint8_t> body, bool sequence_header,
-                uint8_t track_id);
-  // The last sequence header of (type, track), created empty on first use.
-  std::vector<uint8_t>* LastConfig(ringbuf::RecordType type, uint8_t track_id);
+  bool IsRepeat(ringbuf::RecordType type, std::span<const uint8_t> body, bool config,
+                uint8_t track_id, uint8_t packet_type);
+  // The last configuration of (type, track, packet type), created empty on first use.
+  std::vector<uint8_t>* LastConfig(ringbuf::RecordType type, uint8_t track_id, uint8_t packet_type);
 
-  struct TrackConfig {
+  struct Config {
     ringbuf::RecordType type;
     uint8_t track_id;
+    uint8_t packet_type;
     std::vector<uint8_t> body;
   };
 
   ByteSink* sink_;
   bool header_written_ = false;
   std::optional<int64_t> base_dts_;  // dts of the first audio/video frame
-  std::vector<uint8_t> last_video_config_;
-  std::vector<uint8_t> last_audio_config_;
   std::vector<uint8_t> last_metadata_;
-  std::vector<TrackConfig> last_track_configs_;  // Enhanced RTMP tracks other than 0
+  std::vector<Config> last_configs_;
   uint64_t tags_ = 0;
   uint64_t bytes_ = 0;
   uint64_t repeats_skipped_ = 0;

@@ -2,12 +2,15 @@
 
 #include <time.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/rtmp/media_tag.h"
+#include "engine/rtmp/rtmp_format.h"
 #include "ringbuf/reader.h"
 
 namespace uringest::consumer {
@@ -65,7 +68,10 @@ class Cat {
   absl::Status HandleFrame(const Frame& frame);
   uint64_t MissedBeforeFirst(const Frame& frame) const;
   absl::Status WriteFlvHeader(RecordType first);
-  absl::Status Write(const Frame& frame, std::span<const uint8_t> body);
+  absl::Status Write(const Frame& frame, std::span<uint8_t> body);
+  absl::Status WriteTracks(const Frame& frame, std::span<uint8_t> body);
+  absl::Status WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t packet_type,
+                         uint8_t track_id, std::span<uint8_t> body);
   absl::Status Finish();
   uint64_t lost() const { return (reader_ ? reader_->lost() : 0) + missed_at_start_; }
   bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
@@ -81,7 +87,9 @@ class Cat {
   bool first_from_ring_ = true;  // no ring record of the stream seen yet
   bool await_keyframe_ = false;  // from "now": drop video until a keyframe
   uint64_t missed_at_start_ = 0;
-  std::vector<uint8_t> scratch_;                 // the frame being written
+  std::vector<uint8_t> scratch_;     // the frame being written
+  std::vector<uint8_t> track_body_;  // one track of it (WriteTracks)
+  bool warned_mpeg2ts_ = false;
   std::vector<std::vector<uint8_t>> held_data_;  // onMetaData before the FLV header
 };
 
@@ -163,8 +171,7 @@ absl::Status Cat::WriteFlvHeader(RecordType first) {
   return absl::OkStatus();
 }
 
-absl::Status Cat::Write(const Frame& frame, std::span<const uint8_t> body) {
-  const bool sequence_header = (frame.flags & ringbuf::kFlagSequenceHeader) != 0;
+absl::Status Cat::Write(const Frame& frame, std::span<uint8_t> body) {
   if (!writer_.header_written()) {
     if (!IsMedia(frame.type)) {
       held_data_.emplace_back(body.begin(), body.end());
@@ -172,7 +179,59 @@ absl::Status Cat::Write(const Frame& frame, std::span<const uint8_t> body) {
     }
     if (absl::Status s = WriteFlvHeader(frame.type); !s.ok()) return s;
   }
-  return writer_.WriteTag(frame.type, frame.dts, body, sequence_header, frame.track_id);
+  if ((frame.flags & ringbuf::kFlagMultitrack) != 0 && IsMedia(frame.type)) {
+    return WriteTracks(frame, body);
+  }
+  return WriteBody(frame.type, frame.dts, frame.flags, frame.packet_type, frame.track_id, body);
+}
+
+// A message with several tracks becomes one tag per track, each the message that would
+// carry that track alone (ffmpeg's FLV reader takes only the first track's configuration
+// from a multitrack sequence start, and drops a whole tag when any of its tracks is not
+// wanted). The ModEx prefixes such a message may have are not repeated.
+absl::Status Cat::WriteTracks(const Frame& frame, std::span<uint8_t> body) {
+  const bool video = frame.type == RecordType::kVideo;
+  std::array<rtmp::MediaTrack, 32> tracks;
+  const size_t count = rtmp::ListTracks(body, video, tracks);
+  if (count == 0 || count > tracks.size()) {
+    return WriteBody(frame.type, frame.dts, frame.flags, frame.packet_type, frame.track_id, body);
+  }
+  const uint8_t frame_type = uint8_t((body[0] >> 4) & 0x07);
+  const uint8_t flags = frame.flags & ~ringbuf::kFlagMultitrack;
+  for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
+    rtmp::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
+    if (absl::Status s =
+            WriteBody(frame.type, frame.dts, flags, frame.packet_type, track.track_id, track_body_);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One tag. Enhanced RTMP configuration packets are configurations to the writer too; a
+// video Metadata packet (colorInfo) gets frame type 5, and MPEG2TSSequenceStart packets
+// are left out (see stream_cat.h).
+absl::Status Cat::WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t packet_type,
+                            uint8_t track_id, std::span<uint8_t> body) {
+  const bool ex = (flags & ringbuf::kFlagExHeader) != 0;
+  const bool video = type == RecordType::kVideo;
+  if (ex && video && packet_type == uint8_t(rtmp::VideoPacketType::kMpeg2TsSequenceStart)) {
+    if (!warned_mpeg2ts_) {
+      warned_mpeg2ts_ = true;
+      Log("left out MPEG2TSSequenceStart packets: FLV readers (ffmpeg) take them for frames");
+    }
+    return absl::OkStatus();
+  }
+  bool config = (flags & ringbuf::kFlagSequenceHeader) != 0;
+  if (ex && video && packet_type == uint8_t(rtmp::VideoPacketType::kMetadata)) {
+    config = true;
+    body[0] = uint8_t((body[0] & 0x8F) | uint8_t(rtmp::VideoFrameType::kCommandFrame) << 4);
+  } else if (ex && type == RecordType::kAudio &&
+             packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig)) {
+    config = true;
+  }
+  return writer_.WriteTag(type, dts, body, config, track_id, packet_type);
 }
 
 // A stream followed from its start begins at the oldest record, where the follower can't

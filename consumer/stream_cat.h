@@ -12,6 +12,14 @@
 // frame is in hand: by then the server has filled the directory's codec fields from
 // onMetaData (publishers send it first), and the frame itself counts too.
 //
+// Enhanced RTMP. Bodies are written as sent, with three changes that make the file one
+// that ffmpeg's FLV reader (8.0 and later) reads whole: a message with several tracks
+// (ManyTracks, ManyTracksManyCodecs) becomes one tag per track, each the single-track
+// (track 0) or OneTrack message that would carry that track alone (without the ModEx
+// prefixes the message may have had); a video Metadata packet (colorInfo) gets frame type
+// 5, as ffmpeg's own FLV muxer writes it; and MPEG2TSSequenceStart packets are left out
+// (said once through `log`), since FLV readers take them for frames.
+//
 // Where it starts. With `wait`, a stream that begins after CatStream() was called is
 // written from its first frame (the ring's oldest record on). Otherwise `start` picks:
 // the latest keyframe still in the ring (a late joiner gets the GOP in progress), or the

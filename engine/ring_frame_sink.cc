@@ -2,10 +2,13 @@
 
 #include <time.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <utility>
 
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/media_tag.h"
 #include "engine/status_text.h"
 #include "engine/stream_registry.h"
 #include "spdlog/spdlog.h"
@@ -39,6 +42,20 @@ uint8_t RecordFlags(const rtmp::Frame& frame) {
                  (frame.many_tracks ? ringbuf::kFlagMultitrack : 0) |
                  (frame.command ? ringbuf::kFlagCommand : 0));
 }
+
+// Enhanced RTMP packets a late joiner needs besides the sequence headers: an audio
+// track's MultichannelConfig and a video track's Metadata (colorInfo).
+bool IsConfigPacket(const rtmp::Frame& frame) {
+  if (!frame.ex_header || frame.command) return false;
+  return frame.type == rtmp::FrameType::kAudio
+             ? frame.packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig)
+             : frame.type == rtmp::FrameType::kVideo &&
+                   frame.packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
+}
+
+// Configuration messages larger than this are not split per track (a sequence start is
+// a few hundred bytes).
+constexpr size_t kMaxSplitConfig = 64 * 1024;
 
 }  // namespace
 
@@ -118,14 +135,52 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
                           .ingest_time_ns = RealtimeNs(),
                           .codec = frame.codec,
                           .track_id = frame.track_id,
-                          .packet_type = frame.packet_type};
+                          .packet_type = frame.packet_type,
+                          .time_offset_ns = frame.timestamp_offset_nano,
+                          .keep_as_config = IsConfigPacket(frame)};
   if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces()); !s.ok()) {
     ++counters_.dropped;
     return;
   }
+  if (frame.many_tracks && (frame.sequence_header || meta.keep_as_config)) {
+    KeepTrackConfigs(stream, frame, meta.flags);
+  }
   ++stream->frames;
   ++counters_.frames;
   counters_.bytes += frame.payload_size();
+}
+
+// The writer keeps single-track configuration packets itself; one that carries several
+// tracks is kept as one body per track, so that a track's later update replaces just its
+// own and a late joiner gets every track's.
+void RingFrameSink::KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, uint8_t flags) {
+  std::span<const uint8_t> body = frame.payload;
+  if (!frame.pieces.empty()) {
+    if (frame.payload_size() > kMaxSplitConfig) return;
+    config_body_.clear();
+    for (std::span<const uint8_t> piece : frame.pieces) {
+      config_body_.insert(config_body_.end(), piece.begin(), piece.end());
+    }
+    body = config_body_;
+  }
+  const bool video = frame.type == rtmp::FrameType::kVideo;
+  const ringbuf::RecordType type =
+      video ? ringbuf::RecordType::kVideo : ringbuf::RecordType::kAudio;
+  const uint8_t frame_type = body.empty() ? 0 : uint8_t((body[0] >> 4) & 0x07);
+  const uint8_t kept = flags & ~ringbuf::kFlagMultitrack;
+  std::array<rtmp::MediaTrack, 32> tracks;
+  const size_t count = std::min(rtmp::ListTracks(body, video, tracks), tracks.size());
+  for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
+    rtmp::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
+    if (!stream->writer.SetConfig(type, track.track_id, kept, frame.packet_type, track_body_) &&
+        !stream->warned_config) {
+      stream->warned_config = true;
+      spdlog::warn(
+          "{}: track {} configuration ({} bytes) not kept for late joiners: no room "
+          "in the directory entry (said once per stream)",
+          peer_, track.track_id, track_body_.size());
+    }
+  }
 }
 
 // Codec parameters change rarely: the directory is written only when they do.

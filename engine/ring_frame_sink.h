@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "engine/rtmp/frame.h"
@@ -46,16 +47,21 @@ class RingFrameSink : public rtmp::FrameSink {
     ringbuf::StreamWriter writer;
     ringbuf::CodecInfo codec{};
     uint64_t frames = 0;
+    bool warned_config = false;
   };
 
   Stream* Find(uint32_t stream_id);
   void UpdateCodec(Stream* stream, const rtmp::Frame& frame);
+  void KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, uint8_t flags);
 
   ringbuf::ShardWriter* const shard_;
   const std::string peer_;
   absl::InlinedVector<Stream, 1> streams_;
   Counters counters_;
   bool has_published_ = false;
+  // Scratch for KeepTrackConfigs (configuration messages only).
+  std::vector<uint8_t> config_body_;
+  std::vector<uint8_t> track_body_;
 };
 
 // Reads what onMetaData announces (width, height, framerate, codec ids, sample rate,

@@ -42,7 +42,8 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
                                 .pts = 66,
                                 .codec = 0x61763031,
                                 .track_id = 2,
-                                .packet_type = 3},
+                                .packet_type = 3,
+                                .time_offset_ns = 250'000},
                                av1)
                   .ok());
 
@@ -78,6 +79,7 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
   EXPECT_EQ(f.codec, 0x61763031u);  // "av01"
   EXPECT_EQ(f.track_id, 2);
   EXPECT_EQ(f.packet_type, 3);
+  EXPECT_EQ(f.time_offset_ns, 250'000u);
   EXPECT_EQ(f.payload_length, av1.size());
   EXPECT_EQ(uringest_ring_next(r, &f, 10), URINGEST_RING_TIMEOUT);
   EXPECT_EQ(uringest_ring_lost(r), 0u);

@@ -216,6 +216,7 @@ bool StreamDirectory::SetMetadata(uint32_t slot, std::span<const uint8_t> metada
 }
 
 bool StreamDirectory::SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id,
+                                     uint8_t flags, uint8_t packet_type,
                                      std::span<const uint8_t> config) {
   if (config.size() > kTrackConfigMax) return false;
   StreamEntry& e = *EntryAt(slot);
@@ -223,7 +224,8 @@ bool StreamDirectory::SetTrackConfig(uint32_t slot, RecordType type, uint8_t tra
   const uint32_t used = info.track_config_count;  // only this thread writes it
   uint32_t i = 0;
   while (i < used && !(info.track_configs[i].type == uint8_t(type) &&
-                       info.track_configs[i].track_id == track_id)) {
+                       info.track_configs[i].track_id == track_id &&
+                       info.track_configs[i].packet_type == packet_type)) {
     ++i;
   }
   if (i == kTrackConfigSlots) return false;
@@ -231,7 +233,8 @@ bool StreamDirectory::SetTrackConfig(uint32_t slot, RecordType type, uint8_t tra
   BeginWrite(e);
   Put(t.type, uint8_t(type));
   Put(t.track_id, track_id);
-  Put(t.reserved, uint16_t{0});
+  Put(t.flags, flags);
+  Put(t.packet_type, packet_type);
   CopyToShared(t.body, config.data(), config.size());
   Put(t.length, static_cast<uint32_t>(config.size()));
   if (i == used) Put(info.track_config_count, used + 1);
@@ -298,6 +301,8 @@ bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) co
     const TrackConfig& t = image->track_configs[i];
     out->track_configs.push_back(TrackConfigInfo{.type = static_cast<RecordType>(t.type),
                                                  .track_id = t.track_id,
+                                                 .flags = t.flags,
+                                                 .packet_type = t.packet_type,
                                                  .body = blob(t.body, t.length, kTrackConfigMax)});
   }
   out->frames = LoadAcquire(e.frames);

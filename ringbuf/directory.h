@@ -32,11 +32,14 @@
 
 namespace uringest::ringbuf {
 
-// The latest sequence header of an Enhanced RTMP track other than track 0.
+// The latest configuration packet of one kind of an Enhanced RTMP track (ring_format.h's
+// TrackConfig).
 struct TrackConfigInfo {
   RecordType type = RecordType::kVideo;  // kVideo or kAudio
   uint8_t track_id = 0;
-  std::vector<uint8_t> body;  // the FLV tag body, as sent
+  uint8_t flags = 0;  // kFlagSequenceHeader, kFlagExHeader
+  uint8_t packet_type = 0;
+  std::vector<uint8_t> body;  // a single-track FLV tag body
 };
 
 // A consistent copy of one directory entry.
@@ -53,7 +56,7 @@ struct StreamInfo {
   std::vector<uint8_t> video_config;           // the FLV video tag body of the sequence header
   std::vector<uint8_t> audio_config;           // the FLV audio tag body of the sequence header
   std::vector<uint8_t> metadata;               // the onMetaData data tag body
-  std::vector<TrackConfigInfo> track_configs;  // tracks 1..255, in slot order
+  std::vector<TrackConfigInfo> track_configs;  // in slot order
   // Counters (each read atomically, not together with the rest).
   uint64_t frames = 0;
   uint64_t bytes = 0;
@@ -102,11 +105,12 @@ class StreamDirectory {
   bool SetVideoConfig(uint32_t slot, std::span<const uint8_t> config);
   bool SetAudioConfig(uint32_t slot, std::span<const uint8_t> config);
   bool SetMetadata(uint32_t slot, std::span<const uint8_t> metadata);
-  // The sequence header of Enhanced RTMP track `track_id` (not 0) of `type` (kVideo or
-  // kAudio): replaces that track's, else takes a free track slot; false when none is
-  // free or the body is longer than kTrackConfigMax.
-  bool SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id,
-                      std::span<const uint8_t> config);
+  // A configuration packet of Enhanced RTMP track `track_id` of `type` (kVideo or
+  // kAudio) with `packet_type`: replaces the one of the same type, track and packet
+  // type, else takes a free track slot; false when none is free or the body is longer
+  // than kTrackConfigMax. `flags` are the record flags replayed with it.
+  bool SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id, uint8_t flags,
+                      uint8_t packet_type, std::span<const uint8_t> config);
   void SetCodecInfo(uint32_t slot, const CodecInfo& codec);
   // Marks the stream ended; the slot may be reused by a later Claim().
   void End(uint32_t slot);

@@ -62,26 +62,37 @@ TEST_F(DirectoryTest, OversizedConfigIsRefusedAndOldOneKept) {
   EXPECT_EQ(reader_->Find("a/b")->video_config, small);
 }
 
-TEST_F(DirectoryTest, TrackConfigsAreKeptPerTypeAndTrackUntilTheSlotsRunOut) {
+TEST_F(DirectoryTest, TrackConfigsAreKeptPerTypeTrackAndPacketTypeUntilTheSlotsRunOut) {
   uint32_t slot = *writer_->Claim(0, "live/multi", "");
   const std::vector<uint8_t> v1 = {0x90, 'h', 'v', 'c', '1', 1},
                              v1b = {0x90, 'h', 'v', 'c', '1', 2};
   const std::vector<uint8_t> a1 = {0x90, 'O', 'p', 'u', 's'}, big(kTrackConfigMax + 1, 3);
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, v1));
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kAudio, 1, a1));
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, v1b));  // replaces
-  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 2, big));
+  const std::vector<uint8_t> a1_channels = {0x94, 'O', 'p', 'u', 's', 1, 2};
+  constexpr uint8_t kSeq = kFlagSequenceHeader | kFlagExHeader;
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, kSeq, 0, v1));
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kAudio, 1, kSeq, 0, a1));
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, kSeq, 0, v1b));  // replaces
+  // Another packet type of the same track (MultichannelConfig) is kept beside it.
+  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kAudio, 1, kFlagExHeader, 4, a1_channels));
+  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 2, kSeq, 0, big));
   std::optional<StreamInfo> info = reader_->Find("live/multi");
   ASSERT_TRUE(info.has_value());
-  ASSERT_EQ(info->track_configs.size(), 2u);
+  ASSERT_EQ(info->track_configs.size(), 3u);
   EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
   EXPECT_EQ(info->track_configs[0].track_id, 1);
+  EXPECT_EQ(info->track_configs[0].flags, kSeq);
   EXPECT_EQ(info->track_configs[0].body, v1b);
   EXPECT_EQ(info->track_configs[1].type, RecordType::kAudio);
   EXPECT_EQ(info->track_configs[1].body, a1);
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 2, v1));
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 3, v1));
-  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 4, v1));  // 4 slots in use
+  EXPECT_EQ(info->track_configs[2].type, RecordType::kAudio);
+  EXPECT_EQ(info->track_configs[2].flags, kFlagExHeader);
+  EXPECT_EQ(info->track_configs[2].packet_type, 4);
+  EXPECT_EQ(info->track_configs[2].body, a1_channels);
+  for (uint8_t track = 2; track < 2 + kTrackConfigSlots - 3; ++track) {
+    EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, track, kSeq, 0, v1));
+  }
+  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 100, kSeq, 0, v1));  // all used
+  EXPECT_EQ(reader_->Find("live/multi")->track_configs.size(), kTrackConfigSlots);
   EXPECT_TRUE(info->video_config.empty());  // track 0's stay separate
   StreamInfo listed;                        // listings leave them out, as the other configs
   ASSERT_TRUE(reader_->Read(slot, &listed, /*with_configs=*/false));

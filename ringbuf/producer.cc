@@ -112,7 +112,7 @@ absl::StatusOr<std::span<uint8_t>> Producer::Reserve(const RecordMeta& meta,
                                  .pts = meta.pts,
                                  .ingest_time_ns = meta.ingest_time_ns,
                                  .codec = meta.codec,
-                                 .reserved = 0};
+                                 .time_offset_ns = meta.time_offset_ns};
   // Everything but `position`, which Commit() stores last.
   uint8_t* record = RecordAt(position);
   internal::CopyToShared(record + 8, reinterpret_cast<const uint8_t*>(&pending_header_) + 8,

@@ -47,9 +47,10 @@ struct RecordMeta {
   int64_t dts = 0;  // ms
   int64_t pts = 0;  // ms
   uint64_t ingest_time_ns = 0;
-  uint32_t codec = 0;       // FLV codec id or Enhanced RTMP FourCC
-  uint8_t track_id = 0;     // Enhanced RTMP track id
-  uint8_t packet_type = 0;  // Enhanced RTMP packet type, else the AVC/AAC one
+  uint32_t codec = 0;           // FLV codec id or Enhanced RTMP FourCC
+  uint8_t track_id = 0;         // Enhanced RTMP track id
+  uint8_t packet_type = 0;      // Enhanced RTMP packet type, else the AVC/AAC one
+  uint32_t time_offset_ns = 0;  // ModEx TimestampOffsetNano
 };
 
 class Producer {

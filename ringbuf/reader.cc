@@ -115,7 +115,9 @@ void Reader::QueueDirectoryFrames() {
     queued_.push_back(DirectoryFrame(RecordType::kAudio, config, followed_.audio_config));
   }
   for (const TrackConfigInfo& t : followed_.track_configs) {
-    queued_.push_back(DirectoryFrame(t.type, config, t.body, t.track_id));
+    Frame f = DirectoryFrame(t.type, kFlagKeyframe | t.flags, t.body, t.track_id);
+    f.packet_type = t.packet_type;
+    queued_.push_back(f);
   }
   for (Frame& f : queued_) f.stream_id = followed_.stream_id;
 }
@@ -135,6 +137,7 @@ bool Reader::NextFromRing(Frame* frame) {
   frame->codec = h.codec;
   frame->track_id = h.track_id;
   frame->packet_type = h.packet_type;
+  frame->time_offset_ns = h.time_offset_ns;
   frame->payload = view.payload;
   frame->lost_before = lost_before;
   frame->from_directory = false;

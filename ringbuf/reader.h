@@ -71,9 +71,10 @@ struct Frame {
   int64_t dts = 0;        // ms
   int64_t pts = 0;        // ms
   uint64_t ingest_time_ns = 0;
-  uint32_t codec = 0;       // RecordHeader::codec (0 for frames replayed from the directory)
-  uint8_t track_id = 0;     // Enhanced RTMP track id
-  uint8_t packet_type = 0;  // RecordHeader::packet_type
+  uint32_t codec = 0;           // RecordHeader::codec (0 for frames replayed from the directory)
+  uint8_t track_id = 0;         // Enhanced RTMP track id
+  uint8_t packet_type = 0;      // RecordHeader::packet_type
+  uint32_t time_offset_ns = 0;  // RecordHeader::time_offset_ns (ModEx): ns after dts/pts
   // The payload (FLV tag body). In the ring: valid until the next Next() call, and only
   // if Check() says so after use.
   std::span<const uint8_t> payload;

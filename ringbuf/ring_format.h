@@ -17,7 +17,7 @@
 
 namespace uringest::ringbuf {
 
-inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kFormatVersion = 4;
 inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;       // bytes "URNGRING"
 inline constexpr uint64_t kDirectoryMagic = 0x00524944'474E5255;  // bytes "URNGDIR\0"
 inline constexpr size_t kCacheLine = 64;
@@ -76,7 +76,8 @@ struct RecordHeader {
   int64_t pts;              // presentation time, milliseconds
   uint64_t ingest_time_ns;  // CLOCK_REALTIME when the server received the frame
   uint32_t codec;           // audio/video: FLV CodecID / SoundFormat, or the FourCC
-  uint32_t reserved;        // zero
+  // Enhanced RTMP ModEx TimestampOffsetNano (0..999999): nanoseconds after dts and pts.
+  uint32_t time_offset_ns;
 };
 inline constexpr uint32_t kRecordHeaderSize = 8 + 4 + 1 + 1 + 1 + 1 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 4;
 static_assert(sizeof(RecordHeader) == kRecordHeaderSize);
@@ -163,9 +164,10 @@ inline constexpr size_t kPublisherMax = 64;      // "203.0.113.7:51234"
 inline constexpr size_t kVideoConfigMax = 2048;  // AVC/HEVC decoder configuration tag body
 inline constexpr size_t kAudioConfigMax = 256;   // AAC AudioSpecificConfig tag body
 inline constexpr size_t kMetadataMax = 4096;     // onMetaData (AMF0) data tag body
-// Sequence headers of Enhanced RTMP tracks other than track 0 (FORMAT.md, "Tracks").
-inline constexpr size_t kTrackConfigSlots = 4;
-inline constexpr size_t kTrackConfigSize = 2048;
+// Enhanced RTMP configuration packets other than track 0's sequence headers (FORMAT.md,
+// "Stream entries").
+inline constexpr size_t kTrackConfigSlots = 8;
+inline constexpr size_t kTrackConfigSize = 1024;
 inline constexpr size_t kTrackConfigMax = kTrackConfigSize - 8;
 
 enum class DirectoryState : uint32_t { kInitializing = 0, kLive = 1, kClosed = 2 };
@@ -221,14 +223,16 @@ struct CodecInfo {
 };
 static_assert(sizeof(CodecInfo) == 48);
 
-// The latest sequence header of one Enhanced RTMP track other than track 0 (those go to
-// video_config / audio_config).
+// The latest configuration packet of one kind for one Enhanced RTMP track: a sequence
+// header of a track other than 0 (track 0's go to video_config / audio_config), or for any
+// track an audio MultichannelConfig or a video Metadata (colorInfo) packet.
 struct TrackConfig {
-  uint8_t type;      // RecordType: kAudio or kVideo
-  uint8_t track_id;  // 1..255
-  uint16_t reserved;
-  uint32_t length;                // bytes of body in use
-  uint8_t body[kTrackConfigMax];  // the FLV tag body of the sequence header, as sent
+  uint8_t type;         // RecordType: kAudio or kVideo
+  uint8_t track_id;     // 0..255
+  uint8_t flags;        // the record flags it came with (kFlagSequenceHeader, kFlagExHeader)
+  uint8_t packet_type;  // the Enhanced RTMP packet type
+  uint32_t length;      // bytes of body in use
+  uint8_t body[kTrackConfigMax];  // a single-track FLV tag body (FORMAT.md)
 };
 static_assert(sizeof(TrackConfig) == kTrackConfigSize);
 

@@ -100,7 +100,8 @@ TEST_F(RingTest, EnhancedRtmpFieldsRoundTrip) {
                   .sequence = 1,
                   .codec = 0x61763031,  // "av01"
                   .track_id = 5,
-                  .packet_type = 1};
+                  .packet_type = 1,
+                  .time_offset_ns = 999'999};
   const uint8_t body[] = {0x96, 0x11, 'a', 'v', '0', '1'};
   ASSERT_TRUE(producer_->Write(meta, body).ok());
   RecordView view;
@@ -109,7 +110,7 @@ TEST_F(RingTest, EnhancedRtmpFieldsRoundTrip) {
   EXPECT_EQ(view.header.codec, 0x61763031u);
   EXPECT_EQ(view.header.track_id, 5);
   EXPECT_EQ(view.header.packet_type, 1);
-  EXPECT_EQ(view.header.reserved, 0u);
+  EXPECT_EQ(view.header.time_offset_ns, 999'999u);
   EXPECT_EQ(std::vector<uint8_t>(view.payload.begin(), view.payload.end()),
             std::vector<uint8_t>(std::begin(body), std::end(body)));
   // The layout FORMAT.md documents: codec at 56, track id at 14, packet type at 15.
@@ -117,6 +118,7 @@ TEST_F(RingTest, EnhancedRtmpFieldsRoundTrip) {
   EXPECT_EQ(raw[14], 5);
   EXPECT_EQ(raw[15], 1);
   EXPECT_EQ(raw[56], 0x31);  // little endian: the FourCC's last character first
+  EXPECT_EQ(raw[60] | raw[61] << 8 | raw[62] << 16, 999'999);  // time_offset_ns at 60
   EXPECT_EQ(kRecordHeaderSize, 64u);
 }
 

@@ -74,7 +74,8 @@ RecordMeta StreamWriter::NextRecord(const FrameMeta& meta) {
       .ingest_time_ns = meta.ingest_time_ns,
       .codec = meta.codec,
       .track_id = meta.track_id,
-      .packet_type = meta.packet_type};
+      .packet_type = meta.packet_type,
+      .time_offset_ns = meta.time_offset_ns};
 }
 
 absl::Status StreamWriter::WriteFrame(const FrameMeta& meta,
@@ -130,14 +131,27 @@ void StreamWriter::AfterCommit(uint64_t position) {
   if (!config && (pending_.flags & kFlagKeyframe) != 0 && (video || (audio && !has_video_))) {
     StoreRelease(e.latest_keyframe, position + 1);
   }
-  if (config && pending_.track_id != 0 && (video || audio)) {
-    dir.SetTrackConfig(slot_, pending_.type, pending_.track_id, payload);
-  } else if (config && video) {
-    dir.SetVideoConfig(slot_, payload);
-  } else if (config && audio) {
-    dir.SetAudioConfig(slot_, payload);
+  // A body with several tracks is kept per track by the caller (SetConfig).
+  if ((config || pending_.keep_as_config) && (pending_.flags & kFlagMultitrack) == 0) {
+    SetConfig(pending_.type, pending_.track_id, pending_.flags, pending_.packet_type, payload);
   }
   if (pending_.type == RecordType::kData && IsOnMetaData(payload)) dir.SetMetadata(slot_, payload);
+}
+
+bool StreamWriter::SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
+                             std::span<const uint8_t> body) {
+  if (type != RecordType::kVideo && type != RecordType::kAudio) return false;
+  StreamDirectory& dir = shard_->directory();
+  const uint8_t kept = flags & (kFlagSequenceHeader | kFlagExHeader);
+  // Track 0's decoder configuration: legacy, or Enhanced RTMP SequenceStart (0), not
+  // MPEG2TSSequenceStart.
+  const bool main_config =
+      (kept & kFlagSequenceHeader) != 0 && ((kept & kFlagExHeader) == 0 || packet_type == 0);
+  if (track_id == 0 && main_config) {
+    return type == RecordType::kVideo ? dir.SetVideoConfig(slot_, body)
+                                      : dir.SetAudioConfig(slot_, body);
+  }
+  return dir.SetTrackConfig(slot_, type, track_id, kept, packet_type, body);
 }
 
 void StreamWriter::SetCodecInfo(const CodecInfo& codec) {

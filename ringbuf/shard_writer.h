@@ -11,10 +11,10 @@
 //   shard.Heartbeat();  // from the shard's timer, at least every 100 ms
 //
 // WriteFrame keeps the directory current: sequence headers (kFlagSequenceHeader) and
-// onMetaData go to the entry (those of Enhanced RTMP tracks other than 0 to its track
-// configs), video keyframes move its latest-keyframe position, and the
-// counters advance. A frame too large for the ring is dropped and counted, and the next
-// frame carries kFlagDiscontinuity.
+// onMetaData go to the entry (Enhanced RTMP configuration packets other than track 0's
+// sequence headers to its track configs), video keyframes move its latest-keyframe
+// position, and the counters advance. A frame too large for the ring is dropped and counted, and
+// the next frame carries kFlagDiscontinuity.
 //
 // Thread safety: a ShardWriter and its StreamWriters are used on the shard's thread only.
 // Nothing allocates per frame; WriteFrame blocks only in the bounded lossless wait.
@@ -44,6 +44,10 @@ struct FrameMeta {
   uint32_t codec = 0;                    // FLV codec id or Enhanced RTMP FourCC
   uint8_t track_id = 0;                  // Enhanced RTMP track id (0: the default track)
   uint8_t packet_type = 0;               // RecordHeader::packet_type
+  uint32_t time_offset_ns = 0;           // RecordHeader::time_offset_ns
+  // Keep the body in the directory for late joiners although it is no sequence header
+  // (Enhanced RTMP MultichannelConfig, video Metadata); see StreamWriter::SetConfig.
+  bool keep_as_config = false;
 };
 
 class ShardWriter;
@@ -67,6 +71,14 @@ class StreamWriter {
   void CommitFrame();
   void AbortFrame();
 
+  // Keeps `body`, one track's configuration packet (a single-track or OneTrack FLV tag
+  // body), in the directory for late joiners: track 0's sequence headers as the video or
+  // audio config (Enhanced RTMP: SequenceStart), anything else as the track config of
+  // (type, track_id, packet_type).
+  // WriteFrame does this itself for frames with kFlagSequenceHeader or keep_as_config
+  // that are not kFlagMultitrack. False when the directory has no room for it.
+  bool SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
+                 std::span<const uint8_t> body);
   // Codec parameters for uringest-stat (parsed by the engine from onMetaData and the
   // sequence headers).
   void SetCodecInfo(const CodecInfo& codec);

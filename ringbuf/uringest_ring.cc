@@ -77,6 +77,7 @@ void FillFrame(const Frame& f, uringest_ring_frame* out) {
   out->track_id = f.track_id;
   out->codec = f.codec;
   out->packet_type = f.packet_type;
+  out->time_offset_ns = f.time_offset_ns;
 }
 
 }  // namespace

@@ -97,9 +97,10 @@ typedef struct {
   uint64_t ingest_time_ns;
   const uint8_t* payload; /* valid until the next uringest_ring_next; check after use */
   uint32_t payload_length;
-  uint64_t lost_before; /* frames of the stream lost just before this one */
-  uint32_t codec;       /* FLV codec id / SoundFormat, or the Enhanced RTMP FourCC */
-  uint8_t packet_type;  /* Enhanced RTMP packet type, else the AVC/AAC packet type */
+  uint64_t lost_before;    /* frames of the stream lost just before this one */
+  uint32_t codec;          /* FLV codec id / SoundFormat, or the Enhanced RTMP FourCC */
+  uint8_t packet_type;     /* Enhanced RTMP packet type, else the AVC/AAC packet type */
+  uint32_t time_offset_ns; /* Enhanced RTMP ModEx: nanoseconds after dts and pts */
 } uringest_ring_frame;
 
 /* Opens ring `name` (the server's --ring NAME). */

@@ -296,4 +296,22 @@ size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrac
   return count;
 }
 
+void SingleTrackBody(bool video, uint8_t frame_type, uint8_t packet_type, const MediaTrack& track,
+                     std::vector<uint8_t>* out) {
+  const uint8_t lead = video ? uint8_t(kVideoExHeaderBit | (frame_type & 0x07) << 4)
+                             : uint8_t(uint8_t(AudioCodec::kExHeader) << 4);
+  const uint8_t multitrack =
+      video ? uint8_t(VideoPacketType::kMultitrack) : uint8_t(AudioPacketType::kMultitrack);
+  out->clear();
+  if (track.track_id == 0) {
+    out->push_back(uint8_t(lead | (packet_type & 0x0F)));
+  } else {
+    out->push_back(uint8_t(lead | multitrack));
+    out->push_back(uint8_t(uint8_t(AvMultitrackType::kOneTrack) << 4 | (packet_type & 0x0F)));
+  }
+  AppendU32(out, track.codec);
+  if (track.track_id != 0) out->push_back(track.track_id);
+  out->insert(out->end(), track.data.begin(), track.data.end());
+}
+
 }  // namespace uringest::rtmp

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace uringest::rtmp {
 
@@ -133,6 +134,14 @@ MediaTag ParseAudioTag(std::span<const uint8_t> body);
 // truncated one, which is included with the bytes that are there). Legacy bodies and
 // command frames have no tracks: 0.
 size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrack> out);
+
+// The body of a message carrying `track` alone, as a publisher would send it: an
+// Enhanced RTMP single-track body for track 0, else a OneTrack Multitrack body, with
+// `packet_type` (a Video/AudioPacketType, not Multitrack or ModEx), the track's FourCC
+// and its bytes. A video body keeps `frame_type`. Replaces *out. This is how the
+// directory keeps each track of a ManyTracks sequence start for late joiners.
+void SingleTrackBody(bool video, uint8_t frame_type, uint8_t packet_type, const MediaTrack& track,
+                     std::vector<uint8_t>* out);
 
 }  // namespace uringest::rtmp
 

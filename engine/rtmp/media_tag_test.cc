@@ -434,6 +434,29 @@ TEST(MediaTagTest, EnhancedAudioTracksAndPacketTypes) {
   EXPECT_FALSE(ParseAudioTag(kAacSequenceHeader).ex_header);
 }
 
+TEST(MediaTagTest, SingleTrackBodyCarriesOneTrackAloneAsAPublisherWould) {
+  // SoundFormat 9 << 4 | Multitrack; ManyTracksManyCodecs << 4 | SequenceStart; "Opus"
+  // track 0 (2 bytes), "fLaC" track 3 (1 byte).
+  const Bytes body = {0x95, 0x20, 'O', 'p', 'u', 's',  0x00, 0x00, 0x00, 0x02, 0xAA,
+                      0xBB, 'f',  'L', 'a', 'C', 0x03, 0x00, 0x00, 0x01, 0xCC};
+  MediaTrack tracks[2];
+  ASSERT_EQ(ListTracks(body, /*video=*/false, tracks), 2u);
+  Bytes out = {0xEE};  // replaced, not appended to
+  SingleTrackBody(false, 0, uint8_t(AudioPacketType::kSequenceStart), tracks[0], &out);
+  EXPECT_EQ(out, (Bytes{0x90, 'O', 'p', 'u', 's', 0xAA, 0xBB}));  // track 0: no multitrack
+  SingleTrackBody(false, 0, uint8_t(AudioPacketType::kSequenceStart), tracks[1], &out);
+  // 0x95 (Multitrack), 0x00 (OneTrack | SequenceStart), "fLaC", track 3, its byte.
+  EXPECT_EQ(out, (Bytes{0x95, 0x00, 'f', 'L', 'a', 'C', 0x03, 0xCC}));
+  EXPECT_EQ(ParseAudioTag(out).track_id, 3);
+  EXPECT_TRUE(ParseAudioTag(out).sequence_header);
+  // Video keeps the frame type: 0x80 | 1 << 4 | Multitrack, then OneTrack | Metadata.
+  const MediaTrack video{.codec = kFourCcAv1, .track_id = 1, .data = body};
+  SingleTrackBody(true, 1, uint8_t(VideoPacketType::kMetadata), video, &out);
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + 7), (Bytes{0x96, 0x04, 'a', 'v', '0', '1', 0x01}));
+  EXPECT_EQ(out.size(), 7 + body.size());
+  EXPECT_EQ(ParseVideoTag(out).packet_type, uint8_t(VideoPacketType::kMetadata));
+}
+
 TEST(MediaTagTest, LegacyBodiesHaveNoTracks) {
   MediaTrack tracks[1];
   EXPECT_EQ(ListTracks(kAvcSequenceHeader, true, tracks), 0u);

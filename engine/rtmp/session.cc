@@ -262,6 +262,7 @@ void Session::HandleMedia(const Message& message) {
                     .packet_type = tag.packet_type,
                     .track_id = tag.track_id,
                     .many_tracks = tag.multitrack && tag.track_count > 1,
+                    .timestamp_offset_nano = tag.timestamp_offset_nano,
                     .payload = message.payload,
                     .pieces = message.pieces};
   ++counters_.frames;
