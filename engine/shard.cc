@@ -334,6 +334,11 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
     return;
   }
+  if (c.tls != nullptr && c.tls->peer_closed()) {
+    // The publisher ended TLS in order; the reply's close_notify goes out first.
+    CloseConnection(c, "closed by the peer (TLS close_notify)", /*flush_first=*/true);
+    return;
+  }
   if (const size_t queued = QueuedOutput(c); queued > kMaxQueuedOutput) {
     // The server sends a publisher little; a peer that makes it queue more than this
     // (pings, unknown commands) while not reading is closed before it costs memory.
@@ -360,6 +365,11 @@ size_t Shard::QueuedOutput(const Connection& c) const {
   return c.rtmp.output().size() + (c.tls != nullptr ? c.tls->pending_output() : 0);
 }
 
+// RTMPS: a close the server makes in order ends with close_notify after the last record.
+bool Shard::OwesCloseNotify(const Connection& c) const {
+  return c.tls != nullptr && c.tls->can_shut_down();
+}
+
 // Moves what is to be sent into c.sending: the core's output, through TLS on RTMPS (with
 // the handshake's own messages, and an alert after a TLS error).
 absl::Status Shard::TakeOutput(Connection& c) {
@@ -374,6 +384,7 @@ absl::Status Shard::TakeOutput(Connection& c) {
     if (absl::Status s = c.tls->Write(out); !s.ok()) return s;
     c.rtmp.TakeOutput(out.size());
   }
+  if (c.close_after_flush) c.tls->Shutdown();
   c.tls->TakeOutput(&c.sending);
   return absl::OkStatus();
 }
@@ -421,10 +432,13 @@ void Shard::OnReceiveEnd(ConnectionId id, int error) {
 }
 
 // Ends the connection's streams now; with flush_first, the bytes already queued (an
-// _error, say) go out before the socket closes.
+// _error, say) and on RTMPS a close_notify go out before the socket closes. A connection
+// already waiting for that is closed at once by the next close (a timeout, say), so a
+// peer that doesn't read can't hold it open.
 void Shard::CloseConnection(Connection& c, std::string_view reason, bool flush_first) {
   if (c.closing) return;
-  if (flush_first && (c.send_in_flight || QueuedOutput(c) > 0)) {
+  if (flush_first && !c.close_after_flush &&
+      (c.send_in_flight || QueuedOutput(c) > 0 || OwesCloseNotify(c))) {
     c.close_after_flush = true;
     c.close_reason = std::string(reason);
     c.rtmp.Close();
@@ -486,12 +500,15 @@ void Shard::CheckTimeouts() {
     if (slot == nullptr || slot->closing) continue;
     Connection& c = *slot;
     if (!c.rtmp.handshake_complete() && now - c.accepted_ms >= handshake_ms) {
-      CloseConnection(c, absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0));
+      CloseConnection(c, absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0),
+                      /*flush_first=*/true);
     } else if (now - c.last_activity_ms >= idle_ms) {
-      CloseConnection(c, absl::StrFormat("idle for %.1f s (--idle-timeout)", idle_ms / 1000.0));
+      CloseConnection(c, absl::StrFormat("idle for %.1f s (--idle-timeout)", idle_ms / 1000.0),
+                      /*flush_first=*/true);
     } else if (!c.sink.has_published() && now - c.accepted_ms >= publish_ms) {
       CloseConnection(
-          c, absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"));
+          c, absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"),
+          /*flush_first=*/true);
     }
   }
   if (shutting_down_ && now >= shutdown_deadline_ms_) loop_->Stop();
@@ -502,7 +519,9 @@ void Shard::BeginShutdown() {
   shutdown_deadline_ms_ = NowMs() + absl::ToInt64Milliseconds(context_->options->shutdown_grace);
   loop_->StopListening();
   for (auto& c : connections_) {
-    if (c != nullptr && !c->closing) CloseConnection(*c, "the server is shutting down");
+    if (c != nullptr && !c->closing) {
+      CloseConnection(*c, "the server is shutting down", /*flush_first=*/true);
+    }
   }
   if (live_ == 0) loop_->Stop();
 }

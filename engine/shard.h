@@ -125,6 +125,7 @@ class alignas(64) Shard : private LoopHandler {
   absl::Status ReceiveTls(Connection& c, std::span<const uint8_t> bytes, bool more_queued);
   absl::Status TakeOutput(Connection& c);
   size_t QueuedOutput(const Connection& c) const;
+  bool OwesCloseNotify(const Connection& c) const;
   Connection* FindBySerial(uint64_t serial);
   void Approve(const Approval& approval);
   void LogRefusals(Connection& c);

@@ -124,6 +124,7 @@ absl::StatusOr<size_t> TlsSession::Read(std::span<uint8_t> out) {
       peer_closed_ = true;
       return 0;
     default:
+      failed_ = true;
       return TlsError(handshake_done() ? "TLS" : "TLS handshake failed", "protocol error");
   }
 }
@@ -133,10 +134,23 @@ absl::Status TlsSession::Write(std::span<const uint8_t> plaintext) {
   while (!plaintext.empty()) {
     const int chunk = int(std::min<size_t>(plaintext.size(), 1 << 30));
     const int n = SSL_write(ssl_, plaintext.data(), chunk);
-    if (n <= 0) return TlsError("TLS write", "failed");
+    if (n <= 0) {
+      failed_ = true;
+      return TlsError("TLS write", "failed");
+    }
     plaintext = plaintext.subspan(size_t(n));
   }
   return absl::OkStatus();
+}
+
+void TlsSession::Shutdown() {
+  if (!can_shut_down()) return;
+  shutdown_ = true;
+  ERR_clear_error();
+  // 0: close_notify is in the output and the peer's is still to come, which the server
+  // doesn't wait for; 1: the peer's came first. Either way the alert is queued.
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
 }
 
 size_t TlsSession::pending_output() const { return BIO_ctrl_pending(wbio_); }

@@ -108,6 +108,11 @@ class TlsSession {
   absl::StatusOr<size_t> Read(std::span<uint8_t> out);
   // Encrypts `plaintext` into the output. REQUIRES: handshake_done().
   absl::Status Write(std::span<const uint8_t> plaintext);
+  // Queues close_notify, the orderly end of the session, after what is in the output.
+  // Only once, and only where one can go: after the handshake, and not after an error.
+  void Shutdown();
+  // Whether Shutdown() would queue a close_notify now.
+  bool can_shut_down() const { return handshake_done() && !failed_ && !shutdown_; }
   // Ciphertext waiting to be sent.
   size_t pending_output() const;
   // Appends the waiting ciphertext to *out; the session no longer holds it.
@@ -127,6 +132,8 @@ class TlsSession {
   bio_st* const rbio_;  // ciphertext in
   bio_st* const wbio_;  // ciphertext out
   bool peer_closed_ = false;
+  bool failed_ = false;    // a fatal error: no more records, close_notify included
+  bool shutdown_ = false;  // close_notify queued
 };
 
 // What kTLS would need and what is there: the kernel's "tls" ULP and OpenSSL's support,

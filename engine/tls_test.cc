@@ -101,6 +101,7 @@ class Client {
   bool done() const { return SSL_is_init_finished(ssl_) == 1; }
   void Write(const std::string& text) { SSL_write(ssl_, text.data(), int(text.size())); }
   void SendCloseNotify() { SSL_shutdown(ssl_); }
+  bool ReceivedCloseNotify() const { return (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0; }
   std::string ReadAll() {
     std::string text;
     char buffer[4096];
@@ -234,6 +235,48 @@ TEST(TlsSessionTest, CloseNotifyEndsReadingQuietly) {
   EXPECT_EQ(FeedServer(**server, bytes, bytes.size(), &error), "last");
   EXPECT_TRUE(error.ok()) << error;
   EXPECT_TRUE((*server)->peer_closed());
+}
+
+TEST(TlsSessionTest, ShutdownQueuesOneCloseNotifyAfterTheLastRecord) {
+  CertDir certs;
+  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
+  ASSERT_TRUE(loaded.ok());
+  auto server = TlsSession::Create((*loaded)->Current());
+  ASSERT_TRUE(server.ok());
+  EXPECT_FALSE((*server)->can_shut_down());  // nothing to end before the handshake
+  Client client;
+  Handshake(client, **server, 1 << 20);
+  ASSERT_TRUE((*server)->Write(std::vector<uint8_t>{'b', 'y', 'e'}).ok());
+  EXPECT_TRUE((*server)->can_shut_down());
+  (*server)->Shutdown();
+  EXPECT_FALSE((*server)->can_shut_down());
+  std::vector<uint8_t> out = ServerOutput(**server);
+  (*server)->Shutdown();  // only once
+  EXPECT_EQ((*server)->pending_output(), 0u);
+  client.Feed(out);
+  EXPECT_EQ(client.ReadAll(), "bye");
+  EXPECT_TRUE(client.ReceivedCloseNotify());
+}
+
+TEST(TlsSessionTest, NoCloseNotifyAfterAFatalError) {
+  CertDir certs;
+  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
+  ASSERT_TRUE(loaded.ok());
+  auto server = TlsSession::Create((*loaded)->Current());
+  ASSERT_TRUE(server.ok());
+  Client client;
+  Handshake(client, **server, 1 << 20);
+  // A record with a corrupt body fails authentication: a fatal error.
+  client.Write("hello");
+  std::vector<uint8_t> record = client.TakeOutput();
+  record.back() ^= 0xFF;
+  absl::Status error;
+  FeedServer(**server, record, record.size(), &error);
+  EXPECT_FALSE(error.ok());
+  (void)ServerOutput(**server);  // the alert that error queued
+  EXPECT_FALSE((*server)->can_shut_down());
+  (*server)->Shutdown();
+  EXPECT_EQ((*server)->pending_output(), 0u);
 }
 
 TEST(TlsCertificatesTest, MissingKeyIsAnErrorThatNamesTheFile) {

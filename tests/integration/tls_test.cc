@@ -2,9 +2,15 @@
 // self-signed certificate, the real ffmpeg publishing to rtmps://, and uringest-cat. The
 // clip comes out of the ring byte for byte; a plain RTMP client on the TLS port and a TLS
 // client on the plain port each get one clear log line while a good publisher goes on; a
-// bad certificate on SIGHUP keeps the old one.
+// bad certificate on SIGHUP keeps the old one. An OpenSSL client over a socket checks
+// what ffmpeg can't show: the server ends TLS with close_notify both ways.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <string>
@@ -65,6 +71,48 @@ std::string RtmpsUrl(int port, const std::string& stream) {
   return absl::StrCat("rtmps://127.0.0.1:", port, "/", stream);
 }
 
+// A blocking TLS client on a loopback socket that sends nothing after the handshake.
+class TlsSocketClient {
+ public:
+  TlsSocketClient() : ctx_(SSL_CTX_new(TLS_client_method())) {}
+  ~TlsSocketClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    if (fd_ >= 0) close(fd_);
+  }
+  // Connects and completes the TLS handshake (the self-signed certificate is not checked).
+  bool Connect(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{.sin_family = AF_INET, .sin_port = htons(uint16_t(port)), .sin_addr = {}};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{.tv_sec = 15, .tv_usec = 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return false;
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    return SSL_connect(ssl_) == 1;
+  }
+  // Reads until the server ends the connection: SSL_ERROR_ZERO_RETURN if it did so with
+  // close_notify, SSL_ERROR_SSL or SSL_ERROR_SYSCALL if the TCP stream just ended.
+  int ReadUntilEnd() {
+    char buffer[4096];
+    int n;
+    while ((n = SSL_read(ssl_, buffer, sizeof(buffer))) > 0) {
+    }
+    return SSL_get_error(ssl_, n);
+  }
+  // Sends close_notify; then true if the server answered with its own.
+  bool ShutDownBothWays() {
+    if (SSL_shutdown(ssl_) < 0) return false;
+    return SSL_shutdown(ssl_) == 1;
+  }
+
+ private:
+  SSL_CTX* ctx_;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+};
+
 // Everything uringest-cat wrote must be the source clip's video, frame for frame.
 void ExpectSourceClip(const std::string& flv) {
   const std::vector<std::vector<uint8_t>>& source = SourceVideo();
@@ -123,6 +171,31 @@ TEST(RtmpsTest, WrongPortClientsGetALogLineAndTheGoodPublisherGoesOn) {
   EXPECT_EQ(cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("cat.log"));
   EXPECT_EQ(TagBodies(dir.Path("out.flv"), 9).size(), size_t{4 * 30 + 2});
   EXPECT_EQ(ReadFile(server->log_path()).find("critical"), std::string::npos);
+}
+
+TEST(RtmpsTest, ServerEndsTlsWithCloseNotifyEitherWay) {
+  REQUIRE_TOOLS();
+  ScratchDir dir;
+  ASSERT_TRUE(MakeCertificate(dir));
+  std::vector<std::string> args = TlsArgs(dir);
+  args.insert(args.end(), {"--handshake-timeout", "1"});
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir, args);
+  ASSERT_NE(server, nullptr);
+  const int port = TlsPort(*server);
+  ASSERT_NE(port, 0) << ReadFile(server->log_path());
+
+  // The server closes (no RTMP handshake within 1 s): close_notify, not a bare FIN.
+  TlsSocketClient silent;
+  ASSERT_TRUE(silent.Connect(port));
+  EXPECT_EQ(silent.ReadUntilEnd(), SSL_ERROR_ZERO_RETURN);
+  EXPECT_TRUE(WaitForLog(*server, "handshake not done after 1.0 s", absl::Seconds(5)));
+
+  // The client ends TLS: the server answers close_notify with its own and closes.
+  TlsSocketClient leaving;
+  ASSERT_TRUE(leaving.Connect(port));
+  EXPECT_TRUE(leaving.ShutDownBothWays());
+  EXPECT_TRUE(WaitForLog(*server, "closed by the peer (TLS close_notify)", absl::Seconds(5)))
+      << ReadFile(server->log_path());
 }
 
 }  // namespace
