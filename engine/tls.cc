@@ -5,9 +5,15 @@
 #include <openssl/opensslv.h>
 #include <openssl/ssl.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <fstream>
-#include <sstream>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -171,20 +177,47 @@ std::string TlsSession::Describe() const {
   return absl::StrCat(SSL_get_version(ssl_), " ", SSL_get_cipher_name(ssl_));
 }
 
+namespace {
+
+// Whether the kernel takes the "tls" upper-layer protocol on a TCP socket: tried on a
+// loopback connection (the ULP can only be set on an established socket), which also
+// loads the module if the kernel has it as one. Empty if it does, else why not.
+std::string KernelTlsUnavailable() {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int server = -1;
+  std::string why = "no loopback socket to try it on";
+  sockaddr_in addr{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+  socklen_t length = sizeof(addr);
+  if (listener >= 0 && client >= 0 &&
+      bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      listen(listener, 1) == 0 &&
+      getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &length) == 0 &&
+      connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      (server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0) {
+    why = setsockopt(server, IPPROTO_TCP, TCP_ULP, "tls", 3) == 0
+              ? ""
+              : absl::StrCat("TCP_ULP \"tls\": ", strerror(errno));
+  }
+  for (int fd : {server, client, listener}) {
+    if (fd >= 0) close(fd);
+  }
+  return why;
+}
+
+}  // namespace
+
 std::string DescribeKtls() {
-  std::ifstream ulp("/proc/sys/net/ipv4/tcp_available_ulp");
-  std::stringstream ulps;
-  ulps << ulp.rdbuf();
-  const bool kernel = ulps.str().find("tls") != std::string::npos;
+  const std::string kernel = KernelTlsUnavailable();
 #if defined(SSL_OP_ENABLE_KTLS) && !defined(OPENSSL_NO_KTLS)
-  const char* openssl = "OpenSSL has it (SSL_OP_ENABLE_KTLS)";
+  const char* openssl = "OpenSSL " OPENSSL_VERSION_STR " has it";
 #else
   const char* openssl = "this OpenSSL was built without it";
 #endif
   return absl::StrCat(
-      "kTLS: not used: records are decrypted on the shard thread from io_uring's receive "
-      "buffers (memory BIOs), which kTLS can't take over; kernel: ",
-      kernel ? "the 'tls' module is loaded" : "the 'tls' module is not loaded", "; ", openssl);
+      "kTLS: not used (records are decrypted on the shard threads); kernel: ",
+      kernel.empty() ? "offers it" : absl::StrCat("doesn't offer it (", kernel, ")"), "; ",
+      openssl);
 }
 
 }  // namespace uringest::engine

@@ -11,7 +11,9 @@
 //   (*tls)->Write(rtmp.output());   // once handshake_done()
 //   (*tls)->TakeOutput(&sending);   // then send `sending`
 //
-// kTLS does not apply to memory BIOs (the kernel would have to own the socket's reads);
+// kTLS is not used: records are decrypted here. (kTLS receive would let io_uring receive
+// plaintext, but taking over needs the traffic keys and record sequence numbers out of
+// OpenSSL at a record boundary of the socket's stream; see README.md, "RTMPS".)
 // DescribeKtls() says what the kernel and OpenSSL offer, for the start-up log.
 
 #ifndef URINGEST_ENGINE_TLS_H_
@@ -136,8 +138,8 @@ class TlsSession {
   bool shutdown_ = false;  // close_notify queued
 };
 
-// What kTLS would need and what is there: the kernel's "tls" ULP and OpenSSL's support,
-// and why it is not used (memory BIOs).
+// What kTLS would need and what is there, for the start-up log: whether the kernel takes
+// the "tls" ULP (tried on a loopback connection) and whether OpenSSL was built with it.
 std::string DescribeKtls();
 
 }  // namespace uringest::engine
