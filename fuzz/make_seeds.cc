@@ -182,6 +182,36 @@ void WriteSessionSeeds(const fs::path& out) {
     }
     w.Write(name, seed);
   }
+  // The first recording's commands up to its first media message, then Enhanced RTMP
+  // media on that stream: a ManyTracksManyCodecs SequenceStart (hvc1 track 0, av01
+  // track 1), a ModEx (TimestampOffsetNano) OneTrack coded frame, a multitrack Opus and
+  // fLaC audio message, a MultichannelConfig and a Metadata packet.
+  const std::vector<Bytes> enhanced = {
+      {0x96, 0x20, 'h', 'v', 'c', '1',  0x00, 0x00, 0x00, 0x03, 0x01, 0x02,
+       0x03, 'a',  'v', '0', '1', 0x01, 0x00, 0x00, 0x02, 0x81, 0x08},
+      {0xA7, 0x02, 0x07, 0xA1, 0x20, 0x06, 0x01, 'a', 'v', '0', '1', 0x01, 0x32, 0x00},
+      {0x95, 0x21, 'O', 'p', 'u', 's',  0x00, 0x00, 0x00, 0x01,
+       0xFC, 'f',  'L', 'a', 'C', 0x01, 0x00, 0x00, 0x01, 0xFF},
+      {0x94, 'O', 'p', 'u', 's', 0x01, 0x06, 0x00, 0x00, 0x00, 0x3F},
+      {0x94, 'h', 'v', 'c', '1', 0x02, 0x00, 0x09, 'c', 'o', 'l', 'o', 'r', 'I', 'n', 'f', 'o'}};
+  Bytes seed(std::begin(kSplitSeed), std::end(kSplitSeed));
+  uint64_t time = 0;
+  for (const OwnedMessage& m : MessagesOf(testing::ReadTestData(kRecordings[0]))) {
+    const bool media =
+        m.header.type == rtmp::MessageType::kVideo || m.header.type == rtmp::MessageType::kAudio;
+    if (!media) {
+      AppendRecord(m, &time, &seed);
+      continue;
+    }
+    for (size_t i = 0; i < enhanced.size(); ++i) {
+      OwnedMessage e = m;
+      e.header.type = i == 2 || i == 3 ? rtmp::MessageType::kAudio : rtmp::MessageType::kVideo;
+      e.payload = enhanced[i];
+      AppendRecord(e, &time, &seed);
+    }
+    break;
+  }
+  w.Write("enhanced_rtmp", seed);
 }
 
 void WriteRingReaderSeeds(const fs::path& out) {

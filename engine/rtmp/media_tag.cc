@@ -66,7 +66,6 @@ class Cursor {
 
 constexpr uint8_t kModExPacketType = 7;  // the same value for audio and video
 constexpr size_t kModExSizeEscape = 256;
-constexpr size_t kTrackSizeBytes = 3;  // UI24 sizeOfVideoTrack / sizeOfAudioTrack
 
 int32_t SignExtend24(uint32_t v) { return int32_t(v << 8) >> 8; }
 
