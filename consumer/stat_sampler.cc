@@ -107,7 +107,14 @@ StatSample StatSampler::Sample() const {
                     .taken_ns = ClockNs(CLOCK_MONOTONIC),
                     .wall_ns = uint64_t(ClockNs(CLOCK_REALTIME))};
   for (ringbuf::StreamInfo& info : reader_->ListStreams()) {
-    if (info.state == ringbuf::SlotState::kPublishing) sample.streams.push_back(std::move(info));
+    if (info.state != ringbuf::SlotState::kPublishing) continue;
+    // An Enhanced RTMP stream (a FourCC codec) may have more tracks: their configurations
+    // say which, so read those too (a listing leaves them out).
+    if (info.codec.video_codec > 0xFF || info.codec.audio_codec > 0xFF) {
+      ringbuf::StreamInfo full;
+      if (dir.Read(info.slot, &full) && full.stream_id == info.stream_id) info = std::move(full);
+    }
+    sample.streams.push_back(std::move(info));
   }
   std::sort(sample.streams.begin(), sample.streams.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });

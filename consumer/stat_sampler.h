@@ -49,12 +49,13 @@ struct StatSample {
   uint64_t epoch = 0;
   int32_t server_pid = 0;
   uint32_t shard_count = 0;
-  uint64_t start_time_ns = 0;                // CLOCK_REALTIME of the server's start
-  std::string server_state;                  // "live", "closed", "dead" or "restarted"
-  int64_t taken_ns = 0;                      // CLOCK_MONOTONIC when the sample was taken
-  uint64_t wall_ns = 0;                      // CLOCK_REALTIME, same moment
-  std::vector<ringbuf::StreamInfo> streams;  // the publishing ones, by name
-  std::vector<RingSample> rings;             // shard order; a ring that can't be read is left out
+  uint64_t start_time_ns = 0;  // CLOCK_REALTIME of the server's start
+  std::string server_state;    // "live", "closed", "dead" or "restarted"
+  int64_t taken_ns = 0;        // CLOCK_MONOTONIC when the sample was taken
+  uint64_t wall_ns = 0;        // CLOCK_REALTIME, same moment
+  // The publishing ones, by name; Enhanced RTMP ones with their track configs.
+  std::vector<ringbuf::StreamInfo> streams;
+  std::vector<RingSample> rings;  // shard order; a ring that can't be read is left out
 };
 
 class StatSampler {

@@ -7,6 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "consumer/codec_names.h"
+#include "engine/rtmp/media_tag.h"
+#include "ringbuf/ring_format.h"
 
 namespace uringest::consumer {
 namespace {
@@ -39,6 +41,15 @@ StreamRow MakeRow(const ringbuf::StreamInfo& s, const ringbuf::StreamInfo* befor
   }
   if (current.wall_ns > s.begin_time_ns) {
     row.duration_s = double(current.wall_ns - s.begin_time_ns) / kNsPerSecond;
+  }
+  for (const ringbuf::TrackConfigInfo& t : s.track_configs) {
+    if (t.track_id == 0 || (t.flags & ringbuf::kFlagSequenceHeader) == 0) continue;
+    const bool video = t.type == ringbuf::RecordType::kVideo;
+    const uint32_t codec =
+        video ? rtmp::ParseVideoTag(t.body).codec : rtmp::ParseAudioTag(t.body).codec;
+    row.tracks.push_back({.video = video,
+                          .track_id = t.track_id,
+                          .codec = video ? VideoCodecName(codec) : AudioCodecName(codec)});
   }
   return row;
 }
@@ -81,7 +92,15 @@ std::string JsonStream(const StreamRow& r) {
                       ",\"height\":", r.height, ",\"fps\":", JsonNumber(r.fps),
                       ",\"bitrate_kbps\":", r.bitrate_kbps ? JsonNumber(*r.bitrate_kbps) : "null",
                       ",\"frames\":", r.frames, ",\"bytes\":", r.bytes, ",\"drops\":", r.drops,
-                      ",\"duration_s\":", JsonNumber(r.duration_s), "}");
+                      ",\"duration_s\":", JsonNumber(r.duration_s), ",\"tracks\":[",
+                      absl::StrJoin(r.tracks, ",",
+                                    [](std::string* out, const TrackRow& t) {
+                                      absl::StrAppend(
+                                          out, "{\"type\":", t.video ? "\"video\"" : "\"audio\"",
+                                          ",\"track_id\":", t.track_id,
+                                          ",\"codec\":", JsonString(t.codec), "}");
+                                    }),
+                      "]}");
 }
 
 std::string JsonRing(const RingSample& r) {
@@ -99,11 +118,15 @@ std::string JsonRing(const RingSample& r) {
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
 
+// Track 0's codecs, then how many more tracks there are: "HEVC+Opus +2 tracks".
 std::string Codecs(const StreamRow& r) {
-  if (r.video_codec.empty() && r.audio_codec.empty()) return "-";
-  if (r.audio_codec.empty()) return r.video_codec;
-  if (r.video_codec.empty()) return r.audio_codec;
-  return absl::StrCat(r.video_codec, "+", r.audio_codec);
+  std::string codecs = r.video_codec.empty()   ? (r.audio_codec.empty() ? "-" : r.audio_codec)
+                       : r.audio_codec.empty() ? r.video_codec
+                                               : absl::StrCat(r.video_codec, "+", r.audio_codec);
+  if (!r.tracks.empty()) {
+    absl::StrAppend(&codecs, " +", r.tracks.size(), r.tracks.size() == 1 ? " track" : " tracks");
+  }
+  return codecs;
 }
 
 std::string Resolution(const StreamRow& r) {

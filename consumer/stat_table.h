@@ -10,7 +10,8 @@
 // Bitrate is measured: payload bytes the server wrote for the stream between the two
 // samples, over the time between them. Without a previous sample (or for a stream that
 // began since) it is unknown. fps and resolution are what the publisher announced in
-// onMetaData.
+// onMetaData. The codecs are track 0's; an Enhanced RTMP stream's other tracks (those with
+// a sequence header in the directory) are listed in `tracks`.
 
 #ifndef URINGEST_CONSUMER_STAT_TABLE_H_
 #define URINGEST_CONSUMER_STAT_TABLE_H_
@@ -24,6 +25,13 @@
 #include "consumer/stat_sampler.h"
 
 namespace uringest::consumer {
+
+// An Enhanced RTMP track other than 0.
+struct TrackRow {
+  bool video = true;
+  uint8_t track_id = 0;
+  std::string codec;  // "AV1"
+};
 
 struct StreamRow {
   std::string name;
@@ -39,7 +47,8 @@ struct StreamRow {
   uint64_t frames = 0;                 // records written: audio, video and data
   uint64_t bytes = 0;
   uint64_t drops = 0;
-  double duration_s = 0;  // since the stream began
+  double duration_s = 0;         // since the stream began
+  std::vector<TrackRow> tracks;  // Enhanced RTMP tracks other than 0
 };
 
 struct StatTable {

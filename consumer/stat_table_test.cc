@@ -98,7 +98,8 @@ TEST(StatTableTest, JsonDocumentHasStreamsAndReaders) {
             "\"live/\\\"odd\\\"\",\"publisher\":\"127.0.0.1:50000\",\"shard\":1,\"stream_id\":7,"
             "\"video_codec\":\"H.264\",\"audio_codec\":\"AAC\",\"width\":1280,\"height\":720,"
             "\"fps\":30.000,\"bitrate_kbps\":3000.000,\"frames\":300,\"bytes\":1750000,"
-            "\"drops\":0,\"duration_s\":102.000}],\"rings\":[{\"shard\":1,\"capacity\":1048576,"
+            "\"drops\":0,\"duration_s\":102.000,\"tracks\":[]}],\"rings\":[{\"shard\":1,"
+            "\"capacity\":1048576,"
             "\"tail\":5000,\"records\":10,\"lossless_waits\":0,\"lossless_evictions\":0,"
             "\"readers\":[{\"slot\":3,\"pid\":999,\"state\":\"active\",\"lag_bytes\":1536}]}]}\n");
 }
@@ -121,6 +122,39 @@ TEST(StatTableTest, TextTableAlignsColumns) {
             "\n"
             "READER    SHARD  SLOT      PID  STATE    LAG\n"
             "lossless      1     3      999  active   1.5 KiB\n");
+}
+
+TEST(StatTableTest, EnhancedRtmpTracksBeyondTrackZeroAreCountedAndListed) {
+  StatSample s = Sample(200, 0);
+  ringbuf::StreamInfo& stream = s.streams[0];
+  stream.codec.video_codec = 0x68766331;  // "hvc1"
+  stream.codec.audio_codec = 0x4F707573;  // "Opus"
+  constexpr uint8_t kConfig = ringbuf::kFlagSequenceHeader | ringbuf::kFlagExHeader;
+  // OneTrack SequenceStart bodies: video 0x96 0x00 "av01" track 1; audio 0x95 0x00
+  // "fLaC" track 2; and track 0's MultichannelConfig, which is no track of its own.
+  stream.track_configs = {
+      {.type = ringbuf::RecordType::kVideo,
+       .track_id = 1,
+       .flags = kConfig,
+       .body = {0x96, 0x00, 'a', 'v', '0', '1', 0x01, 0x81}},
+      {.type = ringbuf::RecordType::kAudio,
+       .track_id = 2,
+       .flags = kConfig,
+       .body = {0x95, 0x00, 'f', 'L', 'a', 'C', 0x02, 0x10}},
+      {.type = ringbuf::RecordType::kAudio,
+       .track_id = 0,
+       .flags = ringbuf::kFlagExHeader,
+       .packet_type = 4,
+       .body = {0x94, 'O', 'p', 'u', 's', 0x00, 0x02}},
+  };
+  const StatTable table = BuildStatTable(nullptr, s);
+  EXPECT_NE(RenderStatText(table).find("HEVC+Opus +2 tracks"), std::string::npos)
+      << RenderStatText(table);
+  EXPECT_NE(RenderStatJson(table).find(
+                "\"tracks\":[{\"type\":\"video\",\"track_id\":1,\"codec\":\"AV1\"},"
+                "{\"type\":\"audio\",\"track_id\":2,\"codec\":\"FLAC\"}]"),
+            std::string::npos)
+      << RenderStatJson(table);
 }
 
 TEST(StatTableTest, EmptyServerSaysSo) {

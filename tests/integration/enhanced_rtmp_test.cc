@@ -3,7 +3,7 @@
 // and FLAC in Enhanced RTMP messages, some in several chunks, one large enough for the
 // server to hand out in pieces, to the real uringestd; the real uringest-cat writes the
 // stream as Enhanced FLV. The file must hold every message, body for body, with the
-// multitrack ones one tag per track.
+// multitrack ones one tag per track; uringest-stat shows the stream's tracks.
 
 #include <unistd.h>
 
@@ -172,6 +172,20 @@ TEST(EnhancedRtmpTest, PublishedEnhancedRtmpComesOutAsEnhancedFlv) {
                              s.body));
   }
   ASSERT_TRUE(WaitForStream(server->ring(), "live/erx", 1 + sent.size(), absl::Seconds(10)));
+  // uringest-stat names track 0's codecs and the other tracks.
+  const std::string json = dir.Path("stat.json");
+  ASSERT_EQ(RunCommand({ToolPath("uringest-stat"), "--ring", server->ring(), "--json", "--interval",
+                        "0.1"},
+                       kProcessTimeout, json),
+            0);
+  const std::string stat = ReadFile(json);
+  EXPECT_NE(stat.find("\"video_codec\":\"HEVC\",\"audio_codec\":\"Opus\""), std::string::npos)
+      << stat;
+  EXPECT_NE(stat.find("\"tracks\":[{\"type\":\"video\",\"track_id\":1,\"codec\":\"AV1\"},"
+                      "{\"type\":\"video\",\"track_id\":2,\"codec\":\"VP9\"},"
+                      "{\"type\":\"audio\",\"track_id\":1,\"codec\":\"FLAC\"}]"),
+            std::string::npos)
+      << stat;
   ASSERT_TRUE(client->SendCommand("deleteStream", 0, {Value::Null(), Value::Number(*stream)}));
   client.reset();
   ASSERT_EQ(cat.Wait(kProcessTimeout), 0)
