@@ -198,6 +198,26 @@ class EnhancedRtmpTest : public ::testing::Test {
     }
   }
 
+  // Runs uringest-cat's CatStream as a late joiner of live/erx, then ends the stream;
+  // its output goes to *out, its log lines to *log. Fails the test unless it ends OK.
+  void CatLateJoiner(VectorSink* out, std::vector<std::string>* log) {
+    std::promise<void> followed;
+    CatOptions options{.ring = name_, .stream = "live/erx"};
+    options.log = [&followed, log, done = false](std::string_view line) mutable {
+      log->emplace_back(line);
+      if (!done && line.starts_with("following")) {
+        done = true;
+        followed.set_value();
+      }
+    };
+    auto cat = std::async(std::launch::async, [&] { return CatStream(options, out); });
+    ASSERT_EQ(followed.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    session_->Close();  // ends the stream
+    ASSERT_EQ(cat.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    absl::Status status = cat.get();
+    ASSERT_TRUE(status.ok()) << status;
+  }
+
   std::string name_ = UniqueName();
   std::unique_ptr<ringbuf::RingServer> server_;
   NullSender sender_;
@@ -256,21 +276,9 @@ TEST_F(EnhancedRtmpTest, LateJoinerGetsEnhancedFlvWithEveryTracksConfig) {
   Publish();
   const std::vector<Sent> sent = Publication();
   Send(sent);
-  std::promise<void> followed;
-  CatOptions options{.ring = name_, .stream = "live/erx"};
-  options.log = [&followed, done = false](std::string_view line) mutable {
-    if (!done && line.starts_with("following")) {
-      done = true;
-      followed.set_value();
-    }
-  };
   VectorSink out;
-  auto cat = std::async(std::launch::async, [&] { return CatStream(options, &out); });
-  ASSERT_EQ(followed.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
-  session_->Close();  // ends the stream
-  ASSERT_EQ(cat.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-  absl::Status status = cat.get();
-  ASSERT_TRUE(status.ok()) << status;
+  std::vector<std::string> log;
+  ASSERT_NO_FATAL_FAILURE(CatLateJoiner(&out, &log));
 
   ASSERT_GE(out.bytes().size(), 9u);
   EXPECT_EQ(out.bytes()[4], 0x05);  // FLV header: audio and video
@@ -425,20 +433,9 @@ TEST_F(EnhancedRtmpTest, LateJoinerFileStartsAtZeroWithKeptConfigurationPackets)
   // The MPEG2TSSequenceStart did not replace track 0's SequenceStart.
   EXPECT_EQ(server_->directory().Find("live/erx")->video_config, sent[1].body);
 
-  std::vector<std::string> log;
-  std::promise<void> followed;
-  CatOptions options{.ring = name_, .stream = "live/erx"};
-  options.log = [&](std::string_view line) {
-    log.emplace_back(line);
-    if (line.starts_with("following")) followed.set_value();
-  };
   VectorSink out;
-  auto cat = std::async(std::launch::async, [&] { return CatStream(options, &out); });
-  ASSERT_EQ(followed.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
-  session_->Close();
-  ASSERT_EQ(cat.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-  absl::Status status = cat.get();
-  ASSERT_TRUE(status.ok()) << status;
+  std::vector<std::string> log;
+  ASSERT_NO_FATAL_FAILURE(CatLateJoiner(&out, &log));
 
   const std::vector<testing::FlvTag> tags = testing::ParseFlvTags(out.bytes());
   Bytes color_type5 = color;

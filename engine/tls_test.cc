@@ -156,127 +156,110 @@ void Handshake(Client& client, TlsSession& server, size_t step) {
   ASSERT_TRUE(server.handshake_done());
 }
 
-TEST(TlsSessionTest, HandshakeThenBytesBothWays) {
-  CertDir certs;
-  absl::StatusOr<std::unique_ptr<TlsCertificates>> loaded =
-      TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  absl::StatusOr<std::unique_ptr<TlsSession>> server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
+// Each test's server side: a session made from a freshly made certificate.
+class TlsSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<TlsCertificates>> loaded =
+        TlsCertificates::Create(certs_.cert_path(), certs_.key_path());
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    certificates_ = *std::move(loaded);
+    absl::StatusOr<std::unique_ptr<TlsSession>> server =
+        TlsSession::Create(certificates_->Current());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  CertDir certs_;
+  std::unique_ptr<TlsCertificates> certificates_;
+  std::unique_ptr<TlsSession> server_;
+};
+
+TEST_F(TlsSessionTest, HandshakeThenBytesBothWays) {
   Client client;
-  Handshake(client, **server, 1 << 20);
-  EXPECT_NE((*server)->Describe().find("TLS"), std::string::npos);
+  Handshake(client, *server_, 1 << 20);
+  EXPECT_NE(server_->Describe().find("TLS"), std::string::npos);
 
   client.Write("\x03 an RTMP C0 and more");
   absl::Status error;
-  EXPECT_EQ(FeedServer(**server, client.TakeOutput(), 1 << 20, &error), "\x03 an RTMP C0 and more");
-  ASSERT_TRUE((*server)->Write(std::span(reinterpret_cast<const uint8_t*>("S0S1S2"), 6)).ok());
-  client.Feed(ServerOutput(**server));
+  EXPECT_EQ(FeedServer(*server_, client.TakeOutput(), 1 << 20, &error), "\x03 an RTMP C0 and more");
+  ASSERT_TRUE(server_->Write(std::span(reinterpret_cast<const uint8_t*>("S0S1S2"), 6)).ok());
+  client.Feed(ServerOutput(*server_));
   EXPECT_EQ(client.ReadAll(), "S0S1S2");
 }
 
-TEST(TlsSessionTest, OneByteAtATimeStillHandshakesAndDecrypts) {
-  CertDir certs;
-  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok());
-  auto server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
+TEST_F(TlsSessionTest, OneByteAtATimeStillHandshakesAndDecrypts) {
   Client client;
-  Handshake(client, **server, 1);
+  Handshake(client, *server_, 1);
   const std::string big(100'000, 'x');  // several records
   client.Write(big);
   absl::Status error;
-  EXPECT_EQ(FeedServer(**server, client.TakeOutput(), 7, &error), big);
+  EXPECT_EQ(FeedServer(*server_, client.TakeOutput(), 7, &error), big);
   EXPECT_TRUE(error.ok()) << error;
 }
 
-TEST(TlsSessionTest, LargeWriteReachesTheClientWhole) {
-  CertDir certs;
-  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok());
-  auto server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
+TEST_F(TlsSessionTest, LargeWriteReachesTheClientWhole) {
   Client client;
-  Handshake(client, **server, 1 << 20);
+  Handshake(client, *server_, 1 << 20);
   const std::vector<uint8_t> big(70'000, 0x5a);
-  ASSERT_TRUE((*server)->Write(big).ok());
-  EXPECT_GT((*server)->pending_output(), big.size());
-  client.Feed(ServerOutput(**server));
-  EXPECT_EQ((*server)->pending_output(), 0u);
+  ASSERT_TRUE(server_->Write(big).ok());
+  EXPECT_GT(server_->pending_output(), big.size());
+  client.Feed(ServerOutput(*server_));
+  EXPECT_EQ(server_->pending_output(), 0u);
   EXPECT_EQ(client.ReadAll(), std::string(big.size(), 0x5a));
 }
 
-TEST(TlsSessionTest, PlainRtmpHandshakeIsAnErrorNotPlaintext) {
-  CertDir certs;
-  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok());
-  auto server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
+TEST_F(TlsSessionTest, PlainRtmpHandshakeIsAnErrorNotPlaintext) {
   std::vector<uint8_t> c0c1(1 + 1536, 0);
   c0c1[0] = 0x03;
   absl::Status error;
-  EXPECT_EQ(FeedServer(**server, c0c1, c0c1.size(), &error), "");
+  EXPECT_EQ(FeedServer(*server_, c0c1, c0c1.size(), &error), "");
   EXPECT_FALSE(error.ok());
   EXPECT_NE(error.message().find("TLS handshake failed"), absl::string_view::npos) << error;
 }
 
-TEST(TlsSessionTest, CloseNotifyEndsReadingQuietly) {
-  CertDir certs;
-  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok());
-  auto server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
+TEST_F(TlsSessionTest, CloseNotifyEndsReadingQuietly) {
   Client client;
-  Handshake(client, **server, 1 << 20);
+  Handshake(client, *server_, 1 << 20);
   client.Write("last");
   client.SendCloseNotify();
   std::vector<uint8_t> bytes = client.TakeOutput();
   absl::Status error;
-  EXPECT_EQ(FeedServer(**server, bytes, bytes.size(), &error), "last");
+  EXPECT_EQ(FeedServer(*server_, bytes, bytes.size(), &error), "last");
   EXPECT_TRUE(error.ok()) << error;
-  EXPECT_TRUE((*server)->peer_closed());
+  EXPECT_TRUE(server_->peer_closed());
 }
 
-TEST(TlsSessionTest, ShutdownQueuesOneCloseNotifyAfterTheLastRecord) {
-  CertDir certs;
-  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok());
-  auto server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
-  EXPECT_FALSE((*server)->can_shut_down());  // nothing to end before the handshake
+TEST_F(TlsSessionTest, ShutdownQueuesOneCloseNotifyAfterTheLastRecord) {
+  EXPECT_FALSE(server_->can_shut_down());  // nothing to end before the handshake
   Client client;
-  Handshake(client, **server, 1 << 20);
-  ASSERT_TRUE((*server)->Write(std::vector<uint8_t>{'b', 'y', 'e'}).ok());
-  EXPECT_TRUE((*server)->can_shut_down());
-  (*server)->Shutdown();
-  EXPECT_FALSE((*server)->can_shut_down());
-  std::vector<uint8_t> out = ServerOutput(**server);
-  (*server)->Shutdown();  // only once
-  EXPECT_EQ((*server)->pending_output(), 0u);
+  Handshake(client, *server_, 1 << 20);
+  ASSERT_TRUE(server_->Write(std::vector<uint8_t>{'b', 'y', 'e'}).ok());
+  EXPECT_TRUE(server_->can_shut_down());
+  server_->Shutdown();
+  EXPECT_FALSE(server_->can_shut_down());
+  std::vector<uint8_t> out = ServerOutput(*server_);
+  server_->Shutdown();  // only once
+  EXPECT_EQ(server_->pending_output(), 0u);
   client.Feed(out);
   EXPECT_EQ(client.ReadAll(), "bye");
   EXPECT_TRUE(client.ReceivedCloseNotify());
 }
 
-TEST(TlsSessionTest, NoCloseNotifyAfterAFatalError) {
-  CertDir certs;
-  auto loaded = TlsCertificates::Create(certs.cert_path(), certs.key_path());
-  ASSERT_TRUE(loaded.ok());
-  auto server = TlsSession::Create((*loaded)->Current());
-  ASSERT_TRUE(server.ok());
+TEST_F(TlsSessionTest, NoCloseNotifyAfterAFatalError) {
   Client client;
-  Handshake(client, **server, 1 << 20);
+  Handshake(client, *server_, 1 << 20);
   // A record with a corrupt body fails authentication: a fatal error.
   client.Write("hello");
   std::vector<uint8_t> record = client.TakeOutput();
   record.back() ^= 0xFF;
   absl::Status error;
-  FeedServer(**server, record, record.size(), &error);
+  FeedServer(*server_, record, record.size(), &error);
   EXPECT_FALSE(error.ok());
-  (void)ServerOutput(**server);  // the alert that error queued
-  EXPECT_FALSE((*server)->can_shut_down());
-  (*server)->Shutdown();
-  EXPECT_EQ((*server)->pending_output(), 0u);
+  (void)ServerOutput(*server_);  // the alert that error queued
+  EXPECT_FALSE(server_->can_shut_down());
+  server_->Shutdown();
+  EXPECT_EQ(server_->pending_output(), 0u);
 }
 
 TEST(TlsCertificatesTest, MissingKeyIsAnErrorThatNamesTheFile) {

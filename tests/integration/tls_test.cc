@@ -71,6 +71,26 @@ std::string RtmpsUrl(int port, const std::string& stream) {
   return absl::StrCat("rtmps://127.0.0.1:", port, "/", stream);
 }
 
+// uringestd with `shards` shards, RTMPS on a self-signed certificate made in `dir`, and
+// `extra` flags; *port is its RTMPS port. nullptr (and a test failure) if it didn't start.
+std::unique_ptr<IngestServer> StartRtmpsServer(int shards, const ScratchDir& dir, int* port,
+                                               const std::vector<std::string>& extra = {}) {
+  if (!MakeCertificate(dir)) {
+    ADD_FAILURE() << "openssl could not make a certificate";
+    return nullptr;
+  }
+  std::vector<std::string> args = TlsArgs(dir);
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::unique_ptr<IngestServer> server = IngestServer::Start(shards, dir, args);
+  if (server == nullptr) return nullptr;
+  *port = TlsPort(*server);
+  if (*port == 0) {
+    ADD_FAILURE() << "no RTMPS listener in the log: " << ReadFile(server->log_path());
+    return nullptr;
+  }
+  return server;
+}
+
 // A blocking TLS client on a loopback socket that sends nothing after the handshake.
 class TlsSocketClient {
  public:
@@ -125,11 +145,9 @@ void ExpectSourceClip(const std::string& flv) {
 TEST(RtmpsTest, PublishedClipComesOutOfTheRingByteForByte) {
   REQUIRE_TOOLS();
   ScratchDir dir;
-  ASSERT_TRUE(MakeCertificate(dir));
-  std::unique_ptr<IngestServer> server = IngestServer::Start(2, dir, TlsArgs(dir));
+  int port = 0;
+  std::unique_ptr<IngestServer> server = StartRtmpsServer(2, dir, &port);
   ASSERT_NE(server, nullptr);
-  const int port = TlsPort(*server);
-  ASSERT_NE(port, 0) << ReadFile(server->log_path());
   Process cat = StartCat(server->ring(), "live/test", dir.Path("out.flv"), dir.Path("cat.log"));
   EXPECT_EQ(RunCommand(PublishClipArgs(RtmpsUrl(port, "live/test")), kProcessTimeout), 0);
   EXPECT_EQ(cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("cat.log"));
@@ -140,11 +158,9 @@ TEST(RtmpsTest, PublishedClipComesOutOfTheRingByteForByte) {
 TEST(RtmpsTest, WrongPortClientsGetALogLineAndTheGoodPublisherGoesOn) {
   REQUIRE_TOOLS();
   ScratchDir dir;
-  ASSERT_TRUE(MakeCertificate(dir));
-  std::unique_ptr<IngestServer> server = IngestServer::Start(2, dir, TlsArgs(dir));
+  int port = 0;
+  std::unique_ptr<IngestServer> server = StartRtmpsServer(2, dir, &port);
   ASSERT_NE(server, nullptr);
-  const int port = TlsPort(*server);
-  ASSERT_NE(port, 0) << ReadFile(server->log_path());
   Process cat = StartCat(server->ring(), "live/good", dir.Path("out.flv"), dir.Path("cat.log"));
   Process good = Process::Spawn(PublishClipArgs(RtmpsUrl(port, "live/good"), 4),
                                 {.stderr_path = dir.Path("good.log")});
@@ -176,13 +192,10 @@ TEST(RtmpsTest, WrongPortClientsGetALogLineAndTheGoodPublisherGoesOn) {
 TEST(RtmpsTest, ServerEndsTlsWithCloseNotifyEitherWay) {
   REQUIRE_TOOLS();
   ScratchDir dir;
-  ASSERT_TRUE(MakeCertificate(dir));
-  std::vector<std::string> args = TlsArgs(dir);
-  args.insert(args.end(), {"--handshake-timeout", "1"});
-  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir, args);
+  int port = 0;
+  std::unique_ptr<IngestServer> server =
+      StartRtmpsServer(1, dir, &port, {"--handshake-timeout", "1"});
   ASSERT_NE(server, nullptr);
-  const int port = TlsPort(*server);
-  ASSERT_NE(port, 0) << ReadFile(server->log_path());
 
   // The server closes (no RTMP handshake within 1 s): close_notify, not a bare FIN.
   TlsSocketClient silent;
