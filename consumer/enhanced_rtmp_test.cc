@@ -261,15 +261,16 @@ TEST_F(EnhancedRtmpTest, DirectoryKeepsEachTracksSequenceHeader) {
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->codec.video_codec, rtmp::kFourCcHevc);
   EXPECT_EQ(info->codec.audio_codec, rtmp::kFourCcOpus);
-  EXPECT_EQ(info->video_config, sent[1].body);  // track 0: hvc1
-  EXPECT_EQ(info->audio_config, sent[2].body);  // track 0: Opus
-  ASSERT_EQ(info->track_configs.size(), 2u);
-  EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
-  EXPECT_EQ(info->track_configs[0].track_id, 1);
-  EXPECT_EQ(info->track_configs[0].body, sent[3].body);  // av01 on track 1
-  EXPECT_EQ(info->track_configs[1].type, RecordType::kAudio);
-  EXPECT_EQ(info->track_configs[1].track_id, 1);
-  EXPECT_EQ(info->track_configs[1].body, sent[8].body);  // fLaC on track 1
+  // In the order they came.
+  ASSERT_EQ(info->configs.size(), 4u);
+  EXPECT_EQ(info->configs[0].body, sent[1].body);  // track 0: hvc1
+  EXPECT_EQ(info->configs[1].body, sent[2].body);  // track 0: Opus
+  EXPECT_EQ(info->configs[2].type, RecordType::kVideo);
+  EXPECT_EQ(info->configs[2].track_id, 1);
+  EXPECT_EQ(info->configs[2].body, sent[3].body);  // av01 on track 1
+  EXPECT_EQ(info->configs[3].type, RecordType::kAudio);
+  EXPECT_EQ(info->configs[3].track_id, 1);
+  EXPECT_EQ(info->configs[3].body, sent[8].body);  // fLaC on track 1
 }
 
 TEST_F(EnhancedRtmpTest, LateJoinerGetsEnhancedFlvWithEveryTracksConfig) {
@@ -323,21 +324,21 @@ TEST_F(EnhancedRtmpTest, ManyTracksSequenceStartIsKeptPerTrack) {
   std::optional<ringbuf::StreamInfo> info = server_->directory().Find("live/erx");
   ASSERT_TRUE(info.has_value());
   // Track 0 alone: 0x90 (ExHeader | key | SequenceStart), "hvc1", its 3 bytes.
-  EXPECT_EQ(info->video_config, (Bytes{0x90, 'h', 'v', 'c', '1', 0x01, 0x02, 0x03}));
-  ASSERT_EQ(info->track_configs.size(), 1u);
-  EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
-  EXPECT_EQ(info->track_configs[0].track_id, 2);
-  EXPECT_EQ(info->track_configs[0].flags, kConfig | kEx);
+  ASSERT_EQ(info->configs.size(), 2u);
+  EXPECT_EQ(info->configs[0].body, (Bytes{0x90, 'h', 'v', 'c', '1', 0x01, 0x02, 0x03}));
+  EXPECT_EQ(info->configs[1].type, RecordType::kVideo);
+  EXPECT_EQ(info->configs[1].track_id, 2);
+  EXPECT_EQ(info->configs[1].flags, kConfig | kEx);
   // Track 2 alone: 0x96, 0x00 (OneTrack | SequenceStart), "av01", id 2, its 4 bytes.
-  EXPECT_EQ(info->track_configs[0].body,
+  EXPECT_EQ(info->configs[1].body,
             (Bytes{0x96, 0x00, 'a', 'v', '0', '1', 0x02, 0x81, 0x08, 0x0C, 0x00}));
 
   ASSERT_TRUE(Deliver(MessageType::kVideo, 1, track2_update, 40).ok());
   info = server_->directory().Find("live/erx");
   ASSERT_TRUE(info.has_value());
-  ASSERT_EQ(info->track_configs.size(), 1u);
-  EXPECT_EQ(info->track_configs[0].body, track2_update);
-  EXPECT_EQ(info->video_config, (Bytes{0x90, 'h', 'v', 'c', '1', 0x01, 0x02, 0x03}));
+  ASSERT_EQ(info->configs.size(), 2u);
+  EXPECT_EQ(info->configs[1].body, track2_update);
+  EXPECT_EQ(info->configs[0].body, (Bytes{0x90, 'h', 'v', 'c', '1', 0x01, 0x02, 0x03}));
 
   // The ring has both messages as sent.
   auto reader = ringbuf::RingReader::Open(server_->directory().RingPath(name_, 0));
@@ -379,16 +380,16 @@ TEST_F(EnhancedRtmpTest, MultichannelConfigAndColorInfoReachLateJoiners) {
 
   std::optional<ringbuf::StreamInfo> info = server_->directory().Find("live/erx");
   ASSERT_TRUE(info.has_value());
-  ASSERT_EQ(info->track_configs.size(), 4u);  // av01 and fLaC on track 1, then these two
-  EXPECT_EQ(info->track_configs[2].type, RecordType::kAudio);
-  EXPECT_EQ(info->track_configs[2].track_id, 0);
-  EXPECT_EQ(info->track_configs[2].packet_type,
-            uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
-  EXPECT_EQ(info->track_configs[2].flags, kEx);  // not a sequence header
-  EXPECT_EQ(info->track_configs[2].body, channels);
-  EXPECT_EQ(info->track_configs[3].type, RecordType::kVideo);
-  EXPECT_EQ(info->track_configs[3].packet_type, uint8_t(rtmp::VideoPacketType::kMetadata));
-  EXPECT_EQ(info->track_configs[3].body, color);
+  // Track 0's two sequence headers, av01 and fLaC on track 1, then these two.
+  ASSERT_EQ(info->configs.size(), 6u);
+  EXPECT_EQ(info->configs[4].type, RecordType::kAudio);
+  EXPECT_EQ(info->configs[4].track_id, 0);
+  EXPECT_EQ(info->configs[4].packet_type, uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  EXPECT_EQ(info->configs[4].flags, kEx);  // not a sequence header
+  EXPECT_EQ(info->configs[4].body, channels);
+  EXPECT_EQ(info->configs[5].type, RecordType::kVideo);
+  EXPECT_EQ(info->configs[5].packet_type, uint8_t(rtmp::VideoPacketType::kMetadata));
+  EXPECT_EQ(info->configs[5].body, color);
 
   // A reader that joins now gets them before the first frame, without the sequence
   // header flag.
@@ -431,7 +432,8 @@ TEST_F(EnhancedRtmpTest, LateJoinerFileStartsAtZeroWithKeptConfigurationPackets)
   const Bytes key = {0x93, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x02, 0x26, 0x01};
   ASSERT_TRUE(Deliver(MessageType::kVideo, 1, key, 3'600'000).ok());
   // The MPEG2TSSequenceStart did not replace track 0's SequenceStart.
-  EXPECT_EQ(server_->directory().Find("live/erx")->video_config, sent[1].body);
+  EXPECT_EQ(server_->directory().Find("live/erx")->FindConfig(RecordType::kVideo)->body,
+            sent[1].body);
 
   VectorSink out;
   std::vector<std::string> log;

@@ -26,10 +26,6 @@ void StoreU32(uint8_t* p, uint32_t v) {
   StoreU24(p + 1, v);
 }
 
-bool SameBytes(const std::vector<uint8_t>& a, std::span<const uint8_t> b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
-
 constexpr size_t kMaxPieces = 8;
 
 }  // namespace
@@ -88,32 +84,8 @@ uint32_t FlvWriter::TagTimestamp(int64_t dts) const {
   return uint32_t(uint64_t(dts - *base_dts_));  // FLV time is 32 bits: wraps like RTMP's
 }
 
-std::vector<uint8_t>* FlvWriter::LastConfig(RecordType type, uint8_t track_id,
-                                            uint8_t packet_type) {
-  for (Config& c : last_configs_) {
-    if (c.type == type && c.track_id == track_id && c.packet_type == packet_type) return &c.body;
-  }
-  last_configs_.push_back(
-      Config{.type = type, .track_id = track_id, .packet_type = packet_type, .body = {}});
-  return &last_configs_.back().body;
-}
-
-bool FlvWriter::IsRepeat(RecordType type, std::span<const uint8_t> body, bool config,
-                         uint8_t track_id, uint8_t packet_type) {
-  std::vector<uint8_t>* last = nullptr;
-  if (type == RecordType::kData) {
-    last = &last_metadata_;
-  } else if (config) {
-    last = LastConfig(type, track_id, packet_type);
-  }
-  if (last == nullptr) return false;
-  if (!last->empty() && SameBytes(*last, body)) return true;
-  last->assign(body.begin(), body.end());
-  return false;
-}
-
 absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const uint8_t> body,
-                                 bool config, uint8_t track_id, uint8_t packet_type) {
+                                 bool config) {
   assert(header_written_);
   if (type != RecordType::kAudio && type != RecordType::kVideo && type != RecordType::kData) {
     return absl::OkStatus();
@@ -121,10 +93,6 @@ absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const u
   if (body.size() > kFlvMaxTagBody) {
     return absl::OutOfRangeError(absl::StrCat("a ", body.size(), "-byte frame exceeds FLV's ",
                                               kFlvMaxTagBody, "-byte tag limit"));
-  }
-  if (IsRepeat(type, body, config, track_id, packet_type)) {
-    ++repeats_skipped_;
-    return absl::OkStatus();
   }
   if (type != RecordType::kData && !config && !base_dts_) base_dts_ = dts;
   const uint32_t timestamp = TagTimestamp(dts);

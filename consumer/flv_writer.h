@@ -29,11 +29,9 @@
 //
 // Configurations. A tag written with `config` is one a decoder needs before frames: a
 // sequence header, or an Enhanced RTMP MultichannelConfig or video Metadata packet. It
-// does not start the time base. One byte-identical to the last configuration of its kind
-// (audio, video; per Enhanced RTMP track id and packet type) is skipped, as is an
-// onMetaData identical to the last one: a late joiner gets them from the directory and
-// may then meet the same ones in the ring. A changed one (the encoder reconfigured) is
-// written.
+// does not start the time base. Every tag is written as given, repeats included: which
+// copies to leave out (a late joiner's configurations come from the directory and may
+// come again from the ring) is the caller's decision (stream_cat.h).
 //
 // Thread safety: one thread per writer.
 
@@ -105,42 +103,22 @@ class FlvWriter {
   // One tag: `type` is kAudio, kVideo or kData, `body` the record's payload, `dts` its
   // time in ms. Other record types are ignored. A body over kFlvMaxTagBody is an error.
   // REQUIRES: WriteHeader() was called.
-  // `config`: a configuration (see above); `track_id` (RecordHeader::track_id) and
-  // `packet_type` tell configurations of different tracks and kinds apart.
+  // `config`: a configuration (see above).
   [[nodiscard]] absl::Status WriteTag(ringbuf::RecordType type, int64_t dts,
-                                      std::span<const uint8_t> body, bool config,
-                                      uint8_t track_id = 0, uint8_t packet_type = 0);
+                                      std::span<const uint8_t> body, bool config);
 
   bool header_written() const { return header_written_; }
   uint64_t tags() const { return tags_; }
   uint64_t bytes() const { return bytes_; }
-  uint64_t repeats_skipped() const { return repeats_skipped_; }
   // The timestamp WriteTag() would give a frame at `dts` (ms); see the header comment.
   uint32_t TagTimestamp(int64_t dts) const;
 
  private:
-  // True if `body` repeats the last configuration of its kind / onMetaData; else
-  // remembers it.
-  bool IsRepeat(ringbuf::RecordType type, std::span<const uint8_t> body, bool config,
-                uint8_t track_id, uint8_t packet_type);
-  // The last configuration of (type, track, packet type), created empty on first use.
-  std::vector<uint8_t>* LastConfig(ringbuf::RecordType type, uint8_t track_id, uint8_t packet_type);
-
-  struct Config {
-    ringbuf::RecordType type;
-    uint8_t track_id;
-    uint8_t packet_type;
-    std::vector<uint8_t> body;
-  };
-
   ByteSink* sink_;
   bool header_written_ = false;
   std::optional<int64_t> base_dts_;  // dts of the first audio/video frame
-  std::vector<uint8_t> last_metadata_;
-  std::vector<Config> last_configs_;
   uint64_t tags_ = 0;
   uint64_t bytes_ = 0;
-  uint64_t repeats_skipped_ = 0;
 };
 
 }  // namespace uringest::consumer

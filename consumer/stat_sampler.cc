@@ -108,9 +108,10 @@ StatSample StatSampler::Sample() const {
                     .wall_ns = uint64_t(ClockNs(CLOCK_REALTIME))};
   for (ringbuf::StreamInfo& info : reader_->ListStreams()) {
     if (info.state != ringbuf::SlotState::kPublishing) continue;
-    // An Enhanced RTMP stream (a FourCC codec) may have more tracks: their configurations
-    // say which, so read those too (a listing leaves them out).
-    if (info.codec.video_codec > 0xFF || info.codec.audio_codec > 0xFF) {
+    // An Enhanced RTMP stream (a FourCC codec, or more configurations than track 0's two
+    // sequence headers) may have more tracks: their configurations say which, so read
+    // those too (a listing leaves them out).
+    if (info.codec.video_codec > 0xFF || info.codec.audio_codec > 0xFF || info.config_count > 2) {
       ringbuf::StreamInfo full;
       if (dir.Read(info.slot, &full) && full.stream_id == info.stream_id) info = std::move(full);
     }

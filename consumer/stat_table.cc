@@ -42,7 +42,7 @@ StreamRow MakeRow(const ringbuf::StreamInfo& s, const ringbuf::StreamInfo* befor
   if (current.wall_ns > s.begin_time_ns) {
     row.duration_s = double(current.wall_ns - s.begin_time_ns) / kNsPerSecond;
   }
-  for (const ringbuf::TrackConfigInfo& t : s.track_configs) {
+  for (const ringbuf::ConfigPacket& t : s.configs) {
     if (t.track_id == 0 || (t.flags & ringbuf::kFlagSequenceHeader) == 0) continue;
     const bool video = t.type == ringbuf::RecordType::kVideo;
     const uint32_t codec =

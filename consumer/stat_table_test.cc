@@ -132,7 +132,7 @@ TEST(StatTableTest, EnhancedRtmpTracksBeyondTrackZeroAreCountedAndListed) {
   constexpr uint8_t kConfig = ringbuf::kFlagSequenceHeader | ringbuf::kFlagExHeader;
   // OneTrack SequenceStart bodies: video 0x96 0x00 "av01" track 1; audio 0x95 0x00
   // "fLaC" track 2; and track 0's MultichannelConfig, which is no track of its own.
-  stream.track_configs = {
+  stream.configs = {
       {.type = ringbuf::RecordType::kVideo,
        .track_id = 1,
        .flags = kConfig,

@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <optional>
@@ -73,6 +74,9 @@ class Cat {
   absl::Status WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t packet_type,
                          uint8_t track_id, std::span<uint8_t> body);
   absl::Status Finish();
+  bool TakeStandIn(RecordType type, uint8_t track_id, uint8_t packet_type,
+                   std::span<const uint8_t> body);
+  void DropStandIns(RecordType type, uint8_t track_id);
   uint64_t lost() const { return (reader_ ? reader_->lost() : 0) + missed_at_start_; }
   bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
   void Log(const std::string& line) const {
@@ -85,12 +89,24 @@ class Cat {
   const uint64_t started_ns_ = RealtimeNs();
   bool from_start_ = false;      // the stream began after we started waiting
   bool first_from_ring_ = true;  // no ring record of the stream seen yet
-  bool await_keyframe_ = false;  // from "now": drop video until a keyframe
+  bool await_keyframe_ = false;  // from "now": drop pictures until a keyframe
   uint64_t missed_at_start_ = 0;
   std::vector<uint8_t> scratch_;     // the frame being written
   std::vector<uint8_t> track_body_;  // one track of it (WriteTracks)
   bool warned_mpeg2ts_ = false;
   std::vector<std::vector<uint8_t>> held_data_;  // onMetaData before the FLV header
+  // The frame in hand was replayed from the directory.
+  bool from_directory_ = false;
+  // Configurations and onMetaData written from the directory, which the ring may bring
+  // again: until the first frame of its track, the ring's identical copy of one is the
+  // one it stood in for, and is not written twice. Anything else is written as sent.
+  struct StandIn {
+    RecordType type;
+    uint8_t track_id;
+    uint8_t packet_type;
+    std::vector<uint8_t> body;
+  };
+  std::vector<StandIn> stand_ins_;
 };
 
 // A stream worth following: publishing, or (when waiting) one that began and already
@@ -157,11 +173,15 @@ absl::Status Cat::WriteFlvHeader(RecordType first) {
   if (reader_->directory().Read(info.slot, &now) && now.stream_id == info.stream_id) {
     info = std::move(now);
   }
+  auto has_config = [&](RecordType type) {
+    return std::any_of(info.configs.begin(), info.configs.end(),
+                       [type](const ringbuf::ConfigPacket& c) { return c.type == type; });
+  };
   FlvTracks tracks{
-      .audio =
-          first == RecordType::kAudio || info.codec.audio_codec != 0 || !info.audio_config.empty(),
-      .video =
-          first == RecordType::kVideo || info.codec.video_codec != 0 || !info.video_config.empty(),
+      .audio = first == RecordType::kAudio || info.codec.audio_codec != 0 ||
+               has_config(RecordType::kAudio),
+      .video = first == RecordType::kVideo || info.codec.video_codec != 0 ||
+               has_config(RecordType::kVideo),
   };
   if (absl::Status s = writer_.WriteHeader(tracks); !s.ok()) return s;
   for (const std::vector<uint8_t>& data : held_data_) {
@@ -171,7 +191,34 @@ absl::Status Cat::WriteFlvHeader(RecordType first) {
   return absl::OkStatus();
 }
 
+bool Cat::TakeStandIn(RecordType type, uint8_t track_id, uint8_t packet_type,
+                      std::span<const uint8_t> body) {
+  if (from_directory_) {
+    stand_ins_.push_back({type, track_id, packet_type, {body.begin(), body.end()}});
+    return false;
+  }
+  for (auto it = stand_ins_.begin(); it != stand_ins_.end(); ++it) {
+    if (it->type == type && it->track_id == track_id && it->packet_type == packet_type &&
+        std::equal(body.begin(), body.end(), it->body.begin(), it->body.end())) {
+      stand_ins_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+// A frame of the track has come: a configuration of it from now on is a new one.
+void Cat::DropStandIns(RecordType type, uint8_t track_id) {
+  if (stand_ins_.empty()) return;
+  std::erase_if(stand_ins_, [&](const StandIn& s) {
+    return s.type == RecordType::kData || (s.type == type && s.track_id == track_id);
+  });
+}
+
 absl::Status Cat::Write(const Frame& frame, std::span<uint8_t> body) {
+  if (frame.type == RecordType::kData && TakeStandIn(RecordType::kData, 0, 0, body)) {
+    return absl::OkStatus();
+  }
   if (!writer_.header_written()) {
     if (!IsMedia(frame.type)) {
       held_data_.emplace_back(body.begin(), body.end());
@@ -223,15 +270,16 @@ absl::Status Cat::WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t
     }
     return absl::OkStatus();
   }
-  bool config = (flags & ringbuf::kFlagSequenceHeader) != 0;
-  if (ex && video && packet_type == uint8_t(rtmp::VideoPacketType::kMetadata)) {
-    config = true;
+  const bool color_info = ex && video && packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
+  const bool config = (flags & ringbuf::kFlagSequenceHeader) != 0 || color_info ||
+                      (ex && type == RecordType::kAudio &&
+                       packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  if (config && TakeStandIn(type, track_id, packet_type, body)) return absl::OkStatus();
+  if (!config && type != RecordType::kData) DropStandIns(type, track_id);
+  if (color_info) {
     body[0] = uint8_t((body[0] & 0x8F) | uint8_t(rtmp::VideoFrameType::kCommandFrame) << 4);
-  } else if (ex && type == RecordType::kAudio &&
-             packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig)) {
-    config = true;
   }
-  return writer_.WriteTag(type, dts, body, config, track_id, packet_type);
+  return writer_.WriteTag(type, dts, body, config);
 }
 
 // A stream followed from its start begins at the oldest record, where the follower can't
@@ -256,9 +304,11 @@ absl::Status Cat::HandleFrame(const Frame& frame) {
   }
   if (frame.type != RecordType::kData && !IsMedia(frame.type)) return absl::OkStatus();
   if (await_keyframe_ && frame.type == RecordType::kVideo) {
-    if ((frame.flags & ringbuf::kFlagKeyframe) == 0) return absl::OkStatus();
-    if ((frame.flags & ringbuf::kFlagSequenceHeader) == 0) await_keyframe_ = false;
+    if (!ringbuf::StandsAlone(frame.flags, frame.packet_type)) return absl::OkStatus();
+    const uint8_t picture = frame.flags & (ringbuf::kFlagKeyframe | ringbuf::kFlagSequenceHeader);
+    if (picture == ringbuf::kFlagKeyframe) await_keyframe_ = false;
   }
+  from_directory_ = frame.from_directory;
   if (!reader_->CopyOut(frame, &scratch_)) {
     Log(absl::StrCat("lost the frame at dts ", frame.dts,
                      " ms while copying it (reader too slow)"));

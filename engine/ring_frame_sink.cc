@@ -144,6 +144,8 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
   }
   if (frame.many_tracks && (frame.sequence_header || meta.keep_as_config)) {
     KeepTrackConfigs(stream, frame, meta.flags);
+  } else if (stream->writer.configs_not_kept() != 0) {
+    WarnConfigNotKept(stream, frame.track_id, frame.payload_size());
   }
   ++stream->frames;
   ++counters_.frames;
@@ -172,15 +174,19 @@ void RingFrameSink::KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, u
   const size_t count = std::min(rtmp::ListTracks(body, video, tracks), tracks.size());
   for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
     rtmp::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
-    if (!stream->writer.SetConfig(type, track.track_id, kept, frame.packet_type, track_body_) &&
-        !stream->warned_config) {
-      stream->warned_config = true;
-      spdlog::warn(
-          "{}: track {} configuration ({} bytes) not kept for late joiners: no room "
-          "in the directory entry (said once per stream)",
-          peer_, track.track_id, track_body_.size());
+    if (!stream->writer.SetConfig(type, track.track_id, kept, frame.packet_type, track_body_)) {
+      WarnConfigNotKept(stream, track.track_id, track_body_.size());
     }
   }
+}
+
+void RingFrameSink::WarnConfigNotKept(Stream* stream, uint8_t track_id, size_t size) {
+  if (stream->warned_config) return;
+  stream->warned_config = true;
+  spdlog::warn(
+      "{}: track {} configuration ({} bytes) not kept for late joiners: no room in the "
+      "directory entry (said once per stream)",
+      peer_, track_id, size);
 }
 
 // Codec parameters change rarely: the directory is written only when they do.

@@ -53,6 +53,7 @@ class RingFrameSink : public rtmp::FrameSink {
   Stream* Find(uint32_t stream_id);
   void UpdateCodec(Stream* stream, const rtmp::Frame& frame);
   void KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, uint8_t flags);
+  void WarnConfigNotKept(Stream* stream, uint8_t track_id, size_t size);
 
   ringbuf::ShardWriter* const shard_;
   const std::string peer_;

@@ -28,7 +28,23 @@ void Put(T& field, const T& value) {
   CopyToShared(&field, &value, sizeof(T));
 }
 
-constexpr size_t kSummarySize = offsetof(StreamInfoImage, video_config);
+constexpr size_t kSummarySize = offsetof(StreamInfoImage, metadata);
+
+// The configuration packets packed in `area` (a consistent copy), in order. A packet
+// that claims more bytes than the area has ends the list.
+void ReadConfigs(std::span<const uint8_t> area, std::vector<ConfigPacket>* out) {
+  ConfigHeader h;
+  for (size_t at = 0; at + sizeof(h) <= area.size(); at += ConfigRecordSize(h.length)) {
+    std::memcpy(&h, area.data() + at, sizeof(h));
+    if (h.length > area.size() - at - sizeof(h)) return;
+    const uint8_t* body = area.data() + at + sizeof(h);
+    out->push_back(ConfigPacket{.type = static_cast<RecordType>(h.type),
+                                .track_id = h.track_id,
+                                .flags = h.flags,
+                                .packet_type = h.packet_type,
+                                .body = std::vector<uint8_t>(body, body + h.length)});
+  }
+}
 
 absl::Status CheckDirectoryHeader(const ShmRegion& region) {
   if (region.size() < kDirectoryHeaderSize) return absl::DataLossError("directory too small");
@@ -49,6 +65,14 @@ absl::Status CheckDirectoryHeader(const ShmRegion& region) {
 }
 
 }  // namespace
+
+const ConfigPacket* StreamInfo::FindConfig(RecordType type, uint8_t track_id,
+                                           uint8_t packet_type) const {
+  for (const ConfigPacket& c : configs) {
+    if (c.type == type && c.track_id == track_id && c.packet_type == packet_type) return &c;
+  }
+  return nullptr;
+}
 
 absl::StatusOr<std::unique_ptr<StreamDirectory>> StreamDirectory::Create(
     const std::string& path, const DirectoryOptions& options, const ShmCreateOptions& shm) {
@@ -172,10 +196,9 @@ void StreamDirectory::FillClaimed(uint32_t slot, uint32_t shard, std::string_vie
   Put(info.begin_time_ns, internal::RealtimeNs());
   Put(info.end_time_ns, uint64_t{0});
   Put(info.codec, CodecInfo{});
-  Put(info.video_config_length, 0u);
-  Put(info.audio_config_length, 0u);
+  Put(info.configs_length, 0u);
+  Put(info.config_count, 0u);
   Put(info.metadata_length, 0u);
-  Put(info.track_config_count, 0u);
   CopyToShared(info.name, name.data(), name.size());
   CopyToShared(info.publisher, publisher.data(), publisher.size());
   StoreRelaxed(e.frames, uint64_t{0});
@@ -189,55 +212,50 @@ void StreamDirectory::FillClaimed(uint32_t slot, uint32_t shard, std::string_vie
 
 uint32_t StreamDirectory::stream_id(uint32_t slot) const { return EntryAt(slot)->info.stream_id; }
 
-bool StreamDirectory::SetBlob(uint32_t slot, uint8_t* field, uint32_t* length, size_t max,
-                              std::span<const uint8_t> bytes) {
-  if (bytes.size() > max) return false;
+bool StreamDirectory::SetMetadata(uint32_t slot, std::span<const uint8_t> metadata) {
+  if (metadata.size() > kMetadataMax) return false;
   StreamEntry& e = *EntryAt(slot);
   BeginWrite(e);
-  CopyToShared(field, bytes.data(), bytes.size());
-  Put(*length, static_cast<uint32_t>(bytes.size()));
+  CopyToShared(e.info.metadata, metadata.data(), metadata.size());
+  Put(e.info.metadata_length, static_cast<uint32_t>(metadata.size()));
   EndWrite(e);
   return true;
 }
 
-bool StreamDirectory::SetVideoConfig(uint32_t slot, std::span<const uint8_t> config) {
-  StreamInfoImage& info = EntryAt(slot)->info;
-  return SetBlob(slot, info.video_config, &info.video_config_length, kVideoConfigMax, config);
-}
-
-bool StreamDirectory::SetAudioConfig(uint32_t slot, std::span<const uint8_t> config) {
-  StreamInfoImage& info = EntryAt(slot)->info;
-  return SetBlob(slot, info.audio_config, &info.audio_config_length, kAudioConfigMax, config);
-}
-
-bool StreamDirectory::SetMetadata(uint32_t slot, std::span<const uint8_t> metadata) {
-  StreamInfoImage& info = EntryAt(slot)->info;
-  return SetBlob(slot, info.metadata, &info.metadata_length, kMetadataMax, metadata);
-}
-
-bool StreamDirectory::SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id,
-                                     uint8_t flags, uint8_t packet_type,
-                                     std::span<const uint8_t> config) {
-  if (config.size() > kTrackConfigMax) return false;
+bool StreamDirectory::SetConfig(uint32_t slot, RecordType type, uint8_t track_id, uint8_t flags,
+                                uint8_t packet_type, std::span<const uint8_t> body) {
   StreamEntry& e = *EntryAt(slot);
   StreamInfoImage& info = e.info;
-  const uint32_t used = info.track_config_count;  // only this thread writes it
-  uint32_t i = 0;
-  while (i < used && !(info.track_configs[i].type == uint8_t(type) &&
-                       info.track_configs[i].track_id == track_id &&
-                       info.track_configs[i].packet_type == packet_type)) {
-    ++i;
+  uint8_t* const area = info.configs;
+  const size_t used = info.configs_length;  // only this thread writes the entry
+  // Where the packet of this kind stands, if there is one.
+  size_t at = 0;
+  size_t old_size = 0;
+  for (ConfigHeader h; at < used; at += ConfigRecordSize(h.length)) {
+    std::memcpy(&h, area + at, sizeof(h));
+    if (h.type == uint8_t(type) && h.track_id == track_id && h.packet_type == packet_type) {
+      old_size = ConfigRecordSize(h.length);
+      break;
+    }
   }
-  if (i == kTrackConfigSlots) return false;
-  TrackConfig& t = info.track_configs[i];
+  const size_t new_size = ConfigRecordSize(body.size());
+  if (used - old_size + new_size > kConfigAreaSize) return false;
+  // The packets after it move when its size changes.
+  std::vector<uint8_t> after;
+  if (old_size != 0 && old_size != new_size) {
+    after.assign(area + at + old_size, area + used);
+  }
+  const ConfigHeader header{.type = uint8_t(type),
+                            .track_id = track_id,
+                            .flags = flags,
+                            .packet_type = packet_type,
+                            .length = static_cast<uint32_t>(body.size())};
   BeginWrite(e);
-  Put(t.type, uint8_t(type));
-  Put(t.track_id, track_id);
-  Put(t.flags, flags);
-  Put(t.packet_type, packet_type);
-  CopyToShared(t.body, config.data(), config.size());
-  Put(t.length, static_cast<uint32_t>(config.size()));
-  if (i == used) Put(info.track_config_count, used + 1);
+  CopyToShared(area + at, &header, sizeof(header));
+  CopyToShared(area + at + sizeof(header), body.data(), body.size());
+  if (!after.empty()) CopyToShared(area + at + new_size, after.data(), after.size());
+  Put(info.configs_length, static_cast<uint32_t>(used - old_size + new_size));
+  if (old_size == 0) Put(info.config_count, info.config_count + 1);
   EndWrite(e);
   return true;
 }
@@ -288,22 +306,15 @@ bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) co
   out->begin_time_ns = image->begin_time_ns;
   out->end_time_ns = image->end_time_ns;
   out->codec = image->codec;
-  auto blob = [&](const uint8_t* p, uint32_t n, size_t max) {
-    return with_configs ? std::vector<uint8_t>(p, p + std::min<size_t>(n, max))
-                        : std::vector<uint8_t>();
-  };
-  out->video_config = blob(image->video_config, image->video_config_length, kVideoConfigMax);
-  out->audio_config = blob(image->audio_config, image->audio_config_length, kAudioConfigMax);
-  out->metadata = blob(image->metadata, image->metadata_length, kMetadataMax);
-  out->track_configs.clear();
-  const uint32_t tracks = with_configs ? image->track_config_count : 0;
-  for (uint32_t i = 0; i < std::min<uint32_t>(tracks, kTrackConfigSlots); ++i) {
-    const TrackConfig& t = image->track_configs[i];
-    out->track_configs.push_back(TrackConfigInfo{.type = static_cast<RecordType>(t.type),
-                                                 .track_id = t.track_id,
-                                                 .flags = t.flags,
-                                                 .packet_type = t.packet_type,
-                                                 .body = blob(t.body, t.length, kTrackConfigMax)});
+  out->config_count = image->config_count;
+  out->metadata.clear();
+  out->configs.clear();
+  if (with_configs) {
+    out->metadata.assign(image->metadata,
+                         image->metadata + std::min<size_t>(image->metadata_length, kMetadataMax));
+    ReadConfigs(
+        std::span(image->configs).first(std::min<size_t>(image->configs_length, kConfigAreaSize)),
+        &out->configs);
   }
   out->frames = LoadAcquire(e.frames);
   out->bytes = LoadRelaxed(e.bytes);

@@ -5,7 +5,7 @@
 //
 //   // Server, on a shard thread:
 //   absl::StatusOr<uint32_t> slot = directory->Claim(shard, "live/cam1", "10.0.0.7:5000");
-//   directory->SetVideoConfig(*slot, avc_decoder_configuration_tag_body);
+//   directory->SetConfig(*slot, RecordType::kVideo, 0, kFlagSequenceHeader, 0, avc_config);
 //   // Consumer, anywhere:
 //   std::optional<StreamInfo> info = directory->Find("live/cam1");
 //
@@ -32,9 +32,8 @@
 
 namespace uringest::ringbuf {
 
-// The latest configuration packet of one kind of an Enhanced RTMP track (ring_format.h's
-// TrackConfig).
-struct TrackConfigInfo {
+// A configuration packet kept for late joiners (ring_format.h's ConfigHeader).
+struct ConfigPacket {
   RecordType type = RecordType::kVideo;  // kVideo or kAudio
   uint8_t track_id = 0;
   uint8_t flags = 0;  // kFlagSequenceHeader, kFlagExHeader
@@ -53,10 +52,15 @@ struct StreamInfo {
   uint64_t begin_time_ns = 0;
   uint64_t end_time_ns = 0;
   CodecInfo codec{};
-  std::vector<uint8_t> video_config;           // the FLV video tag body of the sequence header
-  std::vector<uint8_t> audio_config;           // the FLV audio tag body of the sequence header
-  std::vector<uint8_t> metadata;               // the onMetaData data tag body
-  std::vector<TrackConfigInfo> track_configs;  // in slot order
+  std::vector<uint8_t> metadata;  // the onMetaData data tag body
+  // Every configuration packet kept, in the order in which the publisher first sent each
+  // (type, track, packet type): what a decoder of each track needs before its frames.
+  std::vector<ConfigPacket> configs;
+  uint32_t config_count = 0;  // configs.size(), also in a listing (without configs)
+  // The kept configuration packet of (type, track, packet type), or nullptr. Track 0's
+  // sequence header (legacy, or an Enhanced RTMP SequenceStart) has packet type 0.
+  const ConfigPacket* FindConfig(RecordType type, uint8_t track_id = 0,
+                                 uint8_t packet_type = 0) const;
   // Counters (each read atomically, not together with the rest).
   uint64_t frames = 0;
   uint64_t bytes = 0;
@@ -100,17 +104,15 @@ class StreamDirectory {
   absl::StatusOr<uint32_t> Claim(uint32_t shard, std::string_view name, std::string_view publisher);
   StreamEntry& entry(uint32_t slot) { return *EntryAt(slot); }
   uint32_t stream_id(uint32_t slot) const;  // as set by Claim()
-  // Each setter updates the description under the seqlock. Longer inputs than the
-  // entry holds (ring_format.h) are not stored and return false.
-  bool SetVideoConfig(uint32_t slot, std::span<const uint8_t> config);
-  bool SetAudioConfig(uint32_t slot, std::span<const uint8_t> config);
+  // Each setter updates the description under the seqlock. A longer input than the
+  // entry holds (ring_format.h) is not stored and returns false.
   bool SetMetadata(uint32_t slot, std::span<const uint8_t> metadata);
-  // A configuration packet of Enhanced RTMP track `track_id` of `type` (kVideo or
-  // kAudio) with `packet_type`: replaces the one of the same type, track and packet
-  // type, else takes a free track slot; false when none is free or the body is longer
-  // than kTrackConfigMax. `flags` are the record flags replayed with it.
-  bool SetTrackConfig(uint32_t slot, RecordType type, uint8_t track_id, uint8_t flags,
-                      uint8_t packet_type, std::span<const uint8_t> config);
+  // Keeps a configuration packet: replaces the one of the same type (kVideo or kAudio),
+  // track and packet type where it stands, else adds it after the others. False when
+  // the entry's configuration area (kConfigAreaSize) has no room for it. `flags` are the
+  // record flags replayed with it.
+  bool SetConfig(uint32_t slot, RecordType type, uint8_t track_id, uint8_t flags,
+                 uint8_t packet_type, std::span<const uint8_t> body);
   void SetCodecInfo(uint32_t slot, const CodecInfo& codec);
   // Marks the stream ended; the slot may be reused by a later Claim().
   void End(uint32_t slot);
@@ -119,7 +121,7 @@ class StreamDirectory {
 
   // ---- Reader side (any process) ----
   // Copies entry `slot`; false if it holds no stream. Without `with_configs` the
-  // sequence headers and metadata are left empty (cheaper, for listings).
+  // configuration packets and metadata are left empty (cheaper, for listings).
   bool Read(uint32_t slot, StreamInfo* out, bool with_configs = true) const;
   std::vector<StreamInfo> List() const;  // every publishing or ended stream, no configs
   // The publishing stream called `name`, else the most recent ended one.
@@ -132,8 +134,6 @@ class StreamDirectory {
   bool TryClaim(uint32_t slot, SlotState from);
   void FillClaimed(uint32_t slot, uint32_t shard, std::string_view name,
                    std::string_view publisher);
-  bool SetBlob(uint32_t slot, uint8_t* field, uint32_t* length, size_t max,
-               std::span<const uint8_t> bytes);
   void BeginWrite(StreamEntry& e);
   void EndWrite(StreamEntry& e);
 

@@ -37,7 +37,7 @@ TEST_F(DirectoryTest, ClaimedEntryIsVisibleToReaders) {
   absl::StatusOr<uint32_t> slot = writer_->Claim(2, "live/cam1", "10.0.0.7:5000");
   ASSERT_TRUE(slot.ok());
   std::vector<uint8_t> avc = {0x17, 0, 0, 0, 0, 1, 0x64};
-  ASSERT_TRUE(writer_->SetVideoConfig(*slot, avc));
+  ASSERT_TRUE(writer_->SetConfig(*slot, RecordType::kVideo, 0, kFlagSequenceHeader, 0, avc));
   writer_->SetCodecInfo(*slot, {.video_codec = 7, .width = 1920, .height = 1080});
   std::optional<StreamInfo> info = reader_->Find("live/cam1");
   ASSERT_TRUE(info.has_value());
@@ -46,7 +46,9 @@ TEST_F(DirectoryTest, ClaimedEntryIsVisibleToReaders) {
   EXPECT_EQ(info->shard, 2u);
   EXPECT_EQ(info->state, SlotState::kPublishing);
   EXPECT_EQ(info->publisher, "10.0.0.7:5000");
-  EXPECT_EQ(info->video_config, avc);
+  ASSERT_EQ(info->configs.size(), 1u);
+  EXPECT_EQ(info->configs[0].body, avc);
+  EXPECT_EQ(info->configs[0].flags, kFlagSequenceHeader);
   EXPECT_EQ(info->codec.width, 1920u);
   EXPECT_FALSE(info->latest_keyframe.has_value());
   EXPECT_EQ(reader_->epoch(), 9u);
@@ -54,49 +56,62 @@ TEST_F(DirectoryTest, ClaimedEntryIsVisibleToReaders) {
   EXPECT_FALSE(reader_->Find("live/other").has_value());
 }
 
-TEST_F(DirectoryTest, OversizedConfigIsRefusedAndOldOneKept) {
-  uint32_t slot = *writer_->Claim(0, "a/b", "");
-  std::vector<uint8_t> small(10, 1), big(kVideoConfigMax + 1, 2);
-  EXPECT_TRUE(writer_->SetVideoConfig(slot, small));
-  EXPECT_FALSE(writer_->SetVideoConfig(slot, big));
-  EXPECT_EQ(reader_->Find("a/b")->video_config, small);
-}
-
-TEST_F(DirectoryTest, TrackConfigsAreKeptPerTypeTrackAndPacketTypeUntilTheSlotsRunOut) {
+TEST_F(DirectoryTest, ConfigsAreKeptPerTypeTrackAndPacketTypeInTheOrderTheyCame) {
   uint32_t slot = *writer_->Claim(0, "live/multi", "");
-  const std::vector<uint8_t> v1 = {0x90, 'h', 'v', 'c', '1', 1},
-                             v1b = {0x90, 'h', 'v', 'c', '1', 2};
-  const std::vector<uint8_t> a1 = {0x90, 'O', 'p', 'u', 's'}, big(kTrackConfigMax + 1, 3);
+  const std::vector<uint8_t> v0 = {0x90, 'h', 'v', 'c', '1', 0}, v1 = {0x90, 'h', 'v', 'c', '1', 1},
+                             v1b = {0x90, 'h', 'v', 'c', '1', 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  const std::vector<uint8_t> a1 = {0x90, 'O', 'p', 'u', 's'};
   const std::vector<uint8_t> a1_channels = {0x94, 'O', 'p', 'u', 's', 1, 2};
   constexpr uint8_t kSeq = kFlagSequenceHeader | kFlagExHeader;
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, kSeq, 0, v1));
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kAudio, 1, kSeq, 0, a1));
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, 1, kSeq, 0, v1b));  // replaces
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kVideo, 0, kSeq, 0, v0));
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kVideo, 1, kSeq, 0, v1));
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kAudio, 1, kSeq, 0, a1));
+  // A longer update of track 1's video replaces it where it stands; the ones after move.
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kVideo, 1, kSeq, 0, v1b));
   // Another packet type of the same track (MultichannelConfig) is kept beside it.
-  EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kAudio, 1, kFlagExHeader, 4, a1_channels));
-  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 2, kSeq, 0, big));
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kAudio, 1, kFlagExHeader, 4, a1_channels));
   std::optional<StreamInfo> info = reader_->Find("live/multi");
   ASSERT_TRUE(info.has_value());
-  ASSERT_EQ(info->track_configs.size(), 3u);
-  EXPECT_EQ(info->track_configs[0].type, RecordType::kVideo);
-  EXPECT_EQ(info->track_configs[0].track_id, 1);
-  EXPECT_EQ(info->track_configs[0].flags, kSeq);
-  EXPECT_EQ(info->track_configs[0].body, v1b);
-  EXPECT_EQ(info->track_configs[1].type, RecordType::kAudio);
-  EXPECT_EQ(info->track_configs[1].body, a1);
-  EXPECT_EQ(info->track_configs[2].type, RecordType::kAudio);
-  EXPECT_EQ(info->track_configs[2].flags, kFlagExHeader);
-  EXPECT_EQ(info->track_configs[2].packet_type, 4);
-  EXPECT_EQ(info->track_configs[2].body, a1_channels);
-  for (uint8_t track = 2; track < 2 + kTrackConfigSlots - 3; ++track) {
-    EXPECT_TRUE(writer_->SetTrackConfig(slot, RecordType::kVideo, track, kSeq, 0, v1));
-  }
-  EXPECT_FALSE(writer_->SetTrackConfig(slot, RecordType::kVideo, 100, kSeq, 0, v1));  // all used
-  EXPECT_EQ(reader_->Find("live/multi")->track_configs.size(), kTrackConfigSlots);
-  EXPECT_TRUE(info->video_config.empty());  // track 0's stay separate
-  StreamInfo listed;                        // listings leave them out, as the other configs
+  ASSERT_EQ(info->configs.size(), 4u);
+  EXPECT_EQ(info->config_count, 4u);
+  EXPECT_EQ(info->configs[0].body, v0);
+  EXPECT_EQ(info->configs[1].type, RecordType::kVideo);
+  EXPECT_EQ(info->configs[1].track_id, 1);
+  EXPECT_EQ(info->configs[1].flags, kSeq);
+  EXPECT_EQ(info->configs[1].body, v1b);
+  EXPECT_EQ(info->configs[2].type, RecordType::kAudio);
+  EXPECT_EQ(info->configs[2].body, a1);
+  EXPECT_EQ(info->configs[3].flags, kFlagExHeader);
+  EXPECT_EQ(info->configs[3].packet_type, 4);
+  EXPECT_EQ(info->configs[3].body, a1_channels);
+  ASSERT_NE(info->FindConfig(RecordType::kAudio, 1, 4), nullptr);
+  EXPECT_EQ(info->FindConfig(RecordType::kAudio, 1, 4)->body, a1_channels);
+  EXPECT_EQ(info->FindConfig(RecordType::kAudio, 0), nullptr);
+  StreamInfo listed;  // listings leave them out, but say how many there are
   ASSERT_TRUE(reader_->Read(slot, &listed, /*with_configs=*/false));
-  EXPECT_TRUE(listed.track_configs.empty());
+  EXPECT_TRUE(listed.configs.empty());
+  EXPECT_EQ(listed.config_count, 4u);
+}
+
+// x265's HEVC decoder configuration carries its settings in an SEI: 2.5 KB. Configs of
+// any size share the entry's area, until it is full.
+TEST_F(DirectoryTest, LargeConfigsFitUntilTheAreaIsFullThenTheOldOneStays) {
+  uint32_t slot = *writer_->Claim(0, "a/b", "");
+  const std::vector<uint8_t> hevc(2459, 1), hevc1(2462, 2);
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kVideo, 0, kFlagSequenceHeader, 0, hevc));
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kVideo, 1, kFlagSequenceHeader, 0, hevc1));
+  const size_t left = kConfigAreaSize - ConfigRecordSize(hevc.size()) -
+                      ConfigRecordSize(hevc1.size()) - sizeof(ConfigHeader);
+  const std::vector<uint8_t> fits(left, 3), too_big(kConfigAreaSize, 4), grown(hevc1.size() + 8, 5);
+  EXPECT_FALSE(writer_->SetConfig(slot, RecordType::kAudio, 0, kFlagSequenceHeader, 0, too_big));
+  EXPECT_TRUE(writer_->SetConfig(slot, RecordType::kAudio, 0, kFlagSequenceHeader, 0, fits));
+  // Full: track 1's config can't grow, and what was kept stays.
+  EXPECT_FALSE(writer_->SetConfig(slot, RecordType::kVideo, 1, kFlagSequenceHeader, 0, grown));
+  std::optional<StreamInfo> info = reader_->Find("a/b");
+  ASSERT_EQ(info->configs.size(), 3u);
+  EXPECT_EQ(info->configs[0].body, hevc);
+  EXPECT_EQ(info->configs[1].body, hevc1);
+  EXPECT_EQ(info->configs[2].body, fits);
 }
 
 TEST_F(DirectoryTest, EndedSlotsAreReusedWhenFreeOnesRunOut) {
@@ -156,7 +171,7 @@ TEST_F(DirectoryTest, ReadersNeverSeeAHalfWrittenDescription) {
     std::vector<uint8_t> config;
     for (uint8_t v = 0; !stop; ++v) {
       config.assign(100 + v, v);  // the length changes with the contents
-      writer_->SetVideoConfig(slot, config);
+      writer_->SetConfig(slot, RecordType::kVideo, 0, kFlagSequenceHeader, 0, config);
       writer_->SetCodecInfo(slot, {.width = v, .height = v});
     }
   });
@@ -164,10 +179,12 @@ TEST_F(DirectoryTest, ReadersNeverSeeAHalfWrittenDescription) {
   for (int i = 0; i < 20000; ++i) {
     ASSERT_TRUE(reader_->Read(slot, &info));
     EXPECT_EQ(info.codec.width, info.codec.height);
-    if (info.video_config.empty()) continue;
-    uint8_t v = info.video_config[0];
-    ASSERT_EQ(info.video_config.size(), 100u + v);
-    for (uint8_t b : info.video_config) ASSERT_EQ(b, v);
+    if (info.configs.empty()) continue;
+    ASSERT_EQ(info.configs.size(), 1u);
+    const std::vector<uint8_t>& config = info.configs[0].body;
+    uint8_t v = config[0];
+    ASSERT_EQ(config.size(), 100u + v);
+    for (uint8_t b : config) ASSERT_EQ(b, v);
   }
   stop = true;
   writer.join();

@@ -14,20 +14,11 @@ namespace {
 constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(100);
 constexpr absl::Duration kServerProbeInterval = absl::Milliseconds(100);
 
-// kFlagExHeader if an audio/video tag body starts with an Enhanced RTMP ExHeader.
-uint8_t ExHeaderFlag(RecordType type, std::span<const uint8_t> body) {
-  if (body.empty()) return 0;
-  const bool ex = type == RecordType::kVideo   ? (body[0] & 0x80) != 0
-                  : type == RecordType::kAudio ? (body[0] >> 4) == 9
-                                               : false;
-  return ex ? kFlagExHeader : 0;
-}
-
 Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload,
                      uint8_t track_id = 0) {
   Frame f;
   f.type = type;
-  f.flags = flags | ExHeaderFlag(type, payload);
+  f.flags = flags;
   f.track_id = track_id;
   f.payload = payload;
   f.from_directory = true;
@@ -102,21 +93,15 @@ void Reader::Seek(StartAt start) {
   }
 }
 
-// onMetaData first, then the decoder configurations, as an FLV file has them.
+// onMetaData first, then the configuration packets in the order the publisher sent them,
+// as an FLV file has them.
 void Reader::QueueDirectoryFrames() {
   if (!followed_.metadata.empty()) {
     queued_.push_back(DirectoryFrame(RecordType::kData, kFlagKeyframe, followed_.metadata));
   }
-  const uint8_t config = kFlagKeyframe | kFlagSequenceHeader;
-  if (!followed_.video_config.empty()) {
-    queued_.push_back(DirectoryFrame(RecordType::kVideo, config, followed_.video_config));
-  }
-  if (!followed_.audio_config.empty()) {
-    queued_.push_back(DirectoryFrame(RecordType::kAudio, config, followed_.audio_config));
-  }
-  for (const TrackConfigInfo& t : followed_.track_configs) {
-    Frame f = DirectoryFrame(t.type, kFlagKeyframe | t.flags, t.body, t.track_id);
-    f.packet_type = t.packet_type;
+  for (const ConfigPacket& c : followed_.configs) {
+    Frame f = DirectoryFrame(c.type, kFlagKeyframe | c.flags, c.body, c.track_id);
+    f.packet_type = c.packet_type;
     queued_.push_back(f);
   }
   for (Frame& f : queued_) f.stream_id = followed_.stream_id;

@@ -124,7 +124,10 @@ class Reader {
 
   ServerState CheckServer() const;
   uint64_t epoch() const { return directory_->epoch(); }
+  // Frames of the followed stream overwritten before they were read (StreamFollower).
   uint64_t lost() const { return follower_ ? follower_->lost() : 0; }
+  // Pictures passed over while waiting for a keyframe (after a loss, or at the start).
+  uint64_t skipped() const { return follower_ ? follower_->skipped() : 0; }
   uint64_t lag_bytes() const { return ring_ ? ring_->Lag() : 0; }
   uint64_t evictions() const { return ring_ ? ring_->evictions() : 0; }
   const StreamInfo& followed() const { return followed_; }

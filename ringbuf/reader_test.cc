@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/ring_server.h"
+#include "ringbuf/stream_follower.h"
 
 namespace uringest::ringbuf {
 namespace {
@@ -138,9 +139,10 @@ TEST_F(ReaderTest, LappedReaderCountsEveryLostFrameAndResyncsAtKeyframe) {
   for (int gop = 0; gop < 40; ++gop) WriteGop(9);  // several laps of a 64 KiB ring
   Frame f = NextFrame();
   EXPECT_GT(f.lost_before, 0u);
-  EXPECT_EQ(f.lost_before, f.sequence - last - 1);
+  // Overwritten ones, then the inter frames it passed over to reach the keyframe.
+  EXPECT_EQ(f.lost_before + reader_->skipped(), f.sequence - last - 1);
   EXPECT_EQ(f.flags & kFlagKeyframe, kFlagKeyframe);
-  uint64_t gaps = f.lost_before;
+  uint64_t gaps = f.sequence - last - 1;
   last = f.sequence;
   while (reader_->Next(&f, absl::Milliseconds(1)) == ReadResult::kFrame) {
     ASSERT_TRUE(reader_->Check(f));
@@ -148,7 +150,63 @@ TEST_F(ReaderTest, LappedReaderCountsEveryLostFrameAndResyncsAtKeyframe) {
     last = f.sequence;
   }
   EXPECT_EQ(last, stream_.frames());
-  EXPECT_EQ(reader_->lost(), gaps);
+  EXPECT_EQ(reader_->lost() + reader_->skipped(), gaps);
+  EXPECT_GT(reader_->lost(), 0u);
+}
+
+// A follower that starts mid-GOP passes over the inter frames before the next keyframe:
+// nothing was lost, and audio before that keyframe is delivered.
+TEST_F(ReaderTest, FollowerStartingMidGopSkipsInterFramesWithoutALoss) {
+  auto ring = RingReader::Open(name_.RingPath(1));
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  (*ring)->SeekToTail();
+  StreamFollower follower(ring->get(), stream_.stream_id(), /*await_keyframe=*/true);
+  Write(RecordType::kAudio, kFlagKeyframe, 20);
+  Write(RecordType::kVideo, 0, 30);
+  Write(RecordType::kVideo, 0, 30);
+  const uint64_t keyframe = WriteGop(1);
+  RecordView view;
+  uint64_t lost_before = 99;
+  ASSERT_TRUE(follower.Poll(&view, &lost_before));
+  EXPECT_EQ(view.type(), RecordType::kAudio);
+  ASSERT_TRUE(follower.Poll(&view, &lost_before));
+  EXPECT_EQ(view.header.sequence, keyframe);
+  EXPECT_EQ(lost_before, 0u);
+  ASSERT_TRUE(follower.Poll(&view, &lost_before));
+  EXPECT_EQ(view.header.sequence, keyframe + 1);
+  EXPECT_EQ(follower.lost(), 0u);
+  EXPECT_EQ(follower.skipped(), 2u);
+}
+
+// An Enhanced RTMP Metadata packet (colorInfo, as ffmpeg sends it before the first
+// keyframe) and a command frame hold no picture: a follower waiting for a keyframe
+// delivers them, and counts nothing as lost.
+TEST_F(ReaderTest, FollowerWaitingForAKeyframeDeliversVideoPacketsWithoutAPicture) {
+  auto ring = RingReader::Open(name_.RingPath(1));
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  (*ring)->SeekToTail();
+  StreamFollower follower(ring->get(), stream_.stream_id(), /*await_keyframe=*/true);
+  std::vector<uint8_t> color_info(40), command(2);
+  ASSERT_TRUE(stream_
+                  .WriteFrame({.type = RecordType::kVideo,
+                               .flags = kFlagExHeader,
+                               .packet_type = kVideoPacketMetadata},
+                              color_info)
+                  .ok());
+  ASSERT_TRUE(
+      stream_.WriteFrame({.type = RecordType::kVideo, .flags = kFlagCommand}, command).ok());
+  Write(RecordType::kVideo, 0, 30);  // a picture: still skipped
+  const uint64_t keyframe = WriteGop(0);
+  RecordView view;
+  uint64_t lost_before = 0;
+  ASSERT_TRUE(follower.Poll(&view, &lost_before));
+  EXPECT_EQ(view.header.packet_type, kVideoPacketMetadata);
+  ASSERT_TRUE(follower.Poll(&view, &lost_before));
+  EXPECT_EQ(view.header.flags, kFlagCommand);
+  ASSERT_TRUE(follower.Poll(&view, &lost_before));
+  EXPECT_EQ(view.header.sequence, keyframe);
+  EXPECT_EQ(follower.lost(), 0u);
+  EXPECT_EQ(follower.skipped(), 1u);
 }
 
 TEST_F(ReaderTest, OverwrittenFrameFailsCheckAndCountsAsLost) {

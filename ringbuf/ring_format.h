@@ -17,7 +17,7 @@
 
 namespace uringest::ringbuf {
 
-inline constexpr uint32_t kFormatVersion = 4;
+inline constexpr uint32_t kFormatVersion = 5;
 inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;       // bytes "URNGRING"
 inline constexpr uint64_t kDirectoryMagic = 0x00524944'474E5255;  // bytes "URNGDIR\0"
 inline constexpr size_t kCacheLine = 64;
@@ -49,11 +49,26 @@ inline constexpr uint8_t kFlagSequenceHeader = 1 << 1;  // AVC/HEVC/AAC config, 
 inline constexpr uint8_t kFlagDiscontinuity = 1 << 2;   // the producer dropped frames before
 // Enhanced RTMP: the body has an ExHeader (video bit 7 / SoundFormat 9); `codec` is a FourCC.
 inline constexpr uint8_t kFlagExHeader = 1 << 3;
-// A Multitrack message holding several tracks (ManyTracks, ManyTracksManyCodecs): the
-// body is one record as sent; `track_id` and `codec` are its first track's.
+// A Multitrack message of kind ManyTracks or ManyTracksManyCodecs, which may hold several
+// tracks: the body is one record as sent; `track_id` and `codec` are its first track's.
 inline constexpr uint8_t kFlagMultitrack = 1 << 4;
 // A video command frame (FrameType 5): no picture.
 inline constexpr uint8_t kFlagCommand = 1 << 5;
+
+// RecordHeader::packet_type values of video records with kFlagExHeader that carry no
+// picture (Enhanced RTMP VideoPacketType).
+inline constexpr uint8_t kVideoPacketSequenceEnd = 2;
+inline constexpr uint8_t kVideoPacketMetadata = 4;  // colorInfo
+
+// Whether a video record with these flags and packet type can be used without the
+// pictures before it: a keyframe, or a record that holds no picture (a sequence header,
+// a command frame, an Enhanced RTMP SequenceEnd or Metadata packet). A reader that
+// starts mid-GOP, or lost frames, passes over the others until the next keyframe.
+constexpr bool StandsAlone(uint8_t flags, uint8_t packet_type) {
+  if ((flags & (kFlagKeyframe | kFlagSequenceHeader | kFlagCommand)) != 0) return true;
+  return (flags & kFlagExHeader) != 0 &&
+         (packet_type == kVideoPacketMetadata || packet_type == kVideoPacketSequenceEnd);
+}
 
 // Records start at positions that are multiples of kRecordAlignment. A record never
 // wraps: when one doesn't fit before the end of the data region, a padding record fills
@@ -159,17 +174,9 @@ static_assert(sizeof(RingHeader) <= kRingReadersOffset + kRingReadersSize);
 // ---- Directory object: DirectoryHeader, then slot_count StreamEntry ----
 inline constexpr size_t kDirectoryHeaderSize = 4096;
 inline constexpr size_t kStreamEntrySize = 16384;
-inline constexpr size_t kStreamNameMax = 256;    // "app/name", not NUL-terminated
-inline constexpr size_t kPublisherMax = 64;      // "203.0.113.7:51234"
-inline constexpr size_t kVideoConfigMax = 2048;  // AVC/HEVC decoder configuration tag body
-inline constexpr size_t kAudioConfigMax = 256;   // AAC AudioSpecificConfig tag body
-inline constexpr size_t kMetadataMax = 4096;     // onMetaData (AMF0) data tag body
-// Enhanced RTMP configuration packets other than track 0's sequence headers (FORMAT.md,
-// "Stream entries").
-inline constexpr size_t kTrackConfigSlots = 8;
-inline constexpr size_t kTrackConfigSize = 1024;
-inline constexpr size_t kTrackConfigMax = kTrackConfigSize - 8;
-
+inline constexpr size_t kStreamNameMax = 256;  // "app/name", not NUL-terminated
+inline constexpr size_t kPublisherMax = 64;    // "203.0.113.7:51234"
+inline constexpr size_t kMetadataMax = 4096;   // onMetaData (AMF0) data tag body
 enum class DirectoryState : uint32_t { kInitializing = 0, kLive = 1, kClosed = 2 };
 // A location byte per shard: where its ring object lives.
 enum class RingLocation : uint8_t { kShm = 0, kHugetlbfs = 1 };
@@ -223,18 +230,23 @@ struct CodecInfo {
 };
 static_assert(sizeof(CodecInfo) == 48);
 
-// The latest configuration packet of one kind for one Enhanced RTMP track: a sequence
-// header of a track other than 0 (track 0's go to video_config / audio_config), or for any
-// track an audio MultichannelConfig or a video Metadata (colorInfo) packet.
-struct TrackConfig {
+// A configuration packet kept for late joiners, in StreamInfoImage::configs: this header,
+// `length` bytes of FLV tag body, then padding to a multiple of kConfigAlignment. One is
+// kept per (type, track_id, packet_type): a sequence header (legacy AVC/HEVC/AAC, or an
+// Enhanced RTMP SequenceStart or MPEG2TSSequenceStart) of any track, and an audio
+// MultichannelConfig or a video Metadata (colorInfo) packet.
+struct ConfigHeader {
   uint8_t type;         // RecordType: kAudio or kVideo
-  uint8_t track_id;     // 0..255
+  uint8_t track_id;     // Enhanced RTMP track id; 0 for legacy bodies
   uint8_t flags;        // the record flags it came with (kFlagSequenceHeader, kFlagExHeader)
-  uint8_t packet_type;  // the Enhanced RTMP packet type
-  uint32_t length;      // bytes of body in use
-  uint8_t body[kTrackConfigMax];  // a single-track FLV tag body (FORMAT.md)
+  uint8_t packet_type;  // RecordHeader::packet_type
+  uint32_t length;      // bytes of body that follow
 };
-static_assert(sizeof(TrackConfig) == kTrackConfigSize);
+static_assert(sizeof(ConfigHeader) == 8);
+inline constexpr size_t kConfigAlignment = 8;
+constexpr size_t ConfigRecordSize(size_t body_length) {
+  return (sizeof(ConfigHeader) + body_length + kConfigAlignment - 1) & ~(kConfigAlignment - 1);
+}
 
 // The seqlocked part of a StreamEntry: consistent when `seqlock` is even and unchanged
 // across the copy (FORMAT.md, "Reading an entry").
@@ -248,18 +260,18 @@ struct StreamInfoImage {
   uint64_t begin_time_ns;  // CLOCK_REALTIME when the stream began
   uint64_t end_time_ns;    // CLOCK_REALTIME when it ended, 0 while publishing
   CodecInfo codec;
-  uint32_t video_config_length;
-  uint32_t audio_config_length;
+  uint32_t configs_length;  // bytes of `configs` in use
+  uint32_t config_count;    // configuration packets in `configs`
   uint32_t metadata_length;
-  uint32_t track_config_count;  // track_configs in use (0..kTrackConfigSlots)
+  uint32_t reserved1;
   char name[kStreamNameMax];
   char publisher[kPublisherMax];
-  uint8_t video_config[kVideoConfigMax];
-  uint8_t audio_config[kAudioConfigMax];
   uint8_t metadata[kMetadataMax];
-  uint8_t reserved2[1248];  // track_configs start at entry offset 8192
-  TrackConfig track_configs[kTrackConfigSlots];
+  // Every configuration packet kept (ConfigHeader), packed, in the order in which the
+  // publisher first sent each (type, track, packet type).
+  uint8_t configs[kStreamEntrySize - 4640];
 };
+inline constexpr size_t kConfigAreaSize = sizeof(StreamInfoImage::configs);
 
 struct StreamEntry {
   // Line 0: slot control.
@@ -280,14 +292,14 @@ static_assert(sizeof(StreamEntry) <= kStreamEntrySize);
 // The offsets FORMAT.md documents.
 static_assert(offsetof(StreamEntry, latest_keyframe) == 88);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, codec) == 160);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, video_config_length) == 208);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, configs_length) == 208);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, config_count) == 212);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata_length) == 216);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, name) == 224);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, publisher) == 480);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, video_config) == 544);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, audio_config) == 2592);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata) == 2848);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, track_config_count) == 220);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, track_configs) == 8192);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata) == 544);
+static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, configs) == 4640);
+static_assert(kConfigAreaSize % kConfigAlignment == 0);
 static_assert(sizeof(StreamEntry) == kStreamEntrySize);
 static_assert(offsetof(DirectoryHeader, hugetlbfs_dir) == 384);
 static_assert(offsetof(RingHeader, lossless_evictions) == 168);

@@ -220,8 +220,9 @@ TEST_F(RingServerTest, ShardWriterKeepsTheDirectoryCurrent) {
   std::optional<StreamInfo> info = (*server)->directory().Find("live/cam");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->shard, 1u);
-  EXPECT_EQ(info->video_config, avc);
-  EXPECT_EQ(info->audio_config, aac);
+  ASSERT_EQ(info->configs.size(), 2u);
+  EXPECT_EQ(info->configs[0].body, avc);
+  EXPECT_EQ(info->configs[1].body, aac);
   EXPECT_EQ(info->metadata, meta);
   EXPECT_EQ(info->frames, 6u);  // stream-begin + 5
   EXPECT_EQ(info->drops, 1u);

@@ -55,6 +55,7 @@ StreamWriter& StreamWriter::operator=(StreamWriter&& other) noexcept {
     sequence_ = other.sequence_;
     discontinuity_ = other.discontinuity_;
     has_video_ = other.has_video_;
+    configs_not_kept_ = other.configs_not_kept_;
     pending_ = other.pending_;
   }
   return *this;
@@ -141,17 +142,10 @@ void StreamWriter::AfterCommit(uint64_t position) {
 bool StreamWriter::SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
                              std::span<const uint8_t> body) {
   if (type != RecordType::kVideo && type != RecordType::kAudio) return false;
-  StreamDirectory& dir = shard_->directory();
   const uint8_t kept = flags & (kFlagSequenceHeader | kFlagExHeader);
-  // Track 0's decoder configuration: legacy, or Enhanced RTMP SequenceStart (0), not
-  // MPEG2TSSequenceStart.
-  const bool main_config =
-      (kept & kFlagSequenceHeader) != 0 && ((kept & kFlagExHeader) == 0 || packet_type == 0);
-  if (track_id == 0 && main_config) {
-    return type == RecordType::kVideo ? dir.SetVideoConfig(slot_, body)
-                                      : dir.SetAudioConfig(slot_, body);
-  }
-  return dir.SetTrackConfig(slot_, type, track_id, kept, packet_type, body);
+  if (shard_->directory().SetConfig(slot_, type, track_id, kept, packet_type, body)) return true;
+  ++configs_not_kept_;
+  return false;
 }
 
 void StreamWriter::SetCodecInfo(const CodecInfo& codec) {

@@ -72,11 +72,11 @@ class StreamWriter {
   void AbortFrame();
 
   // Keeps `body`, one track's configuration packet (a single-track or OneTrack FLV tag
-  // body), in the directory for late joiners: track 0's sequence headers as the video or
-  // audio config (Enhanced RTMP: SequenceStart), anything else as the track config of
-  // (type, track_id, packet_type).
+  // body), in the directory for late joiners, in place of the last one of (type,
+  // track_id, packet_type) (StreamDirectory::SetConfig).
   // WriteFrame does this itself for frames with kFlagSequenceHeader or keep_as_config
-  // that are not kFlagMultitrack. False when the directory has no room for it.
+  // that are not kFlagMultitrack. False, and counted in configs_not_kept(), when the
+  // directory has no room for it.
   bool SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
                  std::span<const uint8_t> body);
   // Codec parameters for uringest-stat (parsed by the engine from onMetaData and the
@@ -89,6 +89,8 @@ class StreamWriter {
   uint32_t stream_id() const { return stream_id_; }
   uint32_t slot() const { return slot_; }
   uint64_t frames() const { return sequence_; }
+  // Configuration packets the directory had no room for (see SetConfig).
+  uint64_t configs_not_kept() const { return configs_not_kept_; }
 
  private:
   friend class ShardWriter;
@@ -105,6 +107,7 @@ class StreamWriter {
   uint64_t sequence_ = 0;  // of the last record written
   bool discontinuity_ = false;
   bool has_video_ = false;
+  uint64_t configs_not_kept_ = 0;
   FrameMeta pending_{};
 };
 

@@ -7,23 +7,32 @@ StreamFollower::StreamFollower(RingReader* ring, uint32_t stream_id, bool await_
 
 // Decides whether a record of our stream is delivered or skipped while resyncing.
 bool StreamFollower::Wanted(const RecordView& view) {
-  if (view.header.sequence <= last_sequence_) return false;  // already delivered
   if (!await_keyframe_ || view.type() != RecordType::kVideo) return true;
-  if ((view.header.flags & kFlagKeyframe) == 0) return false;
-  // A sequence header is delivered but doesn't end the wait for a picture.
-  if ((view.header.flags & kFlagSequenceHeader) == 0) await_keyframe_ = false;
+  if (!StandsAlone(view.header.flags, view.header.packet_type)) return false;
+  // Only a picture ends the wait.
+  if ((view.header.flags & kFlagKeyframe) != 0 && (view.header.flags & kFlagSequenceHeader) == 0) {
+    await_keyframe_ = false;
+  }
   return true;
 }
 
 bool StreamFollower::Poll(RecordView* view, uint64_t* lost_before) {
   while (ring_->Poll(view)) {
     if (view->gap_before) await_keyframe_ = true;
-    if (view->header.stream_id != stream_id_ || !Wanted(*view)) continue;
-    const uint64_t gap = counting_ ? view->header.sequence - last_sequence_ - 1 : 0;
+    const uint64_t sequence = view->header.sequence;
+    if (view->header.stream_id != stream_id_ || sequence <= last_sequence_) continue;
+    // Records between the last one seen and this one were overwritten unseen.
+    const uint64_t gap = counting_ ? sequence - last_sequence_ - 1 : 0;
     counting_ = true;
+    last_sequence_ = sequence;
     lost_ += gap;
-    *lost_before = gap;
-    last_sequence_ = view->header.sequence;
+    lost_unreported_ += gap;
+    if (!Wanted(*view)) {
+      ++skipped_;
+      continue;
+    }
+    *lost_before = lost_unreported_;
+    lost_unreported_ = 0;
     if (view->type() == RecordType::kStreamEnd) ended_ = true;
     return true;
   }

@@ -1,8 +1,14 @@
 // stream_follower.h: picks one stream's records out of a shard's ring, in order, and
 // keeps exact books on what it lost. After any loss (the producer lapped the reader, or
 // a frame was overwritten while in use) it resumes at the stream's next video keyframe;
-// audio and data resume at once. Lost frames are counted from the per-stream sequence
-// numbers, so `lost()` equals the gaps in what it delivered.
+// audio, data and video records that hold no picture (sequence headers, command frames,
+// Enhanced RTMP Metadata and SequenceEnd packets) resume at once.
+//
+// Two counts, from the per-stream sequence numbers: `lost()` is the frames it never got
+// to see (overwritten before it read them, or while it used them), and `skipped()` the
+// pictures it saw and passed over while waiting for a keyframe, after a loss or at the
+// start. Their sum after the first record is the gaps in what it delivered. Only a loss
+// is a loss: a follower that starts mid-GOP skips without losing anything.
 //
 //   StreamFollower follower(ring.get(), info.stream_id);
 //   RecordView view;
@@ -27,7 +33,7 @@ class StreamFollower {
   StreamFollower(RingReader* ring, uint32_t stream_id, bool await_keyframe);
 
   // The next record of the stream; false if none is committed yet. *lost_before is the
-  // number of the stream's frames lost just before this one.
+  // number of the stream's frames lost (not skipped) since the record delivered before.
   bool Poll(RecordView* view, uint64_t* lost_before);
   // The stream's record with this sequence number is the first wanted: records before it
   // are skipped, and a gap after it (the producer lapped the reader before its first
@@ -39,6 +45,7 @@ class StreamFollower {
 
   uint32_t stream_id() const { return stream_id_; }
   uint64_t lost() const { return lost_; }
+  uint64_t skipped() const { return skipped_; }
   uint64_t last_sequence() const { return last_sequence_; }
   bool ended() const { return ended_; }
   bool awaiting_keyframe() const { return await_keyframe_; }
@@ -50,9 +57,11 @@ class StreamFollower {
   uint32_t stream_id_;
   bool await_keyframe_;
   bool ended_ = false;
-  uint64_t last_sequence_ = 0;  // of the last delivered record (or ExpectFirst()'s - 1)
+  uint64_t last_sequence_ = 0;  // of the last record seen (or ExpectFirst()'s - 1)
   bool counting_ = false;       // last_sequence_ is known: gaps count as lost
   uint64_t lost_ = 0;
+  uint64_t lost_unreported_ = 0;  // lost since the last delivered record
+  uint64_t skipped_ = 0;
   uint64_t invalid_position_ = ~uint64_t{0};  // the last view that failed Validate()
 };
 

@@ -177,8 +177,9 @@ int RunReader(const std::string& path, Shared* shared, int index, bool lossless)
     out.last = seq;
     ++out.valid;
   }
-  out.lost = follower.lost();
-  // Everything from the first frame seen to the last valid one was delivered or lost.
+  out.lost = follower.lost() + follower.skipped();
+  // Everything from the first frame seen to the last valid one was delivered, lost, or
+  // passed over on the way to a keyframe.
   uint64_t expected_lost = out.last - out.first + 1 - (out.valid + 1);
   return out.lost == expected_lost ? kOk : kBadLostCount;
 }

@@ -165,6 +165,8 @@ bool CarriesCompositionTime(uint32_t fourcc) {
 void ReadTracks(Cursor* c, const ExHeader& header, bool coded_frames, MediaTag* tag) {
   tag->codec = header.shared_codec;
   tag->multitrack = header.multitrack_type >= 0;
+  tag->many_tracks = header.multitrack_type == int(AvMultitrackType::kManyTracks) ||
+                     header.multitrack_type == int(AvMultitrackType::kManyTracksManyCodecs);
   MediaTrack first;
   if (!ReadTrack(c, header, &first)) {
     tag->track_count = 0;

@@ -106,8 +106,12 @@ struct MediaTag {
   // AVC/HEVC or AAC packet type byte; 0 when the layout has none.
   uint8_t packet_type = 0;
   // A Multitrack message (any AvMultitrackType). `track_id` is its (first) track's id;
-  // `track_count` the tracks found in the body (ManyTracks*: walked by their sizes).
+  // `track_count` the tracks found in the bytes given (ManyTracks*: walked by their sizes,
+  // so a body cut short, such as the first chunk of a longer message, counts fewer).
   bool multitrack = false;
+  // A ManyTracks or ManyTracksManyCodecs message: it may hold several tracks. Read from the
+  // header alone, so it holds for any prefix of the body that reaches the first track.
+  bool many_tracks = false;
   uint8_t track_id = 0;
   uint8_t track_count = 1;
   // ModEx TimestampOffsetNano: nanoseconds to add to the message time; 0 without one.

@@ -337,6 +337,16 @@ TEST(MediaTagTest, ManyTracksReportsFirstTrackAndCount) {
   EXPECT_EQ(tag.composition_offset, 0);  // av01 carries none
 }
 
+TEST(MediaTagTest, ManyTracksIsKnownFromTheHeaderOfABodyCutShort) {
+  // The first 12 bytes: the header and 2 of track 0's bytes, as the first chunk of a
+  // longer message would hold them.
+  const std::span<const uint8_t> cut = std::span(kAv1ManyTracks).first(12);
+  MediaTag tag = ParseVideoTag(cut);
+  EXPECT_TRUE(tag.many_tracks);
+  EXPECT_EQ(tag.track_count, 1);  // all the cut body shows
+  EXPECT_FALSE(ParseVideoTag(Bytes{0xA6, 0x01, 'h', 'v', 'c', '1', 0x07, 0, 0, 0}).many_tracks);
+}
+
 TEST(MediaTagTest, ListTracksSplitsManyTracksBySize) {
   MediaTrack tracks[4];
   ASSERT_EQ(ListTracks(kAv1ManyTracks, /*video=*/true, tracks), 2u);

@@ -261,7 +261,7 @@ void Session::HandleMedia(const Message& message) {
                     .command = tag.command,
                     .packet_type = tag.packet_type,
                     .track_id = tag.track_id,
-                    .many_tracks = tag.multitrack && tag.track_count > 1,
+                    .many_tracks = tag.many_tracks,
                     .timestamp_offset_nano = tag.timestamp_offset_nano,
                     .payload = message.payload,
                     .pieces = message.pieces};

@@ -335,6 +335,31 @@ TEST_F(SessionTest, EnhancedMultitrackFrameCarriesTrackAndFlags) {
   EXPECT_FALSE(frames[1].frame.keyframe);
 }
 
+// A ManyTracks keyframe larger than a chunk arrives as its chunks' payloads (Message::
+// pieces, the gather path): the first piece ends inside track 0, yet the frame is one
+// of several tracks, so that consumers split it per track.
+TEST_F(SessionTest, ManyTracksMessageInPiecesIsFlaggedFromItsHeader) {
+  Connect();
+  const uint32_t id = Publish();
+  // ExHeader | key frame | Multitrack; ManyTracks | CodedFramesX; "av01"; track 0 of 6
+  // bytes, track 1 of 2 bytes. The first piece holds track 0's first 2 bytes only.
+  const Bytes first = {0x96, 0x13, 'a', 'v', '0', '1', 0x00, 0x00, 0x00, 0x06, 0x12, 0x00};
+  const Bytes rest = {0x0A, 0x0B, 0x0C, 0x0D, 0x01, 0x00, 0x00, 0x02, 0x32, 0x10};
+  const std::span<const uint8_t> pieces[] = {first, rest};
+  ASSERT_TRUE(
+      session_
+          ->OnMessage(Message{
+              .header = {.chunk_stream_id = 6, .type = MessageType::kVideo, .stream_id = id},
+              .payload = first,
+              .pieces = pieces})
+          .ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(1));
+  EXPECT_TRUE(frames[0].frame.many_tracks);
+  EXPECT_TRUE(frames[0].frame.keyframe);
+  EXPECT_EQ(frames[0].frame.codec, kFourCcAv1);
+}
+
 TEST_F(SessionTest, ConnectAppKeepsInnerSlashes) {
   ASSERT_TRUE(Command({Str("connect"), Num(1), ConnectObject("live/sub//")}).ok());
   EXPECT_EQ(session_->app(), "live/sub");
