@@ -108,18 +108,6 @@ std::vector<Bytes> ExpectedTags(const std::vector<Sent>& sent, MessageType type)
   return tags;
 }
 
-// Waits until process `pid` has mapped ring `ring`'s directory: uringest-cat --wait has
-// started waiting, so a stream that begins from now on is written whole even if it ends
-// before uringest-cat looks again.
-bool AwaitDirectoryMapped(pid_t pid, const std::string& ring) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (ReadFile(absl::StrCat("/proc/", pid, "/maps")).find(ring + ".dir") == std::string::npos) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
-
 TEST(EnhancedRtmpTest, PublishedEnhancedRtmpComesOutAsEnhancedFlv) {
   ScratchDir dir;
   std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);

@@ -168,6 +168,15 @@ Process StartCat(const std::string& ring, const std::string& stream, const std::
                         {.stderr_path = log});
 }
 
+bool AwaitDirectoryMapped(pid_t pid, const std::string& ring) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (ReadFile(absl::StrCat("/proc/", pid, "/maps")).find(ring + ".dir") == std::string::npos) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

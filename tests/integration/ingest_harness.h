@@ -94,6 +94,10 @@ std::vector<std::string> PublishAvArgs(const std::string& url, int seconds);
 // uringest-cat --ring RING --wait STREAM -o OUT, its stderr to `log`.
 Process StartCat(const std::string& ring, const std::string& stream, const std::string& out,
                  const std::string& log);
+// Waits until process `pid` has mapped ring `ring`'s directory: uringest-cat --wait has
+// started waiting, so a stream that begins from now on is written whole even if it ends
+// before uringest-cat looks again.
+bool AwaitDirectoryMapped(pid_t pid, const std::string& ring);
 
 // The bodies of the FLV file's tags of `type` (8 audio, 9 video), in order.
 std::vector<std::vector<uint8_t>> TagBodies(const std::string& flv_path, uint8_t type);

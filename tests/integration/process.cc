@@ -1,5 +1,6 @@
 #include "tests/integration/process.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,9 +29,14 @@ void RedirectTo(posix_spawn_file_actions_t* actions, int fd, const std::string& 
 Process Process::Spawn(const std::vector<std::string>& args, const SpawnOptions& options) {
   Process p;
   int pipe_fds[2] = {-1, -1};
+  int stdin_fds[2] = {-1, -1};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (options.stdin_pipe && pipe2(stdin_fds, O_CLOEXEC) == 0) {
+    posix_spawn_file_actions_adddup2(&actions, stdin_fds[0], STDIN_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  }
   if (options.stdout_pipe && pipe2(pipe_fds, O_CLOEXEC) == 0) {
     posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
   } else {
@@ -60,7 +66,9 @@ Process Process::Spawn(const std::vector<std::string>& args, const SpawnOptions&
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (pipe_fds[1] >= 0) close(pipe_fds[1]);
+  if (stdin_fds[0] >= 0) close(stdin_fds[0]);
   p.stdout_fd_ = pipe_fds[0];
+  p.stdin_fd_ = stdin_fds[1];
   return p;
 }
 
@@ -70,6 +78,7 @@ Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
     this->~Process();
     pid_ = std::exchange(other.pid_, -1);
+    stdin_fd_ = std::exchange(other.stdin_fd_, -1);
     stdout_fd_ = std::exchange(other.stdout_fd_, -1);
     exit_code_ = std::exchange(other.exit_code_, std::nullopt);
     buffered_ = std::move(other.buffered_);
@@ -83,9 +92,25 @@ Process::~Process() {
     int status;
     if (waitpid(pid_, &status, 0) == pid_) Reap(status);
   }
+  CloseStdin();
   if (stdout_fd_ >= 0) close(stdout_fd_);
   pid_ = -1;
   stdout_fd_ = -1;
+}
+
+bool Process::WriteStdin(std::span<const uint8_t> bytes) {
+  while (!bytes.empty() && stdin_fd_ >= 0) {
+    ssize_t n = write(stdin_fd_, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // EPIPE: the child is gone
+    bytes = bytes.subspan(size_t(n));
+  }
+  return bytes.empty();
+}
+
+void Process::CloseStdin() {
+  if (stdin_fd_ >= 0) close(stdin_fd_);
+  stdin_fd_ = -1;
 }
 
 void Process::Reap(int status) {

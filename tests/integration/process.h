@@ -13,7 +13,9 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 namespace uringest::testing {
 
 struct SpawnOptions {
+  bool stdin_pipe = false;   // written with WriteStdin(); else stdin is /dev/null
   bool stdout_pipe = false;  // readable with ReadLine(); else stdout goes to stdout_path
   std::string stdout_path;   // "" (and no pipe): /dev/null
   std::string stderr_path;   // "": /dev/null
@@ -46,6 +49,11 @@ class Process {
   void Kill();
   // One line of the stdout pipe (without the newline), or nullopt at EOF or timeout.
   std::optional<std::string> ReadLine(absl::Duration timeout);
+  // Writes all of `bytes` to the stdin pipe (blocking while the child doesn't read);
+  // false if the child closed it or there is none.
+  bool WriteStdin(std::span<const uint8_t> bytes);
+  // Closes the stdin pipe: the child reads EOF.
+  void CloseStdin();
 
   pid_t pid() const { return pid_; }
 
@@ -54,6 +62,7 @@ class Process {
   void Reap(int status);
 
   pid_t pid_ = -1;
+  int stdin_fd_ = -1;
   int stdout_fd_ = -1;
   std::optional<int> exit_code_;
   std::string buffered_;  // stdout bytes read past the last line returned
