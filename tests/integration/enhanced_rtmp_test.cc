@@ -46,6 +46,19 @@ Bytes HevcKeyframe(size_t size) {
   return b;
 }
 
+// 0x96: ExHeader | key | Multitrack; 0x11: ManyTracks | CodedFrames; "av01"; tracks 1
+// and 2 of `size` bytes each: larger than a chunk, so the server gathers the message from
+// chunks whose first ends inside track 1.
+Bytes Av1ManyTracksKeyframe(size_t size) {
+  Bytes b = {0x96, 0x11, 'a', 'v', '0', '1'};
+  for (uint8_t track : {1, 2}) {
+    b.push_back(track);
+    rtmp::AppendU24(&b, uint32_t(size));
+    for (size_t i = 0; i < size; ++i) b.push_back(uint8_t(i * track + 3));
+  }
+  return b;
+}
+
 std::vector<Sent> Publication() {
   return {
       // 0x90: ExHeader | key | SequenceStart; "hvc1"; an HEVCDecoderConfigurationRecord
@@ -68,6 +81,8 @@ std::vector<Sent> Publication() {
       {MessageType::kAudio, 0, {0x95, 0x00, 'f', 'L', 'a', 'C', 0x01, 0x10, 0x00, 0x10, 0x00}},
       // A 300 KB HEVC keyframe: many chunks, handed out in pieces.
       {MessageType::kVideo, 0, HevcKeyframe(300'000)},
+      // Both AV1 tracks' keyframes in one 200 KB ManyTracks message.
+      {MessageType::kVideo, 0, Av1ManyTracksKeyframe(100'000)},
       // 0xA6: inter | Multitrack; 0x13: ManyTracks | CodedFramesX; "av01"; track 1 size 3
       // (an OBU), track 2 size 3.
       {MessageType::kVideo, 33, {0xA6, 0x13, 'a',  'v',  '0',  '1',  0x01, 0x00, 0x00, 0x03,
