@@ -13,7 +13,7 @@
 // onMetaData (publishers send it first), and the frame itself counts too.
 //
 // Enhanced RTMP. Bodies are written as sent, with three changes that make the file one
-// that ffmpeg's FLV reader (8.0 and later) reads whole: a message with several tracks
+// that ffmpeg's FLV reader (8.0 and later; tested with 9.0) reads whole: a message with several tracks
 // (ManyTracks, ManyTracksManyCodecs) becomes one tag per track, each the single-track
 // (track 0) or OneTrack message that would carry that track alone (without the ModEx
 // prefixes the message may have had); a video Metadata packet (colorInfo) gets frame type
@@ -23,8 +23,11 @@
 // Where it starts. With `wait`, a stream that begins after CatStream() was called is
 // written from its first frame (the ring's oldest record on). Otherwise `start` picks:
 // the latest keyframe still in the ring (a late joiner gets the GOP in progress), or the
-// next frame written ("now": audio at once, video from its next keyframe). Either way the
-// directory's onMetaData and sequence headers come first.
+// next frame written ("now": audio at once, video from its next keyframe; packets without
+// a picture, such as colorInfo, at once too). Either way the directory's onMetaData and
+// configuration packets come first, in the order the publisher sent them. The ring's own
+// copy of one of those, met before that track's first frame, is the one it stood in for
+// and is not written again; everything else is written as sent, repeats included.
 //
 // Errors. Lost frames (the producer overwrote them before they were copied) don't stop
 // the output: each loss is reported through `log`, the video resumes at the next
