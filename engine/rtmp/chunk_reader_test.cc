@@ -914,10 +914,15 @@ TEST(ChunkReaderTest, RandomWriterSessionsRoundTripUnderRandomSplits) {
         expected.push_back({h, payloads.back()});
         open.push_back({writer.Begin(h, payloads.back()), expected.size() - 1});
       }
-      // Interleave: one chunk of a random open message.
+      // Interleave: one chunk of a random open message; now and then a continuation
+      // chunk whose header repeats the message's in fmt 0, 1 or 2, with any timestamp.
       if (!open.empty()) {
         const size_t j = rng() % open.size();
-        if (writer.WriteChunk(&open[j].cursor, &bytes)) open.erase(open.begin() + j);
+        ChunkWriter::Cursor& cursor = open[j].cursor;
+        const bool done = cursor.started && rng() % 8 == 0
+                              ? writer.WriteRepeatedHeaderChunk(&cursor, rng() % 3, rng(), &bytes)
+                              : writer.WriteChunk(&cursor, &bytes);
+        if (done) open.erase(open.begin() + j);
       }
     }
     for (Open& o : open) {
