@@ -239,19 +239,41 @@ bool Session::IsPublishing(uint32_t stream_id) const {
          streams_[stream_id - 1].state == StreamState::kPublishing;
 }
 
+uint32_t Session::TargetStream(const Message& message) {
+  const uint32_t id = message.header.stream_id;
+  if (IsPublishing(id)) return id;
+  if (sole_publishing_ == 0 || FindStream(id) != nullptr) return 0;
+  ++counters_.remapped_media;
+  if (!remap_noticed_) NoteRemap(message);
+  return sole_publishing_;
+}
+
+void Session::NoteRemap(const Message& message) {
+  remap_noticed_ = true;
+  const MessageType type = message.header.type;
+  remap_notice_ = absl::StrFormat(
+      "%s on message stream %u, which this connection did not create, goes to stream %u "
+      "(%s/%s), the only one publishing, as nginx-rtmp and SRS would take it",
+      type == MessageType::kAudio   ? "audio"
+      : type == MessageType::kVideo ? "video"
+                                    : "data",
+      message.header.stream_id, sole_publishing_, app_, streams_[sole_publishing_ - 1].name);
+}
+
 void Session::HandleMedia(const Message& message) {
   if (message.payload.empty()) {
     ++counters_.dropped_empty_media;
     return;
   }
-  if (!IsPublishing(message.header.stream_id)) {
+  const uint32_t stream_id = TargetStream(message);
+  if (stream_id == 0) {
     ++counters_.dropped_unpublished_media;
     return;
   }
   const bool video = message.header.type == MessageType::kVideo;
   const MediaTag tag = video ? ParseVideoTag(message.payload) : ParseAudioTag(message.payload);
   const Frame frame{.type = video ? FrameType::kVideo : FrameType::kAudio,
-                    .stream_id = message.header.stream_id,
+                    .stream_id = stream_id,
                     .dts = message.header.timestamp,
                     .composition_offset = tag.composition_offset,
                     .keyframe = tag.keyframe,
@@ -270,14 +292,14 @@ void Session::HandleMedia(const Message& message) {
 }
 
 void Session::HandleData(const Message& message, std::span<const uint8_t> amf) {
-  const std::span<const uint8_t> payload =
-      IsPublishing(message.header.stream_id) ? UnwrapSetDataFrame(amf) : amf.first(0);
+  const uint32_t stream_id = TargetStream(message);
+  const std::span<const uint8_t> payload = stream_id != 0 ? UnwrapSetDataFrame(amf) : amf.first(0);
   if (payload.empty()) {
     ++counters_.ignored_data;
     return;
   }
   const Frame frame{.type = FrameType::kData,
-                    .stream_id = message.header.stream_id,
+                    .stream_id = stream_id,
                     .dts = message.header.timestamp,
                     .keyframe = true,
                     .payload = payload};
@@ -510,6 +532,7 @@ absl::Status Session::StartPublishing(uint32_t id) {
     return RefusePublish(id, taken);
   }
   stream.state = StreamState::kPublishing;
+  UpdateSolePublishing();
   std::vector<uint8_t> begin;
   AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
   AppendU32(&begin, id);
@@ -662,9 +685,23 @@ void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
   sink_->OnStreamEnd(stream_id);
   registry_->Release(StreamName{.app = app_, .name = stream.name});
   stream.state = StreamState::kCreated;
+  UpdateSolePublishing();
   stream.name.clear();
   stream.query.clear();
   stream.type.clear();
+}
+
+void Session::UpdateSolePublishing() {
+  uint32_t sole = 0;
+  for (uint32_t id = 1; id <= streams_.size(); ++id) {
+    if (!IsPublishing(id)) continue;
+    if (sole != 0) {
+      sole_publishing_ = 0;
+      return;
+    }
+    sole = id;
+  }
+  sole_publishing_ = sole;
 }
 
 std::vector<Session::PublishingStream> Session::publishing_streams() const {

@@ -31,6 +31,13 @@
 //  - publish on a message stream createStream did not create, or a second publish on a
 //    stream already publishing, is a protocol error: OnMessage returns
 //    FailedPrecondition.
+//  - Media and data on a message stream id this connection never created (0, as
+//    librtmp's fmt 1 first chunk of a chunk stream leaves it, or an id createStream did
+//    not return) go to the stream publishing when exactly one does: nginx-rtmp and SRS
+//    ignore the id. Each is counted (remapped_media); the first leaves a line for the
+//    log (TakeRemapNotice()). With none or several publishing they are dropped and
+//    counted, as is media on a created stream that does not publish (it is that
+//    stream's, say one whose publish was refused or awaits approval).
 //  - createStream allocates the lowest free id in 1..max_streams (deleteStream frees
 //    it); beyond that it is answered with _error NetConnection.Call.Failed.
 //  - A publish that ends by command (FCUnpublish, closeStream, deleteStream) is answered
@@ -104,6 +111,9 @@ struct SessionCounters {
   uint64_t frames = 0;                     // handed to FrameSink::OnFrame
   uint64_t dropped_empty_media = 0;        // audio/video with an empty body
   uint64_t dropped_unpublished_media = 0;  // audio/video on a stream not publishing
+  // Audio, video and data on a message stream never created, given to the only stream
+  // publishing (see above).
+  uint64_t remapped_media = 0;
   uint64_t ignored_data = 0;  // data on a stream not publishing, empty, or bad format byte
   // Commands nobody answers (transaction id 0, responses, deleteStream of unknown ids),
   // and messages of types the session does not handle.
@@ -166,6 +176,11 @@ class Session {
     std::string last;
   };
   Refusals TakeRefusals() { return std::exchange(refusals_, {}); }
+
+  // Once per session: after the first message counted in remapped_media, a line that
+  // says what went where, for the caller to log with the peer; "" before that and once
+  // taken.
+  std::string TakeRemapNotice() { return std::exchange(remap_notice_, {}); }
 
   // The connection is going away: ends every publishing stream (OnStreamEnd, then the
   // name is released). Later OnMessage calls fail. Idempotent.
@@ -238,6 +253,9 @@ class Session {
   void AbandonPending(uint32_t stream_id);
   // Counts media or data sent on a stream awaiting approval; an error past the bound.
   absl::Status CountUnapproved(const Message& message);
+  // The stream a media or data message goes to (see remapped_media); 0: none, drop it.
+  uint32_t TargetStream(const Message& message);
+  void NoteRemap(const Message& message);
   void HandleMedia(const Message& message);
   void HandleData(const Message& message, std::span<const uint8_t> amf);
   absl::Status HandleAggregate(const Message& message);
@@ -245,6 +263,8 @@ class Session {
   // nullptr unless `stream_id` was created (and not deleted).
   Stream* FindStream(uint32_t stream_id);
   bool IsPublishing(uint32_t stream_id) const;
+  // Sets sole_publishing_ after a stream started or stopped publishing.
+  void UpdateSolePublishing();
   // If `stream_id` publishes: optionally tells the client, then OnStreamEnd and Release.
   void EndPublishing(uint32_t stream_id, bool tell_client);
 
@@ -274,6 +294,9 @@ class Session {
   uint64_t next_ticket_ = 1;
   size_t unapproved_bytes_ = 0;  // media and data bytes sent while a publish was pending
   Refusals refusals_;
+  uint32_t sole_publishing_ = 0;  // the only stream publishing; 0: none or several
+  bool remap_noticed_ = false;
+  std::string remap_notice_;
   SessionCounters counters_;
 };
 

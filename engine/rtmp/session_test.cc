@@ -777,11 +777,89 @@ TEST_F(SessionTest, MediaOnAStreamNotPublishingIsDroppedAndCounted) {
   Connect();
   ASSERT_TRUE(Command({Str("createStream"), Num(2), Value::Null()}).ok());
   ASSERT_TRUE(Video(1, kAvcKeyframe).ok());  // created, not publishing
-  const uint32_t id = Publish();
-  ASSERT_TRUE(Audio(0, kAacFrame).ok());       // stream 0
-  ASSERT_TRUE(Audio(id + 5, kAacFrame).ok());  // never created
+  ASSERT_TRUE(Audio(0, kAacFrame).ok());     // stream 0, with nothing publishing
+  ASSERT_TRUE(Audio(6, kAacFrame).ok());     // never created, with nothing publishing
   EXPECT_THAT(sink_.Frames(), IsEmpty());
   EXPECT_EQ(session_->counters().dropped_unpublished_media, 4u);
+  EXPECT_EQ(session_->counters().remapped_media, 0u);
+}
+
+// librtmp sends a fmt 1 header, which has no message stream id, as the first chunk of a
+// chunk stream whose first packet it marks medium: its media arrive on stream 0.
+// nginx-rtmp and SRS ignore the id.
+TEST_F(SessionTest, MediaOnAStreamNeverCreatedGoesToTheOnlyPublishingStream) {
+  Connect();
+  const uint32_t id = Publish();
+  ASSERT_TRUE(Video(0, kAvcKeyframe, 40).ok());
+  ASSERT_TRUE(Audio(7, kAacFrame, 41).ok());
+  ASSERT_TRUE(
+      Deliver(MessageType::kDataAmf0, 0, Amf({Str("@setDataFrame"), Str("onMetaData")})).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(3));
+  for (const Event& e : frames) EXPECT_EQ(e.frame.stream_id, id);
+  EXPECT_EQ(frames[0].frame.dts, 40u);
+  EXPECT_TRUE(frames[0].frame.keyframe);
+  EXPECT_EQ(frames[1].frame.type, FrameType::kAudio);
+  EXPECT_THAT(frames[2].payload, ElementsAreArray(Amf({Str("onMetaData")})));
+  EXPECT_EQ(session_->counters().remapped_media, 3u);
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 0u);
+  // One line for the log, the first time only.
+  const std::string notice = session_->TakeRemapNotice();
+  EXPECT_THAT(notice, HasSubstr("video on message stream 0"));
+  EXPECT_THAT(notice, HasSubstr("stream 1 (live/test)"));
+  ASSERT_TRUE(Audio(0, kAacFrame).ok());
+  EXPECT_EQ(session_->TakeRemapNotice(), "");
+  EXPECT_EQ(session_->counters().remapped_media, 4u);
+}
+
+TEST_F(SessionTest, MediaOnAStreamNeverCreatedIsDroppedWhileSeveralPublish) {
+  Connect();
+  Publish("a");
+  const uint32_t b = Publish("b");
+  ASSERT_TRUE(Video(0, kAvcKeyframe).ok());
+  EXPECT_THAT(sink_.Frames(), IsEmpty());
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 1u);
+  // Once only one is left, it takes them.
+  ASSERT_TRUE(Command({Str("deleteStream"), Num(7), Value::Null(), Num(1)}).ok());
+  ASSERT_TRUE(Video(0, kAvcKeyframe).ok());
+  ASSERT_THAT(sink_.Frames(), SizeIs(1));
+  EXPECT_EQ(sink_.Frames()[0].frame.stream_id, b);
+  EXPECT_EQ(session_->counters().remapped_media, 1u);
+}
+
+TEST_F(SessionTest, MediaOnACreatedStreamNotPublishingIsNotGivenToAnother) {
+  // Stream 1 is created but does not publish (its publish may have been refused): its
+  // media are its own, not the publishing stream's.
+  Connect();
+  ASSERT_TRUE(Command({Str("createStream"), Num(2), Value::Null()}).ok());
+  const uint32_t id = Publish();
+  ASSERT_NE(id, 1u);
+  ASSERT_TRUE(Video(1, kAvcKeyframe).ok());
+  EXPECT_THAT(sink_.Frames(), IsEmpty());
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 1u);
+  EXPECT_EQ(session_->TakeRemapNotice(), "");
+}
+
+TEST_F(SessionTest, LibrtmpMediumFirstChunkReachesThePublishingStream) {
+  // Through the real ChunkReader: a video message whose chunk stream starts with fmt 1.
+  Connect();
+  const uint32_t id = Publish();
+  Bytes wire;
+  AppendU8(&wire, uint8_t(1 << 6 | 7));  // fmt 1, chunk stream 7
+  AppendU24(&wire, 33);                  // timestamp delta
+  AppendU24(&wire, uint32_t(kAvcKeyframe.size()));
+  AppendU8(&wire, uint8_t(MessageType::kVideo));
+  AppendBytes(&wire, kAvcKeyframe);
+  ChunkReader reader;
+  Message message;
+  absl::StatusOr<ChunkReader::Result> r = reader.Read(wire, &message);
+  ASSERT_TRUE(r.ok() && r->message_ready) << r.status();
+  EXPECT_EQ(message.header.stream_id, 0u);
+  ASSERT_TRUE(session_->OnMessage(message).ok());
+  ASSERT_THAT(sink_.Frames(), SizeIs(1));
+  EXPECT_EQ(sink_.Frames()[0].frame.stream_id, id);
+  EXPECT_EQ(sink_.Frames()[0].frame.dts, 33u);
+  EXPECT_THAT(sink_.Frames()[0].payload, ElementsAreArray(kAvcKeyframe));
 }
 
 TEST_F(SessionTest, MediaPathDoesNotAllocate) {
