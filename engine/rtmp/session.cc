@@ -18,6 +18,7 @@ namespace uringest::rtmp {
 namespace {
 
 constexpr std::string_view kSetDataFrame = "@setDataFrame";
+constexpr std::string_view kOnMetaData = "onMetaData";
 constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of types 15 and 17
 
 using amf0::Value;
@@ -63,17 +64,23 @@ absl::Status ValidateName(std::string_view what, std::string_view name, std::str
   return absl::OkStatus();
 }
 
-// The data message without a leading "@setDataFrame" string (AMF0 marker 0x02 + u16
-// length), or all of it.
+// Whether `amf` starts with the AMF0 string `s` (marker 0x02, u16 length, bytes).
+bool StartsWithString(std::span<const uint8_t> amf, std::string_view s) {
+  return amf.size() >= 1 + 2 + s.size() && amf[0] == uint8_t(amf0::Marker::kString) &&
+         LoadU16(amf.data() + 1) == s.size() &&
+         std::string_view(reinterpret_cast<const char*>(amf.data() + 3), s.size()) == s;
+}
+
+// The data message without a leading "@setDataFrame" string, or all of it.
 std::span<const uint8_t> UnwrapSetDataFrame(std::span<const uint8_t> amf) {
-  constexpr size_t kPrefix = 1 + 2 + kSetDataFrame.size();
-  if (amf.size() < kPrefix || amf[0] != uint8_t(amf0::Marker::kString) ||
-      LoadU16(amf.data() + 1) != kSetDataFrame.size() ||
-      std::string_view(reinterpret_cast<const char*>(amf.data() + 3), kSetDataFrame.size()) !=
-          kSetDataFrame) {
-    return amf;
-  }
-  return amf.subspan(kPrefix);
+  if (!StartsWithString(amf, kSetDataFrame)) return amf;
+  return amf.subspan(1 + 2 + kSetDataFrame.size());
+}
+
+// Metadata in a command message: nginx-rtmp handles these names as data whatever the
+// message type, and encoders have sent them as commands.
+bool IsMetadata(std::span<const uint8_t> amf) {
+  return StartsWithString(amf, kSetDataFrame) || StartsWithString(amf, kOnMetaData);
 }
 
 const Value* Arg(const std::vector<Value>& args, size_t i) {
@@ -323,6 +330,10 @@ absl::Status Session::HandleAggregate(const Message& message) {
 // ---- Commands ----
 
 absl::Status Session::HandleCommand(const Message& message, std::span<const uint8_t> amf) {
+  if (IsMetadata(amf)) {
+    HandleData(message, amf);  // undecoded, as any data message
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<Value>> args = amf0::DecodeAll(amf);
   if (!args.ok()) {
     return absl::InvalidArgumentError(

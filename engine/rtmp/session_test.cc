@@ -696,6 +696,37 @@ TEST_F(SessionTest, DataBeforePublishIsIgnoredAndCounted) {
   EXPECT_EQ(session_->counters().ignored_data, 2u);
 }
 
+// nginx-rtmp handles @setDataFrame and onMetaData as metadata whatever the message type;
+// they used to fail here as commands whose transaction id is not a number.
+TEST_F(SessionTest, MetadataSentAsACommandIsHandledAsData) {
+  Connect();
+  const uint32_t id = Publish();
+  const Bytes metadata = Amf({Str("onMetaData"), Value::EcmaArray({{"width", Num(1280)}})});
+  Bytes wrapped = Amf({Str("@setDataFrame")});
+  AppendBytes(&wrapped, metadata);
+  Bytes amf3 = {0x00};
+  AppendBytes(&amf3, wrapped);
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, wrapped, 10).ok());
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, metadata, 20).ok());
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, id, amf3, 30).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(3));
+  for (size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(frames[i].frame.type, FrameType::kData);
+    EXPECT_EQ(frames[i].frame.stream_id, id);
+    EXPECT_EQ(frames[i].frame.dts, 10 * (i + 1));
+    EXPECT_THAT(frames[i].payload, ElementsAreArray(metadata));
+  }
+  EXPECT_THAT(sender_.sent, IsEmpty());  // no _error: it was not a call
+}
+
+TEST_F(SessionTest, MetadataSentAsACommandBeforePublishIsIgnoredLikeData) {
+  Connect();
+  ASSERT_TRUE(Command({Str("onMetaData"), Obj({{"fps", Num(30)}})}, 1).ok());
+  EXPECT_THAT(sink_.events, IsEmpty());
+  EXPECT_EQ(session_->counters().ignored_data, 1u);
+}
+
 TEST_F(SessionTest, SetDataFrameWithNothingAfterItIsIgnored) {
   Connect();
   const uint32_t id = Publish();
