@@ -18,6 +18,7 @@ namespace uringest::rtmp {
 namespace {
 
 constexpr std::string_view kSetDataFrame = "@setDataFrame";
+constexpr std::string_view kSetDataFrameNoAt = "setDataFrame";  // some encoders' spelling
 constexpr std::string_view kOnMetaData = "onMetaData";
 constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of types 15 and 17
 
@@ -71,16 +72,20 @@ bool StartsWithString(std::span<const uint8_t> amf, std::string_view s) {
          std::string_view(reinterpret_cast<const char*>(amf.data() + 3), s.size()) == s;
 }
 
-// The data message without a leading "@setDataFrame" string, or all of it.
+// The data message without a leading "@setDataFrame" (or "setDataFrame") string, or
+// all of it.
 std::span<const uint8_t> UnwrapSetDataFrame(std::span<const uint8_t> amf) {
-  if (!StartsWithString(amf, kSetDataFrame)) return amf;
-  return amf.subspan(1 + 2 + kSetDataFrame.size());
+  for (std::string_view prefix : {kSetDataFrame, kSetDataFrameNoAt}) {
+    if (StartsWithString(amf, prefix)) return amf.subspan(1 + 2 + prefix.size());
+  }
+  return amf;
 }
 
 // Metadata in a command message: nginx-rtmp handles these names as data whatever the
 // message type, and encoders have sent them as commands.
 bool IsMetadata(std::span<const uint8_t> amf) {
-  return StartsWithString(amf, kSetDataFrame) || StartsWithString(amf, kOnMetaData);
+  return StartsWithString(amf, kSetDataFrame) || StartsWithString(amf, kSetDataFrameNoAt) ||
+         StartsWithString(amf, kOnMetaData);
 }
 
 const Value* Arg(const std::vector<Value>& args, size_t i) {

@@ -46,11 +46,13 @@
 //    publishing the name it carries. closeStream keeps the stream (it may publish
 //    again); deleteStream frees it. Close() sends nothing.
 //  - Data messages are passed on unvalidated; only a leading "@setDataFrame" string is
-//    removed. A type 15 message whose format byte is not 0 is ignored (counted); a type
-//    17 command whose format byte is not 0 is an error.
-//  - A command message (type 20, or 17) that starts with "@setDataFrame" or
-//    "onMetaData" is handled as a data message, as nginx-rtmp does: metadata some
-//    encoders send with the wrong type, whose second value is no transaction id.
+//    removed, or "setDataFrame", as some encoders spell it. A type 15 message whose
+//    format byte is not 0 is ignored (counted); a type 17 command whose format byte is
+//    not 0 is an error.
+//  - A command message (type 20, or 17) that starts with "@setDataFrame" (or
+//    "setDataFrame") or "onMetaData" is handled as a data message, as nginx-rtmp does:
+//    metadata some encoders send with the wrong type, whose second value is no
+//    transaction id.
 //  - Aggregates are split by AggregateReader; a malformed one is an error after the
 //    sub-messages before the bad tag have been delivered.
 //  - Access control (publish_authorizer.h): a valid publish is put to the

@@ -648,6 +648,21 @@ TEST_F(SessionTest, SetDataFrameIsUnwrapped) {
   EXPECT_THAT(frames[0].payload, ElementsAreArray(metadata));  // the original bytes
 }
 
+// Some encoders write it without the '@' (nginx-rtmp pull request #579).
+TEST_F(SessionTest, SetDataFrameWithoutTheAtSignIsUnwrapped) {
+  Connect();
+  const uint32_t id = Publish();
+  const Bytes metadata = Amf({Str("onMetaData"), Obj({{"fps", Num(30)}})});
+  Bytes payload = Amf({Str("setDataFrame")});
+  AppendBytes(&payload, metadata);
+  ASSERT_TRUE(Deliver(MessageType::kDataAmf0, id, payload).ok());
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, payload).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(2));
+  EXPECT_THAT(frames[0].payload, ElementsAreArray(metadata));
+  EXPECT_THAT(frames[1].payload, ElementsAreArray(metadata));
+}
+
 TEST_F(SessionTest, SetDataFrameInAmf3DataIsUnwrapped) {
   Connect();
   const uint32_t id = Publish();
