@@ -329,6 +329,7 @@ absl::Status Session::HandleAggregate(const Message& message) {
       HandleMedia(sub);
     }
   }
+  counters_.ignored_messages += reader.skipped();
   return reader.status();
 }
 

@@ -54,7 +54,8 @@
 //    metadata some encoders send with the wrong type, whose second value is no
 //    transaction id.
 //  - Aggregates are split by AggregateReader; a malformed one is an error after the
-//    sub-messages before the bad tag have been delivered.
+//    sub-messages before the bad tag have been delivered. Its sub-messages of types
+//    other than audio, video and data are skipped (counted in ignored_messages).
 //  - Access control (publish_authorizer.h): a valid publish is put to the
 //    PublishAuthorizer before its name is claimed. Denied: onStatus
 //    NetStream.Publish.BadName (level error) with the reason as description, and
@@ -121,7 +122,7 @@ struct SessionCounters {
   uint64_t remapped_media = 0;
   uint64_t ignored_data = 0;  // data on a stream not publishing, empty, or bad format byte
   // Commands nobody answers (transaction id 0, responses, deleteStream of unknown ids),
-  // and messages of types the session does not handle.
+  // and messages (or aggregate sub-messages) of types the session does not handle.
   uint64_t ignored_messages = 0;
 };
 

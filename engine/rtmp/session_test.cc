@@ -989,6 +989,22 @@ TEST_F(SessionTest, AggregateDataAndEmptyTagsTakeTheSamePath) {
   EXPECT_EQ(session_->counters().dropped_empty_media, 1u);
 }
 
+TEST_F(SessionTest, AggregateTagsOfOtherTypesAreSkippedAndBackPointersNotChecked) {
+  Connect();
+  const uint32_t id = Publish();
+  Bytes body;
+  AppendTag(&body, 9, 0, kAvcKeyframe);
+  StoreU32(body.data() + body.size() - 4, 0);  // a back-pointer some muxers write
+  AppendTag(&body, 20, 10, Amf({Str("onCuePoint")}));
+  AppendTag(&body, 8, 23, kAacFrame);
+  ASSERT_TRUE(Deliver(MessageType::kAggregate, id, body, 5000).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(2));
+  EXPECT_EQ(frames[0].frame.type, FrameType::kVideo);
+  EXPECT_EQ(frames[1].frame.dts, 5023u);
+  EXPECT_EQ(session_->counters().ignored_messages, 1u);
+}
+
 TEST_F(SessionTest, AggregateOnAStreamNotPublishingIsDropped) {
   Connect();
   Bytes body;
