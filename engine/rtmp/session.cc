@@ -20,7 +20,7 @@ namespace {
 constexpr std::string_view kSetDataFrame = "@setDataFrame";
 constexpr std::string_view kSetDataFrameNoAt = "setDataFrame";  // some encoders' spelling
 constexpr std::string_view kOnMetaData = "onMetaData";
-constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of types 15 and 17
+constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of type 15 (17: any)
 
 using amf0::Value;
 
@@ -222,11 +222,9 @@ absl::Status Session::OnMessage(const Message& message) {
     case MessageType::kCommandAmf0:
       return HandleCommand(message, payload);
     case MessageType::kCommandAmf3:
-      if (payload.empty() || payload[0] != kAmf3FormatAmf0) {
-        return absl::InvalidArgumentError(
-            "AMF3 command message (type 17) without the format byte 0: AMF3 is not supported");
-      }
-      return HandleCommand(message, payload.subspan(1));
+      // Its first byte is skipped whatever it is (nginx-rtmp and SRS do so): the AMF0
+      // after it decides.
+      return HandleCommand(message, payload.empty() ? payload : payload.subspan(1));
     case MessageType::kAggregate:
       return HandleAggregate(message);
     default:

@@ -47,8 +47,8 @@
 //    again); deleteStream frees it. Close() sends nothing.
 //  - Data messages are passed on unvalidated; only a leading "@setDataFrame" string is
 //    removed, or "setDataFrame", as some encoders spell it. A type 15 message whose
-//    format byte is not 0 is ignored (counted); a type 17 command whose format byte is
-//    not 0 is an error.
+//    format byte is not 0 is ignored (counted). The format byte of a type 17 command is
+//    skipped whatever it is, as nginx-rtmp and SRS do; the AMF0 after it decides.
 //  - A command message (type 20, or 17) that starts with "@setDataFrame" (or
 //    "setDataFrame") or "onMetaData" is handled as a data message, as nginx-rtmp does:
 //    metadata some encoders send with the wrong type, whose second value is no

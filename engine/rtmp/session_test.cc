@@ -374,11 +374,23 @@ TEST_F(SessionTest, FmtOfAmf3CommandIsSkipped) {
   EXPECT_EQ(session_->app(), "live");
 }
 
-TEST_F(SessionTest, Amf3CommandWithoutFormatByteZeroIsAnError) {
+// nginx-rtmp and SRS skip the first byte of a type 17 message whatever it is: the AMF0
+// after it decides.
+TEST_F(SessionTest, Amf3CommandFormatByteIsSkippedWhateverItIs) {
   Bytes payload = {0x11};
   AppendBytes(&payload, Amf({Str("connect"), Num(1), ConnectObject()}));
-  EXPECT_EQ(Deliver(MessageType::kCommandAmf3, 0, payload).code(),
-            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, 0, payload).ok());
+  ASSERT_THAT(sender_.sent, SizeIs(4));
+  EXPECT_EQ(sender_.sent[3].Name(), "_result");
+  EXPECT_EQ(session_->app(), "live");
+}
+
+TEST_F(SessionTest, Amf3CommandThatIsNotAmf0AfterItsFirstByteIsAnError) {
+  // An AMF3 string after the format byte: AMF0's avmplus switch (0x11) is not supported.
+  const Bytes amf3 = {0x00, 0x11, 0x06, 0x0F, 'c', 'o', 'n', 'n', 'e', 'c', 't'};
+  absl::Status status = Deliver(MessageType::kCommandAmf3, 0, amf3);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("malformed AMF0"));
   EXPECT_EQ(Deliver(MessageType::kCommandAmf3, 0, {}).code(), absl::StatusCode::kInvalidArgument);
 }
 
