@@ -4,10 +4,9 @@
 // Every sub-message is a view inside the body, after the previous one, of an allowed
 // type, carrying the aggregate's stream and chunk stream; the reader agrees with a
 // straightforward model of the format written here from the FLV spec (how many tags,
-// where each lies, their times, whether the body is well-formed, and which tags come
-// out before a malformed one); and the tags it
-// yields, written back as a fresh aggregate with correct back-pointers, read back the
-// same.
+// where each lies, their times, which are skipped, whether the body is well-formed, and
+// which tags come out before a malformed one); and the tags it read, written back as a
+// fresh aggregate with correct back-pointers, read back the same.
 
 #include <cstddef>
 #include <cstdint>
@@ -31,24 +30,21 @@ struct ModelTag {
   size_t data_size = 0;
   uint8_t type = 0;
   uint64_t time = 0;
+  bool skipped = false;  // not audio, video or data: the reader steps over it
 };
 
-// The model: tags one after another, each of type 8, 9 or 18 with its data and a
-// back-pointer of 11 + size (any value on the last one), ending exactly at the end.
+// The model: tags one after another, each with its data and a 4-byte back-pointer of
+// any value, ending exactly at the end. Tags of types other than 8, 9 and 18 are skipped,
+// but the first tag of any type sets the time base.
 bool Model(std::span<const uint8_t> body, uint64_t aggregate_time, std::vector<ModelTag>* tags) {
   size_t pos = 0;
   int64_t first = -1;
   while (pos < body.size()) {
     if (body.size() - pos < kFlvTagHeaderSize) return false;
     const uint8_t* p = body.data() + pos;
-    if (p[0] != 8 && p[0] != 9 && p[0] != 18) return false;
     const size_t size = rtmp::LoadU24(p + 1);
     const size_t end = pos + kFlvTagHeaderSize + size + kFlvPreviousTagSizeSize;
     if (end > body.size()) return false;
-    if (end != body.size() &&
-        rtmp::LoadU32(p + kFlvTagHeaderSize + size) != kFlvTagHeaderSize + size) {
-      return false;
-    }
     const int64_t ts = int64_t(rtmp::LoadU24(p + 4) | uint32_t(p[7]) << 24);
     if (first < 0) first = ts;
     // The signed 32-bit distance from the first tag, added to the aggregate's time,
@@ -56,19 +52,21 @@ bool Model(std::span<const uint8_t> body, uint64_t aggregate_time, std::vector<M
     const int64_t delta = int32_t(uint32_t(ts - first));
     const uint64_t time =
         delta < 0 && uint64_t(-delta) > aggregate_time ? 0 : aggregate_time + delta;
-    tags->push_back({pos + kFlvTagHeaderSize, size, p[0], time});
+    const bool skipped = p[0] != 8 && p[0] != 9 && p[0] != 18;
+    tags->push_back({pos + kFlvTagHeaderSize, size, p[0], time, skipped});
     pos = end;
   }
   return true;
 }
 
-std::vector<Message> ReadAll(const Message& aggregate, absl::Status* status) {
+std::vector<Message> ReadAll(const Message& aggregate, absl::Status* status, size_t* skipped) {
   rtmp::AggregateReader reader(aggregate);
   std::vector<Message> subs;
   Message sub;
   while (reader.Next(&sub)) subs.push_back(sub);
   FUZZ_CHECK(!reader.Next(&sub), "Next() went on after returning false");
   *status = reader.status();
+  *skipped = reader.skipped();
   return subs;
 }
 
@@ -89,14 +87,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                      .timestamp = time},
                           .payload = body};
   absl::Status status;
-  const std::vector<Message> subs = ReadAll(aggregate, &status);
-  std::vector<ModelTag> model;
-  const bool well_formed = Model(body, time, &model);
+  size_t skipped;
+  const std::vector<Message> subs = ReadAll(aggregate, &status, &skipped);
+  std::vector<ModelTag> all;
+  const bool well_formed = Model(body, time, &all);
   FUZZ_CHECK(status.ok() == well_formed, "reader says '%s', the model says %s",
              status.ToString().c_str(), well_formed ? "well-formed" : "malformed");
   // A malformed body yields the tags before the bad one, as the model lists them.
+  std::vector<ModelTag> model;
+  for (const ModelTag& tag : all) {
+    if (!tag.skipped) model.push_back(tag);
+  }
   FUZZ_CHECK(subs.size() == model.size(), "%zu sub-messages, the model has %zu tags", subs.size(),
              model.size());
+  FUZZ_CHECK(skipped == all.size() - model.size(), "%zu tags skipped, the model skips %zu", skipped,
+             all.size() - model.size());
   const uint8_t* end = body.data() + body.size();
   for (size_t i = 0; i < subs.size(); ++i) {
     const Message& sub = subs[i];
@@ -113,20 +118,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "sub-message %zu header: type %u time %llu", i, unsigned(sub.header.type),
                (unsigned long long)sub.header.timestamp);
   }
-  if (subs.empty()) return 0;
-  // Written back with exact back-pointers, the tags read back the same.
+  if (all.empty()) return 0;
+  // Written back with exact back-pointers, the tags read (skipped ones too) read back the
+  // same.
   std::vector<uint8_t> rebuilt;
-  for (size_t i = 0; i < subs.size(); ++i) {
-    const uint8_t* tag = body.data() + model[i].data_offset - kFlvTagHeaderSize;
-    rtmp::AppendBytes(&rebuilt, std::span<const uint8_t>(tag, kFlvTagHeaderSize));
-    rtmp::AppendBytes(&rebuilt, subs[i].payload);
-    rtmp::AppendU32(&rebuilt, uint32_t(kFlvTagHeaderSize + subs[i].payload.size()));
+  for (const ModelTag& tag : all) {
+    rtmp::AppendBytes(&rebuilt, body.subspan(tag.data_offset - kFlvTagHeaderSize,
+                                             kFlvTagHeaderSize + tag.data_size));
+    rtmp::AppendU32(&rebuilt, uint32_t(kFlvTagHeaderSize + tag.data_size));
   }
   Message copy = aggregate;
   copy.payload = rebuilt;
   absl::Status rebuilt_status;
-  const std::vector<Message> again = ReadAll(copy, &rebuilt_status);
-  FUZZ_CHECK(rebuilt_status.ok() && again.size() == subs.size(), "the rebuilt aggregate fails");
+  size_t rebuilt_skipped;
+  const std::vector<Message> again = ReadAll(copy, &rebuilt_status, &rebuilt_skipped);
+  FUZZ_CHECK(rebuilt_status.ok() && again.size() == subs.size() && rebuilt_skipped == skipped,
+             "the rebuilt aggregate fails");
   for (size_t i = 0; i < again.size(); ++i) {
     FUZZ_CHECK(again[i].header.timestamp == subs[i].header.timestamp &&
                    std::equal(again[i].payload.begin(), again[i].payload.end(),

@@ -2,11 +2,14 @@
 // references. The first input byte picks one:
 //
 //  - even: generated streams. The rest of the input is a script of operations (start a
-//    message on a chunk stream, write a chunk of one, Set Chunk Size, Abort a message
-//    half sent, Abort an idle chunk stream) that ChunkWriter turns into wire bytes,
-//    interleaving chunk streams chunk by chunk. The reader, fed those bytes in pieces
-//    the input picks, must return exactly the messages the script completed, in order,
-//    byte for byte, with their unwrapped 64-bit timestamps, and nothing of an aborted one.
+//    message on a chunk stream, write a chunk of one, write a continuation chunk whose
+//    header is fmt 0, 1 or 2 repeating the message's length, type and stream id with any
+//    timestamp, Set Chunk Size, Abort a message half sent, Abort an idle chunk stream)
+//    that ChunkWriter turns into wire bytes, interleaving chunk streams chunk by chunk.
+//    The reader, fed those bytes in pieces the input picks, must return exactly the
+//    messages the script completed, in order, byte for byte, with their unwrapped 64-bit
+//    timestamps (a repeated header's timestamp changes nothing), and nothing of an
+//    aborted one.
 //  - odd: raw bytes (the recorded ffmpeg sessions after their handshake seed these).
 //    Two readers with limits the input picks read them in two different splits; they
 //    must agree on every message and on the error that ends the stream, if any. A third
@@ -71,7 +74,7 @@ class Script {
 
   void Run() {
     for (size_t op = 0; op < kMaxOps && in_->remaining_bytes() > 0; ++op) {
-      switch (in_->ConsumeIntegralInRange<int>(0, 7)) {
+      switch (in_->ConsumeIntegralInRange<int>(0, 8)) {
         case 0:
         case 1:
           StartMessage();
@@ -86,6 +89,9 @@ class Script {
           break;
         case 6:
           AbortStarted();
+          break;
+        case 7:
+          WriteRepeatedHeaderChunk();
           break;
         default:
           AbortIdle();
@@ -131,7 +137,26 @@ class Script {
   void WriteChunkOf(size_t i) {
     Pending& p = pending_[i];
     p.started = true;
-    if (!writer_.WriteChunk(&*p.cursor, &wire_)) return;
+    if (writer_.WriteChunk(&*p.cursor, &wire_)) Complete(i);
+  }
+
+  // A continuation chunk with a fmt 0, 1 or 2 header where the spec wants fmt 3, as some
+  // encoders send it: it repeats the message's length, type and stream id, and carries a
+  // timestamp field the reader must ignore (extended ones too).
+  void WriteRepeatedHeaderChunk() {
+    const size_t i = in_->ConsumeIntegralInRange<size_t>(0, std::size(kDataChunkStreams) - 1);
+    Pending& p = pending_[i];
+    if (!p.cursor.has_value()) return;  // its first chunk went out with StartMessage()
+    static constexpr uint32_t kFields[] = {0, 1, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0xFFFFFFFF};
+    const auto fmt = in_->ConsumeIntegralInRange<uint8_t>(0, 2);
+    const uint32_t field =
+        in_->ConsumeBool() ? in_->PickValueInArray(kFields) : in_->ConsumeIntegral<uint32_t>();
+    if (writer_.WriteRepeatedHeaderChunk(&*p.cursor, fmt, field, &wire_)) Complete(i);
+  }
+
+  // The message of chunk stream i has gone out whole: the reader must return it.
+  void Complete(size_t i) {
+    Pending& p = pending_[i];
     OwnedMessage done{p.cursor->header, p.payload};
     done.header.timestamp = p.timestamp;
     expected_.push_back(std::move(done));

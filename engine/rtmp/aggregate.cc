@@ -35,37 +35,38 @@ bool AggregateReader::Fail(size_t offset, const char* what, uint64_t value) {
 }
 
 bool AggregateReader::Next(Message* sub) {
-  if (!status_.ok() || position_ == body_.size()) return false;
-  const size_t offset = position_;
-  const size_t left = body_.size() - offset;
-  if (left < kFlvTagHeaderSize) return Fail(offset, "has a truncated header: bytes left", left);
-  const uint8_t* tag = body_.data() + offset;
-  if (!IsFlvTagType(tag[0])) return Fail(offset, "is of a type not allowed here", tag[0]);
-  const size_t data_size = LoadU24(tag + 1);
-  const size_t tag_size = kFlvTagHeaderSize + data_size;
-  if (left - kFlvTagHeaderSize < data_size) {
-    return Fail(offset, "claims more data than the body holds: data size", data_size);
+  while (status_.ok() && position_ < body_.size()) {
+    const size_t offset = position_;
+    const size_t left = body_.size() - offset;
+    if (left < kFlvTagHeaderSize) return Fail(offset, "has a truncated header: bytes left", left);
+    const uint8_t* tag = body_.data() + offset;
+    const size_t data_size = LoadU24(tag + 1);
+    const size_t tag_size = kFlvTagHeaderSize + data_size;
+    if (left - kFlvTagHeaderSize < data_size) {
+      return Fail(offset, "claims more data than the body holds: data size", data_size);
+    }
+    if (left - tag_size < kFlvPreviousTagSizeSize) {
+      return Fail(offset, "lacks its previous-tag-size: bytes after the data", left - tag_size);
+    }
+    position_ = offset + tag_size + kFlvPreviousTagSizeSize;  // whatever the back-pointer says
+    const uint32_t timestamp = LoadU24(tag + 4) | uint32_t(tag[7]) << 24;
+    if (first_) {
+      first_ = false;
+      first_timestamp_ = timestamp;
+    }
+    if (!IsFlvTagType(tag[0])) {
+      ++skipped_;
+      continue;
+    }
+    sub->header =
+        MessageHeader{.chunk_stream_id = header_.chunk_stream_id,
+                      .type = MessageType(tag[0]),
+                      .stream_id = header_.stream_id,
+                      .timestamp = Rebase(header_.timestamp, timestamp, first_timestamp_)};
+    sub->payload = body_.subspan(offset + kFlvTagHeaderSize, data_size);
+    return true;
   }
-  if (left - tag_size < kFlvPreviousTagSizeSize) {
-    return Fail(offset, "lacks its previous-tag-size: bytes after the data", left - tag_size);
-  }
-  const size_t next = offset + tag_size + kFlvPreviousTagSizeSize;
-  const uint32_t back_pointer = LoadU32(tag + tag_size);
-  if (back_pointer != tag_size && next != body_.size()) {
-    return Fail(offset, "is followed by a previous-tag-size that does not match it", back_pointer);
-  }
-  const uint32_t timestamp = LoadU24(tag + 4) | uint32_t(tag[7]) << 24;
-  if (first_) {
-    first_ = false;
-    first_timestamp_ = timestamp;
-  }
-  sub->header = MessageHeader{.chunk_stream_id = header_.chunk_stream_id,
-                              .type = MessageType(tag[0]),
-                              .stream_id = header_.stream_id,
-                              .timestamp = Rebase(header_.timestamp, timestamp, first_timestamp_)};
-  sub->payload = body_.subspan(offset + kFlvTagHeaderSize, data_size);
-  position_ = next;
-  return true;
+  return false;
 }
 
 }  // namespace uringest::rtmp

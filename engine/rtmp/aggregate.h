@@ -13,12 +13,14 @@
 // below 0 is clamped to 0. The sub-message's stream id and chunk stream id are the
 // aggregate's; the tag's own stream id field (always 0 in FLV) is ignored.
 //
-// Validation: every tag must be an audio (8), video (9) or AMF0 data (18) tag, lie
-// wholly inside the body and be followed by its 4-byte back-pointer; the body must end
-// exactly after the last back-pointer. A back-pointer that is not 11 + data size is an
-// error, except on the last tag: some muxers write the trailing one as the data size
-// alone or as 0, and when everything before it is consistent it carries no information,
-// so its value is tolerated. An empty body has no sub-messages and is not an error.
+// Tags of types other than audio (8), video (9) and AMF0 data (18) are skipped and
+// counted (skipped()), as SRS skips them; the first tag sets the time base whatever its
+// type, as in nginx-rtmp and SRS. Back-pointers are not compared with their tags (neither
+// server does; some muxers write the data size alone, or 0).
+//
+// Validation: every tag must lie wholly inside the body and be followed by its 4-byte
+// back-pointer; the body must end exactly after the last back-pointer. An empty body has
+// no sub-messages and is not an error.
 //
 //   AggregateReader reader(aggregate);
 //   Message sub;
@@ -44,14 +46,18 @@ class AggregateReader {
   AggregateReader(const AggregateReader&) = delete;
   AggregateReader& operator=(const AggregateReader&) = delete;
 
-  // Sets *sub to the next sub-message and returns true; returns false at the end of the
-  // body or at the first malformed tag, after which status() tells which and every
-  // further call returns false. *sub's payload points into the aggregate's payload.
+  // Sets *sub to the next audio, video or data sub-message and returns true; returns
+  // false at the end of the body or at the first malformed tag, after which status()
+  // tells which and every further call returns false. *sub's payload points into the
+  // aggregate's payload.
   bool Next(Message* sub);
 
   // OK unless Next() met a malformed tag: then InvalidArgument naming the tag's offset
   // and what is wrong with it.
   const absl::Status& status() const { return status_; }
+
+  // Tags of types other than 8, 9 and 18 that Next() stepped over so far.
+  size_t skipped() const { return skipped_; }
 
  private:
   bool Fail(size_t offset, const char* what, uint64_t value);
@@ -61,6 +67,7 @@ class AggregateReader {
   size_t position_ = 0;
   bool first_ = true;
   uint32_t first_timestamp_ = 0;  // the first tag's, in 32-bit tag-timestamp space
+  size_t skipped_ = 0;
   absl::Status status_;
 };
 

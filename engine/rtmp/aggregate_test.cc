@@ -150,23 +150,56 @@ TEST(AggregateTest, TruncatedTrailingHeaderIsAnError) {
   EXPECT_THAT(reader.status().message(), HasSubstr("truncated header"));
 }
 
-TEST(AggregateTest, ZeroFilledTailGarbageIsAnError) {
+TEST(AggregateTest, ZeroFilledTailIsAnEmptyTagToSkipOrAnError) {
+  // 15 zero bytes read as an empty tag of type 0 with its back-pointer: skipped.
   Bytes body;
   AppendTag(&body, 9, 0, {0x27});
   body.resize(body.size() + 15, 0);
-  AggregateReader reader(Aggregate(body));
-  EXPECT_EQ(ReadAll(&reader).size(), 1u);
-  EXPECT_THAT(reader.status().message(), HasSubstr("type not allowed"));
+  AggregateReader skipped(Aggregate(body));
+  EXPECT_EQ(ReadAll(&skipped).size(), 1u);
+  EXPECT_TRUE(skipped.status().ok()) << skipped.status();
+  EXPECT_EQ(skipped.skipped(), 1u);
+  // One more is the start of a header that does not fit.
+  body.push_back(0);
+  AggregateReader truncated(Aggregate(body));
+  EXPECT_EQ(ReadAll(&truncated).size(), 1u);
+  EXPECT_THAT(truncated.status().message(), HasSubstr("truncated header"));
 }
 
-TEST(AggregateTest, NestedAggregateOrCommandTagIsAnError) {
-  for (uint8_t type : {uint8_t(22), uint8_t(20), uint8_t(1), uint8_t(15)}) {
+// SRS skips tags other than audio and video; nginx-rtmp dispatches any type. Only media
+// and data go on here: a nested aggregate or a command is skipped and counted.
+TEST(AggregateTest, TagsOfOtherTypesAreSkippedAndCounted) {
+  for (uint8_t type : {uint8_t(22), uint8_t(20), uint8_t(1), uint8_t(15), uint8_t(0)}) {
     Bytes body;
-    AppendTag(&body, type, 0, {0x00});
-    AggregateReader reader(Aggregate(body));
-    EXPECT_TRUE(ReadAll(&reader).empty());
-    EXPECT_FALSE(reader.status().ok()) << int(type);
+    AppendTag(&body, 9, 0, {0x27});
+    AppendTag(&body, type, 10, {0x00, 0x01});
+    AppendTag(&body, 8, 20, {0xAF});
+    AggregateReader reader(Aggregate(body, 1000));
+    const std::vector<Message> subs = ReadAll(&reader);
+    EXPECT_TRUE(reader.status().ok()) << int(type) << ": " << reader.status();
+    ASSERT_EQ(subs.size(), 2u) << int(type);
+    EXPECT_EQ(subs[1].header.type, MessageType::kAudio);
+    EXPECT_EQ(subs[1].header.timestamp, 1020u);
+    EXPECT_EQ(reader.skipped(), 1u);
   }
+}
+
+TEST(AggregateTest, SkippedFirstTagStillSetsTheTimeBase) {
+  // As in nginx-rtmp and SRS, the first tag of any type is the one times are rebased on.
+  Bytes body;
+  AppendTag(&body, 20, 5000, {0x02});
+  AppendTag(&body, 9, 5040, {0x27});
+  AggregateReader reader(Aggregate(body, 100));
+  EXPECT_THAT(Times(ReadAll(&reader)), ElementsAre(140));
+}
+
+TEST(AggregateTest, SkippedTagPastTheEndIsStillAnError) {
+  Bytes body;
+  AppendTag(&body, 20, 0, {0x02, 0x00});
+  StoreU24(body.data() + 1, 1000);
+  AggregateReader reader(Aggregate(body));
+  EXPECT_TRUE(ReadAll(&reader).empty());
+  EXPECT_THAT(reader.status().message(), HasSubstr("more data than the body holds"));
 }
 
 TEST(AggregateTest, MissingBackPointerIsAnError) {
@@ -178,13 +211,16 @@ TEST(AggregateTest, MissingBackPointerIsAnError) {
   EXPECT_THAT(reader.status().message(), HasSubstr("lacks its previous-tag-size"));
 }
 
-TEST(AggregateTest, InnerBackPointerMismatchIsAnError) {
+// Neither nginx-rtmp nor SRS compares the back-pointers with the tags: some muxers write
+// them as the data size alone, or 0.
+TEST(AggregateTest, InnerBackPointerIsNotChecked) {
   Bytes body;
   AppendTag(&body, 9, 0, {0x27, 0x01}, /*back_pointer=*/2);
+  AppendTag(&body, 9, 0, {0x27, 0x01}, /*back_pointer=*/0);
   AppendTag(&body, 8, 0, {0xAF});
   AggregateReader reader(Aggregate(body));
-  EXPECT_TRUE(ReadAll(&reader).empty());
-  EXPECT_THAT(reader.status().message(), HasSubstr("does not match"));
+  EXPECT_EQ(ReadAll(&reader).size(), 3u);
+  EXPECT_TRUE(reader.status().ok()) << reader.status();
 }
 
 TEST(AggregateTest, TrailingBackPointerMismatchIsTolerated) {

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
@@ -236,19 +237,19 @@ absl::Status ChunkReader::ParseHeader(const uint8_t* p, size_t* length) {
   ChunkStream* cs = *found;
   const uint8_t* field = p + basic;
   const uint8_t* extended = field + kMessageHeaderSize[fmt];
-  if (fmt == 3 && cs->received > 0) {
-    if (cs->extended && continuation_timestamp_ == ContinuationTimestamp::kUnknown) {
-      // The first continuation chunk under an extended timestamp tells which form the
-      // peer uses: the repeated field equals the one that opened the message (ffmpeg,
-      // librtmp) or the message's absolute timestamp (SRS reads it so).
-      const uint32_t repeated = LoadU32(extended);
-      const bool present = repeated == cs->extended_value || repeated == cs->timestamp32;
-      continuation_timestamp_ =
-          present ? ContinuationTimestamp::kPresent : ContinuationTimestamp::kAbsent;
-      if (!present) *length -= kExtendedTimestampSize;
-    }
-  } else {
+  if (cs->received == 0) {
     if (absl::Status s = StartMessage(cs, fmt, field, extended); !s.ok()) return s;
+  } else if (fmt < 3) {
+    if (absl::Status s = ContinueMessage(*cs, fmt, field); !s.ok()) return s;
+  } else if (cs->extended && continuation_timestamp_ == ContinuationTimestamp::kUnknown) {
+    // The first fmt 3 continuation chunk under an extended timestamp tells which form
+    // the peer uses: the repeated field equals the one that opened the message (ffmpeg,
+    // librtmp) or the message's absolute timestamp (SRS reads it so).
+    const uint32_t repeated = LoadU32(extended);
+    const bool present = repeated == cs->extended_value || repeated == cs->timestamp32;
+    continuation_timestamp_ =
+        present ? ContinuationTimestamp::kPresent : ContinuationTimestamp::kAbsent;
+    if (!present) *length -= kExtendedTimestampSize;
   }
   current_ = cs;
   chunk_remaining_ = std::min(chunk_size_, cs->length - cs->received);
@@ -256,15 +257,11 @@ absl::Status ChunkReader::ParseHeader(const uint8_t* p, size_t* length) {
   return absl::OkStatus();
 }
 
-// A header that starts a message: fmt 0, 1 and 2 always, fmt 3 when nothing is partial.
+// A header of any format on a chunk stream with nothing partial: it starts a message.
+// REQUIRES: cs->received == 0.
 absl::Status ChunkReader::StartMessage(ChunkStream* cs, uint8_t fmt, const uint8_t* field,
                                        const uint8_t* extended) {
-  if (cs->received > 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "chunk stream %u: fmt %u header while %u of %u bytes of its message were still "
-        "to come",
-        cs->csid, fmt, cs->length - cs->received, cs->length));
-  }
+  assert(cs->received == 0);
   if (fmt < 3) {
     const uint32_t ts_field = LoadU24(field);
     cs->extended = ts_field == kExtendedTimestampMarker;
@@ -287,6 +284,34 @@ absl::Status ChunkReader::StartMessage(ChunkStream* cs, uint8_t fmt, const uint8
                         cs->csid, cs->length, options_.max_message_size));
   }
   return absl::OkStatus();
+}
+
+// A fmt 0, 1 or 2 header on a chunk stream whose message is partial, where the spec
+// wants fmt 3. Like nginx-rtmp, the message goes on if the header repeats what it carries
+// of the message's length, type and message stream id. Its timestamp field (and extended
+// timestamp) is ignored, as nginx-rtmp ignores it: the message keeps its first chunk's
+// timestamp, and the chunk stream's delta and extended state stay as that chunk's header
+// set them. A header that changes the message is an error naming the change.
+// REQUIRES: cs.received > 0; fmt < 3.
+absl::Status ChunkReader::ContinueMessage(const ChunkStream& cs, uint8_t fmt,
+                                          const uint8_t* field) const {
+  assert(cs.received > 0 && fmt < 3);
+  std::string changes;
+  auto compare = [&changes](const char* what, uint32_t was, uint32_t now) {
+    if (was == now) return;
+    absl::StrAppendFormat(&changes, "%s%s from %u to %u", changes.empty() ? "" : ", ", what, was,
+                          now);
+  };
+  if (fmt <= 1) {
+    compare("length", cs.length, LoadU24(field + 3));
+    compare("type", static_cast<uint32_t>(cs.type), field[6]);
+  }
+  if (fmt == 0) compare("message stream id", cs.stream_id, LoadU32Le(field + 7));
+  if (changes.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "chunk stream %u: fmt %u header changes the message's %s while %u of %u bytes of it "
+      "were still to come",
+      cs.csid, fmt, changes, cs.length - cs.received, cs.length));
 }
 
 ChunkReader::ChunkStream* ChunkReader::FindStream(uint32_t csid) const {

@@ -7,6 +7,16 @@
 // across reads, or whose chunks interleave with other chunk streams', comes out whole.
 // It applies Set Chunk Size and Abort itself, the moment they complete.
 //
+// What it accepts beyond the letter of the spec, as nginx-rtmp does, because encoders
+// send it: a chunk stream whose first chunk is fmt 1 (librtmp; its message stream id is
+// then 0); a fmt 3 continuation chunk with or without the extended timestamp (see
+// continuation_timestamp()); and, in the middle of a message, a fmt 0, 1 or 2 header where
+// the spec wants fmt 3, if it repeats the message's length, type and (fmt 0) message
+// stream id. That header continues the message; its timestamp is ignored (the message
+// keeps its first chunk's, and later fmt 3 headers add the delta that chunk set). Errors:
+// a header that changes the length, type or message stream id of a partial message, and
+// a chunk stream that starts with fmt 2 or 3.
+//
 //   ChunkReader reader(options);
 //   while (!in.empty() || reader.has_pending()) {
 //     absl::StatusOr<ChunkReader::Result> r = reader.Read(in, &message);
@@ -111,6 +121,7 @@ class ChunkReader {
   absl::Status ParseHeader(const uint8_t* p, size_t* length);
   absl::Status StartMessage(ChunkStream* cs, uint8_t fmt, const uint8_t* field,
                             const uint8_t* extended);
+  absl::Status ContinueMessage(const ChunkStream& cs, uint8_t fmt, const uint8_t* field) const;
   ChunkStream* FindStream(uint32_t csid) const;
   absl::StatusOr<ChunkStream*> FindOrAddStream(uint32_t csid, uint8_t fmt);
   absl::Status AppendPayload(ChunkStream* cs, std::span<const uint8_t> bytes);

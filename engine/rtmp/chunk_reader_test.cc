@@ -119,6 +119,23 @@ void AppendFmt0(std::vector<uint8_t>* out, uint32_t csid, uint32_t ts, uint32_t 
   if (ts >= 0xFFFFFF) AppendU32(out, ts);
 }
 
+// A chunk header of any format: the fields fmt `fmt` carries, and the extended timestamp
+// when `ts_field` needs it (fmt 3: when `extended` says the chunk stream's header has one).
+void AppendChunkHeader(std::vector<uint8_t>* out, uint8_t fmt, uint32_t csid, uint32_t ts_field,
+                       uint32_t length, uint8_t type, uint32_t stream_id, bool extended = false) {
+  AppendBasic(out, fmt, csid);
+  if (fmt <= 2) {
+    extended = ts_field >= 0xFFFFFF;
+    AppendU24(out, extended ? 0xFFFFFF : ts_field);
+  }
+  if (fmt <= 1) {
+    AppendU24(out, length);
+    AppendU8(out, type);
+  }
+  if (fmt == 0) AppendU32Le(out, stream_id);
+  if (extended) AppendU32(out, ts_field);
+}
+
 // ---- Basic headers ----
 
 class BasicHeaderTest : public ::testing::TestWithParam<uint32_t> {};
@@ -228,7 +245,157 @@ TEST(ChunkReaderTest, NewHeaderWhileMessageIsPartialIsAnError) {
   AppendFmt0(&b, 4, 0, 10, 9, 1);
   auto m = FeedFresh(b);
   ASSERT_FALSE(m.ok());
+  EXPECT_THAT(m.status().message(), HasSubstr("length from 200 to 10"));
   EXPECT_THAT(m.status().message(), HasSubstr("72 of 200 bytes"));
+}
+
+// ---- Continuation chunks with a fmt 0, 1 or 2 header (nginx-rtmp continues them) ----
+
+struct RepeatedHeaderCase {
+  uint8_t fmt;          // of the repeating continuation headers
+  uint32_t chunk_size;  // announced first
+  uint32_t ts_field;    // what those headers carry as timestamp: ignored
+};
+
+std::ostream& operator<<(std::ostream& os, const RepeatedHeaderCase& c) {
+  return os << "fmt " << int(c.fmt) << " chunk size " << c.chunk_size << " ts field " << c.ts_field;
+}
+
+class RepeatedHeaderTest : public ::testing::TestWithParam<RepeatedHeaderCase> {};
+
+// Appends `payload` on chunk stream 4 in chunks of `chunk_size`, the first chunk's header
+// of format `fmt(0)` with timestamp field `ts_field(0)`, continuation chunk i's of format
+// `fmt(i)` with `ts_field(i)`: all of them repeat the length, type 9 and stream id 1.
+// `extended`: whether fmt 3 headers carry an extended timestamp (of `ts_field(i)`).
+template <typename Fmt, typename TsField>
+void AppendChunks(
+    std::vector<uint8_t>* out, std::span<const uint8_t> payload, uint32_t chunk_size, Fmt fmt,
+    TsField ts_field, bool (*extended)(size_t) = [](size_t) { return false; }) {
+  const uint32_t length = uint32_t(payload.size());
+  for (size_t offset = 0, i = 0; offset < length; offset += chunk_size, ++i) {
+    AppendChunkHeader(out, fmt(i), 4, ts_field(i), length, 9, 1, extended(i));
+    AppendBytes(out, payload.subspan(offset, std::min<size_t>(chunk_size, length - offset)));
+  }
+}
+
+// A (1 byte, ts 1000), then B (fmt 1, delta 40, three chunks or more) whose odd
+// continuation chunks have GetParam()'s header and the others fmt 3, then C (fmt 3
+// throughout: a new message, delta 40 again).
+std::vector<uint8_t> RepeatedHeaderSession(const RepeatedHeaderCase& c,
+                                           std::span<const uint8_t> b_payload) {
+  std::vector<uint8_t> b;
+  AppendFmt0(&b, 2, 0, 4, 1, 0);
+  AppendU32(&b, c.chunk_size);
+  AppendFmt0(&b, 4, 1000, 1, 9, 1);
+  AppendU8(&b, 'a');
+  AppendChunks(
+      &b, b_payload, c.chunk_size,
+      [&](size_t i) { return i == 0       ? uint8_t{1}
+                             : i % 2 == 1 ? c.fmt
+                                          : uint8_t{3}; },
+      [&](size_t i) { return i == 0 ? 40 : c.ts_field; });
+  AppendChunks(
+      &b, b_payload, c.chunk_size, [](size_t) { return uint8_t{3}; }, [](size_t) { return 0u; });
+  return b;
+}
+
+TEST_P(RepeatedHeaderTest, ContinuesTheMessageWithItsFirstChunksTimestamp) {
+  const RepeatedHeaderCase c = GetParam();
+  const std::vector<uint8_t> payload = Payload(2 * c.chunk_size + 50, 3);
+  const std::vector<uint8_t> b = RepeatedHeaderSession(c, payload);
+  for (bool gather : {false, true}) {
+    for (size_t cut = 0; cut <= b.size(); ++cut) {
+      auto m = FeedFresh(b, {cut}, ChunkReaderOptions{.gather_media = gather});
+      ASSERT_TRUE(m.ok()) << m.status() << " cut " << cut;
+      ASSERT_EQ(m->size(), 4u) << "cut " << cut;
+      EXPECT_EQ((*m)[2], (OwnedMessage{Header(4, MessageType::kVideo, 1, 1040), payload}))
+          << "cut " << cut << " gather " << gather;
+      EXPECT_EQ((*m)[3], (OwnedMessage{Header(4, MessageType::kVideo, 1, 1080), payload}))
+          << "the delta is still B's first header's; cut " << cut << " gather " << gather;
+    }
+  }
+  // One byte at a time: every header, extended timestamps included, is gathered.
+  ChunkReader reader;
+  std::vector<OwnedMessage> got;
+  for (uint8_t byte : b) {
+    auto m = Feed(reader, std::span<const uint8_t>(&byte, 1));
+    ASSERT_TRUE(m.ok()) << m.status();
+    got.insert(got.end(), m->begin(), m->end());
+  }
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[2], (OwnedMessage{Header(4, MessageType::kVideo, 1, 1040), payload}));
+  EXPECT_EQ(got[3].header.timestamp, 1080u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    FormatsChunkSizesAndTimestamps, RepeatedHeaderTest,
+    ::testing::Values(RepeatedHeaderCase{1, 128, 40}, RepeatedHeaderCase{1, 128, 77},
+                      RepeatedHeaderCase{1, 1, 0}, RepeatedHeaderCase{1, 1024, 0x1234567},
+                      RepeatedHeaderCase{2, 128, 40}, RepeatedHeaderCase{2, 128, 0xFFFFFF},
+                      RepeatedHeaderCase{2, 1, 77}, RepeatedHeaderCase{2, 1024, 0},
+                      RepeatedHeaderCase{0, 128, 1040}, RepeatedHeaderCase{0, 128, 0x7FFFFFFF},
+                      RepeatedHeaderCase{0, 3, 5}, RepeatedHeaderCase{0, 1024, 1040}));
+
+TEST(ChunkReaderTest, RepeatedHeaderInsideAnExtendedTimestampMessage) {
+  // B at 0x2000000 (extended) in three chunks: the second repeats its header with another
+  // extended value, the third is fmt 3 with the extended field (as the spec and ffmpeg
+  // say) or without it. C, fmt 3 throughout, adds the first header's field again.
+  const std::vector<uint8_t> payload = Payload(300, 5);
+  for (bool repeat : {true, false}) {
+    for (uint8_t fmt : {0, 1, 2}) {
+      std::vector<uint8_t> b;
+      AppendChunks(
+          &b, payload, 128,
+          [&](size_t i) { return i == 0   ? uint8_t{0}
+                                 : i == 1 ? fmt
+                                          : uint8_t{3}; },
+          [](size_t i) { return i == 1 ? 0x3000000u : 0x2000000u; },
+          repeat ? +[](size_t) { return true; } : +[](size_t) { return false; });
+      AppendChunks(
+          &b, payload, 128, [](size_t) { return uint8_t{3}; }, [](size_t) { return 0x2000000u; },
+          repeat ? +[](size_t) { return true; } : +[](size_t i) { return i == 0; });
+      for (size_t cut = 0; cut <= b.size(); ++cut) {
+        ChunkReader reader;
+        auto m = Feed(reader, b, {cut});
+        ASSERT_TRUE(m.ok()) << m.status() << " fmt " << int(fmt) << " repeat " << repeat;
+        ASSERT_EQ(m->size(), 2u) << "cut " << cut;
+        EXPECT_EQ((*m)[0], (OwnedMessage{Header(4, MessageType::kVideo, 1, 0x2000000), payload}));
+        EXPECT_EQ((*m)[1], (OwnedMessage{Header(4, MessageType::kVideo, 1, 0x4000000), payload}));
+        EXPECT_EQ(reader.continuation_timestamp(),
+                  repeat ? ChunkReader::ContinuationTimestamp::kPresent
+                         : ChunkReader::ContinuationTimestamp::kAbsent);
+      }
+    }
+  }
+}
+
+TEST(ChunkReaderTest, ContinuationHeaderThatChangesTheMessageIsRefused) {
+  struct Case {
+    uint8_t fmt;
+    uint32_t length;
+    uint8_t type;
+    uint32_t stream_id;
+    const char* change;
+  };
+  const Case cases[] = {
+      {1, 299, 9, 1, "length from 300 to 299"},
+      {1, 300, 8, 1, "type from 9 to 8"},
+      {0, 300, 9, 2, "message stream id from 1 to 2"},
+      {0, 301, 18, 1, "length from 300 to 301, type from 9 to 18"},
+  };
+  for (const Case& c : cases) {
+    std::vector<uint8_t> b;
+    AppendChunkHeader(&b, 0, 70, 0, 300, 9, 1);
+    AppendBytes(&b, Payload(128, 0));
+    AppendChunkHeader(&b, c.fmt, 70, 0, c.length, c.type, c.stream_id);
+    AppendBytes(&b, Payload(128, 0));
+    auto m = FeedFresh(b);
+    ASSERT_FALSE(m.ok()) << c.change;
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(m.status().message(), HasSubstr("chunk stream 70: fmt " + std::to_string(c.fmt)));
+    EXPECT_THAT(m.status().message(), HasSubstr(c.change));
+    EXPECT_THAT(m.status().message(), HasSubstr("172 of 300 bytes"));
+  }
 }
 
 TEST(ChunkReaderTest, ZeroLengthMessageCompletesAtItsHeader) {
@@ -747,10 +914,15 @@ TEST(ChunkReaderTest, RandomWriterSessionsRoundTripUnderRandomSplits) {
         expected.push_back({h, payloads.back()});
         open.push_back({writer.Begin(h, payloads.back()), expected.size() - 1});
       }
-      // Interleave: one chunk of a random open message.
+      // Interleave: one chunk of a random open message; now and then a continuation
+      // chunk whose header repeats the message's in fmt 0, 1 or 2, with any timestamp.
       if (!open.empty()) {
         const size_t j = rng() % open.size();
-        if (writer.WriteChunk(&open[j].cursor, &bytes)) open.erase(open.begin() + j);
+        ChunkWriter::Cursor& cursor = open[j].cursor;
+        const bool done = cursor.started && rng() % 8 == 0
+                              ? writer.WriteRepeatedHeaderChunk(&cursor, rng() % 3, rng(), &bytes)
+                              : writer.WriteChunk(&cursor, &bytes);
+        if (done) open.erase(open.begin() + j);
       }
     }
     for (Open& o : open) {

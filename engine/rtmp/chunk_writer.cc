@@ -69,7 +69,11 @@ ChunkWriter::Cursor ChunkWriter::Begin(const MessageHeader& header,
   return cursor;
 }
 
-void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt, std::vector<uint8_t>* out) const {
+// A chunk header of format `fmt` for the cursor's message, with `timestamp_field` in
+// its timestamp field: in the extended field from 0xFFFFFF up, which a fmt 3
+// continuation chunk repeats only if options_.repeat_extended_timestamp says so.
+void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt, uint32_t timestamp_field,
+                               std::vector<uint8_t>* out) const {
   const uint32_t csid = cursor.csid;
   if (csid <= kOneByteChunkStreamIdMax) {
     AppendU8(out, uint8_t(fmt << 6 | csid));
@@ -81,22 +85,34 @@ void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt, std::vector<ui
     AppendU8(out, uint8_t((csid - 64) & 0xFF));
     AppendU8(out, uint8_t((csid - 64) >> 8));
   }
-  if (fmt <= 2) {
-    AppendU24(out, cursor.extended ? kExtendedTimestampMarker : cursor.timestamp_field);
-  }
+  const bool extended = timestamp_field >= kExtendedTimestampMarker;
+  if (fmt <= 2) AppendU24(out, extended ? kExtendedTimestampMarker : timestamp_field);
   if (fmt <= 1) {
     AppendU24(out, static_cast<uint32_t>(cursor.payload.size()));
     AppendU8(out, static_cast<uint8_t>(cursor.header.type));
   }
   if (fmt == 0) AppendU32Le(out, cursor.header.stream_id);
-  const bool continuation = cursor.started;
-  if (cursor.extended && (!continuation || options_.repeat_extended_timestamp)) {
-    AppendU32(out, cursor.timestamp_field);
+  const bool fmt3_continuation = fmt == 3 && cursor.started;
+  if (extended && (!fmt3_continuation || options_.repeat_extended_timestamp)) {
+    AppendU32(out, timestamp_field);
   }
 }
 
 bool ChunkWriter::WriteChunk(Cursor* cursor, std::vector<uint8_t>* out) {
-  AppendHeader(*cursor, cursor->started ? 3 : cursor->fmt, out);
+  AppendHeader(*cursor, cursor->started ? 3 : cursor->fmt, cursor->timestamp_field, out);
+  return AppendPayload(cursor, out);
+}
+
+bool ChunkWriter::WriteRepeatedHeaderChunk(Cursor* cursor, uint8_t fmt, uint32_t timestamp_field,
+                                           std::vector<uint8_t>* out) {
+  assert(cursor->started && cursor->offset < cursor->payload.size() && fmt <= 2);
+  AppendHeader(*cursor, fmt, timestamp_field, out);
+  return AppendPayload(cursor, out);
+}
+
+// The cursor's next chunk of payload, after its header. Returns true once the message is
+// complete.
+bool ChunkWriter::AppendPayload(Cursor* cursor, std::vector<uint8_t>* out) {
   cursor->started = true;
   const size_t take = std::min<size_t>(chunk_size_, cursor->payload.size() - cursor->offset);
   AppendBytes(out, cursor->payload.subspan(cursor->offset, take));

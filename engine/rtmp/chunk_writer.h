@@ -72,6 +72,14 @@ class ChunkWriter {
   Cursor Begin(const MessageHeader& header, std::span<const uint8_t> payload);
   // Appends the cursor's next chunk to *out. Returns true once the message is complete.
   bool WriteChunk(Cursor* cursor, std::vector<uint8_t>* out);
+  // As WriteChunk(), but the continuation chunk gets a fmt 0, 1 or 2 header where the
+  // spec says fmt 3, as some encoders do (for testing readers that must cope): it repeats
+  // the message's length, type and stream id, and carries `timestamp_field` (in the
+  // extended field from 0xFFFFFF up), which a reader must ignore. The chunk stream's
+  // header state stays as the message's first chunk set it.
+  // REQUIRES: the cursor's first chunk was written, and not its last; fmt <= 2.
+  bool WriteRepeatedHeaderChunk(Cursor* cursor, uint8_t fmt, uint32_t timestamp_field,
+                                std::vector<uint8_t>* out);
 
   uint32_t chunk_size() const { return chunk_size_; }
   // Changes the chunk size without sending Set Chunk Size (the peer must know it).
@@ -89,7 +97,9 @@ class ChunkWriter {
   };
 
   StreamState* FindOrAddState(uint32_t csid, bool* added);
-  void AppendHeader(const Cursor& cursor, uint8_t fmt, std::vector<uint8_t>* out) const;
+  void AppendHeader(const Cursor& cursor, uint8_t fmt, uint32_t timestamp_field,
+                    std::vector<uint8_t>* out) const;
+  bool AppendPayload(Cursor* cursor, std::vector<uint8_t>* out);
 
   ChunkWriterOptions options_;
   uint32_t chunk_size_;

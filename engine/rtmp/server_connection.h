@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -78,6 +79,9 @@ class ServerConnection : private MessageSender {
   }
 
   Session::Refusals TakeRefusals() { return session_.TakeRefusals(); }
+  // Session::TakeRemapNotice(): media on a message stream never created went to the only
+  // stream publishing. One line per connection, for the log.
+  std::string TakeRemapNotice() { return session_.TakeRemapNotice(); }
 
   // Marks the first n bytes of output() as sent.
   // REQUIRES: n <= output().size().

@@ -18,7 +18,9 @@ namespace uringest::rtmp {
 namespace {
 
 constexpr std::string_view kSetDataFrame = "@setDataFrame";
-constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of types 15 and 17
+constexpr std::string_view kSetDataFrameNoAt = "setDataFrame";  // some encoders' spelling
+constexpr std::string_view kOnMetaData = "onMetaData";
+constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of type 15 (17: any)
 
 using amf0::Value;
 
@@ -63,17 +65,27 @@ absl::Status ValidateName(std::string_view what, std::string_view name, std::str
   return absl::OkStatus();
 }
 
-// The data message without a leading "@setDataFrame" string (AMF0 marker 0x02 + u16
-// length), or all of it.
+// Whether `amf` starts with the AMF0 string `s` (marker 0x02, u16 length, bytes).
+bool StartsWithString(std::span<const uint8_t> amf, std::string_view s) {
+  return amf.size() >= 1 + 2 + s.size() && amf[0] == uint8_t(amf0::Marker::kString) &&
+         LoadU16(amf.data() + 1) == s.size() &&
+         std::string_view(reinterpret_cast<const char*>(amf.data() + 3), s.size()) == s;
+}
+
+// The data message without a leading "@setDataFrame" (or "setDataFrame") string, or
+// all of it.
 std::span<const uint8_t> UnwrapSetDataFrame(std::span<const uint8_t> amf) {
-  constexpr size_t kPrefix = 1 + 2 + kSetDataFrame.size();
-  if (amf.size() < kPrefix || amf[0] != uint8_t(amf0::Marker::kString) ||
-      LoadU16(amf.data() + 1) != kSetDataFrame.size() ||
-      std::string_view(reinterpret_cast<const char*>(amf.data() + 3), kSetDataFrame.size()) !=
-          kSetDataFrame) {
-    return amf;
+  for (std::string_view prefix : {kSetDataFrame, kSetDataFrameNoAt}) {
+    if (StartsWithString(amf, prefix)) return amf.subspan(1 + 2 + prefix.size());
   }
-  return amf.subspan(kPrefix);
+  return amf;
+}
+
+// Metadata in a command message: nginx-rtmp handles these names as data whatever the
+// message type, and encoders have sent them as commands.
+bool IsMetadata(std::span<const uint8_t> amf) {
+  return StartsWithString(amf, kSetDataFrame) || StartsWithString(amf, kSetDataFrameNoAt) ||
+         StartsWithString(amf, kOnMetaData);
 }
 
 const Value* Arg(const std::vector<Value>& args, size_t i) {
@@ -210,11 +222,9 @@ absl::Status Session::OnMessage(const Message& message) {
     case MessageType::kCommandAmf0:
       return HandleCommand(message, payload);
     case MessageType::kCommandAmf3:
-      if (payload.empty() || payload[0] != kAmf3FormatAmf0) {
-        return absl::InvalidArgumentError(
-            "AMF3 command message (type 17) without the format byte 0: AMF3 is not supported");
-      }
-      return HandleCommand(message, payload.subspan(1));
+      // Its first byte is skipped whatever it is (nginx-rtmp and SRS do so): the AMF0
+      // after it decides.
+      return HandleCommand(message, payload.empty() ? payload : payload.subspan(1));
     case MessageType::kAggregate:
       return HandleAggregate(message);
     default:
@@ -239,19 +249,41 @@ bool Session::IsPublishing(uint32_t stream_id) const {
          streams_[stream_id - 1].state == StreamState::kPublishing;
 }
 
+uint32_t Session::TargetStream(const Message& message) {
+  const uint32_t id = message.header.stream_id;
+  if (IsPublishing(id)) return id;
+  if (sole_publishing_ == 0 || FindStream(id) != nullptr) return 0;
+  ++counters_.remapped_media;
+  if (!remap_noticed_) NoteRemap(message);
+  return sole_publishing_;
+}
+
+void Session::NoteRemap(const Message& message) {
+  remap_noticed_ = true;
+  const MessageType type = message.header.type;
+  remap_notice_ = absl::StrFormat(
+      "%s on message stream %u, which this connection did not create, goes to stream %u "
+      "(%s/%s), the only one publishing, as nginx-rtmp and SRS would take it",
+      type == MessageType::kAudio   ? "audio"
+      : type == MessageType::kVideo ? "video"
+                                    : "data",
+      message.header.stream_id, sole_publishing_, app_, streams_[sole_publishing_ - 1].name);
+}
+
 void Session::HandleMedia(const Message& message) {
   if (message.payload.empty()) {
     ++counters_.dropped_empty_media;
     return;
   }
-  if (!IsPublishing(message.header.stream_id)) {
+  const uint32_t stream_id = TargetStream(message);
+  if (stream_id == 0) {
     ++counters_.dropped_unpublished_media;
     return;
   }
   const bool video = message.header.type == MessageType::kVideo;
   const MediaTag tag = video ? ParseVideoTag(message.payload) : ParseAudioTag(message.payload);
   const Frame frame{.type = video ? FrameType::kVideo : FrameType::kAudio,
-                    .stream_id = message.header.stream_id,
+                    .stream_id = stream_id,
                     .dts = message.header.timestamp,
                     .composition_offset = tag.composition_offset,
                     .keyframe = tag.keyframe,
@@ -270,14 +302,14 @@ void Session::HandleMedia(const Message& message) {
 }
 
 void Session::HandleData(const Message& message, std::span<const uint8_t> amf) {
-  const std::span<const uint8_t> payload =
-      IsPublishing(message.header.stream_id) ? UnwrapSetDataFrame(amf) : amf.first(0);
+  const uint32_t stream_id = TargetStream(message);
+  const std::span<const uint8_t> payload = stream_id != 0 ? UnwrapSetDataFrame(amf) : amf.first(0);
   if (payload.empty()) {
     ++counters_.ignored_data;
     return;
   }
   const Frame frame{.type = FrameType::kData,
-                    .stream_id = message.header.stream_id,
+                    .stream_id = stream_id,
                     .dts = message.header.timestamp,
                     .keyframe = true,
                     .payload = payload};
@@ -295,12 +327,17 @@ absl::Status Session::HandleAggregate(const Message& message) {
       HandleMedia(sub);
     }
   }
+  counters_.ignored_messages += reader.skipped();
   return reader.status();
 }
 
 // ---- Commands ----
 
 absl::Status Session::HandleCommand(const Message& message, std::span<const uint8_t> amf) {
+  if (IsMetadata(amf)) {
+    HandleData(message, amf);  // undecoded, as any data message
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<Value>> args = amf0::DecodeAll(amf);
   if (!args.ok()) {
     return absl::InvalidArgumentError(
@@ -510,6 +547,7 @@ absl::Status Session::StartPublishing(uint32_t id) {
     return RefusePublish(id, taken);
   }
   stream.state = StreamState::kPublishing;
+  UpdateSolePublishing();
   std::vector<uint8_t> begin;
   AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
   AppendU32(&begin, id);
@@ -662,9 +700,23 @@ void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
   sink_->OnStreamEnd(stream_id);
   registry_->Release(StreamName{.app = app_, .name = stream.name});
   stream.state = StreamState::kCreated;
+  UpdateSolePublishing();
   stream.name.clear();
   stream.query.clear();
   stream.type.clear();
+}
+
+void Session::UpdateSolePublishing() {
+  uint32_t sole = 0;
+  for (uint32_t id = 1; id <= streams_.size(); ++id) {
+    if (!IsPublishing(id)) continue;
+    if (sole != 0) {
+      sole_publishing_ = 0;
+      return;
+    }
+    sole = id;
+  }
+  sole_publishing_ = sole;
 }
 
 std::vector<Session::PublishingStream> Session::publishing_streams() const {

@@ -31,6 +31,13 @@
 //  - publish on a message stream createStream did not create, or a second publish on a
 //    stream already publishing, is a protocol error: OnMessage returns
 //    FailedPrecondition.
+//  - Media and data on a message stream id this connection never created (0, as
+//    librtmp's fmt 1 first chunk of a chunk stream leaves it, or an id createStream did
+//    not return) go to the stream publishing when exactly one does: nginx-rtmp and SRS
+//    ignore the id. Each is counted (remapped_media); the first leaves a line for the
+//    log (TakeRemapNotice()). With none or several publishing they are dropped and
+//    counted, as is media on a created stream that does not publish (it is that
+//    stream's, say one whose publish was refused or awaits approval).
 //  - createStream allocates the lowest free id in 1..max_streams (deleteStream frees
 //    it); beyond that it is answered with _error NetConnection.Call.Failed.
 //  - A publish that ends by command (FCUnpublish, closeStream, deleteStream) is answered
@@ -39,10 +46,16 @@
 //    publishing the name it carries. closeStream keeps the stream (it may publish
 //    again); deleteStream frees it. Close() sends nothing.
 //  - Data messages are passed on unvalidated; only a leading "@setDataFrame" string is
-//    removed. A type 15 message whose format byte is not 0 is ignored (counted); a type
-//    17 command whose format byte is not 0 is an error.
+//    removed, or "setDataFrame", as some encoders spell it. A type 15 message whose
+//    format byte is not 0 is ignored (counted). The format byte of a type 17 command is
+//    skipped whatever it is, as nginx-rtmp and SRS do; the AMF0 after it decides.
+//  - A command message (type 20, or 17) that starts with "@setDataFrame" (or
+//    "setDataFrame") or "onMetaData" is handled as a data message, as nginx-rtmp does:
+//    metadata some encoders send with the wrong type, whose second value is no
+//    transaction id.
 //  - Aggregates are split by AggregateReader; a malformed one is an error after the
-//    sub-messages before the bad tag have been delivered.
+//    sub-messages before the bad tag have been delivered. Its sub-messages of types
+//    other than audio, video and data are skipped (counted in ignored_messages).
 //  - Access control (publish_authorizer.h): a valid publish is put to the
 //    PublishAuthorizer before its name is claimed. Denied: onStatus
 //    NetStream.Publish.BadName (level error) with the reason as description, and
@@ -104,9 +117,12 @@ struct SessionCounters {
   uint64_t frames = 0;                     // handed to FrameSink::OnFrame
   uint64_t dropped_empty_media = 0;        // audio/video with an empty body
   uint64_t dropped_unpublished_media = 0;  // audio/video on a stream not publishing
+  // Audio, video and data on a message stream never created, given to the only stream
+  // publishing (see above).
+  uint64_t remapped_media = 0;
   uint64_t ignored_data = 0;  // data on a stream not publishing, empty, or bad format byte
   // Commands nobody answers (transaction id 0, responses, deleteStream of unknown ids),
-  // and messages of types the session does not handle.
+  // and messages (or aggregate sub-messages) of types the session does not handle.
   uint64_t ignored_messages = 0;
 };
 
@@ -166,6 +182,11 @@ class Session {
     std::string last;
   };
   Refusals TakeRefusals() { return std::exchange(refusals_, {}); }
+
+  // Once per session: after the first message counted in remapped_media, a line that
+  // says what went where, for the caller to log with the peer; "" before that and once
+  // taken.
+  std::string TakeRemapNotice() { return std::exchange(remap_notice_, {}); }
 
   // The connection is going away: ends every publishing stream (OnStreamEnd, then the
   // name is released). Later OnMessage calls fail. Idempotent.
@@ -238,6 +259,9 @@ class Session {
   void AbandonPending(uint32_t stream_id);
   // Counts media or data sent on a stream awaiting approval; an error past the bound.
   absl::Status CountUnapproved(const Message& message);
+  // The stream a media or data message goes to (see remapped_media); 0: none, drop it.
+  uint32_t TargetStream(const Message& message);
+  void NoteRemap(const Message& message);
   void HandleMedia(const Message& message);
   void HandleData(const Message& message, std::span<const uint8_t> amf);
   absl::Status HandleAggregate(const Message& message);
@@ -245,6 +269,8 @@ class Session {
   // nullptr unless `stream_id` was created (and not deleted).
   Stream* FindStream(uint32_t stream_id);
   bool IsPublishing(uint32_t stream_id) const;
+  // Sets sole_publishing_ after a stream started or stopped publishing.
+  void UpdateSolePublishing();
   // If `stream_id` publishes: optionally tells the client, then OnStreamEnd and Release.
   void EndPublishing(uint32_t stream_id, bool tell_client);
 
@@ -274,6 +300,9 @@ class Session {
   uint64_t next_ticket_ = 1;
   size_t unapproved_bytes_ = 0;  // media and data bytes sent while a publish was pending
   Refusals refusals_;
+  uint32_t sole_publishing_ = 0;  // the only stream publishing; 0: none or several
+  bool remap_noticed_ = false;
+  std::string remap_notice_;
   SessionCounters counters_;
 };
 

@@ -374,11 +374,23 @@ TEST_F(SessionTest, FmtOfAmf3CommandIsSkipped) {
   EXPECT_EQ(session_->app(), "live");
 }
 
-TEST_F(SessionTest, Amf3CommandWithoutFormatByteZeroIsAnError) {
+// nginx-rtmp and SRS skip the first byte of a type 17 message whatever it is: the AMF0
+// after it decides.
+TEST_F(SessionTest, Amf3CommandFormatByteIsSkippedWhateverItIs) {
   Bytes payload = {0x11};
   AppendBytes(&payload, Amf({Str("connect"), Num(1), ConnectObject()}));
-  EXPECT_EQ(Deliver(MessageType::kCommandAmf3, 0, payload).code(),
-            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, 0, payload).ok());
+  ASSERT_THAT(sender_.sent, SizeIs(4));
+  EXPECT_EQ(sender_.sent[3].Name(), "_result");
+  EXPECT_EQ(session_->app(), "live");
+}
+
+TEST_F(SessionTest, Amf3CommandThatIsNotAmf0AfterItsFirstByteIsAnError) {
+  // An AMF3 string after the format byte: AMF0's avmplus switch (0x11) is not supported.
+  const Bytes amf3 = {0x00, 0x11, 0x06, 0x0F, 'c', 'o', 'n', 'n', 'e', 'c', 't'};
+  absl::Status status = Deliver(MessageType::kCommandAmf3, 0, amf3);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("malformed AMF0"));
   EXPECT_EQ(Deliver(MessageType::kCommandAmf3, 0, {}).code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -648,6 +660,21 @@ TEST_F(SessionTest, SetDataFrameIsUnwrapped) {
   EXPECT_THAT(frames[0].payload, ElementsAreArray(metadata));  // the original bytes
 }
 
+// Some encoders write it without the '@' (nginx-rtmp pull request #579).
+TEST_F(SessionTest, SetDataFrameWithoutTheAtSignIsUnwrapped) {
+  Connect();
+  const uint32_t id = Publish();
+  const Bytes metadata = Amf({Str("onMetaData"), Obj({{"fps", Num(30)}})});
+  Bytes payload = Amf({Str("setDataFrame")});
+  AppendBytes(&payload, metadata);
+  ASSERT_TRUE(Deliver(MessageType::kDataAmf0, id, payload).ok());
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, payload).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(2));
+  EXPECT_THAT(frames[0].payload, ElementsAreArray(metadata));
+  EXPECT_THAT(frames[1].payload, ElementsAreArray(metadata));
+}
+
 TEST_F(SessionTest, SetDataFrameInAmf3DataIsUnwrapped) {
   Connect();
   const uint32_t id = Publish();
@@ -694,6 +721,37 @@ TEST_F(SessionTest, DataBeforePublishIsIgnoredAndCounted) {
   ASSERT_TRUE(Deliver(MessageType::kDataAmf0, 0, metadata).ok());
   EXPECT_THAT(sink_.events, IsEmpty());
   EXPECT_EQ(session_->counters().ignored_data, 2u);
+}
+
+// nginx-rtmp handles @setDataFrame and onMetaData as metadata whatever the message type;
+// they used to fail here as commands whose transaction id is not a number.
+TEST_F(SessionTest, MetadataSentAsACommandIsHandledAsData) {
+  Connect();
+  const uint32_t id = Publish();
+  const Bytes metadata = Amf({Str("onMetaData"), Value::EcmaArray({{"width", Num(1280)}})});
+  Bytes wrapped = Amf({Str("@setDataFrame")});
+  AppendBytes(&wrapped, metadata);
+  Bytes amf3 = {0x00};
+  AppendBytes(&amf3, wrapped);
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, wrapped, 10).ok());
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, metadata, 20).ok());
+  ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, id, amf3, 30).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(3));
+  for (size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(frames[i].frame.type, FrameType::kData);
+    EXPECT_EQ(frames[i].frame.stream_id, id);
+    EXPECT_EQ(frames[i].frame.dts, 10 * (i + 1));
+    EXPECT_THAT(frames[i].payload, ElementsAreArray(metadata));
+  }
+  EXPECT_THAT(sender_.sent, IsEmpty());  // no _error: it was not a call
+}
+
+TEST_F(SessionTest, MetadataSentAsACommandBeforePublishIsIgnoredLikeData) {
+  Connect();
+  ASSERT_TRUE(Command({Str("onMetaData"), Obj({{"fps", Num(30)}})}, 1).ok());
+  EXPECT_THAT(sink_.events, IsEmpty());
+  EXPECT_EQ(session_->counters().ignored_data, 1u);
 }
 
 TEST_F(SessionTest, SetDataFrameWithNothingAfterItIsIgnored) {
@@ -777,11 +835,89 @@ TEST_F(SessionTest, MediaOnAStreamNotPublishingIsDroppedAndCounted) {
   Connect();
   ASSERT_TRUE(Command({Str("createStream"), Num(2), Value::Null()}).ok());
   ASSERT_TRUE(Video(1, kAvcKeyframe).ok());  // created, not publishing
-  const uint32_t id = Publish();
-  ASSERT_TRUE(Audio(0, kAacFrame).ok());       // stream 0
-  ASSERT_TRUE(Audio(id + 5, kAacFrame).ok());  // never created
+  ASSERT_TRUE(Audio(0, kAacFrame).ok());     // stream 0, with nothing publishing
+  ASSERT_TRUE(Audio(6, kAacFrame).ok());     // never created, with nothing publishing
   EXPECT_THAT(sink_.Frames(), IsEmpty());
   EXPECT_EQ(session_->counters().dropped_unpublished_media, 4u);
+  EXPECT_EQ(session_->counters().remapped_media, 0u);
+}
+
+// librtmp sends a fmt 1 header, which has no message stream id, as the first chunk of a
+// chunk stream whose first packet it marks medium: its media arrive on stream 0.
+// nginx-rtmp and SRS ignore the id.
+TEST_F(SessionTest, MediaOnAStreamNeverCreatedGoesToTheOnlyPublishingStream) {
+  Connect();
+  const uint32_t id = Publish();
+  ASSERT_TRUE(Video(0, kAvcKeyframe, 40).ok());
+  ASSERT_TRUE(Audio(7, kAacFrame, 41).ok());
+  ASSERT_TRUE(
+      Deliver(MessageType::kDataAmf0, 0, Amf({Str("@setDataFrame"), Str("onMetaData")})).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(3));
+  for (const Event& e : frames) EXPECT_EQ(e.frame.stream_id, id);
+  EXPECT_EQ(frames[0].frame.dts, 40u);
+  EXPECT_TRUE(frames[0].frame.keyframe);
+  EXPECT_EQ(frames[1].frame.type, FrameType::kAudio);
+  EXPECT_THAT(frames[2].payload, ElementsAreArray(Amf({Str("onMetaData")})));
+  EXPECT_EQ(session_->counters().remapped_media, 3u);
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 0u);
+  // One line for the log, the first time only.
+  const std::string notice = session_->TakeRemapNotice();
+  EXPECT_THAT(notice, HasSubstr("video on message stream 0"));
+  EXPECT_THAT(notice, HasSubstr("stream 1 (live/test)"));
+  ASSERT_TRUE(Audio(0, kAacFrame).ok());
+  EXPECT_EQ(session_->TakeRemapNotice(), "");
+  EXPECT_EQ(session_->counters().remapped_media, 4u);
+}
+
+TEST_F(SessionTest, MediaOnAStreamNeverCreatedIsDroppedWhileSeveralPublish) {
+  Connect();
+  Publish("a");
+  const uint32_t b = Publish("b");
+  ASSERT_TRUE(Video(0, kAvcKeyframe).ok());
+  EXPECT_THAT(sink_.Frames(), IsEmpty());
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 1u);
+  // Once only one is left, it takes them.
+  ASSERT_TRUE(Command({Str("deleteStream"), Num(7), Value::Null(), Num(1)}).ok());
+  ASSERT_TRUE(Video(0, kAvcKeyframe).ok());
+  ASSERT_THAT(sink_.Frames(), SizeIs(1));
+  EXPECT_EQ(sink_.Frames()[0].frame.stream_id, b);
+  EXPECT_EQ(session_->counters().remapped_media, 1u);
+}
+
+TEST_F(SessionTest, MediaOnACreatedStreamNotPublishingIsNotGivenToAnother) {
+  // Stream 1 is created but does not publish (its publish may have been refused): its
+  // media are its own, not the publishing stream's.
+  Connect();
+  ASSERT_TRUE(Command({Str("createStream"), Num(2), Value::Null()}).ok());
+  const uint32_t id = Publish();
+  ASSERT_NE(id, 1u);
+  ASSERT_TRUE(Video(1, kAvcKeyframe).ok());
+  EXPECT_THAT(sink_.Frames(), IsEmpty());
+  EXPECT_EQ(session_->counters().dropped_unpublished_media, 1u);
+  EXPECT_EQ(session_->TakeRemapNotice(), "");
+}
+
+TEST_F(SessionTest, LibrtmpMediumFirstChunkReachesThePublishingStream) {
+  // Through the real ChunkReader: a video message whose chunk stream starts with fmt 1.
+  Connect();
+  const uint32_t id = Publish();
+  Bytes wire;
+  AppendU8(&wire, uint8_t(1 << 6 | 7));  // fmt 1, chunk stream 7
+  AppendU24(&wire, 33);                  // timestamp delta
+  AppendU24(&wire, uint32_t(kAvcKeyframe.size()));
+  AppendU8(&wire, uint8_t(MessageType::kVideo));
+  AppendBytes(&wire, kAvcKeyframe);
+  ChunkReader reader;
+  Message message;
+  absl::StatusOr<ChunkReader::Result> r = reader.Read(wire, &message);
+  ASSERT_TRUE(r.ok() && r->message_ready) << r.status();
+  EXPECT_EQ(message.header.stream_id, 0u);
+  ASSERT_TRUE(session_->OnMessage(message).ok());
+  ASSERT_THAT(sink_.Frames(), SizeIs(1));
+  EXPECT_EQ(sink_.Frames()[0].frame.stream_id, id);
+  EXPECT_EQ(sink_.Frames()[0].frame.dts, 33u);
+  EXPECT_THAT(sink_.Frames()[0].payload, ElementsAreArray(kAvcKeyframe));
 }
 
 TEST_F(SessionTest, MediaPathDoesNotAllocate) {
@@ -863,6 +999,22 @@ TEST_F(SessionTest, AggregateDataAndEmptyTagsTakeTheSamePath) {
   ASSERT_THAT(sink_.Frames(), SizeIs(1));
   EXPECT_THAT(sink_.Frames()[0].payload, ElementsAreArray(metadata));
   EXPECT_EQ(session_->counters().dropped_empty_media, 1u);
+}
+
+TEST_F(SessionTest, AggregateTagsOfOtherTypesAreSkippedAndBackPointersNotChecked) {
+  Connect();
+  const uint32_t id = Publish();
+  Bytes body;
+  AppendTag(&body, 9, 0, kAvcKeyframe);
+  StoreU32(body.data() + body.size() - 4, 0);  // a back-pointer some muxers write
+  AppendTag(&body, 20, 10, Amf({Str("onCuePoint")}));
+  AppendTag(&body, 8, 23, kAacFrame);
+  ASSERT_TRUE(Deliver(MessageType::kAggregate, id, body, 5000).ok());
+  const std::vector<Event> frames = sink_.Frames();
+  ASSERT_THAT(frames, SizeIs(2));
+  EXPECT_EQ(frames[0].frame.type, FrameType::kVideo);
+  EXPECT_EQ(frames[1].frame.dts, 5023u);
+  EXPECT_EQ(session_->counters().ignored_messages, 1u);
 }
 
 TEST_F(SessionTest, AggregateOnAStreamNotPublishingIsDropped) {
