@@ -212,7 +212,7 @@ void Shard::Approve(const Approval& approval) {
   if (c == nullptr || c->close_after_flush) return;
   absl::Status status = c->rtmp.CompleteApproval(approval.stream_id, approval.ticket,
                                                  approval.allowed, approval.reason);
-  LogRefusals(*c);
+  LogSessionNotices(*c);
   if (!status.ok()) {
     CloseConnection(*c, StatusText(status), /*flush_first=*/true);
     return;
@@ -220,9 +220,14 @@ void Shard::Approve(const Approval& approval) {
   Flush(*c);
 }
 
-// Refused publishes (BadName) leave the connection open for another try: one line per
-// batch of them, so a peer that retries in a loop can't flood the log.
-void Shard::LogRefusals(Connection& c) {
+// What the session noticed and the log should say. Refused publishes (BadName) leave the
+// connection open for another try: one line per batch of them, so a peer that retries in
+// a loop can't flood the log. Media on a message stream the peer never created, taken as
+// the publishing stream's: once per connection.
+void Shard::LogSessionNotices(Connection& c) {
+  if (std::string remap = c.rtmp.TakeRemapNotice(); !remap.empty()) {
+    spdlog::warn("conn {} {}: {}", c.serial, c.peer, remap);
+  }
   const rtmp::Session::Refusals refusals = c.rtmp.TakeRefusals();
   if (refusals.count == 0) return;
   if (refusals.count == 1) {
@@ -329,7 +334,7 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
   bytes_in_ += bytes.size();
   absl::Status status =
       c.tls != nullptr ? ReceiveTls(c, bytes, more_queued) : c.rtmp.Receive(bytes, more_queued);
-  LogRefusals(c);
+  LogSessionNotices(c);
   if (!status.ok()) {
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
     return;

@@ -128,7 +128,7 @@ class alignas(64) Shard : private LoopHandler {
   bool OwesCloseNotify(const Connection& c) const;
   Connection* FindBySerial(uint64_t serial);
   void Approve(const Approval& approval);
-  void LogRefusals(Connection& c);
+  void LogSessionNotices(Connection& c);
   void Flush(Connection& c);
   void CloseConnection(Connection& c, std::string_view reason, bool flush_first = false);
   void CheckTimeouts();
