@@ -84,6 +84,11 @@ void ExpectShutDownExit(IngestServer& server, Process& tool, const std::string& 
   EXPECT_NE(ReadFile(log).find("the server shut down"), std::string::npos) << ReadFile(log);
 }
 
+Process StartStat(const std::string& ring, const std::string& log) {
+  return Process::Spawn({ToolPath("uringest-stat"), "--ring", ring, "--wait"},
+                        {.stdout_pipe = true, .stderr_path = log});
+}
+
 // ---- uringest-cat ----
 
 TEST(DeadServerTest, CatWaitingForAStreamSleepsAndExitsOneWhenTheServerIsKilled) {
@@ -133,6 +138,41 @@ TEST(DeadServerTest, CatWaitingThroughAStaleRingSleepsThenFollowsTheNextServer) 
   EXPECT_EQ(RunCommand(PublishClipArgs(server->Url("live/x")), kProcessTimeout), 0);
   EXPECT_EQ(cat.Wait(absl::Seconds(10)), 0) << ReadFile(dir.Path("cat.log"));
   EXPECT_TRUE(TagBodies(dir.Path("out.flv"), 9) == SourceVideo());
+}
+
+// ---- uringest-stat's live table ----
+
+TEST(DeadServerTest, StatWaitsForTheServerThenExitsOneWhenItIsKilled) {
+  ScratchDir dir;
+  const std::string ring = UniqueRingName();
+  Process stat = StartStat(ring, dir.Path("stat.log"));
+  ExpectIdle(stat);  // no server yet
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir, {}, ring);
+  ASSERT_NE(server, nullptr);
+  std::optional<std::string> line = stat.ReadLine(absl::Seconds(5));
+  ASSERT_TRUE(line.has_value()) << "no table: " << ReadFile(dir.Path("stat.log"));
+  ExpectIdle(stat, absl::ZeroDuration());  // a table of no streams, once a second
+  ExpectDiedExit(*server, stat, dir.Path("stat.log"));
+}
+
+TEST(DeadServerTest, StatShowingAStreamExitsOneWhenTheServerIsKilled) {
+  REQUIRE_FFMPEG();
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  Process stat = StartStat(server->ring(), dir.Path("stat.log"));
+  Process publisher = Process::Spawn(PublishClipArgs(server->Url("live/x"), 20));
+  ASSERT_TRUE(WaitForStream(server->ring(), "live/x", 30, absl::Seconds(20)));
+  ExpectDiedExit(*server, stat, dir.Path("stat.log"));
+}
+
+TEST(DeadServerTest, StatExitsZeroWhenTheServerShutsDown) {
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  Process stat = StartStat(server->ring(), dir.Path("stat.log"));
+  ASSERT_TRUE(stat.ReadLine(absl::Seconds(5)).has_value());
+  ExpectShutDownExit(*server, stat, dir.Path("stat.log"));
 }
 
 }  // namespace
