@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "loadgen/stamp.h"
 
 namespace uringest::loadgen {
@@ -60,7 +61,12 @@ uint64_t Verifier::lost_bytes() const {
 // most 1 ms added to a latency).
 void Verifier::ReadLoop() {
   size_t turn = 0;
+  absl::Time next_look = absl::Now();
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (absl::Now() >= next_look) {
+      if (ServerGone()) break;
+      next_look = absl::Now() + ringbuf::kWaitInterval;
+    }
     bool any = false;
     for (auto& ring : rings_) any |= DrainRing(ring.get());
     if (any) continue;
@@ -68,6 +74,14 @@ void Verifier::ReadLoop() {
     rings_[turn++ % rings_.size()]->Wait(wait);
   }
   for (auto& ring : rings_) DrainRing(ring.get());
+}
+
+bool Verifier::ServerGone() {
+  const ringbuf::ServerExit exit = reader_->CheckServerExit();
+  if (exit == ringbuf::ServerExit::kNone) return false;
+  server_exit_.store(exit);
+  if (on_server_exit_) on_server_exit_(exit);
+  return true;
 }
 
 bool Verifier::DrainRing(ringbuf::RingReader* ring) {

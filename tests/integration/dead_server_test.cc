@@ -7,7 +7,9 @@
 //
 // The library's side of it, case by case: ringbuf/server_exit_test.cc.
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -173,6 +175,69 @@ TEST(DeadServerTest, StatExitsZeroWhenTheServerShutsDown) {
   Process stat = StartStat(server->ring(), dir.Path("stat.log"));
   ASSERT_TRUE(stat.ReadLine(absl::Seconds(5)).has_value());
   ExpectShutDownExit(*server, stat, dir.Path("stat.log"));
+}
+
+// ---- uringest-load --verify ----
+
+// A TCP listener that never accepts: the kernel completes the connects, and publishers
+// wait for the RTMP handshake's answer for ever.
+class SilentListener {
+ public:
+  SilentListener() : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    socklen_t len = sizeof(addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 && listen(fd_, 16) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~SilentListener() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+std::vector<std::string> LoadArgs(int port, const std::string& ring) {
+  return {ToolPath("uringest-load"),
+          "--target",
+          absl::StrCat("127.0.0.1:", port),
+          "--publishers",
+          "2",
+          "--duration",
+          "30",
+          "--ring",
+          ring,
+          "--verify"};
+}
+
+TEST(DeadServerTest, LoadVerifierWaitingForFramesExitsOneWhenTheServerIsKilled) {
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  // The publishers talk to a listener that never answers: the verifier, reading the
+  // server's ring, waits for the run's first frames.
+  SilentListener silent;
+  ASSERT_NE(silent.port(), 0);
+  Process load =
+      Process::Spawn(LoadArgs(silent.port(), server->ring()),
+                     {.stdout_path = dir.Path("load.out"), .stderr_path = dir.Path("load.log")});
+  ExpectIdle(load);
+  ExpectDiedExit(*server, load, dir.Path("load.log"));
+}
+
+TEST(DeadServerTest, LoadVerifierFollowingExitsOneWhenTheServerIsKilled) {
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  Process load =
+      Process::Spawn(LoadArgs(server->port(), server->ring()),
+                     {.stdout_path = dir.Path("load.out"), .stderr_path = dir.Path("load.log")});
+  ASSERT_TRUE(WaitForStream(server->ring(), "live/load1", 30, absl::Seconds(20)));
+  ExpectDiedExit(*server, load, dir.Path("load.log"));
+  EXPECT_NE(ReadFile(dir.Path("load.out")).find("FAILED"), std::string::npos)
+      << "the report still comes: " << ReadFile(dir.Path("load.out"));
 }
 
 }  // namespace
