@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--ring", options.ring, "Name of the server's ring (its --ring)")
       ->capture_default_str();
   app.add_flag("--wait", options.wait,
-               "Wait for the server and the stream; a stream that starts later is written "
-               "whole. A server that dies meanwhile ends it with 1 (within a second), a "
-               "clean shutdown with 0");
+               "Wait for the server (one not running yet is fine) and the stream; a stream "
+               "that starts later is written whole. Once a live server was seen, its death "
+               "ends this with 1 within a second; a clean shutdown before the stream began, "
+               "with 0");
   std::map<std::string, CatStart> starts{{"keyframe", CatStart::kKeyframe},
                                          {"now", CatStart::kNow}};
   app.add_option("--from", options.start, "keyframe: the latest one in the ring; now: the next")
