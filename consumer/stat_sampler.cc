@@ -44,7 +44,16 @@ const char* StateName(ServerState state) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StatSampler>> StatSampler::Open(std::string_view ring) {
-  absl::StatusOr<std::unique_ptr<ringbuf::Reader>> reader = ringbuf::Reader::Open(ring);
+  return Attach(ring, ringbuf::Reader::Open(ring));
+}
+
+absl::StatusOr<std::unique_ptr<StatSampler>> StatSampler::WaitForServer(
+    std::string_view ring, const ringbuf::WaitOptions& wait) {
+  return Attach(ring, ringbuf::Reader::WaitForServer(ring, wait));
+}
+
+absl::StatusOr<std::unique_ptr<StatSampler>> StatSampler::Attach(
+    std::string_view ring, absl::StatusOr<std::unique_ptr<ringbuf::Reader>> reader) {
   if (!reader.ok()) {
     return absl::Status(
         reader.status().code(),
@@ -66,11 +75,6 @@ void StatSampler::MapRings() {
     if (!region.ok() || !ringbuf::CheckRingHeader(*region).ok()) continue;
     rings_.emplace_back(shard, *std::move(region));
   }
-}
-
-bool StatSampler::Stale() const {
-  ServerState state = reader_->CheckServer();
-  return state == ServerState::kDead || state == ServerState::kRestarted;
 }
 
 RingSample StatSampler::SampleRing(uint32_t shard, const ringbuf::ShmRegion& region) const {

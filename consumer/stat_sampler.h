@@ -7,6 +7,8 @@
 //   StatSample a = (*sampler)->Sample();
 //   absl::SleepFor(absl::Seconds(1));
 //   StatTable table = BuildStatTable(&a, (*sampler)->Sample());   // stat_table.h
+//   if ((*sampler)->WatchServer({.deadline = absl::Now() + absl::Seconds(1)}) !=
+//       WaitResult::kTimeout) { ... the server died or shut down ... }
 //
 // Thread safety: one thread per sampler.
 
@@ -60,15 +62,27 @@ struct StatSample {
 
 class StatSampler {
  public:
+  // Opens ring `ring` as it is now (perhaps stale: see CheckServerExit()).
   static absl::StatusOr<std::unique_ptr<StatSampler>> Open(std::string_view ring);
+  // Waits for a live server to own `ring` first (ringbuf::Reader::WaitForServer: it
+  // sleeps, and goes through stale objects of a server that died before).
+  static absl::StatusOr<std::unique_ptr<StatSampler>> WaitForServer(
+      std::string_view ring, const ringbuf::WaitOptions& wait);
   StatSampler(const StatSampler&) = delete;
   StatSampler& operator=(const StatSampler&) = delete;
 
   StatSample Sample() const;
-  // The server behind this sampler died or restarted: Open() again to see a new one.
-  bool Stale() const;
+  // Whether the server behind this sampler died or shut down (kNone: alive).
+  ringbuf::ServerExit CheckServerExit() const { return reader_->CheckServerExit(); }
+  // Sleeps until wait.deadline, unless the server dies or shuts down first (noticed
+  // within about a second): ringbuf::Reader::WatchServer.
+  ringbuf::WaitResult WatchServer(const ringbuf::WaitOptions& wait) const {
+    return reader_->WatchServer(wait);
+  }
 
  private:
+  static absl::StatusOr<std::unique_ptr<StatSampler>> Attach(
+      std::string_view ring, absl::StatusOr<std::unique_ptr<ringbuf::Reader>> reader);
   StatSampler(std::string ring, std::unique_ptr<ringbuf::Reader> reader)
       : ring_(std::move(ring)), reader_(std::move(reader)) {}
   void MapRings();

@@ -25,6 +25,7 @@ using ringbuf::ServerState;
 using ringbuf::SlotState;
 using ringbuf::StartAt;
 using ringbuf::StreamInfo;
+using ringbuf::WaitResult;
 
 constexpr absl::Duration kNextTimeout = absl::Milliseconds(100);
 
@@ -59,11 +60,16 @@ class Cat {
 
   absl::Status Run();
   CatSummary summary() const {
-    return {.frames = writer_.tags(), .bytes = writer_.bytes(), .lost = lost()};
+    return {.frames = writer_.tags(),
+            .bytes = writer_.bytes(),
+            .lost = lost(),
+            .server_shut_down = server_shut_down_};
   }
 
  private:
-  absl::StatusOr<StartAt> FindStream();
+  absl::Status OpenReader(const ringbuf::WaitOptions& wait);
+  absl::StatusOr<StartAt> FindStreamNow();
+  absl::StatusOr<std::optional<StartAt>> FindStream();
   std::optional<StartAt> Acceptable(const std::optional<StreamInfo>& info) const;
   absl::Status Follow(StartAt start);
   absl::Status HandleFrame(const Frame& frame);
@@ -87,9 +93,10 @@ class Cat {
   FlvWriter writer_;
   std::unique_ptr<Reader> reader_;
   const uint64_t started_ns_ = RealtimeNs();
-  bool from_start_ = false;      // the stream began after we started waiting
-  bool first_from_ring_ = true;  // no ring record of the stream seen yet
-  bool await_keyframe_ = false;  // from "now": drop pictures until a keyframe
+  bool server_shut_down_ = false;  // cleanly, while we waited for the stream
+  bool from_start_ = false;        // the stream began after we started waiting
+  bool first_from_ring_ = true;    // no ring record of the stream seen yet
+  bool await_keyframe_ = false;    // from "now": drop pictures until a keyframe
   uint64_t missed_at_start_ = 0;
   std::vector<uint8_t> scratch_;     // the frame being written
   std::vector<uint8_t> track_body_;  // one track of it (WriteTracks)
@@ -119,39 +126,57 @@ std::optional<StartAt> Cat::Acceptable(const std::optional<StreamInfo>& info) co
   return options_.start == CatStart::kNow ? StartAt::kNow : StartAt::kLatestKeyframe;
 }
 
-absl::StatusOr<StartAt> Cat::FindStream() {
-  const absl::Time deadline = absl::Now() + options_.wait_timeout;
-  for (;;) {
-    if (reader_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(options_.ring, options_.reader);
-      if (reader.ok()) {
-        reader_ = *std::move(reader);
-      } else if (!options_.wait || absl::IsPermissionDenied(reader.status())) {
-        // Waiting does not give a consumer the ring's group (--ring-group).
-        return absl::Status(reader.status().code(),
-                            absl::StrCat("ring '", options_.ring, "': ", Text(reader.status())));
-      }
-    }
-    if (reader_ != nullptr) {
-      std::optional<StreamInfo> info = reader_->FindStream(options_.stream);
-      if (std::optional<StartAt> start = Acceptable(info)) return *start;
-      if (ServerState state = reader_->CheckServer(); state != ServerState::kAlive) {
-        if (!options_.wait) return absl::UnavailableError(Describe(state));
-        reader_.reset();  // wait for the next server to create the ring
-      } else if (!options_.wait) {
-        return info ? absl::FailedPreconditionError(absl::StrCat(
-                          "stream '", options_.stream, "' has ended (--wait waits for the next)"))
-                    : absl::NotFoundError(absl::StrCat("no stream '", options_.stream,
-                                                       "' in ring '", options_.ring, "'"));
-      }
-    }
-    if (Stopped()) return absl::CancelledError("stopped");
-    if (absl::Now() >= deadline) {
+// Opens the ring: at once, or (waiting) once a live server owns it.
+absl::Status Cat::OpenReader(const ringbuf::WaitOptions& wait) {
+  absl::StatusOr<std::unique_ptr<Reader>> reader =
+      options_.wait ? Reader::WaitForServer(options_.ring, wait, options_.reader)
+                    : Reader::Open(options_.ring, options_.reader);
+  if (!reader.ok()) {
+    if (options_.wait) return reader.status();  // Cancelled, DeadlineExceeded, EACCES
+    return absl::Status(reader.status().code(),
+                        absl::StrCat("ring '", options_.ring, "': ", Text(reader.status())));
+  }
+  reader_ = *std::move(reader);
+  return absl::OkStatus();
+}
+
+// Without waiting: the stream is publishing now, or it is an error.
+absl::StatusOr<StartAt> Cat::FindStreamNow() {
+  std::optional<StreamInfo> info = reader_->FindStream(options_.stream);
+  if (std::optional<StartAt> start = Acceptable(info)) return *start;
+  if (ServerState state = reader_->CheckServer(); state != ServerState::kAlive) {
+    return absl::UnavailableError(Describe(state));
+  }
+  if (info) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("stream '", options_.stream, "' has ended (--wait waits for the next)"));
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no stream '", options_.stream, "' in ring '", options_.ring, "'"));
+}
+
+// Where to start following, or nullopt if the server shut down cleanly while we waited.
+absl::StatusOr<std::optional<StartAt>> Cat::FindStream() {
+  const ringbuf::WaitOptions wait{.deadline = absl::Now() + options_.wait_timeout,
+                                  .stop = options_.stop};
+  if (absl::Status s = OpenReader(wait); !s.ok()) return s;
+  if (!options_.wait) return FindStreamNow();
+  StreamInfo info;
+  switch (reader_->WaitForStream(options_.stream, wait, &info, started_ns_)) {
+    case WaitResult::kReady:
+      return Acceptable(info).value_or(StartAt::kOldest);
+    case WaitResult::kTimeout:
       return absl::DeadlineExceededError(
           absl::StrCat("stream '", options_.stream, "' did not start in time"));
-    }
-    absl::SleepFor(options_.poll_interval);
+    case WaitResult::kStopped:
+      return absl::CancelledError("stopped");
+    case WaitResult::kServerDied:
+      return absl::UnavailableError(
+          absl::StrCat("the server died while waiting for stream '", options_.stream, "'"));
+    case WaitResult::kServerShutDown:
+      return std::nullopt;
   }
+  return absl::InternalError("unknown wait result");
 }
 
 absl::Status Cat::Follow(StartAt start) {
@@ -333,9 +358,13 @@ absl::Status Cat::Finish() {
 }
 
 absl::Status Cat::Run() {
-  absl::StatusOr<StartAt> start = FindStream();
+  absl::StatusOr<std::optional<StartAt>> start = FindStream();
   if (!start.ok()) return start.status();
-  if (absl::Status s = Follow(*start); !s.ok()) return s;
+  if (!start->has_value()) {
+    server_shut_down_ = true;
+    return absl::OkStatus();
+  }
+  if (absl::Status s = Follow(**start); !s.ok()) return s;
   Frame frame;
   for (;;) {
     switch (reader_->Next(&frame, kNextTimeout)) {

@@ -3,8 +3,10 @@
 //
 //   FdSink out(STDOUT_FILENO);
 //   CatOptions options{.ring = "uringest", .stream = "live/test", .wait = true};
-//   absl::StatusOr<CatSummary> done = CatStream(options, &out);
-//   // OK: the publisher ended the stream and every frame from the start point was written.
+//   CatSummary summary;
+//   absl::Status done = CatStream(options, &out, &summary);
+//   // OK: the publisher ended the stream and every frame from the start point was written
+//   // (or, waiting, summary.server_shut_down: the server shut down cleanly first).
 //
 // What is written: the FLV header, onMetaData, the sequence headers, then frames from the
 // start point (FlvWriter decides timestamps). The header's audio/video flags need to know
@@ -29,11 +31,19 @@
 // copy of one of those, met before that track's first frame, is the one it stood in for
 // and is not written again; everything else is written as sent, repeats included.
 //
+// Waiting (`wait`). A server that is not there yet, or whose objects are stale (left by
+// a server that died before), is waited for; so is the stream. Both waits sleep
+// (ringbuf::Reader::WaitForServer, WaitForStream). Once a live server was seen, its
+// death (heartbeat older than `reader.dead_after` and its lock free, which a crash frees
+// at once; or a new server in its place) ends the wait with Unavailable within about a
+// second; a clean shutdown ends it with OK and summary->server_shut_down, nothing
+// written. `wait_timeout` bounds both waits together (DeadlineExceeded).
+//
 // Errors. Lost frames (the producer overwrote them before they were copied) don't stop
 // the output: each loss is reported through `log`, the video resumes at the next
 // keyframe, and the result is DataLoss once the stream ends. A server that shuts down,
-// restarts, or dies (heartbeat older than `reader.dead_after` and its lock free, which a
-// crash frees at once) before the stream ends yields Unavailable within about a second;
+// restarts, or dies before the stream ends yields Unavailable within about a second (a
+// server shutting down cleanly ends its streams first, so a followed stream ends OK);
 // one that still holds its lock but stopped its heartbeat is given `reader.hung_after`.
 // A write error (EPIPE from `| ffplay -`) is returned at once.
 //
@@ -63,8 +73,8 @@ enum class CatStart {
 struct CatOptions {
   std::string ring = "uringest";
   std::string stream;  // "app/name"
-  // Wait for the ring to exist and for the stream to start publishing (else a stream that
-  // is not publishing is an error).
+  // Wait for a live server and for the stream to start publishing (else a stream that is
+  // not publishing is an error). See "Waiting" above.
   bool wait = false;
   absl::Duration wait_timeout = absl::InfiniteDuration();
   CatStart start = CatStart::kKeyframe;
@@ -74,8 +84,6 @@ struct CatOptions {
   // When the server counts as dead (heartbeat age, and how long a hung one that still
   // holds its lock is given).
   ringbuf::ReaderOptions reader;
-  // How often the directory is polled while waiting.
-  absl::Duration poll_interval = absl::Milliseconds(10);
   // Progress and loss messages, one line each without a newline; may be empty.
   std::function<void(std::string_view)> log;
   // Set from another thread (or a signal handler) to stop early; the result is Cancelled.
@@ -86,6 +94,8 @@ struct CatSummary {
   uint64_t frames = 0;  // audio, video and data tags written
   uint64_t bytes = 0;   // FLV bytes written
   uint64_t lost = 0;    // frames lost (the follower's count)
+  // The server shut down cleanly while CatStream() waited for the stream (status OK).
+  bool server_shut_down = false;
 };
 
 // Runs until the stream ends, an error, or *options.stop. `summary` (optional) is filled

@@ -47,7 +47,7 @@ class StreamCatTest : public ::testing::Test {
     server_ = *std::move(server);
   }
   void TearDown() override {
-    stream_.End();
+    if (server_ != nullptr) stream_.End();
     server_.reset();
   }
 
@@ -164,6 +164,35 @@ TEST_F(StreamCatTest, ServerWithoutHeartbeatIsReportedDeadWithinASecond) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_NE(status.message().find("died"), absl::string_view::npos) << status;
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+}
+
+// Waiting for a stream that never comes. (Killed servers: tests/integration/
+// dead_server_test.cc.)
+TEST_F(StreamCatTest, ServerThatHangsWhileWaitingForTheStreamIsReportedDied) {
+  server_->HeartbeatAll();  // and never again
+  VectorSink sink;
+  CatOptions options{.ring = name_, .stream = "live/test", .wait = true};
+  options.reader.hung_after = absl::Milliseconds(600);
+  const absl::Time start = absl::Now();
+  absl::Status status = CatStream(options, &sink);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_NE(status.message().find("the server died while waiting"), absl::string_view::npos)
+      << status;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+}
+
+TEST_F(StreamCatTest, CleanShutdownWhileWaitingForTheStreamEndsOkWithNothingWritten) {
+  CatOptions options{.ring = name_, .stream = "live/test", .wait = true};
+  VectorSink sink;
+  CatSummary summary;
+  auto cat = std::async(std::launch::async, [&] { return CatStream(options, &sink, &summary); });
+  absl::SleepFor(absl::Milliseconds(200));
+  server_.reset();
+  ASSERT_EQ(cat.wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  absl::Status status = cat.get();
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(summary.server_shut_down);
+  EXPECT_TRUE(sink.bytes().empty());
 }
 
 TEST_F(StreamCatTest, MissingStreamWithoutWaitIsNotFound) {

@@ -146,6 +146,11 @@ void Fleet::Run(const std::function<void()>& each_second) {
   io_uring_cqe* cqes[kCompletionBatch];
   while (open_ > 0) {
     uint64_t now = MonotonicNs();
+    if (abort_.load()) {
+      if (!draining_)
+        sending_time_ = absl::Nanoseconds(first_live_ns_ ? int64_t(now - first_live_ns_) : 0);
+      break;
+    }
     if (!draining_ && (now >= end_ns_ || stop_.load(std::memory_order_relaxed))) StartDrain(now);
     if (draining_ && now >= end_ns_ + drain_ns) break;
     RunDue(now);
@@ -169,15 +174,19 @@ void Fleet::Run(const std::function<void()>& each_second) {
       if (each_second) each_second();
     }
   }
+  CloseRemaining(abort_.load() ? abort_reason_.load() : "still sending when the drain ended");
+  if (each_second) each_second();
+}
+
+void Fleet::CloseRemaining(const char* why) {
   for (uint32_t i = 0; i < publishers_.size(); ++i) {
     Publisher& p = publishers_[i];
     if (p.closed) continue;
-    if (!results_[i].failed && !p.fin_sent) Fail(i, "still sending when the drain ended");
+    if (!results_[i].failed && !p.fin_sent) Fail(i, why);
     if (p.fd >= 0) close(p.fd);
     p.fd = -1;
     p.closed = true;
   }
-  if (each_second) each_second();
 }
 
 void Fleet::RunDue(uint64_t now_ns) {

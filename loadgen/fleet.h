@@ -89,6 +89,12 @@ class Fleet {
   void Run(const std::function<void()>& each_second);
   // Ends the run early (any thread): the drain starts at once.
   void RequestStop() { stop_.store(true); }
+  // Ends the run at once (any thread), within 100 ms: no drain; every publisher not done
+  // yet is closed and fails with `why`, which must outlive the run (a literal).
+  void Abort(const char* why) {
+    abort_reason_.store(why);
+    abort_.store(true);
+  }
 
   const FleetCounters& counters() const { return counters_; }
   const std::vector<PublisherResult>& results() const { return results_; }
@@ -114,6 +120,7 @@ class Fleet {
   void MaybeRelease(uint32_t i);
   void RunDue(uint64_t now_ns);
   void StartDrain(uint64_t now_ns);
+  void CloseRemaining(const char* why);
 
   struct Loop;
   const FleetOptions options_;
@@ -123,6 +130,8 @@ class Fleet {
   std::vector<PublisherResult> results_;
   FleetCounters counters_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> abort_{false};
+  std::atomic<const char*> abort_reason_{nullptr};
   bool draining_ = false;
   uint32_t open_ = 0;  // publishers whose socket is not closed yet
   uint64_t first_live_ns_ = 0;

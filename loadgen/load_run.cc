@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "loadgen/media_source.h"
 #include "loadgen/proc_stats.h"
+#include "loadgen/report.h"
 #include "loadgen/stamp.h"
 #include "loadgen/verifier.h"
 
@@ -71,12 +72,18 @@ class Progress {
   uint64_t frames_ = 0;
 };
 
-// Waits (bounded) until the verifier saw every frame sent, or nothing new for a while.
-void AwaitDelivery(const Verifier& verifier, uint64_t sent) {
+// Waits (bounded) until the verifier saw every frame sent, nothing new for a while, or
+// the server's end. After a publisher failed it gives the verifier time to tell whether
+// the server died (the heartbeat's dead_after and a look), even if every frame came.
+void AwaitDelivery(const Verifier& verifier, uint64_t sent, bool failures) {
   constexpr absl::Duration kQuiet = absl::Seconds(2);
+  constexpr absl::Duration kDeathNotice = absl::Milliseconds(800);
+  const absl::Time start = absl::Now();
   uint64_t last = verifier.delivered();
-  absl::Time last_change = absl::Now();
-  while (verifier.delivered() < sent && absl::Now() - last_change < kQuiet) {
+  absl::Time last_change = start;
+  while (absl::Now() - last_change < kQuiet &&
+         verifier.server_exit() == ringbuf::ServerExit::kNone) {
+    if (verifier.delivered() >= sent && (!failures || absl::Now() - start >= kDeathNotice)) return;
     absl::SleepFor(absl::Milliseconds(10));
     if (verifier.delivered() != last) last = verifier.delivered(), last_change = absl::Now();
   }
@@ -117,7 +124,9 @@ void FillStreams(const Fleet& fleet, const Verifier* verifier, LoadReport* repor
 }  // namespace
 
 bool LoadReport::ok() const {
-  if (went_live != publishers || failed > 0) return false;
+  if (went_live != publishers || failed > 0 || server_exit != ringbuf::ServerExit::kNone) {
+    return false;
+  }
   return !verified || (lost == 0 && duplicated == 0 && out_of_order == 0);
 }
 
@@ -156,7 +165,11 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   report.paced = fleet_options.pace;
   const std::optional<ProcSample> before = SampleServer(pids);
   if (before) report.server.rss_start = report.server.rss_peak = before->rss_bytes;
-  if (verifier) verifier->Start();
+  if (verifier) {
+    verifier->set_on_server_exit(
+        [&fleet](ringbuf::ServerExit exit) { fleet.Abort(ServerExitText(exit)); });
+    verifier->Start();
+  }
   Progress line(fleet, verifier.get(), fleet_options.publishers);
   fleet.Run([&] {
     if (options.interrupt != nullptr && options.interrupt->load() && !report.interrupted) {
@@ -173,9 +186,10 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   uint64_t sent = 0;
   for (const PublisherResult& r : fleet.results()) sent += r.frames;
   if (verifier) {
-    AwaitDelivery(*verifier, sent);
+    AwaitDelivery(*verifier, sent, fleet.counters().failed.load() > 0);
     verifier->Stop();
     report.reader_laps = verifier->laps();
+    report.server_exit = verifier->server_exit();
   }
   if (std::optional<ProcSample> after = SampleServer(pids); after && before) {
     report.server.sampled = true;

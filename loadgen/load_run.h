@@ -1,6 +1,8 @@
 // load_run.h: uringest-load as a library: builds the media, starts the verifier (if
 // asked), runs the fleet with a progress line each second, samples the server's CPU and
-// memory, and gathers the report that report.h prints for people or machines.
+// memory, and gathers the report that report.h prints for people or machines. When the
+// verifier sees the server die or shut down, the run ends there: the fleet is aborted
+// (no drain) and the report says so (LoadReport::server_exit), within about a second.
 //
 //   LoadOptions options;
 //   options.fleet.publishers = 20;
@@ -23,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "loadgen/fleet.h"
 #include "loadgen/latency_histogram.h"
+#include "ringbuf/reader.h"
 
 namespace uringest::loadgen {
 
@@ -80,13 +83,15 @@ struct LoadReport {
   LatencyHistogram latency;
   LatencyHistogram ingest_latency;  // send to the server's ingest timestamp
   uint64_t reader_laps = 0;         // the verifier was lapped: losses may be its own
-  uint32_t max_live = 0;            // publishers live at once, at most
-  uint64_t max_backlog = 0;         // the largest PublisherResult::backlog_at_end
+  // The verifier saw the server die or shut down: the run ended there (within a second).
+  ringbuf::ServerExit server_exit = ringbuf::ServerExit::kNone;
+  uint32_t max_live = 0;     // publishers live at once, at most
+  uint64_t max_backlog = 0;  // the largest PublisherResult::backlog_at_end
   ServerReport server;
   std::vector<StreamReport> streams;
 
-  // Every publisher went live and ended cleanly, and (verified) nothing was lost,
-  // duplicated or reordered.
+  // Every publisher went live and ended cleanly, the server lived, and (verified)
+  // nothing was lost, duplicated or reordered.
   bool ok() const;
   double mbit_per_s() const { return seconds > 0 ? double(bytes) * 8 / seconds / 1e6 : 0; }
 };

@@ -35,6 +35,18 @@ std::string JsonString(std::string_view s) {
   return out + "\"";
 }
 
+const char* ServerExitJson(ringbuf::ServerExit exit) {
+  switch (exit) {
+    case ringbuf::ServerExit::kNone:
+      return "none";
+    case ringbuf::ServerExit::kDied:
+      return "died";
+    case ringbuf::ServerExit::kShutDown:
+      return "shut_down";
+  }
+  return "died";
+}
+
 std::string StreamRow(const StreamReport& s, bool verified) {
   std::string row = absl::StrFormat("%-20s %-6s %9u", s.name,
                                     s.failed ? "FAIL" : (s.went_live ? "ok" : "-"), s.sent);
@@ -47,6 +59,18 @@ std::string StreamRow(const StreamReport& s, bool verified) {
 }
 
 }  // namespace
+
+const char* ServerExitText(ringbuf::ServerExit exit) {
+  switch (exit) {
+    case ringbuf::ServerExit::kNone:
+      return "the server lived";
+    case ringbuf::ServerExit::kDied:
+      return "the server died";
+    case ringbuf::ServerExit::kShutDown:
+      return "the server shut down";
+  }
+  return "the server is gone";
+}
 
 std::string FormatTable(const LoadReport& r, size_t max_rows) {
   std::string out = absl::StrFormat(
@@ -67,6 +91,10 @@ std::string FormatTable(const LoadReport& r, size_t max_rows) {
                             "its own, not the server's\n",
                             r.reader_laps);
     }
+  }
+  if (r.server_exit != ringbuf::ServerExit::kNone) {
+    absl::StrAppend(&out, "  ", ServerExitText(r.server_exit),
+                    " during the run (the verifier saw it in the ring): the run ended there\n");
   }
   if (r.server.sampled) {
     const double gb = double(r.bytes) / 1e9;
@@ -101,12 +129,12 @@ std::string FormatJson(const LoadReport& r) {
       R"("went_live":%u,)"
       R"("max_live":%u,"max_backlog":%u,"failed":%u,"seconds":%.3f,"sent":%u,"bytes":%u,"mbit_per_s":%.3f,)"
       R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"reader_laps":%u,)"
-      R"("latency":%s,"ingest_latency":%s,)",
+      R"("server_exit":"%s","latency":%s,"ingest_latency":%s,)",
       JsonString(r.target), r.publishers, r.paced ? "true" : "false", r.verified ? "true" : "false",
       r.interrupted ? "true" : "false", r.ok() ? "true" : "false", r.went_live, r.max_live,
       r.max_backlog, r.failed, r.seconds, r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost,
-      r.duplicated, r.out_of_order, r.reader_laps, LatencyJson(r.latency),
-      LatencyJson(r.ingest_latency));
+      r.duplicated, r.out_of_order, r.reader_laps, ServerExitJson(r.server_exit),
+      LatencyJson(r.latency), LatencyJson(r.ingest_latency));
   absl::StrAppendFormat(&out,
                         R"("server":{"sampled":%s,"cpu_seconds":%.3f,"rss_start":%u,)"
                         R"("rss_peak":%u,"rss_end":%u},"streams":[)",

@@ -17,6 +17,8 @@ namespace uringest::loadgen {
 // streams that failed or lost frames.
 std::string FormatTable(const LoadReport& report, size_t max_rows = 20);
 std::string FormatJson(const LoadReport& report);
+// "the server died", "the server shut down" (LoadReport::server_exit), for messages.
+const char* ServerExitText(ringbuf::ServerExit exit);
 
 }  // namespace uringest::loadgen
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "loadgen/stamp.h"
 
 namespace uringest::loadgen {
@@ -55,19 +56,33 @@ uint64_t Verifier::lost_bytes() const {
   return n;
 }
 
-// With one shard the reader sleeps on its ring's futex and wakes at each commit; with
-// several it can only sleep on one, so it takes them in turn with a 1 ms timeout (at
-// most 1 ms added to a latency).
+// With one shard the reader sleeps on its ring's futex and wakes at each commit (and
+// every kWaitInterval, for the server and the stop flag); with several it can only
+// sleep on one, so it takes them in turn with a 1 ms timeout (at most 1 ms added to a
+// latency, and about a thousand wake-ups a second while idle).
 void Verifier::ReadLoop() {
   size_t turn = 0;
+  absl::Time next_look = absl::Now();
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (absl::Now() >= next_look) {
+      if (ServerGone()) break;
+      next_look = absl::Now() + ringbuf::kWaitInterval;
+    }
     bool any = false;
     for (auto& ring : rings_) any |= DrainRing(ring.get());
     if (any) continue;
-    const absl::Duration wait = rings_.size() == 1 ? absl::Milliseconds(20) : absl::Milliseconds(1);
+    const absl::Duration wait = rings_.size() == 1 ? ringbuf::kWaitInterval : absl::Milliseconds(1);
     rings_[turn++ % rings_.size()]->Wait(wait);
   }
   for (auto& ring : rings_) DrainRing(ring.get());
+}
+
+bool Verifier::ServerGone() {
+  const ringbuf::ServerExit exit = reader_->CheckServerExit();
+  if (exit == ringbuf::ServerExit::kNone) return false;
+  server_exit_.store(exit);
+  if (on_server_exit_) on_server_exit_(exit);
+  return true;
 }
 
 bool Verifier::DrainRing(ringbuf::RingReader* ring) {

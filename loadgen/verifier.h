@@ -10,20 +10,26 @@
 // A reader lapped by the producer (laps() > 0) would see losses the server didn't make:
 // the report says so.
 //
+// The server's end. While it reads (or waits for the run's first frames) the thread looks
+// at the server every ringbuf::kWaitInterval; once the server died or shut down
+// (ringbuf::Reader::CheckServerExit, within about a second) it stops reading, says so in
+// server_exit(), and calls the on_server_exit callback, on its own thread.
+//
 //   absl::StatusOr<std::unique_ptr<Verifier>> v = Verifier::Open("uringest", run, 1000, 1000);
 //   (*v)->Start();
 //   ... publish ...
 //   (*v)->Stop();
 //   const PublisherTally& t = (*v)->tally(7);
 //
-// Thread safety: Start() and Stop() from one controlling thread; delivered() and
-// live_lost() from any thread; tally() only after Stop().
+// Thread safety: Start() and Stop() from one controlling thread; delivered(),
+// live_lost() and server_exit() from any thread; tally() only after Stop().
 
 #ifndef URINGEST_LOADGEN_VERIFIER_H_
 #define URINGEST_LOADGEN_VERIFIER_H_
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,8 +63,16 @@ class Verifier {
   Verifier(const Verifier&) = delete;
   Verifier& operator=(const Verifier&) = delete;
 
+  // Called at most once, on the verifier's thread, when the server dies or shuts down
+  // (see above). Set it before Start().
+  void set_on_server_exit(std::function<void(ringbuf::ServerExit)> callback) {
+    on_server_exit_ = std::move(callback);
+  }
   void Start();
   void Stop();
+
+  // kNone until the thread saw the server die or shut down.
+  ringbuf::ServerExit server_exit() const { return server_exit_.load(); }
 
   uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
   // Gaps in the sequences seen so far (frames still in flight are not gaps).
@@ -75,6 +89,7 @@ class Verifier {
  private:
   Verifier(uint32_t run, uint32_t publishers, uint64_t frames_hint);
   void ReadLoop();
+  bool ServerGone();
   bool DrainRing(ringbuf::RingReader* ring);
   void Book(const Stamp& stamp, uint64_t ingest_ns, uint64_t now_ns);
 
@@ -86,6 +101,8 @@ class Verifier {
   uint64_t foreign_ = 0;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::function<void(ringbuf::ServerExit)> on_server_exit_;
+  std::atomic<ringbuf::ServerExit> server_exit_{ringbuf::ServerExit::kNone};
   std::atomic<uint64_t> delivered_{0};
   std::atomic<int64_t> live_lost_{0};
 };

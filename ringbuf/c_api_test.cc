@@ -1,8 +1,10 @@
 // The C API, end to end against a RingServer; c_api_header_check.c compiles the header
 // as C.
 
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/ring_server.h"
@@ -91,6 +93,40 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
   EXPECT_EQ(f.type, URINGEST_RING_STREAM_END);
   EXPECT_EQ(uringest_ring_next(r, &f, 1000), URINGEST_RING_STREAM_ENDED);
   EXPECT_EQ(uringest_ring_server_state(r), URINGEST_RING_SERVER_CLOSED);
+  uringest_ring_close(r);
+}
+
+// Waiting, in-process (servers that die: server_exit_test.cc).
+TEST(CApiTest, WaitOpenTimesOutThenFindsTheServerAndItsStream) {
+  testing::ScopedRingName name;
+  uringest_ring_reader* r = nullptr;
+  EXPECT_EQ(uringest_ring_wait_open(name.name().c_str(), 50, &r), -ETIMEDOUT);
+  EXPECT_EQ(uringest_ring_wait_open("bad/name", 50, &r), -EINVAL);
+  auto server = RingServer::Create({.name = name.name(), .ring_capacity = 1 << 20});
+  ASSERT_TRUE(server.ok());
+  ASSERT_EQ(uringest_ring_wait_open(name.name().c_str(), -1, &r), 0);
+  EXPECT_EQ(uringest_ring_server_exit(r), 0);
+  EXPECT_EQ(uringest_ring_wait_stream(r, "live/w", 0), URINGEST_RING_TIMEOUT);
+  auto stream = (*server)->shard(0).BeginStream("live/w", "");
+  ASSERT_TRUE(stream.ok());
+  EXPECT_EQ(uringest_ring_wait_stream(r, "live/w", 1000), URINGEST_RING_STREAM_READY);
+  EXPECT_EQ(uringest_ring_follow(r, "live/w", URINGEST_RING_FROM_OLDEST, 0), 0);
+  uringest_ring_close(r);
+}
+
+TEST(CApiTest, CleanShutdownWhileWaitingForAStreamIsReportedShutDown) {
+  testing::ScopedRingName name;
+  auto server = RingServer::Create({.name = name.name(), .ring_capacity = 1 << 20});
+  ASSERT_TRUE(server.ok());
+  uringest_ring_reader* r = nullptr;
+  ASSERT_EQ(uringest_ring_open(name.name().c_str(), &r), 0);
+  std::thread shutdown([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    server->reset();
+  });
+  EXPECT_EQ(uringest_ring_wait_stream(r, "live/w", 10'000), URINGEST_RING_SERVER_SHUT_DOWN);
+  shutdown.join();
+  EXPECT_EQ(uringest_ring_server_exit(r), URINGEST_RING_SERVER_SHUT_DOWN);
   uringest_ring_close(r);
 }
 

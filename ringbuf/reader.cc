@@ -1,9 +1,12 @@
 #include "ringbuf/reader.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "ringbuf/internal/directory_probe.h"
 #include "ringbuf/internal/shared_access.h"
 #include "ringbuf/server_lock.h"
 #include "ringbuf/shm.h"
@@ -13,6 +16,39 @@ namespace {
 
 constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(100);
 constexpr absl::Duration kServerProbeInterval = absl::Milliseconds(100);
+// WaitForStream scans the stream table at least this often, whatever the claim counter
+// says: a claim seen on the counter before its slot was published shows up by then.
+constexpr absl::Duration kFullScanInterval = absl::Seconds(1);
+
+// Ends a wait at its deadline or stop flag, else sleeps one kWaitInterval (at most until
+// the deadline) and returns nullopt.
+std::optional<WaitResult> Pause(const WaitOptions& wait) {
+  if (wait.stop != nullptr && wait.stop->load()) return WaitResult::kStopped;
+  const absl::Duration left = wait.deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return WaitResult::kTimeout;
+  absl::SleepFor(std::min(left, kWaitInterval));
+  return std::nullopt;
+}
+
+std::optional<WaitResult> AsWaitResult(ServerExit exit) {
+  switch (exit) {
+    case ServerExit::kNone:
+      return std::nullopt;
+    case ServerExit::kDied:
+      return WaitResult::kServerDied;
+    case ServerExit::kShutDown:
+      return WaitResult::kServerShutDown;
+  }
+  return WaitResult::kServerDied;
+}
+
+bool Wanted(const std::optional<StreamInfo>& info, uint64_t begun_since_ns) {
+  return info && (info->state == SlotState::kPublishing ||
+                  (begun_since_ns != 0 && info->begin_time_ns >= begun_since_ns));
+}
+
+// Open() failures that a server still being created or replaced explains.
+bool Transient(const absl::Status& s) { return absl::IsNotFound(s) || absl::IsUnavailable(s); }
 
 Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload,
                      uint8_t track_id = 0) {
@@ -34,6 +70,28 @@ absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(std::string_view name,
       StreamDirectory::Open(ObjectPath(kShmDir, name, kDirectorySuffix));
   if (!dir.ok()) return dir.status();
   return std::unique_ptr<Reader>(new Reader(std::string(name), options, *std::move(dir)));
+}
+
+absl::StatusOr<std::unique_ptr<Reader>> Reader::WaitForServer(std::string_view name,
+                                                              const WaitOptions& wait,
+                                                              const ReaderOptions& options) {
+  if (absl::Status s = ValidateRingName(name); !s.ok()) return s;
+  std::optional<internal::FileId> gone;
+  for (;;) {
+    absl::StatusOr<internal::DirectoryLook> look =
+        internal::LookAtDirectory(name, options.dead_after, gone);
+    if (!look.ok()) return look.status();
+    if (look->sight == internal::ServerSight::kGone) gone = look->file;
+    if (look->sight == internal::ServerSight::kLive) {
+      absl::StatusOr<std::unique_ptr<Reader>> reader = Open(name, options);
+      if (reader.ok() || !Transient(reader.status())) return reader;
+    }
+    if (std::optional<WaitResult> end = Pause(wait)) {
+      if (*end == WaitResult::kStopped) return absl::CancelledError("stopped");
+      return absl::DeadlineExceededError(
+          absl::StrCat("no live server for ring '", std::string(name), "' in time"));
+    }
+  }
 }
 
 Reader::Reader(std::string name, const ReaderOptions& options,
@@ -198,6 +256,41 @@ ServerState Reader::CheckServer() const {
     probed_state_ = ServerState::kDead;
   }
   return probed_state_;
+}
+
+ServerExit Reader::CheckServerExit() const {
+  if (CheckServer() == ServerState::kAlive) return ServerExit::kNone;
+  return directory_->state() == DirectoryState::kClosed ? ServerExit::kShutDown : ServerExit::kDied;
+}
+
+WaitResult Reader::WaitForStream(std::string_view name, const WaitOptions& wait, StreamInfo* info,
+                                 uint64_t begun_since_ns) const {
+  std::optional<uint32_t> seen_claims;
+  bool scan_again = false;
+  absl::Time scanned_at = absl::InfinitePast();
+  for (;;) {
+    const uint32_t claims = internal::LoadAcquire(directory_->header().next_stream_id);
+    const bool claimed = claims != seen_claims;
+    if (claimed || scan_again || absl::Now() - scanned_at >= kFullScanInterval) {
+      scan_again = claimed;  // a claim in progress is published by the next look
+      seen_claims = claims;
+      scanned_at = absl::Now();
+      std::optional<StreamInfo> found = FindStream(name);
+      if (Wanted(found, begun_since_ns)) {
+        *info = *std::move(found);
+        return WaitResult::kReady;
+      }
+    }
+    if (std::optional<WaitResult> gone = AsWaitResult(CheckServerExit())) return *gone;
+    if (std::optional<WaitResult> end = Pause(wait)) return *end;
+  }
+}
+
+WaitResult Reader::WatchServer(const WaitOptions& wait) const {
+  for (;;) {
+    if (std::optional<WaitResult> gone = AsWaitResult(CheckServerExit())) return *gone;
+    if (std::optional<WaitResult> end = Pause(wait)) return *end;
+  }
 }
 
 }  // namespace uringest::ringbuf

@@ -16,11 +16,22 @@
 //     }
 //   }
 //
+// Waiting. A consumer may start before the server, or before the stream: WaitForServer()
+// waits for a live server, WaitForStream() for the stream. Both sleep (no polling loop
+// that maps or scans anything per round). Once a consumer has seen a live server, that
+// server's end ends every wait and Next(): a server that dies (SIGKILL, crash, hang) is
+// kServerDied / ServerExit::kDied, a clean shutdown kServerShutDown / kShutDown.
+//
+//   absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::WaitForServer("live", {});
+//   StreamInfo info;
+//   WaitResult w = (*reader)->WaitForStream("live/cam1", {}, &info);  // kReady: Follow()
+//
 // Thread safety: a Reader is used by one thread; open one per thread.
 
 #ifndef URINGEST_RINGBUF_READER_H_
 #define URINGEST_RINGBUF_READER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -99,11 +110,46 @@ enum class ServerState {
   kClosed,     // the server shut down cleanly
 };
 
+// How a server that a consumer saw alive went, in the two cases a consumer tells apart.
+enum class ServerExit {
+  kNone,      // it is alive
+  kDied,      // killed, crashed or hung (kDead), or replaced (kRestarted) without first
+              // shutting down cleanly
+  kShutDown,  // it shut down cleanly (kClosed), and may have restarted since
+};
+
+// Bounds of a wait (WaitForServer, WaitForStream, WatchServer).
+struct WaitOptions {
+  absl::Time deadline = absl::InfiniteFuture();
+  // Set from another thread or a signal handler to end the wait within kWaitInterval.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+enum class WaitResult {
+  kReady,           // what was waited for is there
+  kTimeout,         // WaitOptions::deadline passed
+  kStopped,         // *WaitOptions::stop was set
+  kServerDied,      // ServerExit::kDied
+  kServerShutDown,  // ServerExit::kShutDown
+};
+
+// A waiting consumer sleeps this long between looks at the server (and the directory).
+inline constexpr absl::Duration kWaitInterval = absl::Milliseconds(100);
+
 class Reader {
  public:
   // Opens the directory of ring `name` (/dev/shm/NAME.dir).
   static absl::StatusOr<std::unique_ptr<Reader>> Open(std::string_view name,
                                                       const ReaderOptions& options = {});
+  // Waits until a live server owns ring `name` (a fresh heartbeat, and it holds the
+  // ring's lock), then opens it. Missing objects, and stale ones a dead server left, are
+  // waited for: every kWaitInterval it looks at the directory's header only, and not
+  // again at a file whose server it found dead, until a new server replaces the file.
+  // Returns DeadlineExceeded at wait.deadline, Cancelled once *wait.stop is set, or an
+  // error that waiting can't cure (PermissionDenied: not in the ring's group).
+  static absl::StatusOr<std::unique_ptr<Reader>> WaitForServer(std::string_view name,
+                                                               const WaitOptions& wait,
+                                                               const ReaderOptions& options = {});
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
@@ -123,6 +169,21 @@ class Reader {
   bool CopyOut(const Frame& frame, std::vector<uint8_t>* out);
 
   ServerState CheckServer() const;
+  // CheckServer() in the terms a consumer acts on. Only a clean shutdown marks the
+  // directory closed, so a server that died and was replaced reads kDied.
+  ServerExit CheckServerExit() const;
+
+  // Waits until stream `name` is publishing, or (if `begun_since_ns` is not 0) one that
+  // began at or after that CLOCK_REALTIME exists, ended or not, and copies it to *info.
+  // Sleeps kWaitInterval between looks; the stream table is scanned again only when a
+  // stream was claimed since (DirectoryHeader::next_stream_id), and once a second. Ends
+  // with kServerDied or kServerShutDown within dead_after + kWaitInterval of the
+  // server's end (a hung server that holds its lock: hung_after).
+  WaitResult WaitForStream(std::string_view name, const WaitOptions& wait, StreamInfo* info,
+                           uint64_t begun_since_ns = 0) const;
+  // Sleeps until wait.deadline (kTimeout) or *wait.stop (kStopped), unless the server
+  // goes first (kServerDied, kServerShutDown; noticed as in WaitForStream).
+  WaitResult WatchServer(const WaitOptions& wait) const;
   uint64_t epoch() const { return directory_->epoch(); }
   // Frames of the followed stream overwritten before they were read (StreamFollower).
   uint64_t lost() const { return follower_ ? follower_->lost() : 0; }

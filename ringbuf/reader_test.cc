@@ -3,8 +3,11 @@
 
 #include "ringbuf/reader.h"
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/ring_server.h"
@@ -263,6 +266,85 @@ TEST_F(ReaderTest, SilentServerIsReportedGone) {
   EXPECT_EQ((*reader)->Next(&f, absl::Seconds(10)), ReadResult::kServerGone);
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_EQ((*reader)->CheckServer(), ServerState::kDead);
+}
+
+// ---- Waiting (forked servers that die: server_exit_test.cc) ----
+
+TEST_F(ReaderTest, WaitForStreamFindsAStreamThatBeginsLater) {
+  std::thread publisher([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    auto stream = server_->shard(0).BeginStream("live/later", "10.0.0.1:1");
+    ASSERT_TRUE(stream.ok());
+    stream->End();
+  });
+  StreamInfo info;
+  // An ended stream is found only when it began after the wait started.
+  EXPECT_EQ(reader_->WaitForStream("live/later", {}, &info, absl::ToUnixNanos(absl::Now())),
+            WaitResult::kReady);
+  publisher.join();
+  EXPECT_EQ(info.name, "live/later");
+  EXPECT_EQ(info.publisher, "10.0.0.1:1");
+  EXPECT_EQ(reader_->WaitForStream("live/later", {.deadline = absl::Now()}, &info),
+            WaitResult::kTimeout)
+      << "not publishing, and no begin time given";
+}
+
+TEST_F(ReaderTest, WaitForStreamEndsAtItsStopFlag) {
+  std::atomic<bool> stop{true};
+  StreamInfo info;
+  EXPECT_EQ(reader_->WaitForStream("live/none", {.stop = &stop}, &info), WaitResult::kStopped);
+}
+
+TEST_F(ReaderTest, CleanShutdownWhileWaitingForAStreamEndsTheWaitAsShutDown) {
+  std::thread shutdown([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    stream_.End();
+    server_.reset();
+  });
+  StreamInfo info;
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(reader_->WaitForStream("live/none", {}, &info), WaitResult::kServerShutDown);
+  shutdown.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(reader_->CheckServerExit(), ServerExit::kShutDown);
+  EXPECT_EQ(reader_->WatchServer({}), WaitResult::kServerShutDown);
+}
+
+TEST_F(ReaderTest, WatchServerSleepsUntilItsDeadlineWhileTheServerLives) {
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(reader_->WatchServer({.deadline = start + absl::Milliseconds(250)}),
+            WaitResult::kTimeout);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+}
+
+TEST(ReaderWaitTest, WaitForServerReturnsOnceTheServerAppears) {
+  testing::ScopedRingName name;
+  std::unique_ptr<RingServer> server;
+  std::thread starter([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    auto created = RingServer::Create({.name = name.name(), .ring_capacity = kMinRingCapacity});
+    ASSERT_TRUE(created.ok()) << created.status();
+    server = *std::move(created);
+  });
+  const absl::Time start = absl::Now();
+  auto reader = Reader::WaitForServer(name.name(), {.deadline = start + absl::Seconds(10)});
+  starter.join();
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_EQ((*reader)->epoch(), server->epoch());
+}
+
+TEST(ReaderWaitTest, WaitForServerEndsAtItsDeadlineOrStopFlag) {
+  testing::ScopedRingName name;
+  EXPECT_EQ(Reader::WaitForServer(name.name(), {.deadline = absl::Now() + absl::Milliseconds(50)})
+                .status()
+                .code(),
+            absl::StatusCode::kDeadlineExceeded);
+  std::atomic<bool> stop{true};
+  EXPECT_EQ(Reader::WaitForServer(name.name(), {.stop = &stop}).status().code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(Reader::WaitForServer("bad/name", {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

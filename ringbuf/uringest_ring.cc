@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 
+#include "absl/time/clock.h"
 #include "ringbuf/internal/shared_access.h"
 #include "ringbuf/reader.h"
 
@@ -78,6 +79,23 @@ void FillFrame(const Frame& f, uringest_ring_frame* out) {
   out->codec = f.codec;
   out->packet_type = f.packet_type;
   out->time_offset_ns = f.time_offset_ns;
+}
+
+WaitOptions WaitFor(int timeout_ms) {
+  return {.deadline = timeout_ms < 0 ? absl::InfiniteFuture()
+                                     : absl::Now() + absl::Milliseconds(timeout_ms)};
+}
+
+int ToExitCode(ServerExit exit) {
+  switch (exit) {
+    case ServerExit::kNone:
+      return 0;
+    case ServerExit::kDied:
+      return URINGEST_RING_SERVER_DIED;
+    case ServerExit::kShutDown:
+      return URINGEST_RING_SERVER_SHUT_DOWN;
+  }
+  return URINGEST_RING_SERVER_DIED;
 }
 
 }  // namespace
@@ -161,6 +179,37 @@ int uringest_ring_server_state(const uringest_ring_reader* reader) {
       return URINGEST_RING_SERVER_CLOSED;
   }
   return URINGEST_RING_SERVER_DEAD;
+}
+
+int uringest_ring_wait_open(const char* name, int timeout_ms, uringest_ring_reader** out) {
+  if (name == nullptr || out == nullptr) return -EINVAL;
+  absl::StatusOr<std::unique_ptr<rb::Reader>> reader =
+      rb::Reader::WaitForServer(name, rb::WaitFor(timeout_ms));
+  if (absl::IsDeadlineExceeded(reader.status())) return -ETIMEDOUT;
+  if (!reader.ok()) return rb::ToErrno(reader.status());
+  *out = new uringest_ring_reader{*std::move(reader), {}, false};
+  return 0;
+}
+
+int uringest_ring_wait_stream(uringest_ring_reader* reader, const char* stream, int timeout_ms) {
+  if (stream == nullptr) return -EINVAL;
+  rb::StreamInfo info;
+  switch (reader->reader->WaitForStream(stream, rb::WaitFor(timeout_ms), &info)) {
+    case rb::WaitResult::kReady:
+      return URINGEST_RING_STREAM_READY;
+    case rb::WaitResult::kTimeout:
+    case rb::WaitResult::kStopped:
+      return URINGEST_RING_TIMEOUT;
+    case rb::WaitResult::kServerDied:
+      return URINGEST_RING_SERVER_DIED;
+    case rb::WaitResult::kServerShutDown:
+      return URINGEST_RING_SERVER_SHUT_DOWN;
+  }
+  return -EIO;
+}
+
+int uringest_ring_server_exit(const uringest_ring_reader* reader) {
+  return rb::ToExitCode(reader->reader->CheckServerExit());
 }
 
 }  // extern "C"

@@ -45,6 +45,15 @@ enum {
   URINGEST_RING_SERVER_GONE = 4,
 };
 
+/* What uringest_ring_wait_stream returns (or URINGEST_RING_TIMEOUT); the last two are
+ * also what uringest_ring_server_exit returns once the server is gone. */
+enum {
+  URINGEST_RING_STREAM_READY = 5,     /* the stream is publishing: follow it */
+  URINGEST_RING_SERVER_DIED = 6,      /* killed, crashed or hung, or replaced by a new server
+                                       * without first shutting down cleanly */
+  URINGEST_RING_SERVER_SHUT_DOWN = 7, /* shut down cleanly (and may have restarted since) */
+};
+
 /* What uringest_ring_server_state returns. */
 enum {
   URINGEST_RING_SERVER_ALIVE = 0,
@@ -123,6 +132,24 @@ int64_t uringest_ring_copy(uringest_ring_reader* reader, uint8_t* buf, size_t ca
 uint64_t uringest_ring_lost(const uringest_ring_reader* reader);
 uint64_t uringest_ring_lag(const uringest_ring_reader* reader);
 int uringest_ring_server_state(const uringest_ring_reader* reader);
+
+/* Waiting (ringbuf/reader.h, "Waiting"). A timeout_ms below 0 waits without limit; a
+ * caller that must stop on a signal waits in slices (each call looks at the server at
+ * once, at the cost of a system call or two). No call polls: between looks (every
+ * 100 ms) they sleep.
+ *
+ * Like uringest_ring_open, once a live server owns ring `name` (a fresh heartbeat, and
+ * it holds the ring's lock). Missing objects and stale ones that a dead server left are
+ * waited for. Returns 0, -ETIMEDOUT, or another negative errno (-EACCES). */
+int uringest_ring_wait_open(const char* name, int timeout_ms, uringest_ring_reader** out);
+/* Waits until stream `stream` ("app/name") is publishing: URINGEST_RING_STREAM_READY
+ * (then uringest_ring_follow it), URINGEST_RING_TIMEOUT, URINGEST_RING_SERVER_DIED or
+ * URINGEST_RING_SERVER_SHUT_DOWN (within about 0.6 s of the server's end), or -EINVAL. */
+int uringest_ring_wait_stream(uringest_ring_reader* reader, const char* stream, int timeout_ms);
+/* 0 while the server is alive, else URINGEST_RING_SERVER_DIED or
+ * URINGEST_RING_SERVER_SHUT_DOWN: why uringest_ring_next returned
+ * URINGEST_RING_SERVER_GONE. */
+int uringest_ring_server_exit(const uringest_ring_reader* reader);
 
 #ifdef __cplusplus
 } /* extern "C" */

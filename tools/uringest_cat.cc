@@ -6,8 +6,10 @@
 //   uringest-cat --ring test --wait live/cam1 -o cam1.flv   # record the next publish whole
 //   uringest-cat --from now --lossless live/cam1 > cam1.flv
 //
-// Exit status: 0 when the publisher ended the stream; 1 when frames were lost, the server
-// died or shut down first, or the output failed; 2 for bad flags.
+// Exit status: 0 when the publisher ended the stream, or (--wait) when the server shut
+// down cleanly before the stream began; 1 when frames were lost, the server died (or shut
+// down while the stream went on), or the output failed; 2 for bad flags. Each with a
+// message on stderr.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -38,7 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--ring", options.ring, "Name of the server's ring (its --ring)")
       ->capture_default_str();
   app.add_flag("--wait", options.wait,
-               "Wait for the ring and the stream; a stream that starts later is written whole");
+               "Wait for the server (one not running yet is fine) and the stream; a stream "
+               "that starts later is written whole. Once a live server was seen, its death "
+               "ends this with 1 within a second; a clean shutdown before the stream began, "
+               "with 0");
   std::map<std::string, CatStart> starts{{"keyframe", CatStart::kKeyframe},
                                          {"now", CatStart::kNow}};
   app.add_option("--from", options.start, "keyframe: the latest one in the ring; now: the next")
@@ -77,6 +82,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "uringest-cat: %s (%llu frames written)\n",
                  std::string(status.message()).c_str(), (unsigned long long)summary.frames);
     return 1;
+  }
+  if (summary.server_shut_down) {
+    std::fprintf(stderr, "uringest-cat: the server shut down while waiting for %s\n",
+                 options.stream.c_str());
+    return 0;
   }
   std::fprintf(stderr, "uringest-cat: %s ended: %llu frames, %llu bytes\n", options.stream.c_str(),
                (unsigned long long)summary.frames, (unsigned long long)summary.bytes);

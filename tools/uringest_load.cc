@@ -9,7 +9,9 @@
 //   uringest-load --target 127.0.0.1:1935 --publishers 1000 --ramp 10 --server-pid 4242
 //
 // Exit status: 0 if every publisher went live and ended cleanly and (with --verify) no
-// frame was lost, duplicated or reordered; 1 otherwise; 2 for bad flags.
+// frame was lost, duplicated or reordered; 1 otherwise; 2 for bad flags. With --verify,
+// a server that dies (or shuts down) during the run ends it within a second: exit 1,
+// the report, and a message on stderr.
 
 #include <signal.h>
 #include <unistd.h>
@@ -87,7 +89,9 @@ int main(int argc, char** argv) {
   app.add_option("--app", f.app, "RTMP application; streams are APP/loadN")->capture_default_str();
   app.add_flag("--no-pace", no_pace, "Send as fast as the sockets take it");
   app.add_option("--ring", ring, "The server's ring (for --verify)")->capture_default_str();
-  app.add_flag("--verify", verify, "Read the ring and account for every frame");
+  app.add_flag("--verify", verify,
+               "Read the ring and account for every frame; a server that dies ends the run "
+               "(exit 1, within a second)");
   app.add_option("--server-pid", options.server_pids,
                  "Sample this process's CPU and RSS (repeatable; --verify: the ring's server)");
   app.add_flag("--json", json, "Print one JSON document instead of the table");
@@ -120,5 +124,9 @@ int main(int argc, char** argv) {
   const std::string out =
       json ? uringest::loadgen::FormatJson(*report) : uringest::loadgen::FormatTable(*report);
   std::fputs(out.c_str(), stdout);
+  if (report->server_exit != uringest::ringbuf::ServerExit::kNone) {
+    std::fprintf(stderr, "uringest-load: %s during the run (seen in ring '%s'); the run ended\n",
+                 uringest::loadgen::ServerExitText(report->server_exit), ring.c_str());
+  }
   return report->ok() ? 0 : 1;
 }
