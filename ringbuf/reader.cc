@@ -212,7 +212,9 @@ ReadResult Reader::Next(Frame* frame, absl::Duration timeout) {
       return ReadResult::kFrame;
     }
     if (CheckServer() != ServerState::kAlive) return ReadResult::kServerGone;
-    if (ring_->Lag() == 0 && StreamEndedInDirectory()) {
+    // The server marks a stream ended only after its last record is committed: look at
+    // the directory first, so that a tail read after it holds every record.
+    if (StreamEndedInDirectory() && ring_->Lag() == 0) {
       ended_ = true;
       return ReadResult::kStreamEnded;
     }

@@ -135,6 +135,38 @@ TEST_F(ReaderTest, StreamEndIsDeliveredThenReported) {
   EXPECT_EQ(reader_->Next(&f, absl::Seconds(5)), ReadResult::kStreamEnded);
 }
 
+// The server writes a stream's last frames, then marks it ended in the directory. A
+// reader that finds nothing to read must not take the directory's "ended" for the end
+// when the last frames came meanwhile: every frame, the end record last, then the end.
+TEST_F(ReaderTest, FramesWrittenJustBeforeTheEndAreAllDelivered) {
+  auto& shard = server_->shard(1);
+  for (int round = 0; round < 3000; ++round) {
+    auto stream = shard.BeginStream("live/race", "");
+    ASSERT_TRUE(stream.ok());
+    ASSERT_TRUE(reader_->Follow("live/race", {.start = StartAt::kOldest}).ok());
+    std::thread writer([&] {
+      std::vector<uint8_t> payload(64);
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(
+            stream->WriteFrame({.type = RecordType::kAudio, .flags = kFlagKeyframe}, payload).ok());
+      }
+      stream->End();
+    });
+    int frames = 0;
+    Frame f;
+    ReadResult r;
+    while ((r = reader_->Next(&f, absl::Seconds(5))) == ReadResult::kFrame) {
+      frames += f.type == RecordType::kAudio;
+      if (f.type == RecordType::kStreamEnd) {
+        EXPECT_EQ(frames, 3) << "round " << round;
+      }
+    }
+    writer.join();
+    ASSERT_EQ(r, ReadResult::kStreamEnded);
+    ASSERT_EQ(frames, 3) << "round " << round;
+  }
+}
+
 TEST_F(ReaderTest, LappedReaderCountsEveryLostFrameAndResyncsAtKeyframe) {
   WriteGop(9);
   ASSERT_TRUE(reader_->Follow("live/cam").ok());

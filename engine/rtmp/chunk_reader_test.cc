@@ -78,6 +78,13 @@ absl::StatusOr<std::vector<OwnedMessage>> FeedFresh(std::span<const uint8_t> byt
   return Feed(reader, bytes, cuts);
 }
 
+// Cuts after every byte of an n-byte input: it is fed one byte at a time.
+std::vector<size_t> EveryByte(size_t n) {
+  std::vector<size_t> cuts;
+  for (size_t i = 1; i < n; ++i) cuts.push_back(i);
+  return cuts;
+}
+
 std::vector<uint8_t> Payload(size_t n, uint8_t seed) {
   std::vector<uint8_t> p(n);
   for (size_t i = 0; i < n; ++i) p[i] = uint8_t(seed + i * 7);
@@ -315,13 +322,9 @@ TEST_P(RepeatedHeaderTest, ContinuesTheMessageWithItsFirstChunksTimestamp) {
     }
   }
   // One byte at a time: every header, extended timestamps included, is gathered.
-  ChunkReader reader;
-  std::vector<OwnedMessage> got;
-  for (uint8_t byte : b) {
-    auto m = Feed(reader, std::span<const uint8_t>(&byte, 1));
-    ASSERT_TRUE(m.ok()) << m.status();
-    got.insert(got.end(), m->begin(), m->end());
-  }
+  absl::StatusOr<std::vector<OwnedMessage>> one_by_one = FeedFresh(b, EveryByte(b.size()));
+  ASSERT_TRUE(one_by_one.ok()) << one_by_one.status();
+  const std::vector<OwnedMessage>& got = *one_by_one;
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[2], (OwnedMessage{Header(4, MessageType::kVideo, 1, 1040), payload}));
   EXPECT_EQ(got[3].header.timestamp, 1080u);
@@ -966,14 +969,9 @@ TEST(ChunkReaderTest, EverySingleByteSplitOfAMixedSession) {
   add(Header(6, MessageType::kVideo, 1, 0x1000030), Payload(333, 4));
   add(Header(6, MessageType::kVideo, 1, 0x1000050), Payload(333, 5));
   add(Header(70000 - 4465, MessageType::kDataAmf0, 1, 7), Payload(0, 0));
-  ChunkReader reader;
-  std::vector<OwnedMessage> got;
-  for (uint8_t byte : b) {
-    auto m = Feed(reader, std::span<const uint8_t>(&byte, 1));
-    ASSERT_TRUE(m.ok()) << m.status();
-    got.insert(got.end(), m->begin(), m->end());
-  }
-  EXPECT_EQ(got, expected);
+  absl::StatusOr<std::vector<OwnedMessage>> got = FeedFresh(b, EveryByte(b.size()));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, expected);
 }
 
 }  // namespace

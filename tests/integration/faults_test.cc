@@ -149,6 +149,8 @@ TEST(ExhaustionTest, TwoReceiveBuffersStillServeEveryPublisherWholly) {
                             dir.Path(absl::StrCat("s", i, ".flv")),
                             dir.Path(absl::StrCat("s", i, ".log"))));
   }
+  // Each waits before its stream begins, so that each writes its stream whole.
+  for (Process& cat : cats) ASSERT_TRUE(AwaitDirectoryMapped(cat.pid(), server->ring()));
   for (int i = 0; i < kPublishers; ++i) {
     // Unpaced (no -re): every publisher sends as fast as it encodes, so their bytes
     // arrive together and two buffers surely run out, however fast the shard returns them.

@@ -87,6 +87,8 @@ TEST(ConcurrencyTest, TenPublishersEachReachTheirOwnReader) {
                             dir.Path(absl::StrCat("s", i, ".flv")),
                             dir.Path(absl::StrCat("cat", i, ".log"))));
   }
+  // Each waits before its stream begins, so that each writes its stream whole.
+  for (Process& cat : cats) ASSERT_TRUE(AwaitDirectoryMapped(cat.pid(), server->ring()));
   for (int i = 0; i < kPublishers; ++i) {
     publishers.push_back(Process::Spawn(PublishClipArgs(server->Url(absl::StrCat("live/s", i))),
                                         {.stderr_path = dir.Path(absl::StrCat("ff", i, ".log"))}));
