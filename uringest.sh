@@ -33,12 +33,12 @@ install_missing() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# build DIR [cmake args...]
+# build DIR [cmake args...]; TARGET (environment) builds that target only.
 build() {
   local dir=$1
   shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j"$JOBS"
+  cmake --build "$dir" -j"$JOBS" ${TARGET:+--target "$TARGET"}
 }
 
 # The Enhanced RTMP tests publish with a current ffmpeg from Debian sid, in a chroot
@@ -63,7 +63,7 @@ run_tests() {
     -DURINGEST_BUILD_BENCHMARKS=OFF
   ctest --test-dir build-asan --output-on-failure -j"$JOBS" --timeout 900
   echo "uringest: in-process ring and engine tests under ThreadSanitizer"
-  build build-tsan -DURINGEST_WERROR=ON -DURINGEST_SANITIZE=thread \
+  TARGET=uringest_tsan_tests build build-tsan -DURINGEST_WERROR=ON -DURINGEST_SANITIZE=thread \
     -DURINGEST_BUILD_BENCHMARKS=OFF
   ctest --test-dir build-tsan --output-on-failure -j"$JOBS" -L tsan --timeout 900
   echo "uringest: libFuzzer targets (clang), 30 s each; fuzz/run.sh runs them longer"
