@@ -15,12 +15,12 @@
 // onMetaData (publishers send it first), and the frame itself counts too.
 //
 // Enhanced RTMP. Bodies are written as sent, with three changes that make the file one
-// that ffmpeg's FLV reader (8.0 and later; tested with 9.0) reads whole: a message with several tracks
-// (ManyTracks, ManyTracksManyCodecs) becomes one tag per track, each the single-track
-// (track 0) or OneTrack message that would carry that track alone (without the ModEx
-// prefixes the message may have had); a video Metadata packet (colorInfo) gets frame type
-// 5, as ffmpeg's own FLV muxer writes it; and MPEG2TSSequenceStart packets are left out
-// (said once through `log`), since FLV readers take them for frames.
+// that ffmpeg's FLV reader (8.0 and later; tested with 9.0) reads whole: a message with several
+// tracks (ManyTracks, ManyTracksManyCodecs) becomes one tag per track, each the single-track (track
+// 0) or OneTrack message that would carry that track alone (without the ModEx prefixes the message
+// may have had); a video Metadata packet (colorInfo) gets frame type 5, as ffmpeg's own FLV muxer
+// writes it; and MPEG2TSSequenceStart packets are left out (said once through `log`), since FLV
+// readers take them for frames.
 //
 // Where it starts. With `wait`, a stream that begins after CatStream() was called is
 // written from its first frame (the ring's oldest record on). Otherwise `start` picks:
