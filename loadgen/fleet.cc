@@ -45,6 +45,7 @@ struct Fleet::Publisher {
   bool tcp_up = false;  // counted in counters_.connected
   bool recv_in_flight = false;
   bool send_in_flight = false;
+  bool held = false;    // paced, with due frames waiting for room in the queue
   bool ending = false;  // no more frames; FIN once the queue is sent
   bool fin_sent = false;
   bool closed = false;
@@ -165,9 +166,13 @@ void Fleet::Run(const std::function<void()>& each_second) {
     } else {
       io_uring_submit(&loop_->ring);
     }
-    const unsigned n = io_uring_peek_batch_cqe(&loop_->ring, cqes, kCompletionBatch);
-    for (unsigned k = 0; k < n; ++k) HandleCompletion(cqes[k]->user_data, cqes[k]->res);
-    io_uring_cq_advance(&loop_->ring, n);
+    // Every completion that is in, before the next round of due frames: a fleet that
+    // took one batch per round fell behind its own sends at a few thousand publishers
+    // (the rounds got longer as the queues grew) and never caught up.
+    for (unsigned n; (n = io_uring_peek_batch_cqe(&loop_->ring, cqes, kCompletionBatch)) > 0;) {
+      for (unsigned k = 0; k < n; ++k) HandleCompletion(cqes[k]->user_data, cqes[k]->res);
+      io_uring_cq_advance(&loop_->ring, n);
+    }
     now = MonotonicNs();
     if (now >= next_second) {
       next_second += kSecondNs * ((now - next_second) / kSecondNs + 1);
@@ -327,13 +332,32 @@ void Fleet::QueueFrames(uint32_t i, uint64_t now_ns) {
     MaybeArmSend(i);
     return;
   }
-  uint64_t due = p.live_ns + source_->At(p.frame_index).timestamp_ms * 1'000'000;
+  uint64_t due = DueNs(p, p.frame_index);
   while (due <= now_ns) {
+    if (p.conn->pending_bytes() >= options_.window) {
+      // The socket takes less than the stream: the frames wait in the source (as an
+      // encoder's output queue would), and the next send completion queues them.
+      p.held = true;
+      MaybeArmSend(i);
+      return;
+    }
     QueueOneFrame(p);
-    due = p.live_ns + source_->At(p.frame_index).timestamp_ms * 1'000'000;
+    due = DueNs(p, p.frame_index);
   }
   loop_->due.push({due, i});
   MaybeArmSend(i);
+}
+
+uint64_t Fleet::DueNs(const Publisher& p, uint64_t frame_index) const {
+  return p.live_ns + source_->At(frame_index).timestamp_ms * 1'000'000;
+}
+
+uint64_t Fleet::Backlog(const Publisher& p, uint64_t now_ns) const {
+  uint64_t bytes = p.conn->pending_bytes();
+  if (options_.pace) {
+    for (uint64_t k = p.frame_index; DueNs(p, k) <= now_ns; ++k) bytes += source_->At(k).body.size();
+  }
+  return bytes;
 }
 
 void Fleet::QueueOneFrame(Publisher& p) {
@@ -364,6 +388,9 @@ void Fleet::HandleSend(uint32_t i, int res) {
   counters_.bytes_sent.fetch_add(uint64_t(res), std::memory_order_relaxed);
   if (!options_.pace && p.conn->live() && !p.ending) {
     QueueFrames(i, 0);
+  } else if (p.held && !p.ending && p.conn->pending_bytes() < options_.window) {
+    p.held = false;
+    QueueFrames(i, MonotonicNs());
   } else {
     MaybeArmSend(i);
   }
@@ -377,7 +404,7 @@ void Fleet::StartDrain(uint64_t now_ns) {
     Publisher& p = publishers_[i];
     if (p.closed) continue;
     if (p.conn->live()) {
-      results_[i].backlog_at_end = p.conn->pending_bytes();
+      results_[i].backlog_at_end = Backlog(p, now_ns);
       BeginEnding(i);
     } else if (!p.connecting && p.fd < 0) {
       Fail(i, "not connected before the end of the run");

@@ -4,7 +4,9 @@
 // socket takes them (at most `window` bytes queued per connection). Every stampable audio
 // and video frame carries a stamp (stamp.h) with the publisher's index and sequence number.
 //
-// One send and one receive are in flight per connection. Pacing sleeps in
+// One send and one receive are in flight per connection; at most `window` bytes wait
+// in a connection's queue, so that a server that reads slower than the publishers send
+// holds them back (TCP backpressure) and costs the fleet no memory. Pacing sleeps in
 // io_uring_submit_and_wait_timeout until the earliest due frame (a min-heap of due
 // times), so an idle fleet costs nothing. At the end of the run each publisher finishes
 // sending what it queued, half-closes (the server ends the stream), and closes when the
@@ -47,7 +49,9 @@ struct FleetOptions {
   absl::Duration drain = absl::Seconds(10);     // for the end of the run
   uint32_t chunk_size = 0;                      // 0: mirror the server's
   bool pace = true;
-  size_t window = 512 << 10;  // unpaced: bytes queued per connection
+  // Bytes queued per connection: unpaced, what keeps the socket busy; paced, the most a
+  // publisher queues before its due frames wait (a sender backlog, in the report).
+  size_t window = 512 << 10;
   uint32_t run = 0;           // the stamps' run id
 };
 
@@ -70,8 +74,9 @@ struct PublisherResult {
   uint64_t messages = 0;   // every audio/video/data message
   uint64_t bytes = 0;      // bytes on the wire
   int64_t connect_ns = 0;  // connect to publish start
-  // Bytes queued but not yet taken by the socket when sending stopped: a server that
-  // keeps up leaves about one frame.
+  // When sending stopped: bytes queued but not yet taken by the socket, and (paced) the
+  // frames due that waited for room in the queue. A server that keeps up leaves about
+  // one frame.
   uint64_t backlog_at_end = 0;
 };
 
@@ -115,6 +120,10 @@ class Fleet {
   void GoLive(uint32_t i);
   void QueueFrames(uint32_t i, uint64_t now_ns);
   void QueueOneFrame(Publisher& p);
+  uint64_t DueNs(const Publisher& p, uint64_t frame_index) const;
+  // Bytes queued and not sent, and (paced) the bodies of the frames due by `now_ns` that
+  // wait for room in the queue.
+  uint64_t Backlog(const Publisher& p, uint64_t now_ns) const;
   void Fail(uint32_t i, std::string why);
   void BeginEnding(uint32_t i);
   void MaybeRelease(uint32_t i);
