@@ -327,8 +327,10 @@ void Fleet::GoLive(uint32_t i) {
 void Fleet::QueueFrames(uint32_t i, uint64_t now_ns) {
   Publisher& p = publishers_[i];
   if (p.ending) return;
+  PublisherResult& r = results_[i];
   if (!options_.pace) {
     while (p.conn->pending_bytes() < options_.window) QueueOneFrame(p);
+    r.peak_queued = std::max<uint64_t>(r.peak_queued, p.conn->pending_bytes());
     MaybeArmSend(i);
     return;
   }
@@ -338,12 +340,14 @@ void Fleet::QueueFrames(uint32_t i, uint64_t now_ns) {
       // The socket takes less than the stream: the frames wait in the source (as an
       // encoder's output queue would), and the next send completion queues them.
       p.held = true;
+      r.peak_queued = std::max<uint64_t>(r.peak_queued, p.conn->pending_bytes());
       MaybeArmSend(i);
       return;
     }
     QueueOneFrame(p);
     due = DueNs(p, p.frame_index);
   }
+  r.peak_queued = std::max<uint64_t>(r.peak_queued, p.conn->pending_bytes());
   loop_->due.push({due, i});
   MaybeArmSend(i);
 }
@@ -355,7 +359,8 @@ uint64_t Fleet::DueNs(const Publisher& p, uint64_t frame_index) const {
 uint64_t Fleet::Backlog(const Publisher& p, uint64_t now_ns) const {
   uint64_t bytes = p.conn->pending_bytes();
   if (options_.pace) {
-    for (uint64_t k = p.frame_index; DueNs(p, k) <= now_ns; ++k) bytes += source_->At(k).body.size();
+    for (uint64_t k = p.frame_index; DueNs(p, k) <= now_ns; ++k)
+      bytes += source_->At(k).body.size();
   }
   return bytes;
 }

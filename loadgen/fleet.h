@@ -52,7 +52,7 @@ struct FleetOptions {
   // Bytes queued per connection: unpaced, what keeps the socket busy; paced, the most a
   // publisher queues before its due frames wait (a sender backlog, in the report).
   size_t window = 512 << 10;
-  uint32_t run = 0;           // the stamps' run id
+  uint32_t run = 0;  // the stamps' run id
 };
 
 // What the loop counts, readable while it runs.
@@ -78,6 +78,8 @@ struct PublisherResult {
   // frames due that waited for room in the queue. A server that keeps up leaves about
   // one frame.
   uint64_t backlog_at_end = 0;
+  // The most bytes queued and not yet taken by the socket at once, during the run.
+  uint64_t peak_queued = 0;
 };
 
 class Fleet {

@@ -103,6 +103,7 @@ void FillStreams(const Fleet& fleet, const Verifier* verifier, LoadReport* repor
     report->sent += r.frames;
     report->bytes += r.bytes;
     report->max_backlog = std::max(report->max_backlog, r.backlog_at_end);
+    report->max_queued = std::max(report->max_queued, r.peak_queued);
     if (verifier != nullptr) {
       const PublisherTally& t = verifier->tally(i);
       s.delivered = t.delivered;
@@ -164,6 +165,7 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   report.verified = verifier != nullptr;
   report.paced = fleet_options.pace;
   const std::optional<ProcSample> before = SampleServer(pids);
+  const std::optional<ProcSample> self_before = SampleProcess(getpid());
   if (before) report.server.rss_start = report.server.rss_peak = before->rss_bytes;
   if (verifier) {
     verifier->set_on_server_exit(
@@ -183,6 +185,9 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
     if (progress) progress(line.Line());
   });
   report.seconds = absl::ToDoubleSeconds(fleet.sending_time());
+  if (std::optional<ProcSample> self = SampleProcess(getpid()); self && self_before) {
+    report.load_cpu_seconds = self->cpu_seconds - self_before->cpu_seconds;
+  }
   uint64_t sent = 0;
   for (const PublisherResult& r : fleet.results()) sent += r.frames;
   if (verifier) {

@@ -87,13 +87,18 @@ struct LoadReport {
   ringbuf::ServerExit server_exit = ringbuf::ServerExit::kNone;
   uint32_t max_live = 0;     // publishers live at once, at most
   uint64_t max_backlog = 0;  // the largest PublisherResult::backlog_at_end
+  uint64_t max_queued = 0;   // the largest PublisherResult::peak_queued
   ServerReport server;
+  double load_cpu_seconds = 0;  // uringest-load's own (all its threads), during the run
   std::vector<StreamReport> streams;
 
   // Every publisher went live and ended cleanly, the server lived, and (verified)
   // nothing was lost, duplicated or reordered.
   bool ok() const;
   double mbit_per_s() const { return seconds > 0 ? double(bytes) * 8 / seconds / 1e6 : 0; }
+  // uringest-load used 90% of a core or more: the figures may be its limit, not the
+  // server's.
+  bool load_bound() const { return seconds > 0 && load_cpu_seconds / seconds >= 0.9; }
 };
 
 // Runs the load. `progress` gets one line a second (no newline); may be empty.

@@ -107,6 +107,17 @@ std::string FormatTable(const LoadReport& r, size_t max_rows) {
         double(r.server.rss_peak) / 1e6,
         double(r.server.rss_peak - r.server.rss_start) / 1e3 / std::max<uint32_t>(1, r.publishers));
   }
+  absl::StrAppendFormat(&out,
+                        "  uringest-load: %.2f CPU-s (%.0f%% of one core), queue peak %.1f KB, "
+                        "backlog at the end %.1f KB (the most of one publisher)\n",
+                        r.load_cpu_seconds,
+                        r.seconds > 0 ? 100 * r.load_cpu_seconds / r.seconds : 0,
+                        double(r.max_queued) / 1e3, double(r.max_backlog) / 1e3);
+  if (r.load_bound()) {
+    absl::StrAppend(&out,
+                    "  LOAD-BOUND: uringest-load used its whole core; the figures may be its "
+                    "limit, not the server's\n");
+  }
   std::string rows;
   for (const StreamReport& s : r.streams) {
     if (r.streams.size() <= max_rows || s.failed || s.lost > 0) rows += StreamRow(s, r.verified);
@@ -127,14 +138,16 @@ std::string FormatJson(const LoadReport& r) {
   std::string out = absl::StrFormat(
       R"({"target":%s,"publishers":%u,"paced":%s,"verified":%s,"interrupted":%s,"ok":%s,)"
       R"("went_live":%u,)"
-      R"("max_live":%u,"max_backlog":%u,"failed":%u,"seconds":%.3f,"sent":%u,"bytes":%u,"mbit_per_s":%.3f,)"
+      R"("max_live":%u,"max_backlog":%u,"max_queued":%u,"load_cpu_seconds":%.3f,"load_bound":%s,)"
+      R"("failed":%u,"seconds":%.3f,"sent":%u,"bytes":%u,"mbit_per_s":%.3f,)"
       R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"reader_laps":%u,)"
       R"("server_exit":"%s","latency":%s,"ingest_latency":%s,)",
       JsonString(r.target), r.publishers, r.paced ? "true" : "false", r.verified ? "true" : "false",
       r.interrupted ? "true" : "false", r.ok() ? "true" : "false", r.went_live, r.max_live,
-      r.max_backlog, r.failed, r.seconds, r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost,
-      r.duplicated, r.out_of_order, r.reader_laps, ServerExitJson(r.server_exit),
-      LatencyJson(r.latency), LatencyJson(r.ingest_latency));
+      r.max_backlog, r.max_queued, r.load_cpu_seconds, r.load_bound() ? "true" : "false", r.failed,
+      r.seconds, r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost, r.duplicated, r.out_of_order,
+      r.reader_laps, ServerExitJson(r.server_exit), LatencyJson(r.latency),
+      LatencyJson(r.ingest_latency));
   absl::StrAppendFormat(&out,
                         R"("server":{"sampled":%s,"cpu_seconds":%.3f,"rss_start":%u,)"
                         R"("rss_peak":%u,"rss_end":%u},"streams":[)",

@@ -1,10 +1,16 @@
 // Issue 5's acceptance test for the load harness: uringest-load drives 20 publishers
 // against a real uringestd and verifies, by reading the server's ring, that every frame
-// arrived once and in order.
+// arrived once and in order. And issue 12's: a server that stops reading holds the
+// publishers back (TCP backpressure) without the harness queueing without bound.
 
+#include <signal.h>
+
+#include <optional>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/ingest_harness.h"
 #include "tests/integration/process.h"
@@ -24,6 +30,20 @@ std::vector<std::string> LoadArgs(const IngestServer& server, int publishers) {
           server.ring(),
           "--verify",
           "--json"};
+}
+
+// The unsigned number after "key": in a uringest-load JSON report.
+std::optional<uint64_t> JsonNumber(const std::string& json, const std::string& key) {
+  const std::string needle = absl::StrCat("\"", key, "\":");
+  const size_t at = json.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t begin = at + needle.size();
+  const size_t end = json.find_first_not_of("0123456789", begin);
+  uint64_t value = 0;
+  if (!absl::SimpleAtoi(absl::string_view(json).substr(begin, end - begin), &value)) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 class LoadTest : public ::testing::TestWithParam<int> {};
@@ -46,6 +66,38 @@ TEST_P(LoadTest, TwentyPublishersLoseNothing) {
 
 INSTANTIATE_TEST_SUITE_P(Shards, LoadTest, ::testing::Values(1, 2),
                          [](const auto& info) { return absl::StrCat(info.param, "Shards"); });
+
+// The server stops reading for 2.5 s (SIGSTOP): 40 Mbit/s publishers fill their sockets
+// and then each queues at most its 512 KiB window; the frames due meanwhile wait in the
+// source. When the server goes on, every frame arrives. (Before the window held, each
+// publisher queued the whole stall, and at a few thousand publishers the harness spent
+// its core copying frames into ever larger queues with no send in flight.)
+TEST(LoadBackpressureTest, PublishersOfAStoppedServerQueueAtMostTheirWindow) {
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  std::vector<std::string> args = LoadArgs(*server, 4);
+  args[6] = "7";  // --duration
+  args.insert(args.end(), {"--bitrate", "40M"});
+  const std::string out = dir.Path("load.json");
+  Process load = Process::Spawn(args, {.stdout_path = out, .stderr_path = dir.Path("load.log")});
+  absl::SleepFor(absl::Seconds(2));
+  server->process().Signal(SIGSTOP);
+  absl::SleepFor(absl::Milliseconds(2500));
+  server->process().Signal(SIGCONT);
+  const std::optional<int> code = load.Wait(kProcessTimeout);
+  const std::string json = ReadFile(out);
+  EXPECT_EQ(code, 0) << json << ReadFile(dir.Path("load.log"));
+  EXPECT_NE(json.find(R"("lost":0,"duplicated":0,"out_of_order":0,"reader_laps":0)"),
+            std::string::npos)
+      << json;
+  // The window plus the frame that filled it, at most a keyframe: 8 inter frames, about
+  // 1.2 MB at 40 Mbit/s and 30 fps. (Queueing the whole stall would be about 12 MB.)
+  const std::optional<uint64_t> queued = JsonNumber(json, "max_queued");
+  ASSERT_TRUE(queued.has_value()) << json;
+  EXPECT_GT(*queued, 0u);
+  EXPECT_LE(*queued, (512u << 10) + 1'300'000u) << json;
+}
 
 TEST(LoadExitTest, NoServerMeansNonZeroExit) {
   // No server listens on the target: nobody goes live, and the exit status says so.
