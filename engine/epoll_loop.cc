@@ -265,6 +265,7 @@ void EpollLoop::Run(LoopHandler* handler) {
     }
     ServeBacklog();
     DeliverDeferred();  // what the handler queued outside any event (e.g. before Run)
+    handler_->OnBatchEnd();
   }
   handler_ = nullptr;
 }

@@ -56,6 +56,9 @@ class LoopHandler {
   virtual void OnTick() = 0;
   // Wake() was called.
   virtual void OnWake() = 0;
+  // The completions (io_uring) or events (epoll) of one wait were handled and the loop
+  // is about to wait again: the place to publish what the batch produced.
+  virtual void OnBatchEnd() {}
 };
 
 struct EventLoopOptions {

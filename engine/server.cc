@@ -157,7 +157,8 @@ absl::Status Server::Start() {
       ringbuf::RingServer::Create({.name = options_.ring_name,
                                    .shards = options_.shards,
                                    .ring_capacity = options_.ring_size,
-                                   .group = group});
+                                   .group = group,
+                                   .batch_wakes = true});
   if (!rings.ok()) return rings.status();
   rings_ = std::move(*rings);
   if (rings_->replaced_stale()) {

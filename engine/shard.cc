@@ -466,6 +466,9 @@ void Shard::OnReleased(ConnectionId id) {
   if (shutting_down_ && live_ == 0) loop_->Stop();
 }
 
+// One look at the ring's sleeping readers per batch of receives, not one per frame.
+void Shard::OnBatchEnd() { ring_->Flush(); }
+
 void Shard::OnTick() {
   ring_->Heartbeat();
   if (++ticks_ % kTicksPerSecond != 0) return;

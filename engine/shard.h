@@ -117,6 +117,7 @@ class alignas(64) Shard : private LoopHandler {
   void OnReleased(ConnectionId id) override;
   void OnTick() override;
   void OnWake() override;
+  void OnBatchEnd() override;
 
   void Listen(int fd, bool tls);
   void Adopt(int fd, bool tls);

@@ -295,6 +295,7 @@ void UringLoop::FinishBatch() {
   starved_.clear();
   for (size_t i = 0; i < released_.size(); ++i) handler_->OnReleased(released_[i]);
   released_.clear();
+  handler_->OnBatchEnd();
 }
 
 void UringLoop::HandleCompletion(const io_uring_cqe* cqe) {

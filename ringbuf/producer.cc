@@ -65,7 +65,8 @@ Producer::Producer(ShmRegion region, const RingOptions& options)
       mask_(options.capacity - 1),
       max_record_length_(
           static_cast<uint32_t>(std::min<uint64_t>(options.capacity / 4, uint64_t{1} << 31))),
-      lossless_timeout_(options.lossless_timeout) {
+      lossless_timeout_(options.lossless_timeout),
+      batch_wakes_(options.batch_wakes) {
   RingHeader& h = *header_;
   h.magic = kRingMagic;
   h.version = kFormatVersion;
@@ -137,18 +138,44 @@ uint64_t Producer::Commit() {
   assert(pending_);
   uint64_t position = pending_position_;
   StoreRelease(*reinterpret_cast<uint64_t*>(RecordAt(position)), position);
-  if (pending_header_.type != static_cast<uint8_t>(RecordType::kPadding)) {
+  const bool record = pending_header_.type != static_cast<uint8_t>(RecordType::kPadding);
+  tail_ = pending_end_;
+  pending_ = false;
+  if (batch_wakes_) {
+    if (record) {
+      ++unflushed_records_;
+      unflushed_bytes_ += pending_header_.payload_length;
+      unflushed_latest_ = position;
+    }
+    // Visible at once; Flush() does the other half of the Dekker pair below.
+    StoreRelease(header_->tail, tail_);
+    return position;
+  }
+  if (record) {
     StoreRelaxed(header_->latest_record, position);
     internal::AddRelaxed(header_->records, uint64_t{1});
     internal::AddRelaxed(header_->bytes, uint64_t{pending_header_.payload_length});
   }
-  tail_ = pending_end_;
-  pending_ = false;
   // seq_cst pairs with the readers' seq_cst increment of `waiters` (a Dekker pair):
   // either we see their flag and wake them, or they see our tail and don't sleep.
   Shared(header_->tail).store(tail_, std::memory_order_seq_cst);
   WakeReaders();
   return position;
+}
+
+void Producer::Flush() {
+  if (!batch_wakes_ || tail_ == flushed_tail_) return;
+  flushed_tail_ = tail_;
+  if (unflushed_records_ > 0) {
+    StoreRelaxed(header_->latest_record, unflushed_latest_);
+    internal::AddRelaxed(header_->records, unflushed_records_);
+    internal::AddRelaxed(header_->bytes, unflushed_bytes_);
+    unflushed_records_ = unflushed_bytes_ = 0;
+  }
+  // The batch's tail, stored again seq_cst, then the look at `waiters`: the producer's
+  // half of the Dekker pair with RingReader::Wait(), once per batch.
+  Shared(header_->tail).store(tail_, std::memory_order_seq_cst);
+  WakeReaders();
 }
 
 void Producer::Abort() {
@@ -180,6 +207,7 @@ absl::StatusOr<uint64_t> Producer::Write(const RecordMeta& meta, std::span<const
 void Producer::Heartbeat() { StoreRelease(header_->heartbeat_ns, internal::MonotonicNs()); }
 
 void Producer::Close() {
+  Flush();
   StoreRelease(header_->state, static_cast<uint32_t>(RingState::kClosed));
   Shared(header_->futex_word).fetch_add(1, std::memory_order_seq_cst);
   internal::FutexWakeAll(&header_->futex_word);

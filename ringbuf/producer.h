@@ -36,6 +36,11 @@ struct RingOptions {
   uint64_t epoch = 1;  // the server start this ring belongs to, never 0
   // How long Reserve() may wait for a lossless reader before evicting it.
   absl::Duration lossless_timeout = absl::Milliseconds(250);
+  // Commit() makes each record visible at once but leaves waking sleeping readers, and
+  // the header's latest_record / records / bytes, to Flush(): one look at the readers
+  // per batch of records instead of one (and a futex wake) per record. The owner must
+  // call Flush() after each batch, before it sleeps.
+  bool batch_wakes = false;
 };
 
 // Everything in a RecordHeader but its layout fields (position, lengths).
@@ -75,9 +80,13 @@ class Producer {
   // REQUIRES: no reservation pending.
   // The span is valid until Commit() or Abort().
   absl::StatusOr<std::span<uint8_t>> Reserve(const RecordMeta& meta, size_t payload_length);
-  // Publishes the reserved record to readers and returns its ring position.
+  // Publishes the reserved record to readers and returns its ring position; wakes
+  // readers sleeping in RingReader::Wait() (with batch_wakes: at the next Flush()).
   // REQUIRES: a reservation is pending.
   uint64_t Commit();
+  // With batch_wakes: brings the header's counters up to date and wakes sleeping readers
+  // if anything was committed since the last Flush(). Without: nothing to do.
+  void Flush();
   // Turns the pending reservation into padding, which readers skip.
   void Abort();
 
@@ -120,6 +129,12 @@ class Producer {
   uint64_t pending_position_ = 0;  // its record
   uint64_t pending_end_ = 0;       // tail after it
   RecordHeader pending_header_{};
+  const bool batch_wakes_;
+  // Committed since the last Flush() (batch_wakes): what the header doesn't count yet.
+  uint64_t flushed_tail_ = 0;
+  uint64_t unflushed_records_ = 0;
+  uint64_t unflushed_bytes_ = 0;
+  uint64_t unflushed_latest_ = 0;
 };
 
 }  // namespace uringest::ringbuf

@@ -96,7 +96,8 @@ absl::Status RingServer::CreateRing(const RingServerOptions& options, uint32_t s
   RingOptions ring{.capacity = options.ring_capacity,
                    .shard = shard,
                    .epoch = epoch_,
-                   .lossless_timeout = options.lossless_timeout};
+                   .lossless_timeout = options.lossless_timeout,
+                   .batch_wakes = options.batch_wakes};
   ShmCreateOptions shm{.mode = options.mode,
                        .group = options.group,
                        .prefault = options.prefault,

@@ -44,6 +44,7 @@ struct RingServerOptions {
   bool huge_pages = true;             // hugetlbfs if it has room, else THP
   bool prefault = true;
   absl::Duration lossless_timeout = absl::Milliseconds(250);
+  bool batch_wakes = false;  // RingOptions::batch_wakes: the owner calls ShardWriter::Flush()
 };
 
 class RingServer {

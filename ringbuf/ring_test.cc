@@ -358,6 +358,57 @@ TEST_F(RingTest, LosslessSlotsRunOut) {
   EXPECT_TRUE(reader_->EnableLossless().ok());
 }
 
+// batch_wakes: Commit() makes records visible at once but only Flush() wakes sleepers
+// and updates the header's counters. A reader that sleeps between batches (a 3 s
+// timeout) must be woken by every Flush(): each batch is read within a second.
+TEST(RingBatchWakesTest, FlushWakesASleepingReaderAfterEveryBatch) {
+  ScopedRingName name;
+  absl::StatusOr<std::unique_ptr<Producer>> p =
+      Producer::Create(name.RingPath(), {.capacity = kCapacity, .epoch = 7, .batch_wakes = true});
+  ASSERT_TRUE(p.ok()) << p.status();
+  Producer& producer = **p;
+  absl::StatusOr<std::unique_ptr<RingReader>> r = RingReader::Open(name.RingPath());
+  ASSERT_TRUE(r.ok()) << r.status();
+  RingReader& reader = **r;
+  constexpr uint64_t kBatches = 300, kPerBatch = 20;
+  std::atomic<uint64_t> read{0};
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] {
+    RecordView view;
+    while (read.load() < kBatches * kPerBatch && !stop.load()) {
+      if (reader.Poll(&view)) {
+        read.fetch_add(1);
+      } else {
+        reader.Wait(absl::Seconds(3));
+      }
+    }
+  });
+  std::vector<uint8_t> payload(16);
+  for (uint64_t batch = 0; batch < kBatches; ++batch) {
+    for (uint64_t k = 1; k <= kPerBatch; ++k) {
+      ASSERT_TRUE(
+          producer.Write({.stream_id = 1, .sequence = batch * kPerBatch + k}, payload).ok());
+    }
+    EXPECT_EQ(producer.header().records, batch * kPerBatch) << "counted before the flush";
+    producer.Flush();
+    EXPECT_EQ(producer.header().records, (batch + 1) * kPerBatch);
+    EXPECT_EQ(producer.header().bytes, (batch + 1) * kPerBatch * payload.size());
+    // The reader catches up (and most often falls asleep) before the next batch.
+    const absl::Time deadline = absl::Now() + absl::Seconds(1);
+    while (read.load() < (batch + 1) * kPerBatch && absl::Now() < deadline) {
+      std::this_thread::yield();
+    }
+    if (read.load() < (batch + 1) * kPerBatch) {
+      ADD_FAILURE() << "batch " << batch << " not read within 1 s: a wake-up was lost";
+      break;
+    }
+  }
+  stop.store(true);
+  producer.Close();  // wakes the reader if it sleeps
+  consumer.join();
+  EXPECT_EQ(read.load(), kBatches * kPerBatch);
+}
+
 TEST_F(RingTest, ConcurrentProducerAndLossyReaderNeverSeeTornFrames) {
   constexpr uint64_t kFrames = 20000;
   std::atomic<bool> done{false};

@@ -123,6 +123,8 @@ class ShardWriter {
   absl::StatusOr<StreamWriter> BeginStream(std::string_view name, std::string_view publisher);
   // Stamps the ring's and the directory's heartbeats.
   void Heartbeat();
+  // Producer::Flush(): after each batch of frames, when the ring batches its wakes.
+  void Flush() { producer_->Flush(); }
 
   Producer& producer() { return *producer_; }
   StreamDirectory& directory() { return *directory_; }
