@@ -465,6 +465,27 @@ class EventLoopTest : public testing::TestWithParam<Backend> {
   std::string name_;                          // after StopLoop()
 };
 
+// The kernel frees a ring some time after it is closed and then interrupts the tasks
+// that used it. Probing must not leave that to the caller: a blocking receive with a
+// timeout (SO_RCVTIMEO) right after a probe times out, and does not fail with EINTR.
+TEST(ProbeTest, ProbingLeavesTheCallersTimedCallsAlone) {
+  for (int i = 0; i < 10; ++i) {
+    const IoUringSupport support = ProbeIoUring();
+    if (!support.setup) GTEST_SKIP() << "io_uring is unavailable: " << support.reason;
+    int pair[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    const timeval timeout{.tv_usec = 100'000};
+    ASSERT_EQ(setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)), 0);
+    char byte;
+    const ssize_t n = recv(pair[0], &byte, 1, 0);
+    const int error = errno;
+    close(pair[0]);
+    close(pair[1]);
+    ASSERT_EQ(n, -1);
+    EXPECT_EQ(error, EAGAIN) << "probe " << i << ": " << strerror(error);
+  }
+}
+
 TEST_P(EventLoopTest, AcceptsOnListenerBoundToPortZero) {
   StartLoop();
   Client client(port_);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -107,9 +108,8 @@ void ProbeOpcodes(io_uring* ring, IoUringSupport* support) {
   io_uring_free_probe(probe);
 }
 
-}  // namespace
-
-IoUringSupport ProbeIoUring() {
+// ProbeIoUring() on the calling thread.
+IoUringSupport ProbeOnThisThread() {
   IoUringSupport support;
   io_uring ring;
   io_uring_params params{};
@@ -152,6 +152,19 @@ IoUringSupport ProbeIoUring() {
                      : !support.recv_multishot ? "the kernel lacks multishot recv (6.0)"
                                                : "the kernel lacks multishot accept (5.19)";
   }
+  return support;
+}
+
+}  // namespace
+
+// The scratch ring lives and dies on a thread of its own. The kernel frees a ring after
+// io_uring_queue_exit() returns, and then interrupts every task that used it (task work
+// with a signal notification): on the caller's thread a blocking call with a timeout,
+// such as connect() on a socket with SO_SNDTIMEO, would fail with EINTR some
+// milliseconds later. A thread that has exited is no longer the ring's.
+IoUringSupport ProbeIoUring() {
+  IoUringSupport support;
+  std::thread([&support] { support = ProbeOnThisThread(); }).join();
   return support;
 }
 

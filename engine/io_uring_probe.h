@@ -31,7 +31,8 @@ struct IoUringSupport {
   std::string Describe() const;
 };
 
-// Tries each feature on a scratch ring and a socket pair. Takes a few milliseconds.
+// Tries each feature on a scratch ring and a socket pair, on a short-lived thread of its
+// own. Takes a few milliseconds.
 IoUringSupport ProbeIoUring();
 
 }  // namespace uringest::engine
