@@ -23,6 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 BIN="$BUILD/bin"
+URINGESTD=${URINGESTD:-$BIN/uringestd}  # the server measured (the load is $BIN/uringest-load)
 PUBLISHERS=1000
 WARMUP=50
 ONLY=""
@@ -106,7 +107,7 @@ EOF
 }
 
 run_uringestd() {
-  taskset -c "$SERVER_CPU" "$BIN/uringestd" --listen "127.0.0.1:$U_PORT" --ring "$RING" \
+  taskset -c "$SERVER_CPU" "$URINGESTD" --listen "127.0.0.1:$U_PORT" --ring "$RING" \
     --shards 1 --log-level warn --max-connections 0 --idle-timeout 600 \
     > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
   local pid=$!

@@ -389,9 +389,10 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(std::span<const
   message->payload = payload;
   message->pieces = {};
   // A large buffer goes, and so does a command's or a data message's: those come
-  // seldom, so an idle connection holds no assembly buffer. Audio and video keep theirs
-  // for the next frame.
-  const bool media = cs->type == MessageType::kAudio || cs->type == MessageType::kVideo;
+  // seldom, so an idle connection holds no assembly buffer. Audio, video and aggregates
+  // keep theirs for the next frame.
+  const bool media = cs->type == MessageType::kAudio || cs->type == MessageType::kVideo ||
+                     cs->type == MessageType::kAggregate;
   if (cs->capacity > options_.retained_buffer_bytes || (cs->buffer != nullptr && !media)) {
     release_pending_ = cs;
   }
