@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
@@ -156,8 +157,10 @@ class ChunkReader {
   uint8_t replay_len_ = 0;
   uint8_t replay_pos_ = 0;
   absl::InlinedVector<std::unique_ptr<ChunkStream>, 4> streams_;
-  // The pieces of a gathered message, valid until the next Read().
-  absl::InlinedVector<std::span<const uint8_t>, 16> pieces_;
+  // The pieces of a gathered message, valid until the next Read(). On the heap, not
+  // inline: a connection that sends no media doesn't pay for it; one that does allocates
+  // it at its first gathered message and keeps it.
+  std::vector<std::span<const uint8_t>> pieces_;
   mutable ChunkStream* last_stream_ = nullptr;  // FindStream()'s cache
   // A buffer not to be kept (see ReleaseHandedOut()), freed at the next Read() or
   // ReleaseHandedOut() (its message is in the caller's hands until then).
