@@ -25,6 +25,8 @@ namespace {
 
 constexpr uint64_t kTicksPerSecond = 10;
 constexpr size_t kMaxQueuedOutput = 1 << 20;
+// A send buffer larger than this is freed once it has been sent (Flush).
+constexpr size_t kRetainedSendBuffer = 256;
 
 int64_t NowMs() {
   timespec ts;
@@ -403,6 +405,9 @@ void Shard::Flush(Connection& c) {
     return;
   }
   if (c.sending.empty()) {
+    // Nothing left to send: an idle connection keeps no send buffer (the handshake's
+    // 3 KiB, the connect responses), only a small one for acks and pings.
+    if (c.sending.capacity() > kRetainedSendBuffer) std::vector<uint8_t>().swap(c.sending);
     if (c.close_after_flush) CloseConnection(c, c.close_reason);
     return;
   }

@@ -313,6 +313,10 @@ void Fleet::GoLive(uint32_t i) {
   results_[i].went_live = true;
   results_[i].connect_ns = int64_t(p.live_ns - p.connect_at_ns);
   counters_.live.fetch_add(1, std::memory_order_relaxed);
+  if (options_.idle) {
+    if (draining_) BeginEnding(i);
+    return;
+  }
   p.conn->SendMetadata(source_->metadata());
   for (const MediaFrame& h : source_->headers()) p.conn->SendMedia(h, nullptr);
   if (draining_) {
@@ -358,7 +362,7 @@ uint64_t Fleet::DueNs(const Publisher& p, uint64_t frame_index) const {
 
 uint64_t Fleet::Backlog(const Publisher& p, uint64_t now_ns) const {
   uint64_t bytes = p.conn->pending_bytes();
-  if (options_.pace) {
+  if (options_.pace && !options_.idle) {
     for (uint64_t k = p.frame_index; DueNs(p, k) <= now_ns; ++k)
       bytes += source_->At(k).body.size();
   }

@@ -53,6 +53,9 @@ struct FleetOptions {
   // publisher queues before its due frames wait (a sender backlog, in the report).
   size_t window = 512 << 10;
   uint32_t run = 0;  // the stamps' run id
+  // Publishers go live and then send nothing (no onMetaData, no sequence headers, no
+  // frames) until the run ends: what an idle publish session costs the server.
+  bool idle = false;
 };
 
 // What the loop counts, readable while it runs.

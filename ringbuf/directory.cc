@@ -28,7 +28,13 @@ void Put(T& field, const T& value) {
   CopyToShared(&field, &value, sizeof(T));
 }
 
-constexpr size_t kSummarySize = offsetof(StreamInfoImage, metadata);
+constexpr size_t kPageSize = 4096;
+
+// Where the bodies start: past the entries, on a page of their own.
+size_t BodyOffset(uint32_t slot_count) {
+  const size_t entries_end = kDirectoryHeaderSize + size_t{slot_count} * kStreamEntrySize;
+  return (entries_end + kPageSize - 1) & ~(kPageSize - 1);
+}
 
 // The configuration packets packed in `area` (a consistent copy), in order. A packet
 // that claims more bytes than the area has ends the list.
@@ -57,8 +63,10 @@ absl::Status CheckDirectoryHeader(const ShmRegion& region) {
     return absl::FailedPreconditionError(absl::StrCat("directory format version ", h.version,
                                                       ", this reader knows ", kFormatVersion));
   }
-  if (h.entry_size != kStreamEntrySize || h.shard_count > kMaxShards ||
-      region.size() < h.header_size + uint64_t{h.slot_count} * h.entry_size) {
+  if (h.entry_size != kStreamEntrySize || h.body_size != kStreamBodySize ||
+      h.shard_count > kMaxShards ||
+      h.body_offset < h.header_size + uint64_t{h.slot_count} * h.entry_size ||
+      region.size() < h.body_offset + uint64_t{h.slot_count} * h.body_size) {
     return absl::DataLossError("directory header sizes don't match the object");
   }
   return absl::OkStatus();
@@ -82,8 +90,10 @@ absl::StatusOr<std::unique_ptr<StreamDirectory>> StreamDirectory::Create(
   if (options.hugetlbfs_dir.size() >= sizeof(DirectoryHeader::hugetlbfs_dir)) {
     return absl::InvalidArgumentError("hugetlbfs path too long");
   }
-  size_t size = kDirectoryHeaderSize + size_t{options.slot_count} * kStreamEntrySize;
-  // Entries are touched only when used: don't prefault the whole table.
+  const size_t body_offset = BodyOffset(options.slot_count);
+  if (body_offset > UINT32_MAX) return absl::InvalidArgumentError("too many directory slots");
+  size_t size = body_offset + size_t{options.slot_count} * kStreamBodySize;
+  // Entries and bodies are touched only when used: don't prefault the whole table.
   ShmCreateOptions no_prefault = shm;
   no_prefault.prefault = false;
   no_prefault.huge_pages = false;
@@ -98,6 +108,8 @@ absl::StatusOr<std::unique_ptr<StreamDirectory>> StreamDirectory::Create(
   h.shard_count = options.shard_count;
   h.slot_count = options.slot_count;
   h.entry_size = kStreamEntrySize;
+  h.body_size = kStreamBodySize;
+  h.body_offset = static_cast<uint32_t>(body_offset);
   h.server_pid = getpid();
   h.ring_capacity = options.ring_capacity;
   h.start_time_ns = internal::RealtimeNs();
@@ -138,6 +150,11 @@ std::string StreamDirectory::RingPath(std::string_view name, uint32_t shard) con
 StreamEntry* StreamDirectory::EntryAt(uint32_t slot) const {
   return reinterpret_cast<StreamEntry*>(region_.data() + header_->header_size +
                                         size_t{slot} * kStreamEntrySize);
+}
+
+StreamBody* StreamDirectory::BodyAt(uint32_t slot) const {
+  return reinterpret_cast<StreamBody*>(region_.data() + header_->body_offset +
+                                       size_t{slot} * kStreamBodySize);
 }
 
 void StreamDirectory::Heartbeat() { StoreRelease(header_->heartbeat_ns, internal::MonotonicNs()); }
@@ -216,7 +233,7 @@ bool StreamDirectory::SetMetadata(uint32_t slot, std::span<const uint8_t> metada
   if (metadata.size() > kMetadataMax) return false;
   StreamEntry& e = *EntryAt(slot);
   BeginWrite(e);
-  CopyToShared(e.info.metadata, metadata.data(), metadata.size());
+  CopyToShared(BodyAt(slot)->metadata, metadata.data(), metadata.size());
   Put(e.info.metadata_length, static_cast<uint32_t>(metadata.size()));
   EndWrite(e);
   return true;
@@ -226,7 +243,7 @@ bool StreamDirectory::SetConfig(uint32_t slot, RecordType type, uint8_t track_id
                                 uint8_t packet_type, std::span<const uint8_t> body) {
   StreamEntry& e = *EntryAt(slot);
   StreamInfoImage& info = e.info;
-  uint8_t* const area = info.configs;
+  uint8_t* const area = BodyAt(slot)->configs;
   const size_t used = info.configs_length;  // only this thread writes the entry
   // Where the packet of this kind stands, if there is one.
   size_t at = 0;
@@ -281,8 +298,9 @@ void StreamDirectory::End(uint32_t slot) {
 bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) const {
   if (slot >= header_->slot_count) return false;
   const StreamEntry& e = *EntryAt(slot);
-  auto image = std::make_unique<StreamInfoImage>();
-  size_t size = with_configs ? sizeof(StreamInfoImage) : kSummarySize;
+  const StreamBody& body = *BodyAt(slot);
+  StreamInfoImage image;
+  std::vector<uint8_t> configs;
   for (int attempt = 0;; ++attempt) {
     uint32_t state = LoadAcquire(e.slot_state);
     if (state != static_cast<uint32_t>(SlotState::kPublishing) &&
@@ -291,30 +309,35 @@ bool StreamDirectory::Read(uint32_t slot, StreamInfo* out, bool with_configs) co
     }
     uint32_t before = LoadAcquire(e.seqlock);
     if (before % 2 == 0) {
-      CopyFromShared(image.get(), &e.info, size);
+      CopyFromShared(&image, &e.info, sizeof(image));
+      if (with_configs) {
+        // Only the bytes in use: a body's untouched pages stay untouched. The lengths
+        // may be torn: the seqlock check below tells, and they are clamped meanwhile.
+        out->metadata.resize(std::min<size_t>(image.metadata_length, kMetadataMax));
+        CopyFromShared(out->metadata.data(), body.metadata, out->metadata.size());
+        configs.resize(std::min<size_t>(image.configs_length, kConfigAreaSize));
+        CopyFromShared(configs.data(), body.configs, configs.size());
+      }
       internal::AcquireFence();
       if (LoadRelaxed(e.seqlock) == before) break;
     }
     if (attempt > 16) sched_yield();
   }
   out->slot = slot;
-  out->stream_id = image->stream_id;
-  out->shard = image->shard;
-  out->state = static_cast<SlotState>(image->state);
-  out->name.assign(image->name, std::min<size_t>(image->name_length, kStreamNameMax));
-  out->publisher.assign(image->publisher, std::min<size_t>(image->publisher_length, kPublisherMax));
-  out->begin_time_ns = image->begin_time_ns;
-  out->end_time_ns = image->end_time_ns;
-  out->codec = image->codec;
-  out->config_count = image->config_count;
-  out->metadata.clear();
+  out->stream_id = image.stream_id;
+  out->shard = image.shard;
+  out->state = static_cast<SlotState>(image.state);
+  out->name.assign(image.name, std::min<size_t>(image.name_length, kStreamNameMax));
+  out->publisher.assign(image.publisher, std::min<size_t>(image.publisher_length, kPublisherMax));
+  out->begin_time_ns = image.begin_time_ns;
+  out->end_time_ns = image.end_time_ns;
+  out->codec = image.codec;
+  out->config_count = image.config_count;
   out->configs.clear();
   if (with_configs) {
-    out->metadata.assign(image->metadata,
-                         image->metadata + std::min<size_t>(image->metadata_length, kMetadataMax));
-    ReadConfigs(
-        std::span(image->configs).first(std::min<size_t>(image->configs_length, kConfigAreaSize)),
-        &out->configs);
+    ReadConfigs(configs, &out->configs);
+  } else {
+    out->metadata.clear();
   }
   out->frames = LoadAcquire(e.frames);
   out->bytes = LoadRelaxed(e.bytes);

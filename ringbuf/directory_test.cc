@@ -3,6 +3,9 @@
 
 #include "ringbuf/directory.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <set>
 #include <thread>
@@ -54,6 +57,34 @@ TEST_F(DirectoryTest, ClaimedEntryIsVisibleToReaders) {
   EXPECT_EQ(reader_->epoch(), 9u);
   EXPECT_EQ(reader_->RingPath(name_.name(), 3), name_.RingPath(3));
   EXPECT_FALSE(reader_->Find("live/other").has_value());
+}
+
+// Which of the pages of slot `slot`'s body exist in the shared memory object.
+std::vector<bool> BodyPagesPresent(const StreamDirectory& dir, uint32_t slot) {
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const auto* base = reinterpret_cast<const uint8_t*>(&dir.header());
+  const uint8_t* body = base + dir.header().body_offset + size_t{slot} * dir.header().body_size;
+  std::vector<unsigned char> present(kStreamBodySize / page);
+  EXPECT_EQ(mincore(const_cast<uint8_t*>(body), kStreamBodySize, present.data()), 0);
+  return std::vector<bool>(present.begin(), present.end());
+}
+
+TEST_F(DirectoryTest, AnIdleStreamTouchesNoPageOfItsBody) {
+  // A stream costs memory only for what it holds: its entry is a few hundred bytes
+  // packed with the others, and its body's pages exist only once written.
+  static_assert(kStreamEntrySize <= 1024);
+  uint32_t slot = *writer_->Claim(0, "live/idle", "10.0.0.7:5000");
+  std::optional<StreamInfo> info = reader_->Find("live/idle");  // with configs
+  ASSERT_TRUE(info.has_value());
+  EXPECT_TRUE(info->metadata.empty());
+  EXPECT_EQ(BodyPagesPresent(*writer_, slot), std::vector<bool>(4, false));
+  const std::vector<uint8_t> metadata(100, 2);
+  ASSERT_TRUE(writer_->SetMetadata(slot, metadata));
+  EXPECT_EQ(BodyPagesPresent(*writer_, slot), (std::vector<bool>{true, false, false, false}));
+  info = reader_->Find("live/idle");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->metadata, metadata);
+  EXPECT_EQ(BodyPagesPresent(*writer_, slot), (std::vector<bool>{true, false, false, false}));
 }
 
 TEST_F(DirectoryTest, ConfigsAreKeptPerTypeTrackAndPacketTypeInTheOrderTheyCame) {

@@ -17,7 +17,7 @@
 
 namespace uringest::ringbuf {
 
-inline constexpr uint32_t kFormatVersion = 5;
+inline constexpr uint32_t kFormatVersion = 6;
 inline constexpr uint64_t kRingMagic = 0x474E4952'474E5255;       // bytes "URNGRING"
 inline constexpr uint64_t kDirectoryMagic = 0x00524944'474E5255;  // bytes "URNGDIR\0"
 inline constexpr size_t kCacheLine = 64;
@@ -25,7 +25,7 @@ inline constexpr size_t kCacheLine = 64;
 // ---- Shared-memory objects (FORMAT.md, "Objects") ----
 inline constexpr char kShmDir[] = "/dev/shm";
 inline constexpr char kLockSuffix[] = ".lock";      // flock()ed by the live server
-inline constexpr char kDirectorySuffix[] = ".dir";  // DirectoryHeader + StreamEntry[]
+inline constexpr char kDirectorySuffix[] = ".dir";  // DirectoryHeader, StreamEntry[], StreamBody[]
 inline constexpr char kRingSuffix[] = ".ring.";     // + decimal shard: RingHeader + data
 // Ring path + this: the ring's readers page, mapped over RingHeader's second page
 // (FORMAT.md, "Permissions"). Absent for rings on hugetlbfs.
@@ -171,12 +171,17 @@ static_assert(offsetof(RingHeader, lossless_mask) == kRingReadersOffset + 64);
 static_assert(offsetof(RingHeader, lossless) == kRingReadersOffset + 128);
 static_assert(sizeof(RingHeader) <= kRingReadersOffset + kRingReadersSize);
 
-// ---- Directory object: DirectoryHeader, then slot_count StreamEntry ----
+// ---- Directory object: DirectoryHeader, slot_count StreamEntry, slot_count StreamBody ----
+// An entry (the slot's state, counters, name and lengths) is small and packed with the
+// others; its body (onMetaData and configuration packets) lies apart, page-aligned, so a
+// stream costs memory only for what it holds: an idle stream touches its entry alone, and
+// a body's pages only when something is written to them.
 inline constexpr size_t kDirectoryHeaderSize = 4096;
-inline constexpr size_t kStreamEntrySize = 16384;
-inline constexpr size_t kStreamNameMax = 256;  // "app/name", not NUL-terminated
-inline constexpr size_t kPublisherMax = 64;    // "203.0.113.7:51234"
-inline constexpr size_t kMetadataMax = 4096;   // onMetaData (AMF0) data tag body
+inline constexpr size_t kStreamEntrySize = 576;   // 9 cache lines
+inline constexpr size_t kStreamBodySize = 16384;  // metadata, then configs
+inline constexpr size_t kStreamNameMax = 256;     // "app/name", not NUL-terminated
+inline constexpr size_t kPublisherMax = 64;       // "203.0.113.7:51234"
+inline constexpr size_t kMetadataMax = 4096;      // onMetaData (AMF0) data tag body
 enum class DirectoryState : uint32_t { kInitializing = 0, kLive = 1, kClosed = 2 };
 // A location byte per shard: where its ring object lives.
 enum class RingLocation : uint8_t { kShm = 0, kHugetlbfs = 1 };
@@ -193,7 +198,8 @@ struct DirectoryHeader {
   int32_t server_pid;
   uint64_t ring_capacity;  // each ring's data bytes
   uint64_t start_time_ns;  // CLOCK_REALTIME at server start
-  uint8_t pad0[kCacheLine - 56];
+  uint32_t body_size;      // kStreamBodySize
+  uint32_t body_offset;    // offset of StreamBody 0, a multiple of 4096
   // Line 1: written by the server.
   alignas(kCacheLine) uint32_t state;  // DirectoryState
   uint32_t next_stream_id;             // atomic counter; stream ids start at 1
@@ -260,18 +266,13 @@ struct StreamInfoImage {
   uint64_t begin_time_ns;  // CLOCK_REALTIME when the stream began
   uint64_t end_time_ns;    // CLOCK_REALTIME when it ended, 0 while publishing
   CodecInfo codec;
-  uint32_t configs_length;  // bytes of `configs` in use
-  uint32_t config_count;    // configuration packets in `configs`
+  uint32_t configs_length;  // bytes of StreamBody::configs in use
+  uint32_t config_count;    // configuration packets in StreamBody::configs
   uint32_t metadata_length;
   uint32_t reserved1;
   char name[kStreamNameMax];
   char publisher[kPublisherMax];
-  uint8_t metadata[kMetadataMax];
-  // Every configuration packet kept (ConfigHeader), packed, in the order in which the
-  // publisher first sent each (type, track, packet type).
-  uint8_t configs[kStreamEntrySize - 4640];
 };
-inline constexpr size_t kConfigAreaSize = sizeof(StreamInfoImage::configs);
 
 struct StreamEntry {
   // Line 0: slot control.
@@ -289,6 +290,17 @@ struct StreamEntry {
   alignas(kCacheLine) StreamInfoImage info;
 };
 static_assert(sizeof(StreamEntry) <= kStreamEntrySize);
+
+// A slot's body, at DirectoryHeader::body_offset + slot * kStreamBodySize. Written under
+// its entry's seqlock; StreamInfoImage holds the lengths in use.
+struct StreamBody {
+  uint8_t metadata[kMetadataMax];  // the latest onMetaData data tag body
+  // Every configuration packet kept (ConfigHeader), packed, in the order in which the
+  // publisher first sent each (type, track, packet type).
+  uint8_t configs[kStreamBodySize - kMetadataMax];
+};
+static_assert(sizeof(StreamBody) == kStreamBodySize);
+inline constexpr size_t kConfigAreaSize = sizeof(StreamBody::configs);
 // The offsets FORMAT.md documents.
 static_assert(offsetof(StreamEntry, latest_keyframe) == 88);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, codec) == 160);
@@ -297,11 +309,12 @@ static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, config_cou
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata_length) == 216);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, name) == 224);
 static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, publisher) == 480);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, metadata) == 544);
-static_assert(offsetof(StreamEntry, info) + offsetof(StreamInfoImage, configs) == 4640);
+static_assert(offsetof(StreamEntry, info) + sizeof(StreamInfoImage) == 544);
+static_assert(offsetof(StreamBody, configs) == 4096);
 static_assert(kConfigAreaSize % kConfigAlignment == 0);
 static_assert(sizeof(StreamEntry) == kStreamEntrySize);
 static_assert(offsetof(DirectoryHeader, hugetlbfs_dir) == 384);
+static_assert(offsetof(DirectoryHeader, body_offset) == 60);
 static_assert(offsetof(RingHeader, lossless_evictions) == 168);
 static_assert(offsetof(RecordHeader, ingest_time_ns) == 48);
 static_assert(offsetof(RecordHeader, track_id) == 14);

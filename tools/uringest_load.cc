@@ -7,6 +7,7 @@
 //   uringest-load --target 127.0.0.1:1935 --publishers 20 --duration 3 --ring uringest --verify
 //   uringest-load --target 127.0.0.1:1935 --flv clip.flv --no-pace --duration 10 --json
 //   uringest-load --target 127.0.0.1:1935 --publishers 1000 --ramp 10 --server-pid 4242
+//   uringest-load --target 127.0.0.1:1935 --publishers 1000 --idle --duration 20
 //
 // Exit status: 0 if every publisher went live and ended cleanly and (with --verify) no
 // frame was lost, duplicated or reordered; 1 otherwise; 2 for bad flags. With --verify,
@@ -88,6 +89,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--app", f.app, "RTMP application; streams are APP/loadN")->capture_default_str();
   app.add_flag("--no-pace", no_pace, "Send as fast as the sockets take it");
+  app.add_flag("--idle", f.idle,
+               "Publishers go live, then send nothing (no metadata, no media) until the end");
   app.add_option("--ring", ring, "The server's ring (for --verify)")->capture_default_str();
   app.add_flag("--verify", verify,
                "Read the ring and account for every frame; a server that dies ends the run "

@@ -72,13 +72,17 @@ ChunkReader::~ChunkReader() {
   }
 }
 
-absl::StatusOr<ChunkReader::Result> ChunkReader::Read(std::span<const uint8_t> in,
-                                                      Message* message) {
-  if (failed_) return absl::FailedPreconditionError("chunk reader: used after an error");
+void ChunkReader::ReleaseHandedOut() {
   if (release_pending_ != nullptr) {
     ReleaseBuffer(release_pending_);
     release_pending_ = nullptr;
   }
+}
+
+absl::StatusOr<ChunkReader::Result> ChunkReader::Read(std::span<const uint8_t> in,
+                                                      Message* message) {
+  if (failed_) return absl::FailedPreconditionError("chunk reader: used after an error");
+  ReleaseHandedOut();
   Result total;
   for (;;) {
     if (replay_pos_ < replay_len_) {
@@ -384,7 +388,14 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(std::span<const
   message->header.timestamp = cs->timestamp;
   message->payload = payload;
   message->pieces = {};
-  if (cs->capacity > options_.retained_buffer_bytes) release_pending_ = cs;
+  // A large buffer goes, and so does a command's or a data message's: those come
+  // seldom, so an idle connection holds no assembly buffer. Audio, video and aggregates
+  // keep theirs for the next frame.
+  const bool media = cs->type == MessageType::kAudio || cs->type == MessageType::kVideo ||
+                     cs->type == MessageType::kAggregate;
+  if (cs->capacity > options_.retained_buffer_bytes || (cs->buffer != nullptr && !media)) {
+    release_pending_ = cs;
+  }
   if (cs->type == MessageType::kSetChunkSize || cs->type == MessageType::kAbort) {
     if (absl::Status s = ApplyControl(*message); !s.ok()) return s;
   }

@@ -29,7 +29,9 @@
 // grows with the bytes that actually arrived (never the announced length up front, and
 // never the chunk size), starting at 256 bytes. A message that arrives whole inside one input
 // span is handed out in place, with no copy: a one-chunk message as one span, a longer audio
-// or video message (with gather_media) as the payloads of its chunks. Options cap the message size,
+// or video message (with gather_media) as the payloads of its chunks. Only audio and video keep
+// their buffer for the next message; a command's or data message's buffer is freed once handed
+// out (see ReleaseHandedOut()). Options cap the message size,
 // the number of chunk streams and the bytes held in partial messages, so a peer can't make a
 // connection grow without bound.
 
@@ -40,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
@@ -95,6 +98,12 @@ class ChunkReader {
   // reader is unusable: the connection must be closed.
   [[nodiscard]] absl::StatusOr<Result> Read(std::span<const uint8_t> in, Message* message);
 
+  // Frees the buffer of the message Read() handed out last if it is not to be kept (a
+  // command's, a data message's, or one over retained_buffer_bytes); Read() does it too.
+  // Call it once done with that message when no Read() may follow for a while, so an idle
+  // connection holds no buffer. The message's payload is invalid afterwards.
+  void ReleaseHandedOut();
+
   // The chunk size the peer announced (after clamping to 0xFFFFFF), 128 initially.
   uint32_t chunk_size() const { return chunk_size_; }
   // Chunk streams with header state so far.
@@ -148,11 +157,13 @@ class ChunkReader {
   uint8_t replay_len_ = 0;
   uint8_t replay_pos_ = 0;
   absl::InlinedVector<std::unique_ptr<ChunkStream>, 4> streams_;
-  // The pieces of a gathered message, valid until the next Read().
-  absl::InlinedVector<std::span<const uint8_t>, 16> pieces_;
+  // The pieces of a gathered message, valid until the next Read(). On the heap, not
+  // inline: a connection that sends no media doesn't pay for it; one that does allocates
+  // it at its first gathered message and keeps it.
+  std::vector<std::span<const uint8_t>> pieces_;
   mutable ChunkStream* last_stream_ = nullptr;  // FindStream()'s cache
-  // A buffer over options_.retained_buffer_bytes, freed at the next Read() (its message
-  // is in the caller's hands until then).
+  // A buffer not to be kept (see ReleaseHandedOut()), freed at the next Read() or
+  // ReleaseHandedOut() (its message is in the caller's hands until then).
   ChunkStream* release_pending_ = nullptr;
   bool failed_ = false;
 };

@@ -708,6 +708,27 @@ TEST(ChunkReaderTest, AllocatorOutOfBudgetFailsTheConnectionNotTheProcess) {
   EXPECT_EQ(reader.buffered_bytes(), 0u);
 }
 
+TEST(ChunkReaderTest, CommandBufferIsFreedOnceHandedOutMediaBufferIsKept) {
+  // An idle connection must hold no assembly buffer: a command's goes once it has been
+  // handled, a video message's stays for the next frame.
+  ChunkWriter writer;
+  std::vector<uint8_t> command, video;
+  writer.Write(Header(3, MessageType::kCommandAmf0, 0, 0), Payload(300, 1), &command);
+  writer.Write(Header(6, MessageType::kVideo, 1, 0), Payload(300, 2), &video);
+  ChunkReader reader;
+  auto got = Feed(reader, command);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_GT(reader.buffered_bytes(), 0u) << "the payload is valid until the next Read()";
+  reader.ReleaseHandedOut();
+  EXPECT_EQ(reader.buffered_bytes(), 0u);
+  got = Feed(reader, video);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  reader.ReleaseHandedOut();
+  EXPECT_GT(reader.buffered_bytes(), 0u);
+}
+
 TEST(ChunkReaderTest, ReaderRefusesUseAfterAnError) {
   std::vector<uint8_t> b;
   AppendBasic(&b, 3, 9);

@@ -31,7 +31,13 @@ void ServerConnection::TakeOutput(size_t n) {
   assert(n <= out_.size() - out_taken_);
   out_taken_ += n;
   if (out_taken_ == out_.size()) {
-    out_.clear();
+    // An idle connection holds no output buffer: the handshake's 3 KiB and the connect
+    // responses go once sent. A small one stays for acks and pings.
+    if (out_.capacity() > kRetainedOutput) {
+      std::vector<uint8_t>().swap(out_);
+    } else {
+      out_.clear();
+    }
     out_taken_ = 0;
   }
 }
@@ -59,6 +65,7 @@ absl::Status ServerConnection::Receive(std::span<const uint8_t> in, bool more_qu
       if (absl::Status s = HandleMessage(message); !s.ok()) return s;
     }
   }
+  reader_.ReleaseHandedOut();
   if (handshake_ == nullptr) AcknowledgeReceived(more_queued);
   return absl::OkStatus();
 }

@@ -111,6 +111,9 @@ class ServerConnection : private MessageSender {
   void AcknowledgeReceived(bool more_queued);
   void SendControl(MessageType type, std::span<const uint8_t> payload);
 
+  // An output buffer larger than this is freed once everything in it is sent.
+  static constexpr size_t kRetainedOutput = 256;
+
   std::unique_ptr<ServerHandshake> handshake_;  // freed once complete
   ChunkReader reader_;
   ChunkWriter writer_;

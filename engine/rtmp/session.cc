@@ -193,8 +193,7 @@ Session::Session(const SessionOptions& options, MessageSender* sender, FrameSink
       sender_(sender),
       sink_(sink),
       registry_(registry),
-      authorizer_(authorizer),
-      streams_(options.max_streams) {}
+      authorizer_(authorizer) {}
 
 Session::~Session() { Close(); }
 
@@ -470,8 +469,10 @@ absl::Status Session::OnFcPublish(const Command& command) {
 }
 
 absl::Status Session::OnCreateStream(const Command& command) {
-  for (uint32_t id = 1; id <= streams_.size(); ++id) {
-    if (streams_[id - 1].state != StreamState::kFree) continue;
+  uint32_t id = 1;
+  while (id <= streams_.size() && streams_[id - 1].state != StreamState::kFree) ++id;
+  if (id > streams_.size() && id <= options_.max_streams) streams_.emplace_back();
+  if (id <= streams_.size()) {
     streams_[id - 1].state = StreamState::kCreated;
     SendResult(command.transaction_id, Value::Number(id));
     return absl::OkStatus();

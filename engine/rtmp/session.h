@@ -295,7 +295,7 @@ class Session {
   std::string flash_ver_;
   double object_encoding_ = 0;
   EnhancedCaps client_caps_;
-  std::vector<Stream> streams_;  // index = stream id - 1; sized max_streams up front
+  std::vector<Stream> streams_;  // index = stream id - 1; grows to max_streams as created
   uint32_t pending_ = 0;         // streams in kPendingApproval
   uint64_t next_ticket_ = 1;
   size_t unapproved_bytes_ = 0;  // media and data bytes sent while a publish was pending
