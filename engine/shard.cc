@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -23,10 +24,17 @@
 namespace uringest::engine {
 namespace {
 
-constexpr uint64_t kTicksPerSecond = 10;
+// A shard that ran or waited for a CPU this share of a second is saturated.
+constexpr double kSaturated = 0.95;
 constexpr size_t kMaxQueuedOutput = 1 << 20;
 // A send buffer larger than this is freed once it has been sent (Flush).
 constexpr size_t kRetainedSendBuffer = 256;
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 int64_t NowMs() {
   timespec ts;
@@ -107,6 +115,7 @@ absl::Status Shard::CreateLoop() {
 void Shard::ThreadMain() {
   pthread_setname_np(pthread_self(), absl::StrCat("shard-", index_).c_str());
   start_status_ = CreateLoop();
+  thread_load_ = std::make_unique<ThreadLoad>();
   const bool ok = start_status_.ok();
   running_.store(ok, std::memory_order_release);
   started_.count_down();
@@ -474,12 +483,48 @@ void Shard::OnReleased(ConnectionId id) {
 // One look at the ring's sleeping readers per batch of receives, not one per frame.
 void Shard::OnBatchEnd() { ring_->Flush(); }
 
+// The ticks come about 10 times a second, later when the shard is busy: the work below
+// is due by the clock, once a second.
 void Shard::OnTick() {
   ring_->Heartbeat();
-  if (++ticks_ % kTicksPerSecond != 0) return;
-  UpdateIngressRate();
+  const int64_t now_ms = NowMs();
+  if (now_ms < next_second_ms_) return;
+  const int64_t elapsed_ms = next_second_ms_ == 0 ? 1000 : now_ms - next_second_ms_ + 1000;
+  next_second_ms_ = now_ms + 1000;
+  ReportSaturation();
+  UpdateIngressRate(elapsed_ms);
   ReportBufferShortages();
   CheckTimeouts();
+}
+
+// A saturated shard falls behind its publishers: TCP holds them back (it does not
+// collapse), but their frames reach the ring late and every new connection on it waits.
+// Once a second while it lasts, with the load it carries; a line when it ends.
+void Shard::ReportSaturation() {
+  const LoadMark last = load_mark_;
+  load_mark_ = {.time_ns = MonotonicNs(),
+                .thread = thread_load_->Read(),
+                .records = ring_->producer().records(),
+                .bytes_in = bytes_in_};
+  if (last.time_ns == 0) return;
+  const double seconds = double(load_mark_.time_ns - last.time_ns) / 1e9;
+  if (seconds <= 0) return;
+  const double ran = double(load_mark_.thread.run_ns - last.thread.run_ns) / 1e9 / seconds;
+  const double waited = double(load_mark_.thread.wait_ns - last.thread.wait_ns) / 1e9 / seconds;
+  if (ran + waited >= kSaturated) {
+    if (saturated_since_ns_ == 0) saturated_since_ns_ = last.time_ns;
+    spdlog::warn(
+        "shard {}: saturated: busy {:.0f}% of the last {:.1f} s (ran {:.0f}%, waited for a CPU "
+        "{:.0f}%); connections {}, {:.1f} Mbit/s in, {:.0f} records/s; its publishers are held "
+        "back (more --shards, or fewer publishers on this node)",
+        index_, 100 * (ran + waited), seconds, 100 * ran, 100 * waited, live_,
+        double(load_mark_.bytes_in - last.bytes_in) * 8 / 1e6 / seconds,
+        double(load_mark_.records - last.records) / seconds);
+  } else if (saturated_since_ns_ != 0) {
+    spdlog::info("shard {}: no longer saturated after {:.0f} s (busy {:.0f}% of the last second)",
+                 index_, double(last.time_ns - saturated_since_ns_) / 1e9, 100 * (ran + waited));
+    saturated_since_ns_ = 0;
+  }
 }
 
 // Running out of receive buffers is backpressure, not an error (TCP holds the bytes
@@ -494,8 +539,9 @@ void Shard::ReportBufferShortages() {
   shortages_reported_ = shortages;
 }
 
-void Shard::UpdateIngressRate() {
-  const uint64_t last_second = bytes_in_ - bytes_in_at_rate_;
+void Shard::UpdateIngressRate(int64_t elapsed_ms) {
+  const uint64_t last_second =
+      (bytes_in_ - bytes_in_at_rate_) * 1000 / uint64_t(std::max<int64_t>(elapsed_ms, 1));
   bytes_in_at_rate_ = bytes_in_;
   const uint64_t rate = ingress_rate_.load(std::memory_order_relaxed);
   // An exponentially weighted average over about 4 s.

@@ -32,6 +32,7 @@
 #include "engine/server_options.h"
 #include "engine/slab_allocator.h"
 #include "engine/stream_registry.h"
+#include "engine/thread_load.h"
 #include "engine/tls.h"
 #include "ringbuf/shard_writer.h"
 
@@ -133,8 +134,10 @@ class alignas(64) Shard : private LoopHandler {
   void Flush(Connection& c);
   void CloseConnection(Connection& c, std::string_view reason, bool flush_first = false);
   void CheckTimeouts();
-  void UpdateIngressRate();
+  // `elapsed_ms`: since the last update (about a second).
+  void UpdateIngressRate(int64_t elapsed_ms);
   void ReportBufferShortages();
+  void ReportSaturation();
   void BeginShutdown();
 
   const uint32_t index_;
@@ -154,10 +157,20 @@ class alignas(64) Shard : private LoopHandler {
   std::vector<std::unique_ptr<Connection>> connections_;  // by ConnectionId
   std::vector<ConnectionId> free_ids_;
   uint32_t live_ = 0;
-  uint64_t ticks_ = 0;
+  int64_t next_second_ms_ = 0;       // when OnTick() next does its once-a-second work
   uint64_t bytes_in_ = 0;            // since start, all connections
   uint64_t bytes_in_at_rate_ = 0;    // bytes_in_ at the last rate update
   uint64_t shortages_reported_ = 0;  // the loop's buffer_shortages at the last report
+  // What ReportSaturation() compares with, taken a second before.
+  struct LoadMark {
+    int64_t time_ns = 0;  // CLOCK_MONOTONIC; 0: none yet
+    ThreadLoad::Sample thread;
+    uint64_t records = 0;  // written to the ring
+    uint64_t bytes_in = 0;
+  };
+  std::unique_ptr<ThreadLoad> thread_load_;  // made on the shard's thread
+  LoadMark load_mark_;
+  int64_t saturated_since_ns_ = 0;  // 0: not saturated
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
 

@@ -102,6 +102,8 @@ class Producer {
 
   uint64_t capacity() const { return capacity_; }
   uint64_t tail() const { return tail_; }
+  // Records committed since the ring was made, padding excluded (flushed or not).
+  uint64_t records() const { return header_->records + unflushed_records_; }
   size_t max_payload_length() const { return max_record_length_ - kRecordHeaderSize; }
   const RingHeader& header() const { return *header_; }
   // The committed payload of the record at `position`, while still in the ring.

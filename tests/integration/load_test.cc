@@ -3,20 +3,32 @@
 // arrived once and in order. And issue 12's: a server that stops reading holds the
 // publishers back (TCP backpressure) without the harness queueing without bound.
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+#include <vector>
 
 #include <optional>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/ingest_harness.h"
 #include "tests/integration/process.h"
 
 namespace uringest::testing {
 namespace {
+
+using ::testing::IsEmpty;
 
 std::vector<std::string> LoadArgs(const IngestServer& server, int publishers) {
   return {ToolPath("uringest-load"),
@@ -97,6 +109,69 @@ TEST(LoadBackpressureTest, PublishersOfAStoppedServerQueueAtMostTheirWindow) {
   ASSERT_TRUE(queued.has_value()) << json;
   EXPECT_GT(*queued, 0u);
   EXPECT_LE(*queued, (512u << 10) + 1'300'000u) << json;
+}
+
+// Pins every thread of process `pid` to CPU `cpu`, at nice 10 (a tenth of the CPU against a busy
+// loop).
+void PinAllThreads(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"))) {
+    const pid_t tid = std::stoi(task.path().filename().string());
+    EXPECT_EQ(sched_setaffinity(tid, sizeof(set), &set), 0) << "thread " << tid;
+    EXPECT_EQ(setpriority(PRIO_PROCESS, id_t(tid), 10), 0) << "thread " << tid;
+  }
+}
+
+// The lines of `log` that contain `text`.
+std::vector<std::string> LinesWith(const std::string& log, std::string_view text) {
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (absl::StrContains(line, absl::string_view(text.data(), text.size()))) {
+      lines.emplace_back(line);
+    }
+  }
+  return lines;
+}
+
+// A saturated shard says so once a second, with its load, and says when it is no longer.
+// The shard shares CPU 0 with a busy loop that takes most of it (the server runs at
+// nice 10), and one unpaced publisher on CPU 1 keeps it in work: it runs or waits for
+// the CPU all the time, as a shard whose own work fills its core. With the busy loop alone
+// (no work) it sleeps, and is not saturated.
+TEST(SaturationTest, ASaturatedShardIsLoggedOnceASecondWithItsLoad) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  PinAllThreads(server->process().pid(), 0);
+  Process hog =
+      Process::Spawn({"/usr/bin/taskset", "-c", "0", "/bin/sh", "-c", "while :; do :; done"});
+  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_THAT(LinesWith(ReadFile(server->log_path()), "saturated"), IsEmpty())
+      << "a shard with nothing to do is not saturated by another process";
+
+  std::vector<std::string> args = {"/usr/bin/taskset", "-c", "1"};
+  for (std::string& arg : LoadArgs(*server, 1)) args.push_back(std::move(arg));
+  *(std::find(args.begin(), args.end(), "--duration") + 1) = "5";
+  args.insert(args.end(), {"--no-pace", "--bitrate", "40M"});
+  Process load = Process::Spawn(
+      args, {.stdout_path = dir.Path("load.json"), .stderr_path = dir.Path("load.log")});
+  EXPECT_EQ(load.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("load.log"));
+  absl::SleepFor(absl::Milliseconds(1500));
+  hog.Kill();
+
+  const std::string log = ReadFile(server->log_path());
+  const std::vector<std::string> saturated = LinesWith(log, "shard 0: saturated: busy");
+  EXPECT_GE(saturated.size(), 2u) << log;
+  EXPECT_LE(saturated.size(), 6u) << "more than once a second: " << log;
+  for (const std::string& line : saturated) {
+    EXPECT_THAT(line, ::testing::ContainsRegex("connections 1, [1-9][0-9.]* Mbit/s in, "
+                                               "[1-9][0-9]* records/s"));
+  }
+  EXPECT_THAT(LinesWith(log, "shard 0: no longer saturated after"), ::testing::SizeIs(1)) << log;
 }
 
 TEST(LoadExitTest, NoServerMeansNonZeroExit) {
