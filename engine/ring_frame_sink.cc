@@ -106,16 +106,14 @@ RingFrameSink::Stream* RingFrameSink::Find(uint32_t stream_id) {
   return nullptr;
 }
 
-void RingFrameSink::OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) {
-  has_published_ = true;
+absl::Status RingFrameSink::OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) {
   const std::string key = StreamKey(name);
   absl::StatusOr<ringbuf::StreamWriter> writer = shard_->BeginStream(key, peer_);
-  if (!writer.ok()) {
-    spdlog::error("{}: stream {} not carried: {}", peer_, key, StatusText(writer.status()));
-    return;
-  }
+  if (!writer.ok()) return writer.status();  // the session refuses the publish, and says why
+  has_published_ = true;
   spdlog::info("{}: publishing {}", peer_, key);
   streams_.push_back(Stream{.stream_id = stream_id, .writer = std::move(*writer)});
+  return absl::OkStatus();
 }
 
 void RingFrameSink::OnFrame(const rtmp::Frame& frame) {

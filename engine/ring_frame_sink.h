@@ -33,7 +33,7 @@ class RingFrameSink : public rtmp::FrameSink {
   RingFrameSink(ringbuf::ShardWriter* shard, std::string peer);
   ~RingFrameSink() override;
 
-  void OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) override;
+  absl::Status OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) override;
   void OnFrame(const rtmp::Frame& frame) override;
   void OnStreamEnd(uint32_t stream_id) override;
 

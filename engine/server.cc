@@ -157,6 +157,7 @@ absl::Status Server::Start() {
       ringbuf::RingServer::Create({.name = options_.ring_name,
                                    .shards = options_.shards,
                                    .ring_capacity = options_.ring_size,
+                                   .directory_slots = options_.stream_slots(),
                                    .group = group,
                                    .batch_wakes = true});
   if (!rings.ok()) return rings.status();

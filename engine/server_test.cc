@@ -532,6 +532,38 @@ TEST_P(ServerTest, SecondPublisherOfANameGetsBadNameAndTheFirstGoesOn) {
   EXPECT_EQ(second.Publish(second_stream, "cam2"), "NetStream.Publish.Start");
 }
 
+// Past --max-streams (the ring directory's slots) a publish is refused with BadName, not
+// started with its frames going nowhere; the streams that fit go on, and a slot that
+// frees up takes the next publish.
+TEST_P(ServerTest, PublishPastMaxStreamsIsRefusedAndTheOthersGoOn) {
+  ServerOptions options = Options(2);
+  options.max_streams = 2;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  RtmpClient first(port()), second(port()), third(port());
+  uint32_t first_stream = 0, second_stream = 0;
+  ASSERT_TRUE(first.StartPublishing("a", &first_stream));
+  ASSERT_TRUE(second.StartPublishing("b", &second_stream));
+  ASSERT_TRUE(third.Handshake());
+  ASSERT_TRUE(third.ConnectApp("live"));
+  const uint32_t third_stream = third.CreateStream();
+  ASSERT_NE(third_stream, 0u);
+  EXPECT_EQ(third.Publish(third_stream, "c"), "NetStream.Publish.BadName");
+
+  std::unique_ptr<ringbuf::Reader> a = FollowStream(ring_, "live/a");
+  std::unique_ptr<ringbuf::Reader> b = FollowStream(ring_, "live/b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(first.SendVideo(first_stream, 0, VideoPayload(1, 1)));
+  ASSERT_TRUE(second.SendVideo(second_stream, 0, VideoPayload(2, 1)));
+  EXPECT_EQ(ReadMediaFrames(a.get(), 1), std::vector<Bytes>{VideoPayload(1, 1)});
+  EXPECT_EQ(ReadMediaFrames(b.get(), 1), std::vector<Bytes>{VideoPayload(2, 1)});
+
+  // The first leaves: its slot takes the next publish.
+  first.Close();
+  EXPECT_TRUE(
+      WaitUntil([&] { return third.Publish(third_stream, "c") == "NetStream.Publish.Start"; }));
+}
+
 TEST_P(ServerTest, TakeoverClosesTheOlderPublisher) {
   ServerOptions options = Options(2);
   options.on_duplicate = OnDuplicate::kTakeover;

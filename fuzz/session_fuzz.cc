@@ -70,13 +70,17 @@ class CheckingSink : public rtmp::FrameSink {
  public:
   explicit CheckingSink(const CheckingRegistry* registry) : registry_(registry) {}
 
-  void OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) override {
+  absl::Status OnStreamBegin(uint32_t stream_id, rtmp::StreamName name) override {
     FUZZ_CHECK(streams_.count(stream_id) == 0, "stream %u began twice", stream_id);
     FUZZ_CHECK(registry_->Holds(Key(name)), "stream %u began as %s without the name", stream_id,
                Key(name).c_str());
     FUZZ_CHECK(!name.name.empty() && !name.app.empty(), "stream %u began with an empty name",
                stream_id);
+    // Every third stream can't be carried (as when the ring's directory is full): its
+    // publish is refused, and no frame or end of it may follow.
+    if (++begins_ % 3 == 0) return absl::ResourceExhaustedError("no room");
     streams_[stream_id] = Key(name);
+    return absl::OkStatus();
   }
   void OnFrame(const rtmp::Frame& frame) override {
     FUZZ_CHECK(streams_.count(frame.stream_id) == 1, "frame on stream %u, which did not begin",
@@ -119,6 +123,7 @@ class CheckingSink : public rtmp::FrameSink {
   const CheckingRegistry* registry_;
   std::vector<uint8_t> alone_;
   std::map<uint32_t, std::string> streams_;
+  uint64_t begins_ = 0;
   uint64_t frames_ = 0;
 };
 

@@ -28,7 +28,10 @@ std::string Key(StreamName name) { return std::string(name.app) + "/" + std::str
 
 class RecordingSink : public FrameSink {
  public:
-  void OnStreamBegin(uint32_t, StreamName name) override { began.push_back(Key(name)); }
+  absl::Status OnStreamBegin(uint32_t, StreamName name) override {
+    began.push_back(Key(name));
+    return absl::OkStatus();
+  }
   void OnFrame(const Frame& frame) override {
     frames.push_back({frame.type, frame.dts, frame.sequence_header, testing::PayloadBytes(frame)});
   }

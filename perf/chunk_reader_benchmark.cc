@@ -102,7 +102,7 @@ BENCHMARK(BM_ChunkReaderSynthetic6Mbps)->ArgName("chunk_size")->Arg(128)->Arg(40
 // The whole I/O-free core on the recorded session: handshake, chunks, commands, frames.
 class NullSink : public FrameSink {
  public:
-  void OnStreamBegin(uint32_t, StreamName) override {}
+  absl::Status OnStreamBegin(uint32_t, StreamName) override { return absl::OkStatus(); }
   void OnFrame(const Frame& frame) override { benchmark::DoNotOptimize(frame.payload.data()); }
   void OnStreamEnd(uint32_t) override {}
 };

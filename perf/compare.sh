@@ -5,17 +5,23 @@
 #   perf/compare.sh            # full run (about 20-30 minutes)
 #   perf/compare.sh --quick    # short steps (a few minutes)
 #   perf/compare.sh --step 30 --cpu 1 --build /path/to/build --out /tmp/RESULTS.md
+#   KEEP_TMP=1 perf/compare.sh # keep the scratch folder (every JSON report) for a look
 #
 # Workloads (uringest-load drives both servers the same way):
 #   1. one publisher, a real 40 Mbit/s FLV pushed without pacing: MB/s, server CPU-s per GB
-#   2. the most concurrent 2.5 Mbit/s publishers each server holds for a step with zero
-#      loss and p99 latency under 50 ms, on one core
-#   3. RSS per connection with 1000 publishers connected
+#   2. the most concurrent publishers each server holds for a step on one core, at
+#      2.5 Mbit/s and at 600 kbit/s: uringestd with zero loss and p99 latency under 50 ms
+#   3. RSS per streaming session with 1000 publishers of 600 kbit/s connected
 #   4. raw loopback TCP into a discarding sink (iperf3), and uringestd's workload-1
 #      throughput as a fraction of it
+#   5. fixed loads, the same into both servers: 2500 x 600 kbit/s and 1000 x 2.5 Mbit/s,
+#      server CPU-s per GB (uringestd's frames all verified in the ring)
+#   6. RSS per idle publish session, 1000 sessions (perf/idle_sessions.sh)
 #   plus connection placement: uringestd --shards 2 --placement load vs reuseport under
 #   mixed bitrates, and the CPU cost of RTMPS against plain RTMP (ffmpeg -c copy of the
 #   workload-1 clip, as uringest-load speaks no TLS).
+# uringest-load reports its own CPU: a figure taken while it used 90% of its core or more
+# is marked LOAD-BOUND (the load generator, not the server, may have been the limit).
 # Each server is pinned to one core (--cpu, default 0) and uringest-load to another. On a
 # shared machine compare the ratios of one run, never absolute figures across runs.
 # Everything listens on 127.0.0.1 and every step is bounded in time. Needs root to install
@@ -36,13 +42,14 @@ while [[ $# -gt 0 ]]; do
     --cpu) SERVER_CPU="$2"; shift 2 ;;
     --build) BUILD="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 W1_SECONDS=$(( QUICK ? 5 : 15 ))
 W1_RUNS=$(( QUICK ? 2 : 3 ))
 W3_PUBLISHERS=1000
+W5_SECONDS=$(( QUICK ? 10 : 30 ))
 PLACEMENT_SECONDS=$(( QUICK ? 8 : 20 ))
 NCPU=$(nproc)
 LOAD_CPU=$(( NCPU > 1 ? (SERVER_CPU + 1) % NCPU : SERVER_CPU ))
@@ -61,7 +68,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   sleep 0.5
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
+  if [[ -n ${KEEP_TMP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
@@ -93,7 +100,8 @@ build_if_needed() {
 start_uringestd() {
   local shards=$1 placement=$2 pin=${3:-1}
   local cmd=("$BIN/uringestd" --listen "127.0.0.1:$U_PORT" --ring "$RING" --shards "$shards"
-             --placement "$placement" --log-level warn --max-connections 0 --idle-timeout 60
+             --placement "$placement" --log-level warn --max-connections 0 --max-streams 16384
+             --idle-timeout 60
              "${@:4}")
   [[ $pin == 1 ]] && cmd=(taskset -c "$SERVER_CPU" "${cmd[@]}")
   "${cmd[@]}" > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
@@ -176,45 +184,62 @@ workload1() {  # $1: u|n, $2: repetition
   load "$1" "$TMP/w1-$1-$2.json" --flv "$TMP/clip40.flv" --no-pace --duration "$W1_SECONDS"
 }
 
-# held SERVER N: 0 if N 2.5 Mbit/s publishers are held for STEP s: all live, none failed,
-# and (uringestd) zero loss and p99 < 50 ms verified in the ring; (nginx, whose output we
-# can't see) every frame sent, with less than 0.25 s of stream left queued at the end.
+# held SERVER BITRATE N: 0 if N publishers of BITRATE are held for STEP s: all live, none
+# failed, and (uringestd) zero loss and p99 < 50 ms verified in the ring; (nginx, whose
+# output we can't see) every frame sent, with less than 0.25 s of stream left queued at
+# the end.
 held() {
-  local server=$1 n=$2 f="$TMP/w2-$1-$2.json"
-  load "$server" "$f" --publishers "$n" --bitrate 2.5M --duration "$STEP" \
+  local server=$1 bitrate=$2 n=$3 f="$TMP/w2-$1-$2-$3.json"
+  load "$server" "$f" --publishers "$n" --bitrate "$bitrate" --duration "$STEP" \
     --ramp "$(( n / 250 + 1 ))"
   [[ -s $f ]] || return 1
-  local ok
+  local ok bps
+  bps=$(python3 -c "import sys; v=sys.argv[1]; m={'k':1e3,'M':1e6}; \
+print(float(v[:-1]) * m[v[-1]] if v[-1] in m else float(v))" "$bitrate")
   if [[ $server == u ]]; then
     ok=$(j "$f" "int(r['ok'] and r['latency']['p99_ms'] < 50)")
   else
-    ok=$(j "$f" "int(r['ok'] and r['max_backlog'] < 2500000/8/4)")
+    ok=$(j "$f" "int(r['ok'] and r['max_backlog'] < $bps/8/4)")
   fi
-  log "  $server: $n publishers -> $( [[ $ok == 1 ]] && echo held || echo NOT held) ($(j "$f" \
-    "'%d live, %d failed, lost %d, p99 %.1f ms, backlog %d B' % (r['went_live'], r['failed'], r['lost'], r['latency']['p99_ms'], r['max_backlog'])"))"
+  log "  $server: $n x $bitrate -> $( [[ $ok == 1 ]] && echo held || echo NOT held) ($(j "$f" \
+    "'%d live, %d failed, lost %d, p99 %.1f ms, backlog %d B, load %.0f%% of a core%s' % (r['went_live'], r['failed'], r['lost'], r['latency']['p99_ms'], r['max_backlog'], 100 * r['load_cpu_seconds'] / max(r['seconds'], 1e-9), ', LOAD-BOUND' if r['load_bound'] else '')"))"
   [[ $ok == 1 ]]
 }
 
-# Doubling from 125, then bisecting to within 10%: sets MAX_HELD.
+# workload2 SERVER BITRATE START: doubling from START, then bisecting to within 10%: sets
+# MAX_HELD, and MAX_HELD_FILE (the report of that step).
 workload2() {
-  local server=$1 lo=0 hi=0 n=125 limit=$(( QUICK ? 4000 : 8000 ))
-  log "workload 2 ($server): most 2.5 Mbit/s publishers held ${STEP} s on one core"
+  local server=$1 bitrate=$2 lo=0 hi=0 n=$3 limit=$(( QUICK ? 4000 : 8000 ))
+  log "workload 2 ($server): most $bitrate publishers held ${STEP} s on one core"
   while (( n <= limit )); do
-    if held "$server" "$n"; then lo=$n; n=$(( n * 2 )); else hi=$n; break; fi
+    if held "$server" "$bitrate" "$n"; then lo=$n; n=$(( n * 2 )); else hi=$n; break; fi
   done
   if (( hi > 0 )); then
     while (( hi - lo > lo / 10 && hi - lo > 25 )); do
       local mid=$(( (lo + hi) / 2 ))
-      if held "$server" "$mid"; then lo=$mid; else hi=$mid; fi
+      if held "$server" "$bitrate" "$mid"; then lo=$mid; else hi=$mid; fi
     done
   fi
   MAX_HELD=$lo
+  echo "$server $bitrate $lo" >> "$TMP/w2-max.txt"
 }
 
 workload3() {
-  log "workload 3 ($1): RSS with $W3_PUBLISHERS publishers connected"
-  load "$1" "$TMP/w3-$1.json" --publishers "$W3_PUBLISHERS" --bitrate 500k --ramp 5 \
+  log "workload 3 ($1): RSS with $W3_PUBLISHERS publishers of 600 kbit/s"
+  load "$1" "$TMP/w3-$1.json" --publishers "$W3_PUBLISHERS" --bitrate 600k --ramp 5 \
     --duration "$(( QUICK ? 5 : 10 ))"
+}
+
+# workload5 SERVER PUBLISHERS BITRATE: a fixed load for W5_SECONDS after a 10 s ramp.
+workload5() {
+  log "workload 5 ($1): $2 x $3 for ${W5_SECONDS} s"
+  load "$1" "$TMP/w5-$1-$2x$3.json" --publishers "$2" --bitrate "$3" --ramp 10 \
+    --duration "$W5_SECONDS"
+}
+
+workload6() {
+  log "workload 6: RSS per idle publish session (perf/idle_sessions.sh)"
+  BUILD="$BUILD" "$ROOT/perf/idle_sessions.sh" --publishers 1000 > "$TMP/idle.txt" 2>&1 || true
 }
 
 workload4() {
@@ -324,25 +349,38 @@ make_flv
 start_uringestd 1 load
 start_nginx
 for r in $(seq "$W1_RUNS"); do workload1 u "$r"; workload1 n "$r"; done
+# Memory before the heavier loads: a server keeps what its peak took.
 workload3 u
-workload2 u; U_MAX=$MAX_HELD
+workload3 n
+# Workload 5 the same way: each shape into one server, then the other.
+for shape in "2500 600k" "1000 2.5M"; do
+  # shellcheck disable=SC2086
+  workload5 u $shape; workload5 n $shape
+done
+workload2 u 2.5M 125
+workload2 u 600k 1000
 stop_pid "$U_PID"
 
-workload3 n
-workload2 n; N_MAX=$MAX_HELD
+workload2 n 2.5M 125
+workload2 n 600k 1000
 stop_pid "$N_MASTER"
 
 rtmps_cost
 workload4
 placement load
 placement reuseport
+workload6
 
 # ---- Table ----
-python3 - "$TMP" "$U_MAX" "$N_MAX" "$IPERF_MBPS" "$STEP" "$QUICK" "$SERVER_CPU" "$LOAD_CPU" \
+python3 - "$TMP" "$IPERF_MBPS" "$STEP" "$QUICK" "$SERVER_CPU" "$LOAD_CPU" "$W5_SECONDS" \
   > "$TMP/table.md" <<'EOF'
-import json, sys
-tmp, u_max, n_max, iperf, step, quick, scpu, lcpu = sys.argv[1:]
-u_max, n_max, iperf = int(u_max), int(n_max), float(iperf)
+import json, re, sys
+tmp, iperf, step, quick, scpu, lcpu, w5_seconds = sys.argv[1:]
+iperf = float(iperf)
+most = {}
+for line in open(f"{tmp}/w2-max.txt"):
+    server, bitrate, n = line.split()
+    most[(server, bitrate)] = int(n)
 def load(name):
     try:
         return json.load(open(f"{tmp}/{name}.json"))
@@ -359,16 +397,40 @@ def median_run(server):
     return runs[len(runs) // 2] if runs else None, runs
 (u1, u1_runs), (n1, n1_runs) = median_run("u"), median_run("n")
 u3, n3 = load("w3-u"), load("w3-n")
+def bound(*reports):
+    return " (LOAD-BOUND)" if any(r and r.get("load_bound") for r in reports) else ""
+def held_report(server, bitrate):
+    n = most.get((server, bitrate), 0)
+    return load(f"w2-{server}-{bitrate}-{n}") if n else None
+idle = {}
+try:
+    for line in open(f"{tmp}/idle.txt"):
+        m = re.match(r"(\S+)\s+\d+ idle sessions.* ([0-9.]+) bytes \(", line)
+        if m: idle[m.group(1)] = float(m.group(2)) / 1024
+except OSError:
+    pass
+w5 = {shape: (load(f"w5-u-{shape}"), load(f"w5-n-{shape}")) for shape in ("2500x600k", "1000x2.5M")}
 rows = [
-  ("1. one publisher, 40 Mbit/s FLV unpaced: MB/s", mbs(u1), mbs(n1), "%.0f"),
-  ("1. server CPU-s per GB ingested", cpu_gb(u1), cpu_gb(n1), "%.3f"),
-  (f"2. most 2.5 Mbit/s publishers held {step} s, one core", u_max, n_max, "%d"),
-  ("3. RSS per connection, 1000 publishers (KiB)", rss_conn(u3), rss_conn(n3), "%.1f"),
+  ("1. one publisher, 40 Mbit/s FLV unpaced: MB/s", mbs(u1), mbs(n1), "%.0f", bound(u1, n1)),
+  ("1. server CPU-s per GB ingested", cpu_gb(u1), cpu_gb(n1), "%.3f", ""),
+]
+for shape, label in (("2500x600k", "2500 x 600 kbit/s"), ("1000x2.5M", "1000 x 2.5 Mbit/s")):
+    u, n = w5[shape]
+    rows.append((f"5. {label}, {w5_seconds} s: server CPU-s per GB", cpu_gb(u), cpu_gb(n), "%.3f",
+                 bound(u, n)))
+for bitrate, label in (("2.5M", "2.5 Mbit/s"), ("600k", "600 kbit/s")):
+    rows.append((f"2. most {label} publishers held {step} s, one core",
+                 most.get(("u", bitrate), 0), most.get(("n", bitrate), 0), "%d",
+                 bound(held_report("u", bitrate), held_report("n", bitrate))))
+rows += [
+  ("3. RSS per streaming session, 1000 x 600 kbit/s (KiB)", rss_conn(u3), rss_conn(n3), "%.1f", ""),
+  ("6. RSS per idle publish session, 1000 sessions (KiB)", idle.get("uringestd", 0),
+   idle.get("nginx", 0), "%.2f", ""),
 ]
 print("| workload | uringestd | nginx-rtmp | uringestd / nginx |")
 print("|---|---|---|---|")
-for name, u, n, fmt in rows:
-    print(f"| {name} | {fmt % u} | {fmt % n} | {ratio(u, n)} |")
+for name, u, n, fmt, mark in rows:
+    print(f"| {name}{mark} | {fmt % u} | {fmt % n} | {ratio(u, n)} |")
 print(f"| 4. raw loopback TCP, iperf3 (MB/s) | {iperf:.0f} | | |")
 print(f"| 4. uringestd workload 1 / raw loopback TCP | {ratio(mbs(u1), iperf)} | "
       f"{ratio(mbs(n1), iperf)} (nginx) | |")
@@ -389,6 +451,24 @@ if u3 and n3: notes.append("Workload 3: %d/%d (uringestd) and %d/%d (nginx) publ
                            % (u3["max_live"], u3["publishers"], n3["max_live"], n3["publishers"],
                               u3["server"]["rss_start"] / 1e6, u3["server"]["rss_peak"] / 1e6,
                               n3["server"]["rss_start"] / 1e6, n3["server"]["rss_peak"] / 1e6))
+for shape, (u, n) in w5.items():
+    if u and n:
+        notes.append("Workload 5, %s: uringestd %d/%d live, lost %d of %d frames, p99 %.1f ms, "
+                     "%.2f CPU-s for %.2f GB; nginx %d/%d live, %.2f CPU-s for %.2f GB, "
+                     "sender backlog at most %d B. uringest-load used %.0f%% / %.0f%% of its core."
+                     % (shape, u["max_live"], u["publishers"], u["lost"], u["sent"],
+                        u["latency"]["p99_ms"], u["server"]["cpu_seconds"], u["bytes"] / 1e9,
+                        n["max_live"], n["publishers"], n["server"]["cpu_seconds"], n["bytes"] / 1e9,
+                        n["max_backlog"], 100 * u["load_cpu_seconds"] / max(u["seconds"], 1e-9),
+                        100 * n["load_cpu_seconds"] / max(n["seconds"], 1e-9)))
+for (server, bitrate), n in sorted(most.items()):
+    r = held_report(server, bitrate)
+    if r:
+        judged = ("p99 %.1f ms, lost %d" % (r["latency"]["p99_ms"], r["lost"]) if server == "u"
+                  else "sender backlog at most %d B" % r["max_backlog"])
+        notes.append("Workload 2, %s at %s: held %d (%s; uringest-load at %.0f%% of its core)."
+                     % ("uringestd" if server == "u" else "nginx", bitrate, n, judged,
+                        100 * r["load_cpu_seconds"] / max(r["seconds"], 1e-9)))
 for n in notes: print("- " + n)
 EOF
 
@@ -411,6 +491,15 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "can't be seen through our ring, so for nginx \"held\" means every publisher went live,"
   echo "stayed connected and had sent every frame by the end but for less than 0.25 s of stream"
   echo "(uringest-load's max_backlog); its latency is not measured."
+  echo
+  echo "A row marked LOAD-BOUND was measured while uringest-load used 90% of its core or more:"
+  echo "there the load generator, not the server, may have set the figure."
+  echo
+  echo "## Idle publish sessions (perf/idle_sessions.sh, 1000 sessions, after 50 come and go)"
+  echo
+  echo '```'
+  cat "$TMP/idle.txt"
+  echo '```'
   echo
   echo "## Connection placement (uringestd --shards 2, 4 x 20 Mbit/s + 40 x 0.5 Mbit/s)"
   echo

@@ -13,6 +13,7 @@
 #include <span>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "engine/rtmp/message.h"
 
 namespace uringest::rtmp {
@@ -66,8 +67,10 @@ struct Frame {
 class FrameSink {
  public:
   virtual ~FrameSink() = default;
-  // A publish succeeded: frames of `stream_id` follow until OnStreamEnd.
-  virtual void OnStreamBegin(uint32_t stream_id, StreamName name) = 0;
+  // A publish is about to succeed: frames of `stream_id` follow until OnStreamEnd. An
+  // error (the sink can't carry another stream) refuses the publish, with the error's
+  // message as the reason; no OnStreamEnd follows then.
+  virtual absl::Status OnStreamBegin(uint32_t stream_id, StreamName name) = 0;
   virtual void OnFrame(const Frame& frame) = 0;
   // The stream ended: FCUnpublish, deleteStream, closeStream, or the connection closed.
   virtual void OnStreamEnd(uint32_t stream_id) = 0;

@@ -28,8 +28,9 @@ struct RecordedFrame {
 
 class RecordingSink : public FrameSink {
  public:
-  void OnStreamBegin(uint32_t stream_id, StreamName name) override {
+  absl::Status OnStreamBegin(uint32_t stream_id, StreamName name) override {
     began.push_back(std::string(name.app) + "/" + std::string(name.name));
+    return absl::OkStatus();
   }
   void OnFrame(const Frame& frame) override {
     frames.push_back({frame.type, frame.dts, frame.keyframe, frame.sequence_header,

@@ -547,6 +547,18 @@ absl::Status Session::StartPublishing(uint32_t id) {
     stream.type.clear();
     return RefusePublish(id, taken);
   }
+  // The sink first: a stream it can't carry (the ring's directory is full) is refused,
+  // not started with its frames going nowhere.
+  if (absl::Status carried = sink_->OnStreamBegin(id, StreamName{.app = app_, .name = stream.name});
+      !carried.ok()) {
+    registry_->Release(StreamName{.app = app_, .name = stream.name});
+    const std::string why =
+        absl::StrFormat("%s/%s can't be carried: %s", app_, stream.name, carried.message());
+    stream.name.clear();
+    stream.query.clear();
+    stream.type.clear();
+    return RefusePublish(id, why);
+  }
   stream.state = StreamState::kPublishing;
   UpdateSolePublishing();
   std::vector<uint8_t> begin;
@@ -555,7 +567,6 @@ absl::Status Session::StartPublishing(uint32_t id) {
   SendProtocolControl(MessageType::kUserControl, begin);
   SendStatus(id, "status", "NetStream.Publish.Start",
              absl::StrFormat("%s/%s is now published.", app_, stream.name), stream.name);
-  sink_->OnStreamBegin(id, StreamName{.app = app_, .name = stream.name});
   return absl::OkStatus();
 }
 

@@ -76,8 +76,9 @@ class FakeSender : public MessageSender {
 
 class CountingSink : public FrameSink {
  public:
-  void OnStreamBegin(uint32_t, StreamName name) override {
+  absl::Status OnStreamBegin(uint32_t, StreamName name) override {
     begun.push_back(std::string(name.app) + "/" + std::string(name.name));
+    return absl::OkStatus();
   }
   void OnFrame(const Frame&) override { ++frames; }
   void OnStreamEnd(uint32_t) override { ++ended; }

@@ -87,11 +87,13 @@ struct Event {
 
 class RecordingSink : public FrameSink {
  public:
-  void OnStreamBegin(uint32_t stream_id, StreamName name) override {
+  absl::Status OnStreamBegin(uint32_t stream_id, StreamName name) override {
+    if (!refusal.ok()) return refusal;
     events.push_back({.kind = Event::kBegin,
                       .stream_id = stream_id,
                       .app = std::string(name.app),
                       .name = std::string(name.name)});
+    return absl::OkStatus();
   }
   void OnFrame(const Frame& frame) override {
     Event e{.kind = Event::kFrame, .stream_id = frame.stream_id, .frame = frame};
@@ -111,6 +113,7 @@ class RecordingSink : public FrameSink {
     return frames;
   }
   std::vector<Event> events;
+  absl::Status refusal;  // not OK: OnStreamBegin refuses every stream with it
 };
 
 class InMemoryRegistry : public PublishRegistry {
@@ -575,6 +578,34 @@ TEST_F(SessionTest, SecondPublisherOfANameGetsBadName) {
   EXPECT_THAT(other.publishing_streams(), SizeIs(1));
 }
 
+// A stream the sink can't carry (the ring's directory is full) is refused, not started
+// with its frames going nowhere; its name is free again, and the same stream may publish
+// once the sink has room.
+TEST_F(SessionTest, PublishTheSinkCannotCarryGetsBadNameAndFreesTheName) {
+  Connect();
+  sink_.refusal = absl::ResourceExhaustedError("all 2 directory slots are in use");
+  ASSERT_TRUE(Command({Str("createStream"), Num(4), Value::Null()}).ok());
+  sender_.sent.clear();
+  ASSERT_TRUE(Command({Str("publish"), Num(5), Value::Null(), Str("test"), Str("live")}, 1).ok());
+  ASSERT_THAT(sender_.sent, SizeIs(1)) << "no StreamBegin, no Publish.Start";
+  EXPECT_EQ(sender_.sent[0].Code(), "NetStream.Publish.BadName");
+  EXPECT_EQ(sender_.sent[0].Amf().at(3).FindString("level"), "error");
+  EXPECT_THAT(std::string(sender_.sent[0].Amf().at(3).FindString("description")),
+              HasSubstr("live/test can't be carried: all 2 directory slots are in use"));
+  EXPECT_THAT(session_->publishing_streams(), IsEmpty());
+  EXPECT_THAT(registry_.claimed, IsEmpty());
+  EXPECT_EQ(registry_.releases, 1);
+  EXPECT_EQ(session_->TakeRefusals().count, 1u);
+  // Media on it goes nowhere, and ends nothing.
+  ASSERT_TRUE(Video(1, {0x17, 0x01, 0, 0, 0, 0xAA}).ok());
+  EXPECT_THAT(sink_.events, IsEmpty());
+
+  sink_.refusal = absl::OkStatus();
+  ASSERT_TRUE(Command({Str("publish"), Num(6), Value::Null(), Str("test"), Str("live")}, 1).ok());
+  EXPECT_THAT(session_->publishing_streams(), SizeIs(1));
+  EXPECT_THAT(registry_.claimed, ElementsAre("live/test"));
+}
+
 class BadNameTest : public SessionTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(BadNameTest, UnsafeStreamNameGetsBadName) {
@@ -923,7 +954,7 @@ TEST_F(SessionTest, LibrtmpMediumFirstChunkReachesThePublishingStream) {
 TEST_F(SessionTest, MediaPathDoesNotAllocate) {
   class NullSink : public FrameSink {
    public:
-    void OnStreamBegin(uint32_t, StreamName) override {}
+    absl::Status OnStreamBegin(uint32_t, StreamName) override { return absl::OkStatus(); }
     void OnFrame(const Frame& frame) override { bytes += frame.payload_size(); }
     void OnStreamEnd(uint32_t) override {}
     size_t bytes = 0;
