@@ -30,10 +30,11 @@ struct ServerOptions {
   uint32_t max_connections_per_ip = 0;  // 0: no per-address cap
   // Streams published at once, all shards: the ring directory's slots. A publish past it
   // is refused. 0: max_connections, at least kMinStreams.
-  uint32_t max_streams = 0;
+  uint32_t max_published_streams = 0;
   static constexpr uint32_t kMinStreams = 4096;
   uint32_t stream_slots() const {
-    return max_streams != 0 ? max_streams : std::max(max_connections, kMinStreams);
+    return max_published_streams != 0 ? max_published_streams
+                                      : std::max(max_connections, kMinStreams);
   }
   // Bytes of partial messages all of one shard's connections may hold at once (each
   // connection is capped too: connection.reader.max_buffered_bytes); 0: no limit. A

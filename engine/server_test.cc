@@ -537,7 +537,7 @@ TEST_P(ServerTest, SecondPublisherOfANameGetsBadNameAndTheFirstGoesOn) {
 // frees up takes the next publish.
 TEST_P(ServerTest, PublishPastMaxStreamsIsRefusedAndTheOthersGoOn) {
   ServerOptions options = Options(2);
-  options.max_streams = 2;
+  options.max_published_streams = 2;
   ASSERT_NO_FATAL_FAILURE(StartServer(options));
   RtmpClient first(port()), second(port()), third(port());
   uint32_t first_stream = 0, second_stream = 0;

@@ -96,7 +96,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
   app.add_option("--max-connections-per-ip", o->max_connections_per_ip,
                  "Connections at once from one address (0: no cap)")
       ->capture_default_str();
-  app.add_option("--max-streams", o->max_streams,
+  app.add_option("--max-streams", o->max_published_streams,
                  "Streams published at once, all shards; a publish past it is refused (0: "
                  "--max-connections, at least 4096)")
       ->capture_default_str();
