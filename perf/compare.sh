@@ -30,6 +30,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=perf/nginx_rtmp.sh
+source "$ROOT/perf/nginx_rtmp.sh"
 BUILD="$ROOT/build"
 OUT="$ROOT/perf/RESULTS.md"
 QUICK=0
@@ -121,38 +123,15 @@ stop_pid() {
   kill -9 "$1" 2>/dev/null || true
 }
 
-# One worker, the rtmp module, the same chunk size uringestd announces (65536). Sets
-# N_PID (the worker: its CPU and RSS are what is measured).
+# nginx with the rtmp module (perf/nginx_rtmp.sh). Sets N_MASTER and N_PID (the worker).
 start_nginx() {
-  mkdir -p "$TMP/nginx/logs"
-  cat > "$TMP/nginx/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-worker_processes 1;
-worker_rlimit_nofile 65536;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 16384; }
-rtmp {
-  server {
-    listen 127.0.0.1:$N_PORT;
-    chunk_size 65536;
-    application live { live on; }
-  }
-}
-EOF
-  taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" \
-    -c "$TMP/nginx/nginx.conf" 2> "$TMP/nginx/stderr.log" &
-  N_MASTER=$!
+  if ! start_nginx_rtmp "$TMP/nginx" "$N_PORT" "$SERVER_CPU"; then
+    echo "compare.sh: nginx did not start" >&2
+    exit 1
+  fi
+  N_MASTER=$NGINX_MASTER
+  N_PID=$NGINX_WORKER
   PIDS+=("$N_MASTER")
-  N_PID=""
-  for _ in $(seq 100); do
-    N_PID=$(pgrep -P "$N_MASTER" | head -1 || true)
-    [[ -n "$N_PID" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$N_PORT") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "compare.sh: nginx did not start: $(cat "$TMP/nginx/stderr.log" "$TMP/nginx/logs/error.log")" >&2
-  exit 1
 }
 
 # load SERVER(u|n) OUTFILE ARGS...: runs uringest-load pinned to LOAD_CPU with --json.

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=perf/nginx_rtmp.sh
+source "$ROOT/perf/nginx_rtmp.sh"
 BUILD=${BUILD:-$ROOT/build}
 BIN="$BUILD/bin"
 URINGESTD=${URINGESTD:-$BIN/uringestd}  # the server measured (the load is $BIN/uringest-load)
@@ -122,35 +124,11 @@ run_uringestd() {
   return $ok
 }
 
-# One worker, as in perf/compare.sh's start_nginx.
+# One worker (perf/nginx_rtmp.sh), as perf/compare.sh runs it.
 run_nginx() {
-  mkdir -p "$TMP/nginx/logs"
-  cat > "$TMP/nginx/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-worker_processes 1;
-worker_rlimit_nofile 65536;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 16384; }
-rtmp {
-  server {
-    listen 127.0.0.1:$N_PORT;
-    chunk_size 65536;
-    application live { live on; }
-  }
-}
-EOF
-  taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" \
-    -c "$TMP/nginx/nginx.conf" 2> "$TMP/nginx/stderr.log" &
-  local master=$!
+  start_nginx_rtmp "$TMP/nginx" "$N_PORT" "$SERVER_CPU" || return 1
+  local master=$NGINX_MASTER worker=$NGINX_WORKER
   PIDS+=("$master")
-  local worker=""
-  for _ in $(seq 100); do
-    worker=$(pgrep -P "$master" | head -1 || true)
-    [[ -n "$worker" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$N_PORT") 2>/dev/null && break
-    sleep 0.1
-  done
   local ok=0
   measure nginx "$worker" "$N_PORT" || ok=1
   kill "$master"; wait "$master" 2>/dev/null || true
