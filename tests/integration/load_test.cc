@@ -167,10 +167,16 @@ TEST(SaturationTest, ASaturatedShardIsLoggedOnceASecondWithItsLoad) {
   const std::vector<std::string> saturated = LinesWith(log, "shard 0: saturated: busy");
   EXPECT_GE(saturated.size(), 2u) << log;
   EXPECT_LE(saturated.size(), 6u) << "more than once a second: " << log;
+  // The last second may find the publisher gone while the shard still drains its bytes.
+  int with_publisher = 0;
   for (const std::string& line : saturated) {
-    EXPECT_THAT(line, ::testing::ContainsRegex("connections 1, [1-9][0-9.]* Mbit/s in, "
-                                               "[1-9][0-9]* records/s"));
+    EXPECT_THAT(line, ::testing::ContainsRegex("connections [01], [0-9.]+ Mbit/s in, "
+                                               "[0-9]+ records/s"));
+    with_publisher += ::testing::Value(
+        line, ::testing::ContainsRegex("connections 1, [1-9][0-9.]* Mbit/s in, [1-9][0-9]* "
+                                       "records/s"));
   }
+  EXPECT_GE(with_publisher, 1) << log;
   EXPECT_THAT(LinesWith(log, "shard 0: no longer saturated after"), ::testing::SizeIs(1)) << log;
 }
 
