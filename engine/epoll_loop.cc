@@ -255,6 +255,7 @@ void EpollLoop::Run(LoopHandler* handler) {
     // Backlogged work is served right after any events that are ready, without waiting.
     const int timeout = backlog_.empty() && deferred_.empty() ? -1 : 0;
     const int n = epoll_wait(epoll_fd_, events_, kMaxEvents, timeout);
+    ++counters_.waits;
     if (n < 0 && errno != EINTR) {
       spdlog::critical("epoll_wait: {}", strerror(errno));
       std::abort();  // the shard can't go on without its epoll

@@ -69,6 +69,12 @@ struct EventLoopOptions {
   uint32_t ring_entries = 1024;  // submission queue; completion queue is 4x
   // io_uring: receive bundles (several buffers per completion) where the kernel has them.
   bool recv_bundles = true;
+  // io_uring: while the loop is busy (its last wait brought several completions), each
+  // wait gathers completions for up to this long instead of waking for the first:
+  // fewer wake-ups per byte (and one receive for what a socket got meanwhile), for at
+  // most this much added latency.
+  // An idle loop always wakes for the first completion. Zero: never wait for a batch.
+  absl::Duration batch_wait = absl::Microseconds(500);
 };
 
 struct LoopCounters {
@@ -77,6 +83,8 @@ struct LoopCounters {
   uint64_t buffer_shortages = 0;  // ENOBUFS: the provided buffers ran out (backpressure)
   uint64_t rearms = 0;            // multishot receives re-armed
   uint64_t bundled_buffers = 0;   // buffers beyond the first of a completion (recv bundles)
+  uint64_t waits = 0;             // times the loop waited for completions or events
+  uint64_t batch_waits = 0;       // of them, waits that gathered a batch (batch_wait)
 };
 
 class EventLoop {

@@ -169,6 +169,13 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(4096u, 1u << 20))
       ->default_str("32KiB");
+  app.add_option_function<uint32_t>(
+         "--batch-wait-us",
+         [o](uint32_t us) { o->loop.batch_wait = absl::Microseconds(us); },
+         "io_uring: microseconds a busy shard lets completions gather before it wakes "
+         "(fewer wake-ups and receives per byte, at most this much latency; 0: off)")
+      ->check(CLI::Range(0u, 100000u))
+      ->default_str(std::to_string(absl::ToInt64Microseconds(o->loop.batch_wait)));
   app.add_option("--log-level", *log_level,
                  "How much to log: one line per connection event at info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
