@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstring>
@@ -277,6 +278,10 @@ void UringLoop::Run(LoopHandler* handler) {
   ArmWake();
   io_uring_cqe* cqes[kCompletionBatch];
   const bool batching = options_.batch_wait > absl::ZeroDuration();
+  // The kernel receives into provided buffers while it gathers, and may run up to twice
+  // the completions waited for in one wait before the loop gives any buffer back: wait
+  // for few enough that the buffers don't run out on the way.
+  const unsigned batch = std::min(kCompletionBatch, options_.recv_buffers / 4);
   unsigned n = 0;
   while (!stopped_) {
     // Idle or lightly loaded: wake for the first completion. Busy: let completions
@@ -286,7 +291,7 @@ void UringLoop::Run(LoopHandler* handler) {
     int res;
     if (batching && n >= kBusyCompletions) {
       io_uring_cqe* first;
-      res = io_uring_submit_and_wait_timeout(&ring_, &first, kCompletionBatch, &batch_wait_,
+      res = io_uring_submit_and_wait_timeout(&ring_, &first, batch, &batch_wait_,
                                              nullptr);
       ++counters_.batch_waits;
     } else {
