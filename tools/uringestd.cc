@@ -173,7 +173,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
          "--batch-wait-us",
          [o](uint32_t us) { o->loop.batch_wait = absl::Microseconds(us); },
          "io_uring: microseconds a busy shard lets completions gather before it wakes "
-         "(fewer wake-ups and receives per byte, at most this much latency; 0: off)")
+         "(fewer wake-ups per byte, at most this much added latency; 0: off)")
       ->check(CLI::Range(0u, 100000u))
       ->default_str(std::to_string(absl::ToInt64Microseconds(o->loop.batch_wait)));
   app.add_option("--log-level", *log_level,
