@@ -637,8 +637,8 @@ TEST_P(EventLoopTest, IdleLoopDeliversALoneMessageWithoutWaitingForABatch) {
   ASSERT_TRUE(WaitForTicks(2));  // the accept's wait is over: the loop is idle
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(client.SendAll("x"));
-  ASSERT_TRUE(handler_.WaitFor(
-      [](const Record& r) { return r.connections.at(0).bytes_received == 1; }));
+  ASSERT_TRUE(
+      handler_.WaitFor([](const Record& r) { return r.connections.at(0).bytes_received == 1; }));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   StopLoop();
   EXPECT_EQ(counters_.batch_waits, 0u);

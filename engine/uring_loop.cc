@@ -291,8 +291,7 @@ void UringLoop::Run(LoopHandler* handler) {
     int res;
     if (batching && n >= kBusyCompletions) {
       io_uring_cqe* first;
-      res = io_uring_submit_and_wait_timeout(&ring_, &first, batch, &batch_wait_,
-                                             nullptr);
+      res = io_uring_submit_and_wait_timeout(&ring_, &first, batch, &batch_wait_, nullptr);
       ++counters_.batch_waits;
     } else {
       res = io_uring_submit_and_wait(&ring_, 1);

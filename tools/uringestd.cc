@@ -170,8 +170,7 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->check(CLI::Range(4096u, 1u << 20))
       ->default_str("32KiB");
   app.add_option_function<uint32_t>(
-         "--batch-wait-us",
-         [o](uint32_t us) { o->loop.batch_wait = absl::Microseconds(us); },
+         "--batch-wait-us", [o](uint32_t us) { o->loop.batch_wait = absl::Microseconds(us); },
          "io_uring: microseconds a busy shard lets completions gather before it wakes "
          "(fewer wake-ups per byte, at most this much added latency; 0: off)")
       ->check(CLI::Range(0u, 100000u))
