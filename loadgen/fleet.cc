@@ -375,7 +375,7 @@ void Fleet::QueueOneFrame(Publisher& p) {
   if (Stampable(frame.body)) {
     const Stamp stamp{
         .run = options_.run, .publisher = index, .sequence = ++p.sequence, .send_ns = RealtimeNs()};
-    p.conn->SendMedia(frame, &stamp);
+    p.conn->SendMedia(frame, options_.stamp ? &stamp : nullptr);
     ++results_[index].frames;
     counters_.frames_sent.fetch_add(1, std::memory_order_relaxed);
   } else {

@@ -53,6 +53,9 @@ struct FleetOptions {
   // publisher queues before its due frames wait (a sender backlog, in the report).
   size_t window = 512 << 10;
   uint32_t run = 0;  // the stamps' run id
+  // Stamp the counted frames (stamp.h). Without, each frame goes out exactly as the
+  // media source has it, so that a player can decode the stream; nothing can verify it.
+  bool stamp = true;
   // Publishers go live and then send nothing (no onMetaData, no sequence headers, no
   // frames) until the run ends: what an idle publish session costs the server.
   bool idle = false;
@@ -64,7 +67,7 @@ struct FleetCounters {
   std::atomic<uint32_t> live{0};       // publishing now
   std::atomic<uint32_t> failed{0};
   std::atomic<uint64_t> bytes_sent{0};
-  std::atomic<uint64_t> frames_sent{0};  // stamped frames queued
+  std::atomic<uint64_t> frames_sent{0};  // counted (stampable) frames queued
 };
 
 struct PublisherResult {
@@ -73,7 +76,7 @@ struct PublisherResult {
   bool failed = false;  // refused, reset, or never went live in time
   bool closed_cleanly = false;
   std::string error;       // why it failed
-  uint64_t frames = 0;     // stamped frames queued and sent (if !failed)
+  uint64_t frames = 0;     // counted frames queued and sent (if !failed)
   uint64_t messages = 0;   // every audio/video/data message
   uint64_t bytes = 0;      // bytes on the wire
   int64_t connect_ns = 0;  // connect to publish start

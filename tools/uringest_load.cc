@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pace", no_pace, "Send as fast as the sockets take it");
   app.add_flag("--idle", f.idle,
                "Publishers go live, then send nothing (no metadata, no media) until the end");
+  bool no_stamp = false;
+  app.add_flag("--no-stamp", no_stamp,
+               "Send frames exactly as the source has them, without the 32-byte sequence stamp "
+               "(a player can decode the stream; no --verify)");
   app.add_option("--ring", ring, "The server's ring (for --verify)")->capture_default_str();
   app.add_flag("--verify", verify,
                "Read the ring and account for every frame; a server that dies ends the run "
@@ -107,6 +111,11 @@ int main(int argc, char** argv) {
   f.duration = absl::Seconds(duration);
   f.ramp = absl::Seconds(ramp);
   f.pace = !no_pace;
+  f.stamp = !no_stamp;
+  if (verify && no_stamp) {
+    std::fprintf(stderr, "uringest-load: --verify counts stamped frames; drop --no-stamp\n");
+    return 2;
+  }
   if (verify) options.verify_ring = ring;
   signal(SIGPIPE, SIG_IGN);
   options.interrupt = &interrupted;

@@ -180,6 +180,58 @@ TEST(SaturationTest, ASaturatedShardIsLoggedOnceASecondWithItsLoad) {
   EXPECT_THAT(LinesWith(log, "shard 0: no longer saturated after"), ::testing::SizeIs(1)) << log;
 }
 
+// uringest-load --flv with the seed clip (paced, 1 s: the sequence header and about 30
+// frames), read back with uringest-cat: the video tag bodies that reach the ring, in order.
+std::vector<std::vector<uint8_t>> VideoThroughLoad(const std::vector<std::string>& extra) {
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  if (server == nullptr) return {};
+  Process cat = StartCat(server->ring(), "live/load0", dir.Path("out.flv"), dir.Path("cat.log"));
+  EXPECT_TRUE(AwaitDirectoryMapped(cat.pid(), server->ring()));
+  std::vector<std::string> args = {ToolPath("uringest-load"),
+                                   "--target",
+                                   absl::StrCat("127.0.0.1:", server->port()),
+                                   "--flv",
+                                   std::string(URINGEST_TESTDATA_DIR) + "/source_testsrc.flv",
+                                   "--duration",
+                                   "1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  EXPECT_EQ(RunCommand(args, kProcessTimeout, dir.Path("load.out"), dir.Path("load.log")), 0)
+      << ReadFile(dir.Path("load.log"));
+  EXPECT_EQ(cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("cat.log"));
+  return TagBodies(dir.Path("out.flv"), 9);
+}
+
+TEST(LoadStampTest, NoStampSendsTheFilesFramesUnchanged) {
+  const std::vector<std::vector<uint8_t>>& source = SourceVideo();
+  const std::vector<std::vector<uint8_t>> got = VideoThroughLoad({"--no-stamp"});
+  ASSERT_GE(got.size(), 10u);
+  ASSERT_LE(got.size(), source.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], source[i]) << "video tag " << i;
+}
+
+TEST(LoadStampTest, StampedFramesDifferFromTheFileButNotItsSequenceHeader) {
+  // The other side of the test above: by default every counted frame carries a stamp.
+  const std::vector<std::vector<uint8_t>>& source = SourceVideo();
+  const std::vector<std::vector<uint8_t>> got = VideoThroughLoad({});
+  ASSERT_GE(got.size(), 10u);
+  ASSERT_LE(got.size(), source.size());
+  EXPECT_EQ(got[0], source[0]) << "the sequence header is never stamped";
+  for (size_t i = 1; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].size(), source[i].size()) << "video tag " << i;
+    EXPECT_NE(got[i], source[i]) << "video tag " << i;
+  }
+}
+
+TEST(LoadStampTest, VerifyWithoutStampsIsABadFlag) {
+  ScratchDir dir;
+  const int code = RunCommand({ToolPath("uringest-load"), "--target", "127.0.0.1:1", "--verify",
+                               "--no-stamp", "--duration", "1"},
+                              kProcessTimeout, dir.Path("out"), dir.Path("log"));
+  EXPECT_EQ(code, 2) << ReadFile(dir.Path("log"));
+  EXPECT_THAT(ReadFile(dir.Path("log")), ::testing::HasSubstr("--no-stamp"));
+}
+
 TEST(LoadExitTest, NoServerMeansNonZeroExit) {
   // No server listens on the target: nobody goes live, and the exit status says so.
   ScratchDir dir;
