@@ -79,8 +79,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!status.ok()) {
-    std::fprintf(stderr, "uringest-cat: %s (%llu frames written)\n",
-                 std::string(status.message()).c_str(), (unsigned long long)summary.frames);
+    std::fprintf(stderr, "uringest-cat: %s (%llu frames, %llu bytes written)\n",
+                 std::string(status.message()).c_str(), (unsigned long long)summary.frames,
+                 (unsigned long long)summary.bytes);
     return 1;
   }
   if (summary.server_shut_down) {
