@@ -17,6 +17,11 @@
 #   5. fixed loads, the same into both servers: 2500 x 600 kbit/s and 1000 x 2.5 Mbit/s,
 #      server CPU-s per GB (uringestd's frames all verified in the ring)
 #   6. RSS per idle publish session, 1000 sessions (perf/idle_sessions.sh)
+#   7. one 720p stream with one consumer (uringest-cat; nginx: an ffmpeg subscriber) at
+#      chunk sizes 4096 and 128, several runs in a row: CPU-s per GB, run to run
+#      (perf/single_stream.sh)
+#   8. memory comes back: RSS after each of 20 waves of 1000 short sessions
+#      (perf/waves.sh)
 #   plus connection placement: uringestd --shards 2 --placement load vs reuseport under
 #   mixed bitrates, and the CPU cost of RTMPS against plain RTMP (ffmpeg -c copy of the
 #   workload-1 clip, as uringest-load speaks no TLS).
@@ -221,6 +226,18 @@ workload6() {
   BUILD="$BUILD" "$ROOT/perf/idle_sessions.sh" --publishers 1000 > "$TMP/idle.txt" 2>&1 || true
 }
 
+workload7() {
+  log "workload 7: one stream with one consumer (perf/single_stream.sh)"
+  BUILD="$BUILD" "$ROOT/perf/single_stream.sh" --runs "$(( QUICK ? 2 : 4 ))" \
+    --seconds "$(( QUICK ? 4 : 10 ))" > "$TMP/single.md" 2> "$TMP/single.log" || true
+}
+
+workload8() {
+  log "workload 8: memory after waves of short sessions (perf/waves.sh)"
+  BUILD="$BUILD" "$ROOT/perf/waves.sh" --waves "$(( QUICK ? 5 : 20 ))" \
+    > "$TMP/waves.txt" 2>&1 || true
+}
+
 workload4() {
   log "workload 4: raw loopback TCP (iperf3), ${W1_SECONDS} s"
   taskset -c "$SERVER_CPU" iperf3 -s -1 -p "$I_PORT" -B 127.0.0.1 > /dev/null 2>&1 &
@@ -349,6 +366,8 @@ workload4
 placement load
 placement reuseport
 workload6
+workload7
+workload8
 
 # ---- Table ----
 python3 - "$TMP" "$IPERF_MBPS" "$STEP" "$QUICK" "$SERVER_CPU" "$LOAD_CPU" "$W5_SECONDS" \
@@ -478,6 +497,20 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   echo '```'
   cat "$TMP/idle.txt"
+  echo '```'
+  echo
+  echo "## One stream with one consumer (perf/single_stream.sh)"
+  echo
+  echo "One publisher (uringest-load --flv, unpaced, no stamps) of a 1280x720 clip at the"
+  echo "chunk size shown; one consumer on the publisher's core (uringest-cat; for nginx an"
+  echo "ffmpeg -c copy subscriber). Runs in a row on one server started for the chunk size."
+  echo
+  cat "$TMP/single.md"
+  echo
+  echo "## Memory comes back (perf/waves.sh: waves of 1000 publishers, 2 s each)"
+  echo
+  echo '```'
+  grep ' waves of ' "$TMP/waves.txt" || true
   echo '```'
   echo
   echo "## Connection placement (uringestd --shards 2, 4 x 20 Mbit/s + 40 x 0.5 Mbit/s)"
