@@ -9,7 +9,10 @@
 // arrives, so an idle connection holds none; each buffer goes back to the ring as soon
 // as OnReceive() returns (the buffer id is the ownership).
 //
-//   absl::StatusOr<std::unique_ptr<EventLoop>> loop = UringLoop::Create(options, support);
+//   IoUringSupport support = ProbeIoUring();
+//   if (support.usable()) {
+//     absl::StatusOr<std::unique_ptr<EventLoop>> loop = CreateUringLoop(options, support);
+//   }
 //
 // Thread safety: create, use and destroy it on one thread (the ring's single issuer);
 // only Wake() may be called from others.

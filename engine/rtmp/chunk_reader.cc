@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "engine/rtmp/byte_order.h"
@@ -42,21 +43,21 @@ absl::Status PeerError(const absl::FormatSpec<uint32_t>& format, uint32_t a) {
   return absl::InvalidArgumentError(absl::StrFormat(format, a));
 }
 
-// The length of the basic header that starts with byte `b0`.
 // The first assembly buffer of a chunk stream: small, so that a peer sending one byte on
 // each of many chunk streams holds little; it doubles as bytes arrive.
 constexpr size_t kMinAssemblyBuffer = 256;
 
+// The length of the basic header that starts with byte `b0`.
 size_t BasicHeaderLength(uint8_t b0) {
-  const uint8_t low = b0 & 0x3F;
-  return low == 0 ? 2 : low == 1 ? 3 : 1;
+  const uint8_t low = b0 & kBasicHeaderIdMask;
+  return low == kTwoByteBasicHeader ? 2 : low == kThreeByteBasicHeader ? 3 : 1;
 }
 
 // REQUIRES: BasicHeaderLength(p[0]) bytes at p.
 uint32_t ChunkStreamId(const uint8_t* p) {
-  const uint8_t low = p[0] & 0x3F;
-  if (low == 0) return 64 + p[1];
-  if (low == 1) return 64 + p[1] + 256u * p[2];
+  const uint8_t low = p[0] & kBasicHeaderIdMask;
+  if (low == kTwoByteBasicHeader) return kMultiByteChunkStreamIdBase + p[1];
+  if (low == kThreeByteBasicHeader) return kMultiByteChunkStreamIdBase + p[1] + 256u * p[2];
   return low;
 }
 
@@ -112,70 +113,90 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::ReadBytes(std::span<const uint8
   size_t pos = 0;
   while (pos < in.size()) {
     if (state_ == State::kHeader) {
+      // The header step: the chunk header at pos, or the rest of one split across reads.
       size_t n = header_len_ == 0 ? HeaderLength(in.data() + pos, in.size() - pos) : SIZE_MAX;
       if (n <= in.size() - pos) {
-        // The whole header is in `in`: parse it in place.
         if (absl::Status s = ParseHeader(in.data() + pos, &n); !s.ok()) return s;
         pos += n;
       } else {
-        // Gather the header across reads; its length grows as its bytes say more.
-        for (n = HeaderLength(header_, header_len_); header_len_ < n;
-             n = HeaderLength(header_, header_len_)) {
-          if (pos == in.size()) return Result{pos, false};
-          const size_t take = std::min(n - header_len_, in.size() - pos);
-          std::memcpy(header_ + header_len_, in.data() + pos, take);
-          header_len_ += take;
-          pos += take;
-        }
-        const size_t gathered = header_len_;
-        header_len_ = 0;
-        if (absl::Status s = ParseHeader(header_, &n); !s.ok()) return s;
-        if (n < gathered) {
-          // The extended timestamp we looked for wasn't there: the bytes read ahead are
-          // payload and header bytes, to be read before the rest of `in`.
-          replay_len_ = gathered - n;
-          replay_pos_ = 0;
-          std::memcpy(replay_, header_ + n, replay_len_);
-          return Result{pos, false};
-        }
+        absl::StatusOr<bool> parsed = GatherHeader(in, &pos);
+        if (!parsed.ok()) return parsed.status();
+        if (!*parsed) return Result{pos, false};
       }
-      if (chunk_remaining_ == 0) return CompleteCurrent({}, pos, message);  // empty message
+      if (chunk_remaining_ == 0) return CompleteCurrent({}, {}, pos, message);  // an empty message
       continue;
     }
-
-    ChunkStream* cs = current_;
-    const uint32_t take =
-        static_cast<uint32_t>(std::min<size_t>(chunk_remaining_, in.size() - pos));
-    std::span<const uint8_t> bytes = in.subspan(pos, take);
-    pos += take;
-    if (cs->received == 0 && take == cs->length) {
-      // The whole message is in this chunk and in `in`: hand it out in place.
-      chunk_remaining_ = 0;
-      return CompleteCurrent(bytes, pos, message);
-    }
-    if (cs->received == 0 && take == chunk_remaining_ && options_.gather_media &&
-        (cs->type == MessageType::kAudio || cs->type == MessageType::kVideo) &&
-        chunk_size_ >= kMinGatherChunkSize) {
-      // The first chunk of a longer message: if the rest of it is in `in` too, hand out
-      // the chunks' payloads in place.
-      pieces_.assign(1, bytes);
-      if (const size_t end = GatherRest(in, pos); end > 0) {
-        chunk_remaining_ = 0;
-        absl::StatusOr<Result> r = CompleteCurrent(bytes, end, message);
-        if (r.ok()) message->pieces = pieces_;
-        return r;
-      }
-    }
-    if (absl::Status s = AppendPayload(cs, bytes); !s.ok()) return s;
-    chunk_remaining_ -= take;
-    if (chunk_remaining_ == 0) {
-      if (cs->received == cs->length) {
-        return CompleteCurrent(std::span<const uint8_t>(cs->buffer, cs->length), pos, message);
-      }
-      state_ = State::kHeader;
-    }
+    std::span<const uint8_t> payload;
+    std::span<const std::span<const uint8_t>> pieces;
+    absl::StatusOr<bool> complete = ReadPayload(in, &pos, &payload, &pieces);
+    if (!complete.ok()) return complete.status();
+    if (*complete) return CompleteCurrent(payload, pieces, pos, message);
   }
   return Result{pos, false};
+}
+
+// Gathers a header split across reads in header_, its length growing as its bytes say
+// more, and parses it once complete. False: not complete within `in`, or parsed with
+// bytes read ahead that are payload and header bytes, to be replayed before the rest of
+// `in` (the extended timestamp looked for wasn't there).
+absl::StatusOr<bool> ChunkReader::GatherHeader(std::span<const uint8_t> in, size_t* pos) {
+  size_t n;
+  for (n = HeaderLength(header_, header_len_); header_len_ < n;
+       n = HeaderLength(header_, header_len_)) {
+    if (*pos == in.size()) return false;
+    const size_t take = std::min(n - header_len_, in.size() - *pos);
+    std::memcpy(header_ + header_len_, in.data() + *pos, take);
+    header_len_ += take;
+    *pos += take;
+  }
+  const size_t gathered = header_len_;
+  header_len_ = 0;
+  if (absl::Status s = ParseHeader(header_, &n); !s.ok()) return s;
+  if (n == gathered) return true;
+  replay_len_ = gathered - n;
+  replay_pos_ = 0;
+  std::memcpy(replay_, header_ + n, replay_len_);
+  return false;
+}
+
+// The payload step: takes what `in` holds of the current chunk's payload. True when that
+// completes the message, whose payload is then *payload, and *pos is past its last byte:
+// in place in `in` when the whole message is there, in one chunk or in several whose
+// payloads are *pieces (see GatherRest), else its assembly buffer. Always inlined: it
+// runs once per chunk (chunk_reader_benchmark measured the split without it 30% dearer).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::StatusOr<bool> ChunkReader::ReadPayload(
+    std::span<const uint8_t> in, size_t* pos, std::span<const uint8_t>* payload,
+    std::span<const std::span<const uint8_t>>* pieces) {
+  ChunkStream* cs = current_;
+  const auto take = static_cast<uint32_t>(std::min<size_t>(chunk_remaining_, in.size() - *pos));
+  std::span<const uint8_t> bytes = in.subspan(*pos, take);
+  *pos += take;
+  if (cs->received == 0 && take == cs->length) {
+    chunk_remaining_ = 0;
+    *payload = bytes;
+    return true;
+  }
+  if (cs->received == 0 && take == chunk_remaining_ && options_.gather_media &&
+      (cs->type == MessageType::kAudio || cs->type == MessageType::kVideo) &&
+      chunk_size_ >= kMinGatherChunkSize) {
+    pieces_.assign(1, bytes);
+    if (const size_t end = GatherRest(in, *pos); end > 0) {
+      chunk_remaining_ = 0;
+      *pos = end;
+      *payload = bytes;
+      *pieces = pieces_;
+      return true;
+    }
+  }
+  if (absl::Status s = AppendPayload(cs, bytes); !s.ok()) return s;
+  chunk_remaining_ -= take;
+  if (chunk_remaining_ > 0) return false;
+  if (cs->received < cs->length) {
+    state_ = State::kHeader;
+    return false;
+  }
+  *payload = std::span<const uint8_t>(cs->buffer, cs->length);
+  return true;
 }
 
 // Looks for the continuation chunks of the current message, whose first chunk's payload
@@ -376,9 +397,9 @@ absl::Status ChunkReader::AppendPayload(ChunkStream* cs, std::span<const uint8_t
   return absl::OkStatus();
 }
 
-absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(std::span<const uint8_t> payload,
-                                                                 size_t consumed,
-                                                                 Message* message) {
+absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(
+    std::span<const uint8_t> payload, std::span<const std::span<const uint8_t>> pieces,
+    size_t consumed, Message* message) {
   ChunkStream* cs = current_;
   state_ = State::kHeader;
   cs->received = 0;
@@ -387,7 +408,7 @@ absl::StatusOr<ChunkReader::Result> ChunkReader::CompleteCurrent(std::span<const
   message->header.stream_id = cs->stream_id;
   message->header.timestamp = cs->timestamp;
   message->payload = payload;
-  message->pieces = {};
+  message->pieces = pieces;
   // A large buffer goes, and so does a command's or a data message's: those come
   // seldom, so an idle connection holds no assembly buffer. Audio, video and aggregates
   // keep theirs for the next frame.

@@ -125,7 +125,12 @@ class ChunkReader {
   struct ChunkStream;
   enum class State : uint8_t { kHeader, kPayload };
 
+  // Read() without the replayed bytes: the header and the payload step in turn.
   absl::StatusOr<Result> ReadBytes(std::span<const uint8_t> in, Message* message);
+  absl::StatusOr<bool> GatherHeader(std::span<const uint8_t> in, size_t* pos);
+  absl::StatusOr<bool> ReadPayload(std::span<const uint8_t> in, size_t* pos,
+                                   std::span<const uint8_t>* payload,
+                                   std::span<const std::span<const uint8_t>>* pieces);
   size_t HeaderLength(const uint8_t* p, size_t available) const;
   absl::Status ParseHeader(const uint8_t* p, size_t* length);
   absl::Status StartMessage(ChunkStream* cs, uint8_t fmt, const uint8_t* field,
@@ -135,8 +140,11 @@ class ChunkReader {
   absl::StatusOr<ChunkStream*> FindOrAddStream(uint32_t csid, uint8_t fmt);
   absl::Status AppendPayload(ChunkStream* cs, std::span<const uint8_t> bytes);
   size_t GatherRest(std::span<const uint8_t> in, size_t pos);
-  absl::StatusOr<Result> CompleteCurrent(std::span<const uint8_t> payload, size_t consumed,
-                                         Message* message);
+  // Hands out the current chunk stream's message: `payload`, or when not empty `pieces`
+  // (of which `payload` is the first), with `consumed` bytes of the Read() input used.
+  absl::StatusOr<Result> CompleteCurrent(std::span<const uint8_t> payload,
+                                         std::span<const std::span<const uint8_t>> pieces,
+                                         size_t consumed, Message* message);
   absl::Status ApplyControl(const Message& message);
   void ReleaseBuffer(ChunkStream* cs);
 

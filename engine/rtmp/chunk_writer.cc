@@ -78,12 +78,12 @@ void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt, uint32_t times
   if (csid <= kOneByteChunkStreamIdMax) {
     AppendU8(out, uint8_t(fmt << 6 | csid));
   } else if (csid <= kTwoByteChunkStreamIdMax) {
-    AppendU8(out, uint8_t(fmt << 6));
-    AppendU8(out, uint8_t(csid - 64));
+    AppendU8(out, uint8_t(fmt << 6 | kTwoByteBasicHeader));
+    AppendU8(out, uint8_t(csid - kMultiByteChunkStreamIdBase));
   } else {
-    AppendU8(out, uint8_t(fmt << 6 | 1));
-    AppendU8(out, uint8_t((csid - 64) & 0xFF));
-    AppendU8(out, uint8_t((csid - 64) >> 8));
+    AppendU8(out, uint8_t(fmt << 6 | kThreeByteBasicHeader));
+    AppendU8(out, uint8_t((csid - kMultiByteChunkStreamIdBase) & 0xFF));
+    AppendU8(out, uint8_t((csid - kMultiByteChunkStreamIdBase) >> 8));
   }
   const bool extended = timestamp_field >= kExtendedTimestampMarker;
   if (fmt <= 2) AppendU24(out, extended ? kExtendedTimestampMarker : timestamp_field);

@@ -18,12 +18,17 @@ inline constexpr uint8_t kRtmpeVersion = 6;     // C0 of RTMPE (encrypted); not 
 inline constexpr size_t kHandshakeSize = 1536;  // C1, C2, S1, S2: time(4) + zero(4) + random(1528)
 
 // ---- Chunk stream (spec 5.3) ----
-// Basic header: fmt(2 bits) + csid. csid 0 and 1 select the 2- and 3-byte forms.
+// Basic header: fmt(2 bits) + csid(6 bits). csid 0 and 1 select the 2- and 3-byte forms,
+// whose next byte (little-endian 16 bits) holds csid - 64.
 inline constexpr size_t kBasicHeaderMax = 3;
+inline constexpr uint8_t kBasicHeaderIdMask = 0x3F;  // the low 6 bits of the first byte
+inline constexpr uint8_t kTwoByteBasicHeader = 0;
+inline constexpr uint8_t kThreeByteBasicHeader = 1;
 inline constexpr uint32_t kMinChunkStreamId = 2;
-inline constexpr uint32_t kMaxChunkStreamId = 65599;  // 3-byte form: 64 + 65535
 inline constexpr uint32_t kOneByteChunkStreamIdMax = 63;
-inline constexpr uint32_t kTwoByteChunkStreamIdMax = 64 + 255;
+inline constexpr uint32_t kMultiByteChunkStreamIdBase = kOneByteChunkStreamIdMax + 1;  // 64
+inline constexpr uint32_t kTwoByteChunkStreamIdMax = kMultiByteChunkStreamIdBase + 255;
+inline constexpr uint32_t kMaxChunkStreamId = kMultiByteChunkStreamIdBase + 65535;  // 65599
 // Message header sizes by fmt 0..3: timestamp(3) + length(3) + type(1) + stream id(4),
 // then timestamp delta(3) + length(3) + type(1), then delta(3), then nothing.
 inline constexpr size_t kMessageHeaderSize[4] = {3 + 3 + 1 + 4, 3 + 3 + 1, 3, 0};
