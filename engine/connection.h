@@ -1,6 +1,12 @@
-// connection.h: one publisher's connection on its shard: the socket, the RTMP core, the
-// frame sink into the ring, the name claims, the bytes on their way out, and on the
-// RTMPS port its TLS session.
+// connection.h: one publisher's connection on its shard: the RTMP core, the frame sink
+// into the ring, the name claims, the bytes on their way in and out, and on the RTMPS
+// port its TLS session. Its shard drives it: it hands it what the socket received, sends
+// what NextSend() gives, and decides when to close it.
+//
+//   Connection c(id, serial, PeerOf(fd), options, registry, shard, ring, now_ms);
+//   if (absl::Status s = c.Receive(bytes, more_queued, now_ms, scratch); !s.ok()) ...
+//   absl::StatusOr<std::span<const uint8_t>> out = c.NextSend();   // then loop->Send(*out)
+//   std::span<const uint8_t> rest = c.Sent(result);                // after the send
 //
 // Thread safety: its shard's thread only.
 
@@ -9,9 +15,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/access_control.h"
 #include "engine/event_loop.h"
 #include "engine/ring_frame_sink.h"
@@ -21,62 +31,114 @@
 
 namespace uringest::engine {
 
+// A connected socket's peer.
+struct PeerAddress {
+  std::string ip;  // "192.0.2.7" or "2001:db8::7"; "?" if unknown
+  uint16_t port = 0;
+
+  std::string ToString() const;  // "ip:port", "[ip]:port" for IPv6
+};
+
+// The peer of connected socket `fd`.
+PeerAddress PeerOf(int fd);
+
 class Connection {
  public:
-  Connection(ConnectionId id, uint64_t serial, std::string address, std::string peer,
+  // `server_has_tls`: the server listens for RTMPS too (for the wrong-port message).
+  Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
              const rtmp::ServerConnectionOptions& options, StreamRegistry* registry, uint32_t shard,
-             ringbuf::ShardWriter* ring, int64_t now_ms, const AccessControl* access = nullptr,
-             const ApprovalPoster* poster = nullptr)
-      : id(id),
-        serial(serial),
-        address(std::move(address)),
-        peer(std::move(peer)),
-        accepted_ms(now_ms),
-        last_activity_ms(now_ms),
-        names(registry, Publisher{.shard = shard, .connection = serial}),
-        sink(ring, this->peer),
-        auth(access, poster, Publisher{.shard = shard, .connection = serial}, this->address,
-             PortOf(this->peer)),
-        rtmp(options, &sink, &names, access != nullptr ? &auth : nullptr) {}
+             ringbuf::ShardWriter* ring, int64_t now_ms, bool server_has_tls = false,
+             const AccessControl* access = nullptr, const ApprovalPoster* poster = nullptr);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  const ConnectionId id;
-  const uint64_t serial;      // unique for the server's life; names it in logs
-  const std::string address;  // the peer's IP, for the per-address cap
-  const std::string peer;     // "ip:port"
-  const int64_t accepted_ms;
-  int64_t last_activity_ms;
-  uint64_t bytes_in = 0;
+  ConnectionId id() const { return id_; }
+  uint64_t serial() const { return serial_; }  // unique for the server's life; names it in logs
+  const std::string& address() const { return address_.ip; }  // for the per-address cap
+  const std::string& peer() const { return peer_; }           // "ip:port", for logs
+  int64_t accepted_ms() const { return accepted_ms_; }
+  int64_t last_activity_ms() const { return last_activity_ms_; }
+  uint64_t bytes_in() const { return bytes_in_; }
+  // "N bytes in S s, F frames": its life so far, for the line that says it closed.
+  std::string Describe(int64_t now_ms) const;
 
-  // RTMPS (accepted on --tls-listen): what arrives is decrypted before the RTMP core sees
-  // it, and what the core queues is encrypted into `sending`. nullptr on the plain port.
-  std::unique_ptr<TlsSession> tls;
+  rtmp::ServerConnection& rtmp() { return rtmp_; }
+  const rtmp::ServerConnection& rtmp() const { return rtmp_; }
+  bool has_published() const { return sink_.has_published(); }
+
+  // ---- RTMPS ----
+  // Makes this a TLS connection (accepted on the RTMPS port), with `context`'s
+  // certificate. What arrives is decrypted before the RTMP core sees it, and what the
+  // core queues is encrypted on its way out.
+  absl::Status StartTls(std::shared_ptr<const TlsContext> context);
+  bool tls() const { return tls_ != nullptr; }
+  // The peer ended TLS in order (close_notify).
+  bool peer_closed_tls() const { return tls_ != nullptr && tls_->peer_closed(); }
+  // A close the server makes in order still owes a close_notify.
+  bool OwesCloseNotify() const { return tls_ != nullptr && tls_->can_shut_down(); }
+
+  // ---- Receiving ----
+  // Hands `bytes`, as received, to the RTMP core (on RTMPS decrypted first, each record
+  // into `tls_scratch`, which must hold the largest record's plaintext). `more_queued`:
+  // more received bytes follow at once. An error ends the connection: the peer broke the
+  // protocol, or its first byte says it came to the wrong port (a TLS ClientHello on the
+  // plain port, plain RTMP on the TLS port).
+  absl::Status Receive(std::span<const uint8_t> bytes, bool more_queued, int64_t now_ms,
+                       std::span<uint8_t> tls_scratch);
+
+  // ---- Sending: one send in flight at a time ----
+  // Bytes waiting to be sent: the core's output and (RTMPS) the TLS session's.
+  size_t QueuedOutput() const;
+  bool send_in_flight() const { return send_in_flight_; }
+  // Takes what is queued (through TLS on RTMPS, with a close_notify after it once the
+  // connection is closing in order) as the next send, and returns it; empty when there is
+  // nothing to send, and then an idle connection keeps no send buffer. The span is valid
+  // until the next NextSend(). REQUIRES: !send_in_flight().
+  absl::StatusOr<std::span<const uint8_t>> NextSend();
+  // After a send of `n` bytes of it: what is left of it to send, empty once it is all out
+  // (then no send is in flight).
+  std::span<const uint8_t> Sent(size_t n);
+  // A send failed: none is in flight any more.
+  void SendFailed() { send_in_flight_ = false; }
+
+  // ---- Closing ----
+  // closing(): the socket is being closed. flushing(): it closes once what is queued (an
+  // _error, a close_notify) is out, for `close_reason()`.
+  bool closing() const { return closing_; }
+  bool flushing() const { return flush_then_close_; }
+  const std::string& close_reason() const { return close_reason_; }
+  // Ends the RTMP session (its streams end) and closes once the queued bytes are out.
+  void CloseAfterFlush(std::string_view reason);
+  // Ends the RTMP session; the caller closes the socket. Cancels a CloseAfterFlush().
+  void Close();
+
+ private:
+  const ConnectionId id_;
+  const uint64_t serial_;
+  const PeerAddress address_;
+  const std::string peer_;
+  const int64_t accepted_ms_;
+  int64_t last_activity_ms_;
+  uint64_t bytes_in_ = 0;
+
+  std::string WrongPort(uint8_t first_byte) const;
+
+  const bool server_has_tls_;
+  std::unique_ptr<TlsSession> tls_;  // nullptr on the plain port
 
   // The bytes in flight: a copy of what the RTMP core queued (encrypted, with TLS), so
   // that the core can queue more while the kernel sends these.
-  std::vector<uint8_t> sending;
-  size_t send_offset = 0;
-  bool send_in_flight = false;
-  bool closing = false;            // Close() was called on the loop
-  bool close_after_flush = false;  // close once `sending` and the core's output are out
-  std::string close_reason;
+  std::vector<uint8_t> sending_;
+  size_t send_offset_ = 0;
+  bool send_in_flight_ = false;
+  bool closing_ = false;
+  bool flush_then_close_ = false;
+  std::string close_reason_;
 
-  ConnectionNames names;
-  RingFrameSink sink;
-  ConnectionAuthorizer auth;    // used only when the server has access control
-  rtmp::ServerConnection rtmp;  // last: it refers to sink, names and auth
-
- private:
-  // The port of "ip:port" or "[ip]:port"; 0 if there is none.
-  static uint16_t PortOf(const std::string& peer) {
-    const size_t colon = peer.rfind(':');
-    uint32_t port = 0;
-    for (size_t i = colon + 1; colon != std::string::npos && i < peer.size(); ++i) {
-      port = port * 10 + uint32_t(peer[i] - '0');
-    }
-    return port <= 65535 ? uint16_t(port) : 0;
-  }
+  ConnectionNames names_;
+  RingFrameSink sink_;
+  ConnectionAuthorizer auth_;    // used only when the server has access control
+  rtmp::ServerConnection rtmp_;  // last: it refers to sink_, names_ and auth_
 };
 
 }  // namespace uringest::engine

@@ -27,8 +27,6 @@ namespace {
 // A shard that ran or waited for a CPU this share of a second is saturated.
 constexpr double kSaturated = 0.95;
 constexpr size_t kMaxQueuedOutput = 1 << 20;
-// A send buffer larger than this is freed once it has been sent (Flush).
-constexpr size_t kRetainedSendBuffer = 256;
 
 int64_t MonotonicNs() {
   timespec ts;
@@ -40,27 +38,6 @@ int64_t NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
-
-// The peer's IP and "ip:port" (IPv6 as "[addr]:port").
-std::pair<std::string, std::string> PeerOf(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {"?", "?"};
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-    return {ip, absl::StrCat(ip, ":", ntohs(in->sin_port))};
-  }
-  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-  inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-  return {ip, absl::StrCat("[", ip, "]:", ntohs(in6->sin6_port))};
-}
-
-std::string Describe(const Connection& c, int64_t now_ms) {
-  return absl::StrFormat("%u bytes in %.1f s, %u frames", c.bytes_in,
-                         (now_ms - c.accepted_ms) / 1000.0, c.sink.counters().frames);
 }
 
 }  // namespace
@@ -126,7 +103,7 @@ void Shard::ThreadMain() {
   loop_->Run(this);
   // Stopped: whatever is left (a grace period ran out) is torn down without ceremony.
   for (auto& c : connections_) {
-    if (c != nullptr && !c->closing) context_->limits->Leave(c->address);
+    if (c != nullptr && !c->closing()) context_->limits->Leave(c->address());
   }
   connections_.clear();
   finished_.store(true, std::memory_order_release);
@@ -212,7 +189,7 @@ void Shard::Listen(int fd, bool tls) {
 // A linear scan: evictions and approvals are rare control-plane events.
 Connection* Shard::FindBySerial(uint64_t serial) {
   for (auto& c : connections_) {
-    if (c != nullptr && c->serial == serial && !c->closing) return c.get();
+    if (c != nullptr && c->serial() == serial && !c->closing()) return c.get();
   }
   return nullptr;
 }
@@ -220,9 +197,9 @@ Connection* Shard::FindBySerial(uint64_t serial) {
 // A connection that went away meanwhile has nothing left to approve.
 void Shard::Approve(const Approval& approval) {
   Connection* c = FindBySerial(approval.connection);
-  if (c == nullptr || c->close_after_flush) return;
-  absl::Status status = c->rtmp.CompleteApproval(approval.stream_id, approval.ticket,
-                                                 approval.allowed, approval.reason);
+  if (c == nullptr || c->flushing()) return;
+  absl::Status status = c->rtmp().CompleteApproval(approval.stream_id, approval.ticket,
+                                                   approval.allowed, approval.reason);
   LogSessionNotices(*c);
   if (!status.ok()) {
     CloseConnection(*c, StatusText(status), /*flush_first=*/true);
@@ -236,16 +213,16 @@ void Shard::Approve(const Approval& approval) {
 // a loop can't flood the log. Media on a message stream the peer never created, taken as
 // the publishing stream's: once per connection.
 void Shard::LogSessionNotices(Connection& c) {
-  if (std::string remap = c.rtmp.TakeRemapNotice(); !remap.empty()) {
-    spdlog::warn("conn {} {}: {}", c.serial, c.peer, remap);
+  if (std::string remap = c.rtmp().TakeRemapNotice(); !remap.empty()) {
+    spdlog::warn("conn {} {}: {}", c.serial(), c.peer(), remap);
   }
-  const rtmp::Session::Refusals refusals = c.rtmp.TakeRefusals();
+  const rtmp::Session::Refusals refusals = c.rtmp().TakeRefusals();
   if (refusals.count == 0) return;
   if (refusals.count == 1) {
-    spdlog::warn("conn {} {}: publish refused: {}", c.serial, c.peer, refusals.last);
+    spdlog::warn("conn {} {}: publish refused: {}", c.serial(), c.peer(), refusals.last);
   } else {
-    spdlog::warn("conn {} {}: {} publishes refused, the last: {}", c.serial, c.peer, refusals.count,
-                 refusals.last);
+    spdlog::warn("conn {} {}: {} publishes refused, the last: {}", c.serial(), c.peer(),
+                 refusals.count, refusals.last);
   }
 }
 
@@ -267,13 +244,13 @@ void Shard::OnAccept(int fd, uint32_t listener) {
 }
 
 void Shard::Adopt(int fd, bool tls) {
-  auto [address, peer] = PeerOf(fd);
+  PeerAddress peer = PeerOf(fd);
   if (shutting_down_) {
     close(fd);
     return;
   }
-  if (std::string refused = context_->limits->Admit(address); !refused.empty()) {
-    spdlog::warn("{}: connection refused: {}", peer, refused);
+  if (std::string refused = context_->limits->Admit(peer.ip); !refused.empty()) {
+    spdlog::warn("{}: connection refused: {}", peer.ToString(), refused);
     close(fd);
     return;
   }
@@ -289,73 +266,38 @@ void Shard::Adopt(int fd, bool tls) {
   }
   const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
   connections_[id] = std::make_unique<Connection>(
-      id, serial, std::move(address), peer, connection_options_, context_->registry, index_, ring_,
-      NowMs(), context_->access, &context_->post_approval);
+      id, serial, std::move(peer), connection_options_, context_->registry, index_, ring_, NowMs(),
+      context_->tls != nullptr, context_->access, &context_->post_approval);
+  Connection& c = *connections_[id];
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);
-  spdlog::info("conn {} {}: accepted on shard {}{}", serial, peer, index_, tls ? " (RTMPS)" : "");
+  spdlog::info("conn {} {}: accepted on shard {}{}", serial, c.peer(), index_,
+               tls ? " (RTMPS)" : "");
   loop_->Receive(id, fd);
   if (tls) {
-    if (absl::Status s = StartTls(*connections_[id]); !s.ok()) {
-      CloseConnection(*connections_[id], StatusText(s));
-    }
+    absl::Status s = context_->tls != nullptr
+                         ? c.StartTls(context_->tls->Current())
+                         : absl::InternalError("RTMPS connection without --tls-cert");
+    if (!s.ok()) CloseConnection(c, StatusText(s));
   }
-}
-
-// The session takes the certificate in force now: a reload (SIGHUP) changes it for the
-// connections that come after.
-absl::Status Shard::StartTls(Connection& c) {
-  if (context_->tls == nullptr) return absl::InternalError("RTMPS connection without --tls-cert");
-  absl::StatusOr<std::unique_ptr<TlsSession>> session =
-      TlsSession::Create(context_->tls->Current());
-  if (!session.ok()) return session.status();
-  c.tls = *std::move(session);
-  return absl::OkStatus();
-}
-
-// The first byte tells a TLS ClientHello (a handshake record, 0x16) from RTMP's C0 (the
-// version, 0x03): a client on the wrong port gets one clear line instead of a parse error.
-std::string Shard::WrongPort(const Connection& c, uint8_t first_byte) const {
-  if (c.tls == nullptr && first_byte == kTlsHandshakeRecord) {
-    return context_->tls != nullptr
-               ? "TLS client on the plain RTMP port (rtmps:// goes to the --tls-listen port)"
-               : "TLS client on the plain RTMP port (this server has no RTMPS: --tls-listen)";
-  }
-  if (c.tls != nullptr && first_byte != kTlsHandshakeRecord) {
-    return absl::StrFormat(
-        "plain RTMP on the TLS port (first byte 0x%02x, not a TLS handshake; rtmp:// goes to "
-        "the --listen port)",
-        first_byte);
-  }
-  return {};
 }
 
 void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more_queued) {
   Connection& c = *connections_[id];
-  if (c.close_after_flush) return;  // a protocol error already ended it
-  if (c.bytes_in == 0) {
-    if (std::string wrong = WrongPort(c, bytes[0]); !wrong.empty()) {
-      c.bytes_in += bytes.size();
-      CloseConnection(c, wrong);
-      return;
-    }
-  }
-  c.last_activity_ms = NowMs();
-  c.bytes_in += bytes.size();
+  if (c.flushing()) return;  // a protocol error already ended it
   bytes_in_ += bytes.size();
-  absl::Status status =
-      c.tls != nullptr ? ReceiveTls(c, bytes, more_queued) : c.rtmp.Receive(bytes, more_queued);
+  absl::Status status = c.Receive(bytes, more_queued, NowMs(), std::span(tls_plain_));
   LogSessionNotices(c);
   if (!status.ok()) {
     CloseConnection(c, StatusText(status), /*flush_first=*/true);
     return;
   }
-  if (c.tls != nullptr && c.tls->peer_closed()) {
+  if (c.peer_closed_tls()) {
     // The publisher ended TLS in order; the reply's close_notify goes out first.
     CloseConnection(c, "closed by the peer (TLS close_notify)", /*flush_first=*/true);
     return;
   }
-  if (const size_t queued = QueuedOutput(c); queued > kMaxQueuedOutput) {
+  if (const size_t queued = c.QueuedOutput(); queued > kMaxQueuedOutput) {
     // The server sends a publisher little; a peer that makes it queue more than this
     // (pings, unknown commands) while not reading is closed before it costs memory.
     CloseConnection(
@@ -365,87 +307,38 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
   Flush(c);
 }
 
-// Decrypts every whole record that arrived into the RTMP core; what is left in the
-// session is at most one partial record.
-absl::Status Shard::ReceiveTls(Connection& c, std::span<const uint8_t> bytes, bool more_queued) {
-  c.tls->Feed(bytes);
-  for (;;) {
-    absl::StatusOr<size_t> n = c.tls->Read(tls_plain_);
-    if (!n.ok() || *n == 0) return n.status();
-    const bool more = more_queued || *n == tls_plain_.size();
-    if (absl::Status s = c.rtmp.Receive(std::span(tls_plain_).first(*n), more); !s.ok()) return s;
-  }
-}
-
-size_t Shard::QueuedOutput(const Connection& c) const {
-  return c.rtmp.output().size() + (c.tls != nullptr ? c.tls->pending_output() : 0);
-}
-
-// RTMPS: a close the server makes in order ends with close_notify after the last record.
-bool Shard::OwesCloseNotify(const Connection& c) const {
-  return c.tls != nullptr && c.tls->can_shut_down();
-}
-
-// Moves what is to be sent into c.sending: the core's output, through TLS on RTMPS (with
-// the handshake's own messages, and an alert after a TLS error).
-absl::Status Shard::TakeOutput(Connection& c) {
-  c.sending.clear();
-  std::span<const uint8_t> out = c.rtmp.output();
-  if (c.tls == nullptr) {
-    c.sending.assign(out.begin(), out.end());
-    c.rtmp.TakeOutput(out.size());
-    return absl::OkStatus();
-  }
-  if (!out.empty() && c.tls->handshake_done()) {
-    if (absl::Status s = c.tls->Write(out); !s.ok()) return s;
-    c.rtmp.TakeOutput(out.size());
-  }
-  if (c.close_after_flush) c.tls->Shutdown();
-  c.tls->TakeOutput(&c.sending);
-  return absl::OkStatus();
-}
-
 // Sends what is queued, one send in flight at a time.
 void Shard::Flush(Connection& c) {
-  if (c.send_in_flight || c.closing) return;
-  if (absl::Status s = TakeOutput(c); !s.ok()) {
-    c.close_after_flush = false;
-    CloseConnection(c, StatusText(s));
+  if (c.send_in_flight() || c.closing()) return;
+  absl::StatusOr<std::span<const uint8_t>> out = c.NextSend();
+  if (!out.ok()) {
+    CloseConnection(c, StatusText(out.status()));
     return;
   }
-  if (c.sending.empty()) {
-    // Nothing left to send: an idle connection keeps no send buffer (the handshake's
-    // 3 KiB, the connect responses), only a small one for acks and pings.
-    if (c.sending.capacity() > kRetainedSendBuffer) std::vector<uint8_t>().swap(c.sending);
-    if (c.close_after_flush) CloseConnection(c, c.close_reason);
-    return;
+  if (!out->empty()) {
+    loop_->Send(c.id(), *out);
+  } else if (c.flushing()) {
+    CloseConnection(c, c.close_reason());
   }
-  c.send_offset = 0;
-  c.send_in_flight = true;
-  loop_->Send(c.id, c.sending);
 }
 
 void Shard::OnSendComplete(ConnectionId id, int result) {
   Connection& c = *connections_[id];
   if (result < 0) {
-    c.send_in_flight = false;
-    c.close_after_flush = false;
+    c.SendFailed();
     CloseConnection(c, absl::StrCat("send failed: ", strerror(-result)));
     return;
   }
-  c.send_offset += size_t(result);
-  if (c.send_offset < c.sending.size()) {
-    loop_->Send(id, std::span<const uint8_t>(c.sending).subspan(c.send_offset));
+  if (std::span<const uint8_t> rest = c.Sent(size_t(result)); !rest.empty()) {
+    loop_->Send(id, rest);
     return;
   }
-  c.send_in_flight = false;
   Flush(c);
 }
 
 void Shard::OnReceiveEnd(ConnectionId id, int error) {
   Connection& c = *connections_[id];
-  if (c.closing) return;
-  c.close_after_flush = false;
+  if (c.closing()) return;
   CloseConnection(
       c, error == 0 ? "closed by the peer" : absl::StrCat("receive failed: ", strerror(-error)));
 }
@@ -455,21 +348,17 @@ void Shard::OnReceiveEnd(ConnectionId id, int error) {
 // already waiting for that is closed at once by the next close (a timeout, say), so a
 // peer that doesn't read can't hold it open.
 void Shard::CloseConnection(Connection& c, std::string_view reason, bool flush_first) {
-  if (c.closing) return;
-  if (flush_first && !c.close_after_flush &&
-      (c.send_in_flight || QueuedOutput(c) > 0 || OwesCloseNotify(c))) {
-    c.close_after_flush = true;
-    c.close_reason = std::string(reason);
-    c.rtmp.Close();
+  if (c.closing()) return;
+  if (flush_first && !c.flushing() &&
+      (c.send_in_flight() || c.QueuedOutput() > 0 || c.OwesCloseNotify())) {
+    c.CloseAfterFlush(reason);
     Flush(c);
     return;
   }
-  c.closing = true;
-  c.rtmp.Close();
-  const int64_t now = NowMs();
-  spdlog::info("conn {} {}: closed: {} ({})", c.serial, c.peer, reason, Describe(c, now));
-  context_->limits->Leave(c.address);
-  loop_->Close(c.id);
+  c.Close();
+  spdlog::info("conn {} {}: closed: {} ({})", c.serial(), c.peer(), reason, c.Describe(NowMs()));
+  context_->limits->Leave(c.address());
+  loop_->Close(c.id());
 }
 
 void Shard::OnReleased(ConnectionId id) {
@@ -556,15 +445,15 @@ void Shard::CheckTimeouts() {
   const int64_t idle_ms = absl::ToInt64Milliseconds(options.idle_timeout);
   const int64_t publish_ms = absl::ToInt64Milliseconds(options.publish_timeout);
   for (auto& slot : connections_) {
-    if (slot == nullptr || slot->closing) continue;
+    if (slot == nullptr || slot->closing()) continue;
     Connection& c = *slot;
-    if (!c.rtmp.handshake_complete() && now - c.accepted_ms >= handshake_ms) {
+    if (!c.rtmp().handshake_complete() && now - c.accepted_ms() >= handshake_ms) {
       CloseConnection(c, absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0),
                       /*flush_first=*/true);
-    } else if (now - c.last_activity_ms >= idle_ms) {
+    } else if (now - c.last_activity_ms() >= idle_ms) {
       CloseConnection(c, absl::StrFormat("idle for %.1f s (--idle-timeout)", idle_ms / 1000.0),
                       /*flush_first=*/true);
-    } else if (!c.sink.has_published() && now - c.accepted_ms >= publish_ms) {
+    } else if (!c.has_published() && now - c.accepted_ms() >= publish_ms) {
       CloseConnection(
           c, absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"),
           /*flush_first=*/true);
@@ -578,7 +467,7 @@ void Shard::BeginShutdown() {
   shutdown_deadline_ms_ = NowMs() + absl::ToInt64Milliseconds(context_->options->shutdown_grace);
   loop_->StopListening();
   for (auto& c : connections_) {
-    if (c != nullptr && !c->closing) {
+    if (c != nullptr && !c->closing()) {
       CloseConnection(*c, "the server is shutting down", /*flush_first=*/true);
     }
   }

@@ -122,12 +122,6 @@ class alignas(64) Shard : private LoopHandler {
 
   void Listen(int fd, bool tls);
   void Adopt(int fd, bool tls);
-  absl::Status StartTls(Connection& c);
-  std::string WrongPort(const Connection& c, uint8_t first_byte) const;
-  absl::Status ReceiveTls(Connection& c, std::span<const uint8_t> bytes, bool more_queued);
-  absl::Status TakeOutput(Connection& c);
-  size_t QueuedOutput(const Connection& c) const;
-  bool OwesCloseNotify(const Connection& c) const;
   Connection* FindBySerial(uint64_t serial);
   void Approve(const Approval& approval);
   void LogSessionNotices(Connection& c);
@@ -146,7 +140,7 @@ class alignas(64) Shard : private LoopHandler {
   const int listen_fd_;
   const int tls_listen_fd_;
   std::vector<bool> listener_is_tls_;  // by the loop's listener index
-  std::vector<uint8_t> tls_plain_;     // TLS records decrypt here on their way to the core
+  std::vector<uint8_t> tls_plain_;     // every RTMPS connection's records decrypt here
   std::thread thread_;
   std::latch started_{1};  // the thread set up its loop (or failed to)
   absl::Status start_status_;
