@@ -35,8 +35,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=perf/nginx_rtmp.sh
-source "$ROOT/perf/nginx_rtmp.sh"
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 BUILD="$ROOT/build"
 OUT="$ROOT/perf/RESULTS.md"
 QUICK=0
@@ -128,7 +128,7 @@ stop_pid() {
   kill -9 "$1" 2>/dev/null || true
 }
 
-# nginx with the rtmp module (perf/nginx_rtmp.sh). Sets N_MASTER and N_PID (the worker).
+# nginx with the rtmp module (perf/lib.sh). Sets N_MASTER and N_PID (the worker).
 start_nginx() {
   if ! start_nginx_rtmp "$TMP/nginx" "$N_PORT" "$SERVER_CPU"; then
     echo "compare.sh: nginx did not start" >&2
@@ -291,10 +291,7 @@ EOF
 # RTMPS against RTMP: the workload-1 clip pushed unpaced by ffmpeg -c copy (uringest-load
 # speaks no TLS) to one pinned uringestd with a self-signed certificate, alternating
 # rtmp:// and rtmps://; the server's CPU seconds (utime + stime of /proc/PID/stat) per GB
-# of clip. Writes $TMP/rtmps.md.
-cpu_seconds() {
-  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
-}
+# of clip (cpu_seconds, perf/lib.sh). Writes $TMP/rtmps.md.
 
 rtmps_cost() {
   log "RTMPS vs RTMP: ffmpeg -c copy of the 40 Mbit/s clip, ${W1_RUNS} runs each"

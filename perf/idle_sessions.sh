@@ -21,8 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=perf/nginx_rtmp.sh
-source "$ROOT/perf/nginx_rtmp.sh"
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 BUILD=${BUILD:-$ROOT/build}
 BIN="$BUILD/bin"
 URINGESTD=${URINGESTD:-$BIN/uringestd}  # the server measured (the load is $BIN/uringest-load)
@@ -42,20 +42,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--publishers N] [--warmup N] [--only uringestd|nginx]" >&2; exit 2 ;;
   esac
 done
-TMP=$(mktemp -d /tmp/uringest-idle.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n ${KEEP_TMP:-} ]] || rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# kib PID FIELD: a field of /proc/PID/status, in KiB.
-kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-
-# established PORT: established TCP connections to 127.0.0.1:PORT, server side.
-established() { ss -Htn state established "( sport = :$1 )" | wc -l; }
+scratch_dir idle
 
 # measure NAME PID PORT: drives PUBLISHERS idle publishers into the server and prints
 # its RSS per session.
@@ -109,22 +96,15 @@ EOF
 }
 
 run_uringestd() {
-  taskset -c "$SERVER_CPU" "$URINGESTD" --listen "127.0.0.1:$U_PORT" --ring "$RING" \
-    --shards 1 --log-level warn --max-connections 0 --idle-timeout 600 \
-    > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
-  local pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 100); do
-    grep -q "listening on" "$TMP/uringestd.out" 2>/dev/null && break
-    sleep 0.1
-  done
-  local ok=0
+  start_uringestd_pinned "$URINGESTD" "$SERVER_CPU" "$U_PORT" "$RING" --max-connections 0 \
+    --idle-timeout 600 || return 1
+  local pid=$URINGESTD_PID ok=0
   measure uringestd "$pid" "$U_PORT" || ok=1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   return $ok
 }
 
-# One worker (perf/nginx_rtmp.sh), as perf/compare.sh runs it.
+# One worker (perf/lib.sh), as perf/compare.sh runs it.
 run_nginx() {
   start_nginx_rtmp "$TMP/nginx" "$N_PORT" "$SERVER_CPU" || return 1
   local master=$NGINX_MASTER worker=$NGINX_WORKER

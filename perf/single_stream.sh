@@ -22,8 +22,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=perf/nginx_rtmp.sh
-source "$ROOT/perf/nginx_rtmp.sh"
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 BUILD=${BUILD:-$ROOT/build}
 BIN="$BUILD/bin"
 RUNS=4
@@ -45,19 +45,8 @@ while [[ $# -gt 0 ]]; do
        exit 2 ;;
   esac
 done
-TMP=$(mktemp -d /tmp/uringest-single.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ -n ${KEEP_TMP:-} ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
+scratch_dir single
 log() { printf '== %s\n' "$*" >&2; }
-
-cpu_seconds() {  # PID: utime + stime of the whole process (all threads), in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
-}
 
 make_clip() {
   log "encoding a 20 s 1280x720 30 fps 8 Mbit/s FLV"
@@ -115,15 +104,8 @@ run() {
 
 measure_uringestd() {
   local chunk=$1
-  taskset -c "$SERVER_CPU" "$BIN/uringestd" --listen "127.0.0.1:$U_PORT" --ring "$RING" \
-    --shards 1 --log-level warn > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
-  local pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 100); do
-    grep -q "listening on" "$TMP/uringestd.out" 2>/dev/null && break
-    sleep 0.1
-  done
-  taskset -apc "$SERVER_CPU" "$pid" > /dev/null
+  start_uringestd_pinned "$BIN/uringestd" "$SERVER_CPU" "$U_PORT" "$RING" || return 1
+  local pid=$URINGESTD_PID
   for n in $(seq "$RUNS"); do run uringestd "$pid" "$U_PORT" "$chunk" "$n"; done
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

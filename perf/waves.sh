@@ -21,8 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=perf/nginx_rtmp.sh
-source "$ROOT/perf/nginx_rtmp.sh"
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 BUILD=${BUILD:-$ROOT/build}
 BIN="$BUILD/bin"
 WAVES=20
@@ -41,17 +41,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--waves N] [--publishers N] [--only uringestd|nginx]" >&2; exit 2 ;;
   esac
 done
-TMP=$(mktemp -d /tmp/uringest-waves.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ -n ${KEEP_TMP:-} ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-established() { ss -Htn state established "( sport = :$1 )" | wc -l; }
+scratch_dir waves
 
 # waves NAME PID PORT: runs the waves into one server; appends "name wave rss_kib ok" to
 # waves.txt.
@@ -77,16 +67,9 @@ waves() {
 }
 
 run_uringestd() {
-  taskset -c "$SERVER_CPU" "$BIN/uringestd" --listen "127.0.0.1:$U_PORT" --ring "$RING" \
-    --shards 1 --log-level warn --max-connections 0 > "$TMP/uringestd.out" 2> "$TMP/uringestd.log" &
-  local pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 100); do
-    grep -q "listening on" "$TMP/uringestd.out" 2>/dev/null && break
-    sleep 0.1
-  done
-  taskset -apc "$SERVER_CPU" "$pid" > /dev/null
-  local ok=0
+  start_uringestd_pinned "$BIN/uringestd" "$SERVER_CPU" "$U_PORT" "$RING" --max-connections 0 ||
+    return 1
+  local pid=$URINGESTD_PID ok=0
   waves uringestd "$pid" "$U_PORT" || ok=1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   return $ok
