@@ -145,6 +145,18 @@ absl::Status Server::BindListeners(size_t count, bool reuse_port) {
 }
 
 absl::Status Server::Start() {
+  if (absl::Status s = CreateRings(); !s.ok()) return s;
+  const bool by_load = options_.placement == Placement::kLoad && options_.shards > 1;
+  const size_t listeners = by_load ? 1 : options_.shards;
+  if (absl::Status s = BindListeners(listeners, /*reuse_port=*/!by_load && options_.shards > 1);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CreateAdmission(); !s.ok()) return s;
+  return StartShards(by_load);
+}
+
+absl::Status Server::CreateRings() {
   gid_t group = gid_t(-1);
   if (!options_.ring_group.empty()) {
     absl::StatusOr<gid_t> gid = ringbuf::ResolveGroup(options_.ring_group);
@@ -165,25 +177,30 @@ absl::Status Server::Start() {
   if (rings_->replaced_stale()) {
     spdlog::warn("ring '{}': removed the shared memory a crashed server left", options_.ring_name);
   }
-  const bool by_load = options_.placement == Placement::kLoad && options_.shards > 1;
-  const size_t listeners = by_load ? 1 : options_.shards;
-  if (absl::Status s = BindListeners(listeners, /*reuse_port=*/!by_load && options_.shards > 1);
-      !s.ok()) {
-    return s;
-  }
+  return absl::OkStatus();
+}
+
+// What decides who may publish what: the names' registry, the connection caps, and the
+// publish keys and hook.
+absl::Status Server::CreateAdmission() {
   registry_ = std::make_unique<StreamRegistry>(options_.on_duplicate, [this](const Publisher& old) {
     shards_[old.shard]->PostEviction(old.connection);
   });
   limits_ =
       std::make_unique<ConnectionLimits>(options_.max_connections, options_.max_connections_per_ip);
-  if (!options_.auth_file.empty() || !options_.on_publish_url.empty()) {
-    absl::StatusOr<std::unique_ptr<AccessControl>> access = AccessControl::Create(
-        {.auth_file = options_.auth_file,
-         .hook = {.url = options_.on_publish_url, .timeout = options_.on_publish_timeout}});
-    if (!access.ok()) return access.status();
-    access_ = *std::move(access);
-    LogAccessControl();
-  }
+  if (options_.auth_file.empty() && options_.on_publish_url.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<AccessControl>> access = AccessControl::Create(
+      {.auth_file = options_.auth_file,
+       .hook = {.url = options_.on_publish_url, .timeout = options_.on_publish_timeout}});
+  if (!access.ok()) return access.status();
+  access_ = *std::move(access);
+  LogAccessControl();
+  return absl::OkStatus();
+}
+
+// `by_load`: shard 0 accepts every connection and hands each to the shard with the least
+// ingress; otherwise each shard accepts on its own listener.
+absl::Status Server::StartShards(bool by_load) {
   context_ = ShardContext{.options = &options_,
                           .io_uring = backend_ == "io_uring" ? &io_uring_ : nullptr,
                           .registry = registry_.get(),

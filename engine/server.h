@@ -73,6 +73,9 @@ class Server {
   // where it listens.
   absl::StatusOr<int> BindListener(const std::string& host, uint16_t* port, std::string* address,
                                    bool reuse_port);
+  absl::Status CreateRings();
+  absl::Status CreateAdmission();
+  absl::Status StartShards(bool by_load);
   absl::Status BindListeners(size_t count, bool reuse_port);
   uint32_t PickShard() const;
   void LogAccessControl() const;

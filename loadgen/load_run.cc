@@ -131,39 +131,54 @@ bool LoadReport::ok() const {
   return !verified || (lost == 0 && duplicated == 0 && out_of_order == 0);
 }
 
+namespace {
+
+// The stamped frames the fleet's publishers sent.
+uint64_t SentFrames(const Fleet& fleet) {
+  uint64_t sent = 0;
+  for (const PublisherResult& r : fleet.results()) sent += r.frames;
+  return sent;
+}
+
+absl::StatusOr<std::unique_ptr<MediaSource>> OpenSource(const LoadOptions& options) {
+  if (options.flv.empty()) return MediaSource::Synthetic(options.bitrate_bps, options.fps);
+  return MediaSource::FromFlv(options.flv);
+}
+
+// The verifier of the run, sized for the frames its publishers may send.
+absl::StatusOr<std::unique_ptr<Verifier>> OpenVerifier(const LoadOptions& options,
+                                                       const FleetOptions& fleet_options,
+                                                       const MediaSource& source) {
+  const double seconds = absl::ToDoubleSeconds(fleet_options.duration + fleet_options.ramp);
+  const double fps =
+      double(source.period_frames()) * 1000 / double(std::max<uint64_t>(1, source.period_ms()));
+  return Verifier::Open(options.verify_ring, fleet_options.run, fleet_options.publishers,
+                        uint64_t(seconds * fps * (fleet_options.pace ? 1.2 : 4)) + 64);
+}
+
+}  // namespace
+
 absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
                                    const std::function<void(std::string_view)>& progress) {
-  std::unique_ptr<MediaSource> source;
-  if (options.flv.empty()) {
-    source = MediaSource::Synthetic(options.bitrate_bps, options.fps);
-  } else {
-    absl::StatusOr<std::unique_ptr<MediaSource>> flv = MediaSource::FromFlv(options.flv);
-    if (!flv.ok()) return flv.status();
-    source = *std::move(flv);
-  }
+  absl::StatusOr<std::unique_ptr<MediaSource>> source = OpenSource(options);
+  if (!source.ok()) return source.status();
   FleetOptions fleet_options = options.fleet;
   fleet_options.run = RandomRun();
   std::unique_ptr<Verifier> verifier;
   std::vector<int> pids = options.server_pids;
   if (!options.verify_ring.empty()) {
-    const double seconds = absl::ToDoubleSeconds(fleet_options.duration + fleet_options.ramp);
-    const double fps =
-        double(source->period_frames()) * 1000 / double(std::max<uint64_t>(1, source->period_ms()));
-    absl::StatusOr<std::unique_ptr<Verifier>> v =
-        Verifier::Open(options.verify_ring, fleet_options.run, fleet_options.publishers,
-                       uint64_t(seconds * fps * (fleet_options.pace ? 1.2 : 4)) + 64);
+    absl::StatusOr<std::unique_ptr<Verifier>> v = OpenVerifier(options, fleet_options, **source);
     if (!v.ok()) return v.status();
     verifier = *std::move(v);
     if (pids.empty()) pids.push_back(verifier->server_pid());
   }
-  Fleet fleet(fleet_options, source.get());
+  Fleet fleet(fleet_options, source->get());
   if (absl::Status s = fleet.Init(); !s.ok()) return s;
 
-  LoadReport report;
-  report.target = HostPort(fleet_options.host, fleet_options.port);
-  report.publishers = fleet_options.publishers;
-  report.verified = verifier != nullptr;
-  report.paced = fleet_options.pace;
+  LoadReport report{.target = HostPort(fleet_options.host, fleet_options.port),
+                    .publishers = fleet_options.publishers,
+                    .verified = verifier != nullptr,
+                    .paced = fleet_options.pace};
   const std::optional<ProcSample> before = SampleServer(pids);
   const std::optional<ProcSample> self_before = SampleProcess(getpid());
   if (before) report.server.rss_start = report.server.rss_peak = before->rss_bytes;
@@ -188,10 +203,8 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   if (std::optional<ProcSample> self = SampleProcess(getpid()); self && self_before) {
     report.load_cpu_seconds = self->cpu_seconds - self_before->cpu_seconds;
   }
-  uint64_t sent = 0;
-  for (const PublisherResult& r : fleet.results()) sent += r.frames;
   if (verifier) {
-    AwaitDelivery(*verifier, sent, fleet.counters().failed.load() > 0);
+    AwaitDelivery(*verifier, SentFrames(fleet), fleet.counters().failed.load() > 0);
     verifier->Stop();
     report.reader_laps = verifier->laps();
     report.server_exit = verifier->server_exit();

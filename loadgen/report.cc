@@ -72,6 +72,38 @@ const char* ServerExitText(ringbuf::ServerExit exit) {
   return "the server is gone";
 }
 
+namespace {
+
+// The lines about the server's and uringest-load's own CPU and memory.
+std::string CostLines(const LoadReport& r) {
+  std::string out;
+  if (r.server.sampled) {
+    const double gb = double(r.bytes) / 1e9;
+    absl::StrAppendFormat(
+        &out,
+        "  server: %.2f CPU-s (%.0f%% of one core), %.2f CPU-s/GB, RSS %.1f MB "
+        "-> peak %.1f MB (%.1f KB per publisher)\n",
+        r.server.cpu_seconds, r.seconds > 0 ? 100 * r.server.cpu_seconds / r.seconds : 0,
+        gb > 0 ? r.server.cpu_seconds / gb : 0, double(r.server.rss_start) / 1e6,
+        double(r.server.rss_peak) / 1e6,
+        double(r.server.rss_peak - r.server.rss_start) / 1e3 / std::max<uint32_t>(1, r.publishers));
+  }
+  absl::StrAppendFormat(&out,
+                        "  uringest-load: %.2f CPU-s (%.0f%% of one core), queue peak %.1f KB, "
+                        "backlog at the end %.1f KB (the most of one publisher)\n",
+                        r.load_cpu_seconds,
+                        r.seconds > 0 ? 100 * r.load_cpu_seconds / r.seconds : 0,
+                        double(r.max_queued) / 1e3, double(r.max_backlog) / 1e3);
+  if (r.load_bound()) {
+    absl::StrAppend(&out,
+                    "  LOAD-BOUND: uringest-load used its whole core; the figures may be its "
+                    "limit, not the server's\n");
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string FormatTable(const LoadReport& r, size_t max_rows) {
   std::string out = absl::StrFormat(
       "uringest-load: %u publishers -> %s, %s, %.1f s%s: %u live, %u failed\n"
@@ -96,28 +128,7 @@ std::string FormatTable(const LoadReport& r, size_t max_rows) {
     absl::StrAppend(&out, "  ", ServerExitText(r.server_exit),
                     " during the run (the verifier saw it in the ring): the run ended there\n");
   }
-  if (r.server.sampled) {
-    const double gb = double(r.bytes) / 1e9;
-    absl::StrAppendFormat(
-        &out,
-        "  server: %.2f CPU-s (%.0f%% of one core), %.2f CPU-s/GB, RSS %.1f MB "
-        "-> peak %.1f MB (%.1f KB per publisher)\n",
-        r.server.cpu_seconds, r.seconds > 0 ? 100 * r.server.cpu_seconds / r.seconds : 0,
-        gb > 0 ? r.server.cpu_seconds / gb : 0, double(r.server.rss_start) / 1e6,
-        double(r.server.rss_peak) / 1e6,
-        double(r.server.rss_peak - r.server.rss_start) / 1e3 / std::max<uint32_t>(1, r.publishers));
-  }
-  absl::StrAppendFormat(&out,
-                        "  uringest-load: %.2f CPU-s (%.0f%% of one core), queue peak %.1f KB, "
-                        "backlog at the end %.1f KB (the most of one publisher)\n",
-                        r.load_cpu_seconds,
-                        r.seconds > 0 ? 100 * r.load_cpu_seconds / r.seconds : 0,
-                        double(r.max_queued) / 1e3, double(r.max_backlog) / 1e3);
-  if (r.load_bound()) {
-    absl::StrAppend(&out,
-                    "  LOAD-BOUND: uringest-load used its whole core; the figures may be its "
-                    "limit, not the server's\n");
-  }
+  out += CostLines(r);
   std::string rows;
   for (const StreamReport& s : r.streams) {
     if (r.streams.size() <= max_rows || s.failed || s.lost > 0) rows += StreamRow(s, r.verified);

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -30,32 +31,64 @@ std::atomic<bool> stop_requested{false};
 
 void RequestStop(int) { stop_requested.store(true); }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Parses the command line; an exit status when the program ends here (--help: 0, a bad
+// flag: 2), nothing to go on.
+std::optional<int> ParseFlags(int argc, char** argv, uringest::consumer::CatOptions* options,
+                              std::string* output) {
   using uringest::consumer::CatStart;
-  uringest::consumer::CatOptions options;
-  std::string output;
   CLI::App app("uringest-cat: writes a stream of uringestd's frame ring as FLV", "uringest-cat");
-  app.add_option("--ring", options.ring, "Name of the server's ring (its --ring)")
+  app.add_option("--ring", options->ring, "Name of the server's ring (its --ring)")
       ->capture_default_str();
-  app.add_flag("--wait", options.wait,
+  app.add_flag("--wait", options->wait,
                "Wait for the server (one not running yet is fine) and the stream; a stream "
                "that starts later is written whole. Once a live server was seen, its death "
                "ends this with 1 within a second; a clean shutdown before the stream began, "
                "with 0");
   std::map<std::string, CatStart> starts{{"keyframe", CatStart::kKeyframe},
                                          {"now", CatStart::kNow}};
-  app.add_option("--from", options.start, "keyframe: the latest one in the ring; now: the next")
+  app.add_option("--from", options->start, "keyframe: the latest one in the ring; now: the next")
       ->transform(CLI::CheckedTransformer(starts).description(""))
       ->type_name("keyframe|now")
       ->default_str("keyframe");
-  app.add_flag("--lossless", options.lossless,
+  app.add_flag("--lossless", options->lossless,
                "Hold the server back (boundedly) rather than lose frames");
-  app.add_option("-o,--output", output, "FLV file to write (default: stdout)");
-  app.add_option("STREAM", options.stream, "The stream: app/name, e.g. live/test")->required();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("-o,--output", *output, "FLV file to write (default: stdout)");
+  app.add_option("STREAM", options->stream, "The stream: app/name, e.g. live/test")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return std::nullopt;
+}
 
+// The last line on stderr, and the exit status.
+int Finish(const absl::Status& status, const uringest::consumer::CatSummary& summary,
+           const std::string& stream) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "uringest-cat: %s (%llu frames, %llu bytes written)\n",
+                 std::string(status.message()).c_str(), (unsigned long long)summary.frames,
+                 (unsigned long long)summary.bytes);
+    return 1;
+  }
+  if (summary.server_shut_down) {
+    std::fprintf(stderr, "uringest-cat: the server shut down while waiting for %s\n",
+                 stream.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "uringest-cat: %s ended: %llu frames, %llu bytes\n", stream.c_str(),
+               (unsigned long long)summary.frames, (unsigned long long)summary.bytes);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uringest::consumer::CatOptions options;
+  std::string output;
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &options, &output)) {
+    return *exit_status;
+  }
   int fd = STDOUT_FILENO;
   if (!output.empty()) {
     fd = open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -78,18 +111,5 @@ int main(int argc, char** argv) {
     std::perror(("uringest-cat: " + output).c_str());
     return 1;
   }
-  if (!status.ok()) {
-    std::fprintf(stderr, "uringest-cat: %s (%llu frames, %llu bytes written)\n",
-                 std::string(status.message()).c_str(), (unsigned long long)summary.frames,
-                 (unsigned long long)summary.bytes);
-    return 1;
-  }
-  if (summary.server_shut_down) {
-    std::fprintf(stderr, "uringest-cat: the server shut down while waiting for %s\n",
-                 options.stream.c_str());
-    return 0;
-  }
-  std::fprintf(stderr, "uringest-cat: %s ended: %llu frames, %llu bytes\n", options.stream.c_str(),
-               (unsigned long long)summary.frames, (unsigned long long)summary.bytes);
-  return 0;
+  return Finish(status, summary, options.stream);
 }

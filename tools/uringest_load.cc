@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -53,15 +54,44 @@ bool ParseTarget(const std::string& value, uringest::loadgen::FleetOptions* o) {
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  uringest::loadgen::LoadOptions options;
-  uringest::loadgen::FleetOptions& f = options.fleet;
-  std::string target = "127.0.0.1:1935";
-  double duration = 10, ramp = 0;
-  bool verify = false, no_pace = false, json = false;
+// What the command line asks for beyond LoadOptions.
+struct Flags {
+  bool json = false;
   std::string ring = "uringest";
+};
+
+// What each publisher sends, and how.
+void AddMediaFlags(CLI::App& app, uringest::loadgen::LoadOptions* options, double* bitrate,
+                   bool* no_pace, bool* no_stamp) {
+  uringest::loadgen::FleetOptions& f = options->fleet;
+  app.add_option("--bitrate", *bitrate, "Synthetic streams: bits/s (2.5M, 500k)")
+      ->transform(CLI::AsNumberWithUnit(std::map<std::string, double>{{"k", 1e3}, {"m", 1e6}}))
+      ->check(CLI::Range(1.0, 1e11))
+      ->capture_default_str();
+  app.add_option("--fps", options->fps, "Synthetic streams: frames per second")
+      ->check(CLI::Range(1.0, 1000.0))
+      ->capture_default_str();
+  app.add_option("--flv", options->flv, "Send this FLV file's tags (looped) instead")
+      ->check(CLI::ExistingFile);
+  app.add_option("--chunk-size", f.chunk_size, "Our Set Chunk Size (0: the server's, as ffmpeg)")
+      ->check(CLI::Range(0u, 0xFFFFFFu))
+      ->capture_default_str();
+  app.add_flag("--no-pace", *no_pace, "Send as fast as the sockets take it");
+  app.add_flag("--idle", f.idle,
+               "Publishers go live, then send nothing (no metadata, no media) until the end");
+  app.add_flag("--no-stamp", *no_stamp,
+               "Send frames exactly as the source has them, without the 32-byte sequence stamp "
+               "(a player can decode the stream; no --verify)");
+}
+
+// Parses the command line into *options and *flags; an exit status when the program ends
+// here (--help: 0, a bad flag: 2), nothing to go on.
+std::optional<int> ParseFlags(int argc, char** argv, uringest::loadgen::LoadOptions* options,
+                              Flags* flags) {
+  uringest::loadgen::FleetOptions& f = options->fleet;
+  std::string target = "127.0.0.1:1935";
+  double duration = 10, ramp = 0, bitrate = double(options->bitrate_bps);
+  bool verify = false, no_pace = false, no_stamp = false;
   CLI::App app("uringest-load: RTMP publishers on io_uring, with end-to-end verification",
                "uringest-load");
   app.add_option("--target", target, "The server: HOST:PORT (IPv4)")->capture_default_str();
@@ -71,52 +101,48 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration, "Seconds of sending after the ramp")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  double bitrate = double(options.bitrate_bps);
-  app.add_option("--bitrate", bitrate, "Synthetic streams: bits/s (2.5M, 500k)")
-      ->transform(CLI::AsNumberWithUnit(std::map<std::string, double>{{"k", 1e3}, {"m", 1e6}}))
-      ->check(CLI::Range(1.0, 1e11))
-      ->capture_default_str();
-  app.add_option("--fps", options.fps, "Synthetic streams: frames per second")
-      ->check(CLI::Range(1.0, 1000.0))
-      ->capture_default_str();
-  app.add_option("--flv", options.flv, "Send this FLV file's tags (looped) instead")
-      ->check(CLI::ExistingFile);
-  app.add_option("--chunk-size", f.chunk_size, "Our Set Chunk Size (0: the server's, as ffmpeg)")
-      ->check(CLI::Range(0u, 0xFFFFFFu))
-      ->capture_default_str();
   app.add_option("--ramp", ramp, "Seconds over which the connects are spread")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--app", f.app, "RTMP application; streams are APP/loadN")->capture_default_str();
-  app.add_flag("--no-pace", no_pace, "Send as fast as the sockets take it");
-  app.add_flag("--idle", f.idle,
-               "Publishers go live, then send nothing (no metadata, no media) until the end");
-  bool no_stamp = false;
-  app.add_flag("--no-stamp", no_stamp,
-               "Send frames exactly as the source has them, without the 32-byte sequence stamp "
-               "(a player can decode the stream; no --verify)");
-  app.add_option("--ring", ring, "The server's ring (for --verify)")->capture_default_str();
+  AddMediaFlags(app, options, &bitrate, &no_pace, &no_stamp);
+  app.add_option("--ring", flags->ring, "The server's ring (for --verify)")->capture_default_str();
   app.add_flag("--verify", verify,
                "Read the ring and account for every frame; a server that dies ends the run "
                "(exit 1, within a second)");
-  app.add_option("--server-pid", options.server_pids,
+  app.add_option("--server-pid", options->server_pids,
                  "Sample this process's CPU and RSS (repeatable; --verify: the ring's server)");
-  app.add_flag("--json", json, "Print one JSON document instead of the table");
-  CLI11_PARSE(app, argc, argv);
+  app.add_flag("--json", flags->json, "Print one JSON document instead of the table");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
   if (!ParseTarget(target, &f)) {
     std::fprintf(stderr, "uringest-load: --target wants HOST:PORT, e.g. 127.0.0.1:1935\n");
     return 2;
   }
-  options.bitrate_bps = uint64_t(bitrate);
-  f.duration = absl::Seconds(duration);
-  f.ramp = absl::Seconds(ramp);
-  f.pace = !no_pace;
-  f.stamp = !no_stamp;
   if (verify && no_stamp) {
     std::fprintf(stderr, "uringest-load: --verify counts stamped frames; drop --no-stamp\n");
     return 2;
   }
-  if (verify) options.verify_ring = ring;
+  options->bitrate_bps = uint64_t(bitrate);
+  f.duration = absl::Seconds(duration);
+  f.ramp = absl::Seconds(ramp);
+  f.pace = !no_pace;
+  f.stamp = !no_stamp;
+  if (verify) options->verify_ring = flags->ring;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uringest::loadgen::LoadOptions options;
+  Flags flags;
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &options, &flags)) {
+    return *exit_status;
+  }
   signal(SIGPIPE, SIG_IGN);
   options.interrupt = &interrupted;
   signal(SIGINT, Interrupt);
@@ -134,11 +160,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string out =
-      json ? uringest::loadgen::FormatJson(*report) : uringest::loadgen::FormatTable(*report);
+      flags.json ? uringest::loadgen::FormatJson(*report) : uringest::loadgen::FormatTable(*report);
   std::fputs(out.c_str(), stdout);
   if (report->server_exit != uringest::ringbuf::ServerExit::kNone) {
     std::fprintf(stderr, "uringest-load: %s during the run (seen in ring '%s'); the run ended\n",
-                 uringest::loadgen::ServerExitText(report->server_exit), ring.c_str());
+                 uringest::loadgen::ServerExitText(report->server_exit), flags.ring.c_str());
   }
   return report->ok() ? 0 : 1;
 }

@@ -15,6 +15,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -62,24 +63,32 @@ void AddTlsFlags(CLI::App& app, ServerOptions* o, std::string* tls_listen) {
       ->check(CLI::ExistingFile);
 }
 
-void AddAccessFlags(CLI::App& app, ServerOptions* o, double* on_publish_timeout) {
+// A flag in seconds (a double) that sets an absl::Duration of the options.
+CLI::Option* AddSeconds(CLI::App& app, const std::string& name, absl::Duration* out,
+                        const std::string& help) {
+  return app
+      .add_option_function<double>(
+          name, [out](double seconds) { *out = absl::Seconds(seconds); }, help)
+      ->check(CLI::PositiveNumber)
+      ->default_str(absl::StrCat(absl::ToDoubleSeconds(*out)));
+}
+
+void AddAccessFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--auth-file", o->auth_file,
                  "Publish keys: 'app/name key' lines ('app/*' for any name); re-read on SIGHUP")
       ->check(CLI::ExistingFile);
   app.add_option("--on-publish", o->on_publish_url,
                  "HTTP hook POSTed call=publish&app&name&key&addr&port before each publish; "
                  "a 2xx answer allows it");
-  app.add_option("--on-publish-timeout", *on_publish_timeout,
-                 "Seconds the --on-publish hook has to answer (no answer: refused)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  AddSeconds(app, "--on-publish-timeout", &o->on_publish_timeout,
+             "Seconds the --on-publish hook has to answer (no answer: refused)");
   app.add_option("--ring-group", o->ring_group,
                  "Group (name or number) given the ring's shared memory (mode 0640), so "
                  "that consumers in it can read it");
 }
 
-void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string* log_level,
-              double* idle, double* handshake, double* publish) {
+// Where it listens, the ring, the shards, and what one node takes at once.
+void AddServerFlags(CLI::App& app, ServerOptions* o, std::string* listen) {
   app.add_option("--listen", *listen, "Where encoders connect: HOST:PORT")->capture_default_str();
   app.add_option("--ring", o->ring_name, "Name of the shared-memory ring (/dev/shm/NAME.*)")
       ->capture_default_str();
@@ -100,17 +109,16 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
                  "Streams published at once, all shards; a publish past it is refused (0: "
                  "--max-connections, at least 4096)")
       ->capture_default_str();
-  app.add_option("--idle-timeout", *idle, "Seconds without a byte before a connection is closed")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--publish-timeout", *publish,
-                 "Seconds a connection has, from connecting, to start publishing")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--handshake-timeout", *handshake,
-                 "Seconds a connection has to finish the handshake")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  AddSeconds(app, "--idle-timeout", &o->idle_timeout,
+             "Seconds without a byte before a connection is closed");
+  AddSeconds(app, "--publish-timeout", &o->publish_timeout,
+             "Seconds a connection has, from connecting, to start publishing");
+  AddSeconds(app, "--handshake-timeout", &o->handshake_timeout,
+             "Seconds a connection has to finish the handshake");
+}
+
+// Which loop, which shard takes a connection, and what a second publisher of a name gets.
+void AddPlacementFlags(CLI::App& app, ServerOptions* o) {
   std::map<std::string, Backend> backends{
       {"auto", Backend::kAuto}, {"io_uring", Backend::kIoUring}, {"epoll", Backend::kEpoll}};
   app.add_option("--backend", o->backend,
@@ -135,6 +143,10 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
       ->type_name("reject|takeover")
       ->default_str("reject");
   app.add_flag("--pin-cpus", o->pin_cpus, "Pin shard k to CPU k");
+}
+
+// What one connection may make the server hold of the RTMP it sends.
+void AddProtocolFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--chunk-size", o->connection.session.chunk_size,
                  "Chunk size announced to publishers (they send with it)")
       ->check(CLI::Range(128u, 0xFFFFFFu))
@@ -156,6 +168,10 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
                  "Chunk streams one connection may use")
       ->check(CLI::Range(1u, 65599u))
       ->capture_default_str();
+}
+
+// The event loop's receive buffers and wake-ups.
+void AddLoopFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--recv-buffers", o->loop.recv_buffers,
                  "Receive buffers per shard (io_uring provided buffers), a power of two")
       ->check([](const std::string& s) {
@@ -175,6 +191,20 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
          "(fewer wake-ups per byte, at most this much added latency; 0: off)")
       ->check(CLI::Range(0u, 100000u))
       ->default_str(std::to_string(absl::ToInt64Microseconds(o->loop.batch_wait)));
+}
+
+// Parses the command line (and a --config file) into *options; an exit status when the
+// program ends here (--help: 0, a bad flag: 2), nothing to go on.
+std::optional<int> ParseFlags(int argc, char** argv, ServerOptions* options,
+                              std::string* log_level) {
+  std::string listen = "0.0.0.0:1935";
+  std::string tls_listen = "0.0.0.0:1936";
+  CLI::App app("uringestd: RTMP ingest server. Publishers' frames go to a shared-memory ring.",
+               "uringestd");
+  AddServerFlags(app, options, &listen);
+  AddPlacementFlags(app, options);
+  AddProtocolFlags(app, options);
+  AddLoopFlags(app, options);
   app.add_option("--log-level", *log_level,
                  "How much to log: one line per connection event at info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -182,6 +212,22 @@ void AddFlags(CLI::App& app, ServerOptions* o, std::string* listen, std::string*
   app.set_config("--config", "", "Read flags from FILE: one 'name = value' per line (INI/TOML)");
   app.allow_config_extras(
       false);  // an unknown name in the file is an error, as on the command line
+  AddAccessFlags(app, options);
+  AddTlsFlags(app, options, &tls_listen);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (std::string error :
+       {ParseListen(listen, "--listen", "1935", &options->listen_host, &options->listen_port),
+        ParseListen(tls_listen, "--tls-listen", "1936", &options->tls_listen_host,
+                    &options->tls_listen_port)}) {
+    if (error.empty()) continue;
+    std::fprintf(stderr, "uringestd: %s\n", error.c_str());
+    return 2;
+  }
+  return std::nullopt;
 }
 
 void ReloadAccess(uringest::engine::Server& server) {
@@ -227,40 +273,8 @@ void ServeUntilSignalled(uringest::engine::Server& server, const sigset_t& signa
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  ServerOptions options;
-  std::string listen = "0.0.0.0:1935";
-  std::string tls_listen = "0.0.0.0:1936";
-  std::string log_level = "info";
-  double idle = absl::ToDoubleSeconds(options.idle_timeout);
-  double handshake = absl::ToDoubleSeconds(options.handshake_timeout);
-  double publish = absl::ToDoubleSeconds(options.publish_timeout);
-  double on_publish_timeout = absl::ToDoubleSeconds(options.on_publish_timeout);
-  CLI::App app("uringestd: RTMP ingest server. Publishers' frames go to a shared-memory ring.",
-               "uringestd");
-  AddFlags(app, &options, &listen, &log_level, &idle, &handshake, &publish);
-  AddAccessFlags(app, &options, &on_publish_timeout);
-  AddTlsFlags(app, &options, &tls_listen);
-  CLI11_PARSE(app, argc, argv);
-  for (std::string error :
-       {ParseListen(listen, "--listen", "1935", &options.listen_host, &options.listen_port),
-        ParseListen(tls_listen, "--tls-listen", "1936", &options.tls_listen_host,
-                    &options.tls_listen_port)}) {
-    if (error.empty()) continue;
-    std::fprintf(stderr, "uringestd: %s\n", error.c_str());
-    return 2;
-  }
-  options.idle_timeout = absl::Seconds(idle);
-  options.handshake_timeout = absl::Seconds(handshake);
-  options.publish_timeout = absl::Seconds(publish);
-  options.on_publish_timeout = absl::Seconds(on_publish_timeout);
-  spdlog::set_default_logger(spdlog::stderr_color_mt("uringestd"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-
-  // Signals go to the main thread's sigwait, not to the shards.
+// Signals go to the main thread's sigwait, not to the shards.
+sigset_t BlockSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -268,7 +282,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
 
+// Creates and starts the server, then serves until a signal ends it: the exit status.
+int Run(const ServerOptions& options, const sigset_t& signals) {
   absl::StatusOr<std::unique_ptr<uringest::engine::Server>> server =
       uringest::engine::Server::Create(options);
   if (!server.ok()) {
@@ -293,4 +311,18 @@ int main(int argc, char** argv) {
   server->reset();
   spdlog::info("stopped; ring '{}' removed", options.ring_name);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerOptions options;
+  std::string log_level = "info";
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &options, &log_level)) {
+    return *exit_status;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("uringestd"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  return Run(options, BlockSignals());
 }
