@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/media_tag.h"
 #include "engine/status_text.h"
 #include "engine/stream_registry.h"

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "engine/io_uring_probe.h"
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/message.h"

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "fuzz/fuzz_util.h"
 
 namespace uringest::fuzz {

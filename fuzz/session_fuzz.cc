@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/frame.h"

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/byte_order.h"
 
 namespace uringest::loadgen {

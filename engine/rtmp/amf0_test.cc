@@ -1,4 +1,5 @@
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 
 #include <algorithm>
 #include <cmath>

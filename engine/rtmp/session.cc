@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "engine/rtmp/aggregate.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/publish_authorizer.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "engine/rtmp/session.h"

@@ -10,6 +10,7 @@
 
 #include "engine/rtmp/aggregate.h"
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/media_tag.h"

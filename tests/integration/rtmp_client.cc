@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/handshake.h"
 #include "engine/rtmp/rtmp_format.h"
