@@ -14,6 +14,7 @@
 #include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"
+#include "engine/rtmp/stream_names.h"
 
 namespace uringest::rtmp {
 namespace {
@@ -27,44 +28,6 @@ using amf0::Value;
 
 // Debian's abseil has its own absl::string_view, not an alias of std::string_view.
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
-
-// The part before the first '?', and the part after it ("" when there is none).
-std::pair<std::string_view, std::string_view> SplitQuery(std::string_view s) {
-  const size_t q = s.find('?');
-  if (q == std::string_view::npos) return {s, {}};
-  return {s.substr(0, q), s.substr(q + 1)};
-}
-
-// Checks an app or stream name against the rules in session.h.
-absl::Status ValidateName(std::string_view what, std::string_view name, std::string_view query,
-                          const SessionOptions& options) {
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrFormat("empty %s", what));
-  if (name.size() > options.max_name_length) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s longer than %u bytes", what, options.max_name_length));
-  }
-  if (query.size() > options.max_query_length) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s query longer than %u bytes", what, options.max_query_length));
-  }
-  for (char c : name) {
-    if (uint8_t(c) < 0x20 || uint8_t(c) == 0x7F) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s with a control character", what));
-    }
-  }
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('/', start);
-    if (end == std::string_view::npos) end = name.size();
-    const std::string_view segment = name.substr(start, end - start);
-    if (segment.empty() || segment == "." || segment == "..") {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s with an empty, '.' or '..' path segment", what));
-    }
-    start = end + 1;
-  }
-  return absl::OkStatus();
-}
 
 // Whether `amf` starts with the AMF0 string `s` (marker 0x02, u16 length, bytes).
 bool StartsWithString(std::span<const uint8_t> amf, std::string_view s) {
@@ -96,77 +59,6 @@ const Value* Arg(const std::vector<Value>& args, size_t i) {
 std::string_view StringArg(const std::vector<Value>& args, size_t i) {
   const Value* v = Arg(args, i);
   return v != nullptr && v->is_string() ? std::string_view(v->string()) : std::string_view();
-}
-
-// ---- Enhanced RTMP connect capabilities ----
-
-constexpr std::string_view kVideoFourCcs[] = {"av01", "vp09", "vp08", "hvc1", "avc1", "vvc1"};
-constexpr std::string_view kAudioFourCcs[] = {"Opus", "fLaC", "ac-3", "ec-3", ".mp3", "mp4a"};
-constexpr std::string_view kAnyFourCc = "*";
-
-bool IsFourCcString(std::string_view s) { return s.size() == 4 || s == kAnyFourCc; }
-
-void AddFourCc(std::string_view s, std::vector<std::string>* out) {
-  if (IsFourCcString(s) && out->size() < EnhancedCaps::kMaxEnhancedFourCcs) out->emplace_back(s);
-}
-
-EnhancedCaps ReadEnhancedCaps(const Value& object) {
-  EnhancedCaps caps;
-  if (const Value* list = object.Find("fourCcList"); list != nullptr) {
-    caps.present = true;
-    if (list->type() == Value::Type::kStrictArray) {
-      for (const Value& item : list->items()) {
-        if (item.is_string()) AddFourCc(item.string(), &caps.fourcc_list);
-      }
-    }
-  }
-  auto read_map = [&](std::string_view key, std::vector<std::string>* out) {
-    const Value* map = object.Find(key);
-    if (map == nullptr) return;
-    caps.present = true;
-    if (!map->has_properties()) return;
-    for (const Value::Property& p : map->properties()) AddFourCc(p.first, out);
-  };
-  read_map("videoFourCcInfoMap", &caps.video_fourccs);
-  read_map("audioFourCcInfoMap", &caps.audio_fourccs);
-  if (const Value* ex = object.Find("capsEx"); ex != nullptr) {
-    caps.present = true;
-    if (ex->is_number() && ex->number() >= 0 && ex->number() < 4294967296.0) {
-      caps.caps_ex = uint32_t(ex->number());
-    }
-  }
-  return caps;
-}
-
-// CanForward for each FourCC uringest knows, each the client named, and "*".
-Value FourCcInfoMap(std::span<const std::string_view> known,
-                    const std::vector<std::string>& client) {
-  std::vector<Value::Property> map;
-  auto add = [&](std::string_view fourcc) {
-    for (const Value::Property& p : map) {
-      if (p.first == fourcc) return;
-    }
-    map.emplace_back(std::string(fourcc), Value::Number(kFourCcCanForward));
-  };
-  add(kAnyFourCc);
-  for (std::string_view f : known) add(f);
-  for (const std::string& f : client) add(f);
-  return Value::Object(std::move(map));
-}
-
-// The properties a server answering an Enhanced RTMP connect adds to its _result.
-void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out) {
-  std::vector<Value> list;
-  for (const std::string& f : client.fourcc_list) list.push_back(Value::String(f));
-  if (!client.fourcc_list.empty()) {
-    amf0::EncodeProperty("fourCcList", Value::StrictArray(std::move(list)), out);
-  }
-  amf0::EncodeProperty("videoFourCcInfoMap", FourCcInfoMap(kVideoFourCcs, client.video_fourccs),
-                       out);
-  amf0::EncodeProperty("audioFourCcInfoMap", FourCcInfoMap(kAudioFourCcs, client.audio_fourccs),
-                       out);
-  amf0::EncodeProperty(
-      "capsEx", Value::Number(kCapsExMultitrack | kCapsExModEx | kCapsExTimestampNanoOffset), out);
 }
 
 void EncodeStatusObject(std::string_view level, std::string_view code, std::string_view description,
@@ -245,8 +137,8 @@ void Session::Close() {
 // ---- Media and data: the hot path ----
 
 bool Session::IsPublishing(uint32_t stream_id) const {
-  return stream_id >= 1 && stream_id <= streams_.size() &&
-         streams_[stream_id - 1].state == StreamState::kPublishing;
+  const Stream* stream = StreamAt(stream_id);
+  return stream != nullptr && stream->state == StreamState::kPublishing;
 }
 
 uint32_t Session::TargetStream(const Message& message) {
@@ -410,7 +302,9 @@ absl::Status Session::OnConnect(const Command& command) {
   }
   auto [app, query] = SplitQuery(object->FindString("app"));
   while (!app.empty() && app.back() == '/') app.remove_suffix(1);
-  if (absl::Status valid = ValidateName("application name", app, query, options_); !valid.ok()) {
+  if (absl::Status valid = ValidateName("application name", app, query, options_.max_name_length,
+                                        options_.max_query_length);
+      !valid.ok()) {
     SendError(command.transaction_id, "NetConnection.Connect.Rejected", ToStd(valid.message()));
     return valid;
   }
@@ -496,7 +390,9 @@ absl::Status Session::OnPublish(const Command& command) {
         "second publish on message stream %u, which already publishes %s", id, stream->name));
   }
   const auto [name, query] = SplitQuery(StringArg(command.args, 3));
-  if (absl::Status valid = ValidateName("stream name", name, query, options_); !valid.ok()) {
+  if (absl::Status valid = ValidateName("stream name", name, query, options_.max_name_length,
+                                        options_.max_query_length);
+      !valid.ok()) {
     return RefusePublish(id, ToStd(valid.message()));
   }
   stream->name = name;
@@ -527,12 +423,12 @@ absl::Status Session::OnPublish(const Command& command) {
 
 absl::Status Session::CompleteApproval(uint32_t stream_id, uint64_t ticket, bool allowed,
                                        std::string_view reason) {
-  if (closed_ || stream_id < 1 || stream_id > streams_.size()) return absl::OkStatus();
-  Stream& stream = streams_[stream_id - 1];
-  if (stream.state != StreamState::kPendingApproval || stream.ticket != ticket) {
+  Stream* stream = closed_ ? nullptr : StreamAt(stream_id);
+  if (stream == nullptr || stream->state != StreamState::kPendingApproval ||
+      stream->ticket != ticket) {
     return absl::OkStatus();
   }
-  stream.state = StreamState::kCreated;
+  stream->state = StreamState::kCreated;
   --pending_;
   if (pending_ == 0) unapproved_bytes_ = 0;
   return allowed ? StartPublishing(stream_id) : DenyPublish(stream_id, reason);
@@ -543,9 +439,7 @@ absl::Status Session::StartPublishing(uint32_t id) {
   Stream& stream = streams_[id - 1];
   if (!registry_->Claim(StreamName{.app = app_, .name = stream.name})) {
     const std::string taken = absl::StrFormat("%s/%s is already publishing", app_, stream.name);
-    stream.name.clear();
-    stream.query.clear();
-    stream.type.clear();
+    stream.ForgetName();
     return RefusePublish(id, taken);
   }
   // The sink first: a stream it can't carry (the ring's directory is full) is refused,
@@ -555,9 +449,7 @@ absl::Status Session::StartPublishing(uint32_t id) {
     registry_->Release(StreamName{.app = app_, .name = stream.name});
     const std::string why =
         absl::StrFormat("%s/%s can't be carried: %s", app_, stream.name, carried.message());
-    stream.name.clear();
-    stream.query.clear();
-    stream.type.clear();
+    stream.ForgetName();
     return RefusePublish(id, why);
   }
   stream.state = StreamState::kPublishing;
@@ -576,9 +468,7 @@ absl::Status Session::DenyPublish(uint32_t id, std::string_view reason) {
   Stream& stream = streams_[id - 1];
   const std::string what =
       absl::StrFormat("publish of %s/%s refused: %s", app_, stream.name, reason);
-  stream.name.clear();
-  stream.query.clear();
-  stream.type.clear();
+  stream.ForgetName();
   SendStatus(id, "error", "NetStream.Publish.BadName", what);
   return absl::PermissionDeniedError(what);
 }
@@ -587,9 +477,7 @@ void Session::AbandonPending(uint32_t id) {
   Stream& stream = streams_[id - 1];
   if (stream.state != StreamState::kPendingApproval) return;
   stream.state = StreamState::kCreated;
-  stream.name.clear();
-  stream.query.clear();
-  stream.type.clear();
+  stream.ForgetName();
   if (--pending_ == 0) unapproved_bytes_ = 0;
 }
 
@@ -604,15 +492,15 @@ absl::Status Session::CountUnapproved(const Message& message) {
     default:
       return absl::OkStatus();
   }
-  const uint32_t id = message.header.stream_id;
-  if (id < 1 || id > streams_.size() || streams_[id - 1].state != StreamState::kPendingApproval) {
+  const Stream* stream = StreamAt(message.header.stream_id);
+  if (stream == nullptr || stream->state != StreamState::kPendingApproval) {
     return absl::OkStatus();
   }
   unapproved_bytes_ += message.payload_size();
   if (unapproved_bytes_ <= options_.max_unapproved_bytes) return absl::OkStatus();
   return absl::ResourceExhaustedError(
       absl::StrFormat("%u bytes of media sent before the publish of %s/%s was approved",
-                      unapproved_bytes_, app_, streams_[id - 1].name));
+                      unapproved_bytes_, app_, stream->name));
 }
 
 absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view description) {
@@ -632,8 +520,8 @@ absl::Status Session::OnFcUnpublish(const Command& command) {
   SendCommand(out);
 
   uint32_t target = command.message.header.stream_id;
-  if (target >= 1 && target <= streams_.size() &&
-      streams_[target - 1].state == StreamState::kPendingApproval) {
+  if (const Stream* stream = StreamAt(target);
+      stream != nullptr && stream->state == StreamState::kPendingApproval) {
     AbandonPending(target);
     return absl::OkStatus();
   }
@@ -697,10 +585,17 @@ absl::Status Session::OnIgnored(const Command& /*command*/) {
 
 // ---- Streams ----
 
+Session::Stream* Session::StreamAt(uint32_t stream_id) {
+  return stream_id >= 1 && stream_id <= streams_.size() ? &streams_[stream_id - 1] : nullptr;
+}
+
+const Session::Stream* Session::StreamAt(uint32_t stream_id) const {
+  return stream_id >= 1 && stream_id <= streams_.size() ? &streams_[stream_id - 1] : nullptr;
+}
+
 Session::Stream* Session::FindStream(uint32_t stream_id) {
-  if (stream_id < 1 || stream_id > streams_.size()) return nullptr;
-  Stream* stream = &streams_[stream_id - 1];
-  return stream->state == StreamState::kFree ? nullptr : stream;
+  Stream* stream = StreamAt(stream_id);
+  return stream != nullptr && stream->state != StreamState::kFree ? stream : nullptr;
 }
 
 void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
@@ -714,9 +609,7 @@ void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
   registry_->Release(StreamName{.app = app_, .name = stream.name});
   stream.state = StreamState::kCreated;
   UpdateSolePublishing();
-  stream.name.clear();
-  stream.query.clear();
-  stream.type.clear();
+  stream.ForgetName();
 }
 
 void Session::UpdateSolePublishing() {

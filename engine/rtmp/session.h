@@ -94,6 +94,7 @@
 
 #include "absl/status/status.h"
 #include "engine/rtmp/amf0.h"
+#include "engine/rtmp/enhanced_caps.h"
 #include "engine/rtmp/frame.h"
 #include "engine/rtmp/message.h"
 #include "engine/rtmp/publish_authorizer.h"
@@ -124,18 +125,6 @@ struct SessionCounters {
   // Commands nobody answers (transaction id 0, responses, deleteStream of unknown ids),
   // and messages (or aggregate sub-messages) of types the session does not handle.
   uint64_t ignored_messages = 0;
-};
-
-// What a publisher's connect announced of Enhanced RTMP (veovera v2, "Enhancing
-// NetConnection connect Command"). Bounded: at most kMaxEnhancedFourCcs entries of each
-// list are kept.
-struct EnhancedCaps {
-  static constexpr size_t kMaxEnhancedFourCcs = 32;
-  bool present = false;                    // any of the properties below was sent
-  std::vector<std::string> fourcc_list;    // fourCcList: FourCCs, or "*"
-  std::vector<std::string> video_fourccs;  // the keys of videoFourCcInfoMap
-  std::vector<std::string> audio_fourccs;  // the keys of audioFourCcInfoMap
-  uint32_t caps_ex = 0;                    // capsEx: kCapsEx* bits (media_tag.h)
 };
 
 class Session {
@@ -225,6 +214,13 @@ class Session {
     std::string query;
     std::string type;
     uint64_t ticket = 0;  // while pending
+
+    // Back to no name: a publish refused, denied, abandoned or ended.
+    void ForgetName() {
+      name.clear();
+      query.clear();
+      type.clear();
+    }
   };
   // A decoded command and the message it came in.
   struct Command {
@@ -266,6 +262,9 @@ class Session {
   void HandleData(const Message& message, std::span<const uint8_t> amf);
   absl::Status HandleAggregate(const Message& message);
 
+  // The entry of `stream_id` in any state, nullptr outside 1..streams_.size().
+  Stream* StreamAt(uint32_t stream_id);
+  const Stream* StreamAt(uint32_t stream_id) const;
   // nullptr unless `stream_id` was created (and not deleted).
   Stream* FindStream(uint32_t stream_id);
   bool IsPublishing(uint32_t stream_id) const;

@@ -1,0 +1,45 @@
+// enhanced_caps.h: the Enhanced RTMP capability negotiation of connect (veovera v2,
+// "Enhancing NetConnection connect Command"): what a publisher's connect announces, and
+// what uringest answers in its _result.
+//
+//   EnhancedCaps client = ReadEnhancedCaps(connect_object);
+//   if (client.present) EncodeEnhancedCaps(client, &result);   // inside the _result object
+//
+// Thread safety: plain values and free functions.
+
+#ifndef URINGEST_ENGINE_RTMP_ENHANCED_CAPS_H_
+#define URINGEST_ENGINE_RTMP_ENHANCED_CAPS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/rtmp/amf0.h"
+
+namespace uringest::rtmp {
+
+// What a publisher's connect announced of Enhanced RTMP. Bounded: at most
+// kMaxEnhancedFourCcs entries of each list are kept.
+struct EnhancedCaps {
+  static constexpr size_t kMaxEnhancedFourCcs = 32;
+  bool present = false;                    // any of the properties below was sent
+  std::vector<std::string> fourcc_list;    // fourCcList: FourCCs, or "*"
+  std::vector<std::string> video_fourccs;  // the keys of videoFourCcInfoMap
+  std::vector<std::string> audio_fourccs;  // the keys of audioFourCcInfoMap
+  uint32_t caps_ex = 0;                    // capsEx: kCapsEx* bits (media_tag.h)
+};
+
+// Reads fourCcList, videoFourCcInfoMap, audioFourCcInfoMap and capsEx from a connect's
+// command object; entries of the wrong type are skipped.
+EnhancedCaps ReadEnhancedCaps(const amf0::Value& connect_object);
+
+// Appends the properties of the _result that answers an Enhanced RTMP connect: the
+// client's fourCcList back, CanForward for each FourCC uringest knows, each the client
+// named and "*", and the capsEx uringest supports (multitrack, ModEx, nanosecond
+// offsets).
+void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out);
+
+}  // namespace uringest::rtmp
+
+#endif  // URINGEST_ENGINE_RTMP_ENHANCED_CAPS_H_
