@@ -12,6 +12,7 @@
 #include "engine/rtmp/aggregate.h"
 #include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/byte_order.h"
+#include "engine/rtmp/command_replies.h"
 #include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "engine/rtmp/stream_names.h"
@@ -59,23 +60,6 @@ const Value* Arg(const std::vector<Value>& args, size_t i) {
 std::string_view StringArg(const std::vector<Value>& args, size_t i) {
   const Value* v = Arg(args, i);
   return v != nullptr && v->is_string() ? std::string_view(v->string()) : std::string_view();
-}
-
-void EncodeStatusObject(std::string_view level, std::string_view code, std::string_view description,
-                        std::vector<uint8_t>* out) {
-  amf0::EncodeObjectStart(out);
-  amf0::EncodeProperty("level", Value::String(std::string(level)), out);
-  amf0::EncodeProperty("code", Value::String(std::string(code)), out);
-  amf0::EncodeProperty("description", Value::String(std::string(description)), out);
-}
-
-// name, transaction id, null: how every response starts.
-std::vector<uint8_t> ResponseHead(std::string_view name, double transaction_id) {
-  std::vector<uint8_t> out;
-  amf0::EncodeString(name, &out);
-  amf0::EncodeNumber(transaction_id, &out);
-  amf0::EncodeNull(&out);
-  return out;
 }
 
 }  // namespace
@@ -332,19 +316,7 @@ void Session::SendConnectResponses(double transaction_id) {
   AppendU32(&control, options_.chunk_size);
   SendProtocolControl(MessageType::kSetChunkSize, control);
 
-  std::vector<uint8_t> out;
-  amf0::EncodeString("_result", &out);
-  amf0::EncodeNumber(transaction_id, &out);
-  amf0::EncodeObjectStart(&out);
-  amf0::EncodeProperty("fmsVer", Value::String("FMS/3,0,1,123"), &out);
-  amf0::EncodeProperty("capabilities", Value::Number(31), &out);
-  amf0::EncodeProperty("mode", Value::Number(1), &out);
-  if (client_caps_.present) EncodeEnhancedCaps(client_caps_, &out);
-  amf0::EncodeObjectEnd(&out);
-  EncodeStatusObject("status", "NetConnection.Connect.Success", "Connection succeeded.", &out);
-  amf0::EncodeProperty("objectEncoding", Value::Number(object_encoding_), &out);
-  amf0::EncodeObjectEnd(&out);
-  SendCommand(out);
+  SendCommand(ConnectResult(transaction_id, client_caps_, object_encoding_));
 }
 
 absl::Status Session::OnReleaseStream(const Command& command) {
@@ -353,13 +325,8 @@ absl::Status Session::OnReleaseStream(const Command& command) {
 }
 
 absl::Status Session::OnFcPublish(const Command& command) {
-  std::vector<uint8_t> out = ResponseHead("onFCPublish", 0);
-  amf0::EncodeObjectStart(&out);
-  amf0::EncodeProperty("code", Value::String("NetStream.Publish.Start"), &out);
   const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
-  amf0::EncodeProperty("description", Value::String(std::string(name)), &out);
-  amf0::EncodeObjectEnd(&out);
-  SendCommand(out);
+  SendCommand(FcReply("onFCPublish", "NetStream.Publish.Start", name));
   return absl::OkStatus();
 }
 
@@ -512,12 +479,7 @@ absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view descrip
 
 absl::Status Session::OnFcUnpublish(const Command& command) {
   const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
-  std::vector<uint8_t> out = ResponseHead("onFCUnpublish", 0);
-  amf0::EncodeObjectStart(&out);
-  amf0::EncodeProperty("code", Value::String("NetStream.Unpublish.Success"), &out);
-  amf0::EncodeProperty("description", Value::String(std::string(name)), &out);
-  amf0::EncodeObjectEnd(&out);
-  SendCommand(out);
+  SendCommand(FcReply("onFCUnpublish", "NetStream.Unpublish.Success", name));
 
   uint32_t target = command.message.header.stream_id;
   if (const Stream* stream = StreamAt(target);
@@ -653,28 +615,19 @@ void Session::SendCommand(const std::vector<uint8_t>& payload) {
 
 void Session::SendStatus(uint32_t stream_id, std::string_view level, std::string_view code,
                          std::string_view description, std::string_view details) {
-  std::vector<uint8_t> out = ResponseHead("onStatus", 0);
-  EncodeStatusObject(level, code, description, &out);
-  if (!details.empty()) amf0::EncodeProperty("details", Value::String(std::string(details)), &out);
-  amf0::EncodeObjectEnd(&out);
   sender_->Send(MessageHeader{.chunk_stream_id = kStreamCommandChunkStream,
                               .type = MessageType::kCommandAmf0,
                               .stream_id = stream_id},
-                out);
+                StatusReply(level, code, description, details));
 }
 
 void Session::SendResult(double transaction_id, const Value& value) {
-  std::vector<uint8_t> out = ResponseHead("_result", transaction_id);
-  amf0::Encode(value, &out);
-  SendCommand(out);
+  SendCommand(ResultReply(transaction_id, value));
 }
 
 void Session::SendError(double transaction_id, std::string_view code,
                         std::string_view description) {
-  std::vector<uint8_t> out = ResponseHead("_error", transaction_id);
-  EncodeStatusObject("error", code, description, &out);
-  amf0::EncodeObjectEnd(&out);
-  SendCommand(out);
+  SendCommand(ErrorReply(transaction_id, code, description));
 }
 
 }  // namespace uringest::rtmp
