@@ -134,7 +134,7 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
                           .codec = frame.codec,
                           .track_id = frame.track_id,
                           .packet_type = frame.packet_type,
-                          .time_offset_ns = frame.timestamp_offset_nano,
+                          .time_offset_ns = frame.time_offset_ns,
                           .keep_as_config = IsConfigPacket(frame)};
   if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces()); !s.ok()) {
     ++counters_.dropped;
