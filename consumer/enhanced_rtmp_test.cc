@@ -404,10 +404,10 @@ TEST_F(EnhancedRtmpTest, MultichannelConfigAndColorInfoReachLateJoiners) {
   }
   ASSERT_EQ(replayed.size(), 1u + 2u + 4u);  // onMetaData, track 0's two, the four above
   EXPECT_EQ(Bytes(replayed[5].payload.begin(), replayed[5].payload.end()), channels);
-  EXPECT_EQ(replayed[5].flags, kKey | kEx);
-  EXPECT_EQ(replayed[5].packet_type, uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  EXPECT_EQ(replayed[5].meta.flags, kKey | kEx);
+  EXPECT_EQ(replayed[5].meta.packet_type, uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
   EXPECT_EQ(Bytes(replayed[6].payload.begin(), replayed[6].payload.end()), color);
-  EXPECT_EQ(replayed[6].type, RecordType::kVideo);
+  EXPECT_EQ(replayed[6].meta.type, RecordType::kVideo);
 }
 
 // What uringest-cat makes of those for an FLV reader: configurations at time 0 that don't

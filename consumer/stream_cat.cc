@@ -20,6 +20,7 @@ namespace {
 using ringbuf::Frame;
 using ringbuf::Reader;
 using ringbuf::ReadResult;
+using ringbuf::RecordMeta;
 using ringbuf::RecordType;
 using ringbuf::ServerState;
 using ringbuf::SlotState;
@@ -75,10 +76,9 @@ class Cat {
   absl::Status HandleFrame(const Frame& frame);
   uint64_t MissedBeforeFirst(const Frame& frame) const;
   absl::Status WriteFlvHeader(RecordType first);
-  absl::Status Write(const Frame& frame, std::span<uint8_t> body);
-  absl::Status WriteTracks(const Frame& frame, std::span<uint8_t> body);
-  absl::Status WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t packet_type,
-                         uint8_t track_id, std::span<uint8_t> body);
+  absl::Status Write(const RecordMeta& meta, std::span<uint8_t> body);
+  absl::Status WriteTracks(const RecordMeta& meta, std::span<uint8_t> body);
+  absl::Status WriteBody(const RecordMeta& meta, std::span<uint8_t> body);
   absl::Status Finish();
   bool TakeStandIn(RecordType type, uint8_t track_id, uint8_t packet_type,
                    std::span<const uint8_t> body);
@@ -240,43 +240,39 @@ void Cat::DropStandIns(RecordType type, uint8_t track_id) {
   });
 }
 
-absl::Status Cat::Write(const Frame& frame, std::span<uint8_t> body) {
-  if (frame.type == RecordType::kData && TakeStandIn(RecordType::kData, 0, 0, body)) {
+absl::Status Cat::Write(const RecordMeta& meta, std::span<uint8_t> body) {
+  if (meta.type == RecordType::kData && TakeStandIn(RecordType::kData, 0, 0, body)) {
     return absl::OkStatus();
   }
   if (!writer_.header_written()) {
-    if (!IsMedia(frame.type)) {
+    if (!IsMedia(meta.type)) {
       held_data_.emplace_back(body.begin(), body.end());
       return absl::OkStatus();
     }
-    if (absl::Status s = WriteFlvHeader(frame.type); !s.ok()) return s;
+    if (absl::Status s = WriteFlvHeader(meta.type); !s.ok()) return s;
   }
-  if ((frame.flags & ringbuf::kFlagMultitrack) != 0 && IsMedia(frame.type)) {
-    return WriteTracks(frame, body);
+  if ((meta.flags & ringbuf::kFlagMultitrack) != 0 && IsMedia(meta.type)) {
+    return WriteTracks(meta, body);
   }
-  return WriteBody(frame.type, frame.dts, frame.flags, frame.packet_type, frame.track_id, body);
+  return WriteBody(meta, body);
 }
 
 // A message with several tracks becomes one tag per track, each the message that would
 // carry that track alone (ffmpeg's FLV reader takes only the first track's configuration
 // from a multitrack sequence start, and drops a whole tag when any of its tracks is not
 // wanted). The ModEx prefixes such a message may have are not repeated.
-absl::Status Cat::WriteTracks(const Frame& frame, std::span<uint8_t> body) {
-  const bool video = frame.type == RecordType::kVideo;
+absl::Status Cat::WriteTracks(const RecordMeta& meta, std::span<uint8_t> body) {
+  const bool video = meta.type == RecordType::kVideo;
   std::array<rtmp::MediaTrack, 32> tracks;
   const size_t count = rtmp::ListTracks(body, video, tracks);
-  if (count == 0 || count > tracks.size()) {
-    return WriteBody(frame.type, frame.dts, frame.flags, frame.packet_type, frame.track_id, body);
-  }
+  if (count == 0 || count > tracks.size()) return WriteBody(meta, body);
   const uint8_t frame_type = uint8_t((body[0] >> 4) & 0x07);
-  const uint8_t flags = frame.flags & ~ringbuf::kFlagMultitrack;
+  RecordMeta track_meta = meta;
+  track_meta.flags = meta.flags & ~ringbuf::kFlagMultitrack;
   for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
-    rtmp::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
-    if (absl::Status s =
-            WriteBody(frame.type, frame.dts, flags, frame.packet_type, track.track_id, track_body_);
-        !s.ok()) {
-      return s;
-    }
+    rtmp::SingleTrackBody(video, frame_type, meta.packet_type, track, &track_body_);
+    track_meta.track_id = track.track_id;
+    if (absl::Status s = WriteBody(track_meta, track_body_); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -284,27 +280,29 @@ absl::Status Cat::WriteTracks(const Frame& frame, std::span<uint8_t> body) {
 // One tag. Enhanced RTMP configuration packets are configurations to the writer too; a
 // video Metadata packet (colorInfo) gets frame type 5, and MPEG2TSSequenceStart packets
 // are left out (see stream_cat.h).
-absl::Status Cat::WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t packet_type,
-                            uint8_t track_id, std::span<uint8_t> body) {
-  const bool ex = (flags & ringbuf::kFlagExHeader) != 0;
-  const bool video = type == RecordType::kVideo;
-  if (ex && video && packet_type == uint8_t(rtmp::VideoPacketType::kMpeg2TsSequenceStart)) {
+absl::Status Cat::WriteBody(const RecordMeta& meta, std::span<uint8_t> body) {
+  const bool ex = (meta.flags & ringbuf::kFlagExHeader) != 0;
+  const bool video = meta.type == RecordType::kVideo;
+  if (ex && video && meta.packet_type == uint8_t(rtmp::VideoPacketType::kMpeg2TsSequenceStart)) {
     if (!warned_mpeg2ts_) {
       warned_mpeg2ts_ = true;
       Log("left out MPEG2TSSequenceStart packets: FLV readers (ffmpeg) take them for frames");
     }
     return absl::OkStatus();
   }
-  const bool color_info = ex && video && packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
-  const bool config = (flags & ringbuf::kFlagSequenceHeader) != 0 || color_info ||
-                      (ex && type == RecordType::kAudio &&
-                       packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
-  if (config && TakeStandIn(type, track_id, packet_type, body)) return absl::OkStatus();
-  if (!config && type != RecordType::kData) DropStandIns(type, track_id);
+  const bool color_info =
+      ex && video && meta.packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
+  const bool config = (meta.flags & ringbuf::kFlagSequenceHeader) != 0 || color_info ||
+                      (ex && meta.type == RecordType::kAudio &&
+                       meta.packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  if (config && TakeStandIn(meta.type, meta.track_id, meta.packet_type, body)) {
+    return absl::OkStatus();
+  }
+  if (!config && meta.type != RecordType::kData) DropStandIns(meta.type, meta.track_id);
   if (color_info) {
     body[0] = uint8_t((body[0] & 0x8F) | uint8_t(rtmp::VideoFrameType::kCommandFrame) << 4);
   }
-  return writer_.WriteTag(type, dts, body, config);
+  return writer_.WriteTag(meta.type, meta.dts, body, config);
 }
 
 // A stream followed from its start begins at the oldest record, where the follower can't
@@ -312,7 +310,7 @@ absl::Status Cat::WriteBody(RecordType type, int64_t dts, uint8_t flags, uint8_t
 // a loss before the first frame is found here. (From a keyframe the follower knows the
 // keyframe's sequence number and counts such a loss itself.)
 uint64_t Cat::MissedBeforeFirst(const Frame& frame) const {
-  return from_start_ ? frame.sequence - 1 : 0;
+  return from_start_ ? frame.meta.sequence - 1 : 0;
 }
 
 absl::Status Cat::HandleFrame(const Frame& frame) {
@@ -324,22 +322,22 @@ absl::Status Cat::HandleFrame(const Frame& frame) {
     }
   }
   if (frame.lost_before > 0) {
-    Log(absl::StrCat("lost ", frame.lost_before, " frames before dts ", frame.dts,
+    Log(absl::StrCat("lost ", frame.lost_before, " frames before dts ", frame.meta.dts,
                      " ms (the server overwrote them); video resumes at the next keyframe"));
   }
-  if (frame.type != RecordType::kData && !IsMedia(frame.type)) return absl::OkStatus();
-  if (await_keyframe_ && frame.type == RecordType::kVideo) {
-    if (!ringbuf::StandsAlone(frame.flags, frame.packet_type)) return absl::OkStatus();
-    const uint8_t picture = frame.flags & (ringbuf::kFlagKeyframe | ringbuf::kFlagSequenceHeader);
+  const RecordMeta& meta = frame.meta;
+  if (meta.type != RecordType::kData && !IsMedia(meta.type)) return absl::OkStatus();
+  if (await_keyframe_ && meta.type == RecordType::kVideo) {
+    if (!ringbuf::StandsAlone(meta.flags, meta.packet_type)) return absl::OkStatus();
+    const uint8_t picture = meta.flags & (ringbuf::kFlagKeyframe | ringbuf::kFlagSequenceHeader);
     if (picture == ringbuf::kFlagKeyframe) await_keyframe_ = false;
   }
   from_directory_ = frame.from_directory;
   if (!reader_->CopyOut(frame, &scratch_)) {
-    Log(absl::StrCat("lost the frame at dts ", frame.dts,
-                     " ms while copying it (reader too slow)"));
+    Log(absl::StrCat("lost the frame at dts ", meta.dts, " ms while copying it (reader too slow)"));
     return absl::OkStatus();
   }
-  return Write(frame, scratch_);
+  return Write(meta, scratch_);
 }
 
 absl::Status Cat::Finish() {

@@ -54,6 +54,24 @@ bool IsConfigPacket(const rtmp::Frame& frame) {
                    frame.packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
 }
 
+// The frame in ring terms (stream_id and sequence are the StreamWriter's): the one place
+// the RTMP core's Frame becomes a record's metadata.
+ringbuf::RecordMeta ToRecordMeta(const rtmp::Frame& frame) {
+  const ringbuf::RecordType type =
+      frame.type == rtmp::FrameType::kAudio   ? ringbuf::RecordType::kAudio
+      : frame.type == rtmp::FrameType::kVideo ? ringbuf::RecordType::kVideo
+                                              : ringbuf::RecordType::kData;
+  return ringbuf::RecordMeta{.type = type,
+                             .flags = RecordFlags(frame),
+                             .dts = int64_t(frame.dts),
+                             .pts = int64_t(frame.dts) + frame.composition_offset,
+                             .ingest_time_ns = RealtimeNs(),
+                             .codec = frame.codec,
+                             .track_id = frame.track_id,
+                             .packet_type = frame.packet_type,
+                             .time_offset_ns = frame.time_offset_ns};
+}
+
 // Configuration messages larger than this are not split per track (a sequence start is
 // a few hundred bytes).
 constexpr size_t kMaxSplitConfig = 64 * 1024;
@@ -124,24 +142,15 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
     return;
   }
   UpdateCodec(stream, frame);
-  ringbuf::FrameMeta meta{.type = static_cast<ringbuf::RecordType>(
-                              frame.type == rtmp::FrameType::kAudio   ? ringbuf::RecordType::kAudio
-                              : frame.type == rtmp::FrameType::kVideo ? ringbuf::RecordType::kVideo
-                                                                      : ringbuf::RecordType::kData),
-                          .flags = RecordFlags(frame),
-                          .dts = int64_t(frame.dts),
-                          .pts = int64_t(frame.dts) + frame.composition_offset,
-                          .ingest_time_ns = RealtimeNs(),
-                          .codec = frame.codec,
-                          .track_id = frame.track_id,
-                          .packet_type = frame.packet_type,
-                          .time_offset_ns = frame.timestamp_offset_nano,
-                          .keep_as_config = IsConfigPacket(frame)};
-  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces()); !s.ok()) {
+  const ringbuf::RecordMeta meta = ToRecordMeta(frame);
+  const bool config_packet = IsConfigPacket(frame);
+  const ringbuf::KeepAsConfig keep =
+      config_packet ? ringbuf::KeepAsConfig::kYes : ringbuf::KeepAsConfig::kNo;
+  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces(), keep); !s.ok()) {
     ++counters_.dropped;
     return;
   }
-  if (frame.many_tracks && (frame.sequence_header || meta.keep_as_config)) {
+  if (frame.many_tracks && (frame.sequence_header || config_packet)) {
     KeepTrackConfigs(stream, frame, meta.flags);
   } else if (stream->writer.configs_not_kept() != 0) {
     WarnConfigNotKept(stream, frame.track_id, frame.payload_size());

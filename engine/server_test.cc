@@ -367,13 +367,14 @@ std::vector<Bytes> ReadMediaFrames(ringbuf::Reader* reader, size_t count,
     const ringbuf::ReadResult r = reader->Next(&frame, deadline - absl::Now());
     if (r == ringbuf::ReadResult::kTimeout) continue;
     if (r != ringbuf::ReadResult::kFrame) break;
-    if (frame.type != ringbuf::RecordType::kVideo && frame.type != ringbuf::RecordType::kAudio &&
-        frame.type != ringbuf::RecordType::kData) {
+    const ringbuf::RecordType type = frame.meta.type;
+    if (type != ringbuf::RecordType::kVideo && type != ringbuf::RecordType::kAudio &&
+        type != ringbuf::RecordType::kData) {
       continue;
     }
     Bytes payload;
     if (!reader->CopyOut(frame, &payload)) {
-      ADD_FAILURE() << "frame " << frame.sequence << " was overwritten while copied";
+      ADD_FAILURE() << "frame " << frame.meta.sequence << " was overwritten while copied";
       break;
     }
     frames.push_back(std::move(payload));

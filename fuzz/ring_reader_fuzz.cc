@@ -27,6 +27,7 @@
 
 #include "fuzz/fuzz_util.h"
 #include "ringbuf/producer.h"
+#include "ringbuf/record_meta.h"
 #include "ringbuf/ring_format.h"
 #include "ringbuf/ring_reader.h"
 #include "ringbuf/shm.h"
@@ -231,11 +232,8 @@ class Harness {
                  (unsigned long long)written_[skipped].position, (unsigned long long)oldest);
     }
     const WrittenRecord& w = written_[index];
-    const ringbuf::RecordHeader& h = view.header;
-    FUZZ_CHECK(h.type == uint8_t(w.meta.type) && h.flags == w.meta.flags &&
-                   h.stream_id == w.meta.stream_id && h.sequence == w.meta.sequence &&
-                   h.dts == w.meta.dts && h.pts == w.meta.pts &&
-                   h.payload_length == w.payload_length,
+    FUZZ_CHECK(ringbuf::ToRecordMeta(view.header) == w.meta &&
+                   view.header.payload_length == w.payload_length,
                "record %zu's header differs", index);
     std::vector<uint8_t> copy(view.payload.size());
     FUZZ_CHECK(reader_->CopyPayload(view, copy), "a record just polled is not valid");

@@ -100,20 +100,10 @@ absl::StatusOr<std::span<uint8_t>> Producer::Reserve(const RecordMeta& meta,
   StoreRelaxed(header_->tail_intent, end);
   internal::ReleaseFence();
   if (position != tail_) WritePadding(tail_, static_cast<uint32_t>(position - tail_));
-  pending_header_ = RecordHeader{.position = position,
-                                 .record_length = length,
-                                 .type = static_cast<uint8_t>(meta.type),
-                                 .flags = meta.flags,
-                                 .track_id = meta.track_id,
-                                 .packet_type = meta.packet_type,
-                                 .stream_id = meta.stream_id,
-                                 .payload_length = static_cast<uint32_t>(payload_length),
-                                 .sequence = meta.sequence,
-                                 .dts = meta.dts,
-                                 .pts = meta.pts,
-                                 .ingest_time_ns = meta.ingest_time_ns,
-                                 .codec = meta.codec,
-                                 .time_offset_ns = meta.time_offset_ns};
+  pending_header_ = ToRecordHeader(meta);
+  pending_header_.position = position;
+  pending_header_.record_length = length;
+  pending_header_.payload_length = static_cast<uint32_t>(payload_length);
   // Everything but `position`, which Commit() stores last.
   uint8_t* record = RecordAt(position);
   internal::CopyToShared(record + 8, reinterpret_cast<const uint8_t*>(&pending_header_) + 8,

@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "ringbuf/record_meta.h"
 #include "ringbuf/ring_format.h"
 #include "ringbuf/shm.h"
 
@@ -41,21 +42,6 @@ struct RingOptions {
   // per batch of records instead of one (and a futex wake) per record. The owner must
   // call Flush() after each batch, before it sleeps.
   bool batch_wakes = false;
-};
-
-// Everything in a RecordHeader but its layout fields (position, lengths).
-struct RecordMeta {
-  RecordType type = RecordType::kVideo;
-  uint8_t flags = 0;
-  uint32_t stream_id = 0;
-  uint64_t sequence = 0;
-  int64_t dts = 0;  // ms
-  int64_t pts = 0;  // ms
-  uint64_t ingest_time_ns = 0;
-  uint32_t codec = 0;           // FLV codec id or Enhanced RTMP FourCC
-  uint8_t track_id = 0;         // Enhanced RTMP track id
-  uint8_t packet_type = 0;      // Enhanced RTMP packet type, else the AVC/AAC one
-  uint32_t time_offset_ns = 0;  // ModEx TimestampOffsetNano
 };
 
 class Producer {

@@ -50,12 +50,9 @@ bool Wanted(const std::optional<StreamInfo>& info, uint64_t begun_since_ns) {
 // Open() failures that a server still being created or replaced explains.
 bool Transient(const absl::Status& s) { return absl::IsNotFound(s) || absl::IsUnavailable(s); }
 
-Frame DirectoryFrame(RecordType type, uint8_t flags, std::span<const uint8_t> payload,
-                     uint8_t track_id = 0) {
+Frame DirectoryFrame(const RecordMeta& meta, std::span<const uint8_t> payload) {
   Frame f;
-  f.type = type;
-  f.flags = flags;
-  f.track_id = track_id;
+  f.meta = meta;
   f.payload = payload;
   f.from_directory = true;
   return f;
@@ -154,33 +151,27 @@ void Reader::Seek(StartAt start) {
 // onMetaData first, then the configuration packets in the order the publisher sent them,
 // as an FLV file has them.
 void Reader::QueueDirectoryFrames() {
+  const uint32_t stream_id = followed_.stream_id;
   if (!followed_.metadata.empty()) {
-    queued_.push_back(DirectoryFrame(RecordType::kData, kFlagKeyframe, followed_.metadata));
+    queued_.push_back(
+        DirectoryFrame({.type = RecordType::kData, .flags = kFlagKeyframe, .stream_id = stream_id},
+                       followed_.metadata));
   }
   for (const ConfigPacket& c : followed_.configs) {
-    Frame f = DirectoryFrame(c.type, kFlagKeyframe | c.flags, c.body, c.track_id);
-    f.packet_type = c.packet_type;
-    queued_.push_back(f);
+    queued_.push_back(DirectoryFrame({.type = c.type,
+                                      .flags = static_cast<uint8_t>(kFlagKeyframe | c.flags),
+                                      .stream_id = stream_id,
+                                      .track_id = c.track_id,
+                                      .packet_type = c.packet_type},
+                                     c.body));
   }
-  for (Frame& f : queued_) f.stream_id = followed_.stream_id;
 }
 
 bool Reader::NextFromRing(Frame* frame) {
   RecordView& view = frame->view;
   uint64_t lost_before = 0;
   if (!follower_->Poll(&view, &lost_before)) return false;
-  const RecordHeader& h = view.header;
-  frame->type = static_cast<RecordType>(h.type);
-  frame->flags = h.flags;
-  frame->stream_id = h.stream_id;
-  frame->sequence = h.sequence;
-  frame->dts = h.dts;
-  frame->pts = h.pts;
-  frame->ingest_time_ns = h.ingest_time_ns;
-  frame->codec = h.codec;
-  frame->track_id = h.track_id;
-  frame->packet_type = h.packet_type;
-  frame->time_offset_ns = h.time_offset_ns;
+  frame->meta = ToRecordMeta(view.header);
   frame->payload = view.payload;
   frame->lost_before = lost_before;
   frame->from_directory = false;

@@ -45,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ringbuf/directory.h"
+#include "ringbuf/record_meta.h"
 #include "ringbuf/ring_reader.h"
 #include "ringbuf/stream_follower.h"
 
@@ -75,17 +76,9 @@ struct FollowOptions {
 
 // One frame of the followed stream.
 struct Frame {
-  RecordType type = RecordType::kVideo;
-  uint8_t flags = 0;
-  uint32_t stream_id = 0;
-  uint64_t sequence = 0;  // 0 for frames replayed from the directory
-  int64_t dts = 0;        // ms
-  int64_t pts = 0;        // ms
-  uint64_t ingest_time_ns = 0;
-  uint32_t codec = 0;           // RecordHeader::codec (0 for frames replayed from the directory)
-  uint8_t track_id = 0;         // Enhanced RTMP track id
-  uint8_t packet_type = 0;      // RecordHeader::packet_type
-  uint32_t time_offset_ns = 0;  // RecordHeader::time_offset_ns (ModEx): ns after dts/pts
+  // What its record says about it. A frame replayed from the directory has only its
+  // type, flags, stream_id, track_id and packet_type (sequence, times and codec are 0).
+  RecordMeta meta;
   // The payload (FLV tag body). In the ring: valid until the next Next() call, and only
   // if Check() says so after use.
   std::span<const uint8_t> payload;

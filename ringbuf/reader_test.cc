@@ -70,10 +70,10 @@ TEST_F(ReaderTest, LapBeforeTheFirstFrameCountsEveryLostFrame) {
   for (size_t i = 0; i < 2 * frames_per_lap; ++i) WriteGop(0, 900);
   const uint64_t last = WriteGop(0, 900);
   Frame f = NextFrame();
-  EXPECT_GT(f.sequence, keyframe);
-  EXPECT_EQ(f.lost_before, f.sequence - keyframe);  // every frame from the keyframe on
-  EXPECT_EQ(reader_->lost(), f.sequence - keyframe);
-  EXPECT_LE(f.sequence, last);
+  EXPECT_GT(f.meta.sequence, keyframe);
+  EXPECT_EQ(f.lost_before, f.meta.sequence - keyframe);  // every frame from the keyframe on
+  EXPECT_EQ(reader_->lost(), f.meta.sequence - keyframe);
+  EXPECT_LE(f.meta.sequence, last);
 }
 
 TEST_F(ReaderTest, LateJoinerGetsSequenceHeadersThenStartsAtLatestKeyframe) {
@@ -87,24 +87,24 @@ TEST_F(ReaderTest, LateJoinerGetsSequenceHeadersThenStartsAtLatestKeyframe) {
   ASSERT_TRUE(reader_->Follow("live/cam").ok());
   Frame f = NextFrame();
   EXPECT_TRUE(f.from_directory);
-  EXPECT_EQ(f.type, RecordType::kData);
+  EXPECT_EQ(f.meta.type, RecordType::kData);
   EXPECT_EQ(std::vector<uint8_t>(f.payload.begin(), f.payload.end()), meta);
   f = NextFrame();
   EXPECT_TRUE(f.from_directory);
-  EXPECT_EQ(f.type, RecordType::kVideo);
-  EXPECT_EQ(f.flags, kConfig);
+  EXPECT_EQ(f.meta.type, RecordType::kVideo);
+  EXPECT_EQ(f.meta.flags, kConfig);
   EXPECT_EQ(f.payload.size(), 40u);
   f = NextFrame();
-  EXPECT_EQ(f.type, RecordType::kAudio);
+  EXPECT_EQ(f.meta.type, RecordType::kAudio);
   EXPECT_EQ(f.payload.size(), 4u);
   f = NextFrame();
   EXPECT_FALSE(f.from_directory);
-  EXPECT_EQ(f.sequence, keyframe);
-  EXPECT_EQ(f.flags & kFlagKeyframe, kFlagKeyframe);
-  EXPECT_TRUE(testing::CheckPayload(stream_.stream_id(), f.sequence, f.payload));
+  EXPECT_EQ(f.meta.sequence, keyframe);
+  EXPECT_EQ(f.meta.flags & kFlagKeyframe, kFlagKeyframe);
+  EXPECT_TRUE(testing::CheckPayload(stream_.stream_id(), f.meta.sequence, f.payload));
   EXPECT_TRUE(reader_->Check(f));
   for (uint64_t seq = keyframe + 1; seq <= stream_.frames(); ++seq)
-    EXPECT_EQ(NextFrame().sequence, seq);
+    EXPECT_EQ(NextFrame().meta.sequence, seq);
   EXPECT_EQ(reader_->Next(&f, absl::Milliseconds(10)), ReadResult::kTimeout);
   EXPECT_EQ(reader_->lost(), 0u);
 }
@@ -113,15 +113,15 @@ TEST_F(ReaderTest, FollowFromNowSkipsHistory) {
   WriteGop(3);
   ASSERT_TRUE(reader_->Follow("live/cam", {.start = StartAt::kNow}).ok());
   Write(RecordType::kVideo, 0, 10);
-  EXPECT_EQ(NextFrame().sequence, stream_.frames());
+  EXPECT_EQ(NextFrame().meta.sequence, stream_.frames());
 }
 
 TEST_F(ReaderTest, FollowFromOldestStartsAtFirstKeyframeInRing) {
   WriteGop(2);  // sequence 2..4 after stream-begin
   WriteGop(2);
   ASSERT_TRUE(reader_->Follow("live/cam", {.start = StartAt::kOldest}).ok());
-  EXPECT_EQ(NextFrame().sequence, 1u);  // stream-begin
-  EXPECT_EQ(NextFrame().sequence, 2u);  // the first keyframe
+  EXPECT_EQ(NextFrame().meta.sequence, 1u);  // stream-begin
+  EXPECT_EQ(NextFrame().meta.sequence, 2u);  // the first keyframe
 }
 
 TEST_F(ReaderTest, StreamEndIsDeliveredThenReported) {
@@ -131,7 +131,7 @@ TEST_F(ReaderTest, StreamEndIsDeliveredThenReported) {
   NextFrame();
   stream_.End();
   Frame f = NextFrame();
-  EXPECT_EQ(f.type, RecordType::kStreamEnd);
+  EXPECT_EQ(f.meta.type, RecordType::kStreamEnd);
   EXPECT_EQ(reader_->Next(&f, absl::Seconds(5)), ReadResult::kStreamEnded);
 }
 
@@ -163,8 +163,8 @@ TEST_F(ReaderTest, FramesWrittenJustBeforeTheEndAreAllDelivered) {
     while ((r = reader_->Next(&f, absl::ZeroDuration())) == ReadResult::kFrame ||
            (r == ReadResult::kTimeout && absl::Now() < deadline)) {
       if (r == ReadResult::kTimeout) continue;
-      frames += f.type == RecordType::kAudio;
-      if (f.type == RecordType::kStreamEnd) {
+      frames += f.meta.type == RecordType::kAudio;
+      if (f.meta.type == RecordType::kStreamEnd) {
         EXPECT_EQ(frames, 3) << "round " << round;
       }
     }
@@ -177,19 +177,19 @@ TEST_F(ReaderTest, FramesWrittenJustBeforeTheEndAreAllDelivered) {
 TEST_F(ReaderTest, LappedReaderCountsEveryLostFrameAndResyncsAtKeyframe) {
   WriteGop(9);
   ASSERT_TRUE(reader_->Follow("live/cam").ok());
-  uint64_t last = NextFrame().sequence;
+  uint64_t last = NextFrame().meta.sequence;
   for (int gop = 0; gop < 40; ++gop) WriteGop(9);  // several laps of a 64 KiB ring
   Frame f = NextFrame();
   EXPECT_GT(f.lost_before, 0u);
   // Overwritten ones, then the inter frames it passed over to reach the keyframe.
-  EXPECT_EQ(f.lost_before + reader_->skipped(), f.sequence - last - 1);
-  EXPECT_EQ(f.flags & kFlagKeyframe, kFlagKeyframe);
-  uint64_t gaps = f.sequence - last - 1;
-  last = f.sequence;
+  EXPECT_EQ(f.lost_before + reader_->skipped(), f.meta.sequence - last - 1);
+  EXPECT_EQ(f.meta.flags & kFlagKeyframe, kFlagKeyframe);
+  uint64_t gaps = f.meta.sequence - last - 1;
+  last = f.meta.sequence;
   while (reader_->Next(&f, absl::Milliseconds(1)) == ReadResult::kFrame) {
     ASSERT_TRUE(reader_->Check(f));
-    gaps += f.sequence - last - 1;
-    last = f.sequence;
+    gaps += f.meta.sequence - last - 1;
+    last = f.meta.sequence;
   }
   EXPECT_EQ(last, stream_.frames());
   EXPECT_EQ(reader_->lost() + reader_->skipped(), gaps);
@@ -285,7 +285,7 @@ TEST_F(ReaderTest, LosslessReaderThatKeepsUpLosesNothing) {
     }
   }
   EXPECT_EQ(reader_->lost(), 0u);
-  EXPECT_EQ(f.sequence, stream_.frames());
+  EXPECT_EQ(f.meta.sequence, stream_.frames());
 }
 
 TEST_F(ReaderTest, UnknownStreamIsNotFound) {

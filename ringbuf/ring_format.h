@@ -77,6 +77,8 @@ constexpr bool StandsAlone(uint8_t flags, uint8_t packet_type) {
 inline constexpr uint32_t kRecordAlignment = 16;
 inline constexpr uint32_t kPaddingHeaderSize = 8 + 4 + 1 + 1 + 2;
 
+// In memory, everything here but position, record_length and payload_length is a
+// RecordMeta (record_meta.h); ToRecordHeader() and ToRecordMeta() copy between the two.
 struct RecordHeader {
   uint64_t position;        // this record's ring position; stored last, with release
   uint32_t record_length;   // header + payload + alignment padding (multiple of 16)

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/producer.h"
+#include "ringbuf/record_meta.h"
 #include "ringbuf/ring_reader.h"
 
 namespace uringest::ringbuf {
@@ -120,6 +121,27 @@ TEST_F(RingTest, EnhancedRtmpFieldsRoundTrip) {
   EXPECT_EQ(raw[56], 0x31);  // little endian: the FourCC's last character first
   EXPECT_EQ(raw[60] | raw[61] << 8 | raw[62] << 16, 999'999);  // time_offset_ns at 60
   EXPECT_EQ(kRecordHeaderSize, 64u);
+}
+
+// Each field of the in-memory description lands in its own place of the header and
+// comes back from it; the layout fields are the producer's.
+TEST(RecordMetaTest, EveryFieldSurvivesTheRecordHeader) {
+  const RecordMeta meta{.type = RecordType::kAudio,
+                        .flags = kFlagKeyframe | kFlagExHeader,
+                        .stream_id = 7,
+                        .sequence = 0x1'0000'0001,
+                        .dts = -40,
+                        .pts = 80,
+                        .ingest_time_ns = 1'700'000'000'000'000'000,
+                        .codec = 0x4F707573,  // "Opus"
+                        .track_id = 3,
+                        .packet_type = 4,
+                        .time_offset_ns = 999'999};
+  const RecordHeader header = ToRecordHeader(meta);
+  EXPECT_EQ(header.position, 0u);
+  EXPECT_EQ(header.record_length, 0u);
+  EXPECT_EQ(header.payload_length, 0u);
+  EXPECT_EQ(ToRecordMeta(header), meta);
 }
 
 TEST_F(RingTest, RandomSizesFromZeroToMaximumRoundTrip) {

@@ -31,9 +31,9 @@ absl::StatusOr<StreamWriter> ShardWriter::BeginStream(std::string_view name,
   absl::StatusOr<uint32_t> slot = directory_->Claim(shard_, name, publisher);
   if (!slot.ok()) return slot.status();
   StreamWriter stream(this, *slot, directory_->stream_id(*slot));
-  FrameMeta begin{.type = RecordType::kStreamBegin,
-                  .flags = kFlagKeyframe,
-                  .ingest_time_ns = internal::RealtimeNs()};
+  RecordMeta begin{.type = RecordType::kStreamBegin,
+                   .flags = kFlagKeyframe,
+                   .ingest_time_ns = internal::RealtimeNs()};
   std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(name.data()), name.size());
   if (absl::Status s = stream.WriteFrame(begin, payload); !s.ok()) return s;
   return stream;
@@ -57,32 +57,27 @@ StreamWriter& StreamWriter::operator=(StreamWriter&& other) noexcept {
     has_video_ = other.has_video_;
     configs_not_kept_ = other.configs_not_kept_;
     pending_ = other.pending_;
+    pending_keep_ = other.pending_keep_;
   }
   return *this;
 }
 
 StreamWriter::~StreamWriter() { End(); }
 
-RecordMeta StreamWriter::NextRecord(const FrameMeta& meta) {
+RecordMeta StreamWriter::NextRecord(const RecordMeta& meta, KeepAsConfig keep) {
   pending_ = meta;
-  return RecordMeta{
-      .type = meta.type,
-      .flags = static_cast<uint8_t>(meta.flags | (discontinuity_ ? kFlagDiscontinuity : 0)),
-      .stream_id = stream_id_,
-      .sequence = sequence_ + 1,
-      .dts = meta.dts,
-      .pts = meta.pts,
-      .ingest_time_ns = meta.ingest_time_ns,
-      .codec = meta.codec,
-      .track_id = meta.track_id,
-      .packet_type = meta.packet_type,
-      .time_offset_ns = meta.time_offset_ns};
+  pending_.flags |= discontinuity_ ? kFlagDiscontinuity : 0;
+  pending_.stream_id = stream_id_;
+  pending_.sequence = sequence_ + 1;
+  pending_keep_ = keep;
+  return pending_;
 }
 
-absl::Status StreamWriter::WriteFrame(const FrameMeta& meta,
-                                      std::span<const std::span<const uint8_t>> pieces) {
+absl::Status StreamWriter::WriteFrame(const RecordMeta& meta,
+                                      std::span<const std::span<const uint8_t>> pieces,
+                                      KeepAsConfig keep) {
   assert(active());
-  absl::StatusOr<uint64_t> position = shard_->producer().Write(NextRecord(meta), pieces);
+  absl::StatusOr<uint64_t> position = shard_->producer().Write(NextRecord(meta, keep), pieces);
   if (!position.ok()) {
     CountDrop();
     return position.status();
@@ -91,14 +86,16 @@ absl::Status StreamWriter::WriteFrame(const FrameMeta& meta,
   return absl::OkStatus();
 }
 
-absl::Status StreamWriter::WriteFrame(const FrameMeta& meta, std::span<const uint8_t> payload) {
-  return WriteFrame(meta, std::span<const std::span<const uint8_t>>(&payload, 1));
+absl::Status StreamWriter::WriteFrame(const RecordMeta& meta, std::span<const uint8_t> payload,
+                                      KeepAsConfig keep) {
+  return WriteFrame(meta, std::span<const std::span<const uint8_t>>(&payload, 1), keep);
 }
 
-absl::StatusOr<std::span<uint8_t>> StreamWriter::ReserveFrame(const FrameMeta& meta,
-                                                              size_t length) {
+absl::StatusOr<std::span<uint8_t>> StreamWriter::ReserveFrame(const RecordMeta& meta, size_t length,
+                                                              KeepAsConfig keep) {
   assert(active());
-  absl::StatusOr<std::span<uint8_t>> room = shard_->producer().Reserve(NextRecord(meta), length);
+  absl::StatusOr<std::span<uint8_t>> room =
+      shard_->producer().Reserve(NextRecord(meta, keep), length);
   if (!room.ok()) CountDrop();
   return room;
 }
@@ -133,7 +130,8 @@ void StreamWriter::AfterCommit(uint64_t position) {
     StoreRelease(e.latest_keyframe, position + 1);
   }
   // A body with several tracks is kept per track by the caller (SetConfig).
-  if ((config || pending_.keep_as_config) && (pending_.flags & kFlagMultitrack) == 0) {
+  const bool keep = config || pending_keep_ == KeepAsConfig::kYes;
+  if (keep && (pending_.flags & kFlagMultitrack) == 0) {
     SetConfig(pending_.type, pending_.track_id, pending_.flags, pending_.packet_type, payload);
   }
   if (pending_.type == RecordType::kData && IsOnMetaData(payload)) dir.SetMetadata(slot_, payload);
@@ -154,11 +152,11 @@ void StreamWriter::SetCodecInfo(const CodecInfo& codec) {
 
 void StreamWriter::End() {
   if (shard_ == nullptr) return;
-  FrameMeta end{.type = RecordType::kStreamEnd,
-                .flags = kFlagKeyframe,
-                .dts = pending_.dts,
-                .pts = pending_.dts,
-                .ingest_time_ns = internal::RealtimeNs()};
+  RecordMeta end{.type = RecordType::kStreamEnd,
+                 .flags = kFlagKeyframe,
+                 .dts = pending_.dts,
+                 .pts = pending_.dts,
+                 .ingest_time_ns = internal::RealtimeNs()};
   (void)WriteFrame(end, std::span<const uint8_t>());
   shard_->directory().End(slot_);
   shard_ = nullptr;

@@ -3,8 +3,8 @@
 // published stream.
 //
 //   absl::StatusOr<StreamWriter> stream = shard.BeginStream("live/cam1", "10.0.0.7:5000");
-//   FrameMeta meta{.type = RecordType::kVideo, .flags = kFlagKeyframe, .dts = 40,
-//                  .pts = 80, .ingest_time_ns = now};
+//   RecordMeta meta{.type = RecordType::kVideo, .flags = kFlagKeyframe, .dts = 40,
+//                   .pts = 80, .ingest_time_ns = now};
 //   absl::Status s = stream->WriteFrame(meta, flv_tag_body);  // or chunk pieces
 //   ...
 //   stream->End();   // also done by the destructor
@@ -34,21 +34,10 @@
 
 namespace uringest::ringbuf {
 
-// What the engine knows about one frame (the RTMP core's Frame, in ring terms).
-struct FrameMeta {
-  RecordType type = RecordType::kVideo;  // kAudio, kVideo or kData
-  uint8_t flags = 0;                     // kFlagKeyframe, kFlagSequenceHeader
-  int64_t dts = 0;                       // ms
-  int64_t pts = 0;                       // ms: dts + composition time offset
-  uint64_t ingest_time_ns = 0;           // CLOCK_REALTIME
-  uint32_t codec = 0;                    // FLV codec id or Enhanced RTMP FourCC
-  uint8_t track_id = 0;                  // Enhanced RTMP track id (0: the default track)
-  uint8_t packet_type = 0;               // RecordHeader::packet_type
-  uint32_t time_offset_ns = 0;           // RecordHeader::time_offset_ns
-  // Keep the body in the directory for late joiners although it is no sequence header
-  // (Enhanced RTMP MultichannelConfig, video Metadata); see StreamWriter::SetConfig.
-  bool keep_as_config = false;
-};
+// Whether WriteFrame keeps a frame that is no sequence header in the directory for late
+// joiners, as it keeps sequence headers (Enhanced RTMP MultichannelConfig, video Metadata);
+// see StreamWriter::SetConfig.
+enum class KeepAsConfig { kNo, kYes };
 
 class ShardWriter;
 
@@ -63,18 +52,23 @@ class StreamWriter {
   ~StreamWriter();
 
   // Writes one frame whose payload (the FLV tag body) is the concatenation of `pieces`.
-  absl::Status WriteFrame(const FrameMeta& meta, std::span<const std::span<const uint8_t>> pieces);
-  absl::Status WriteFrame(const FrameMeta& meta, std::span<const uint8_t> payload);
+  // `meta` is the frame's (kAudio, kVideo or kData); the writer fills in its stream_id and
+  // sequence, and adds kFlagDiscontinuity after a drop.
+  absl::Status WriteFrame(const RecordMeta& meta, std::span<const std::span<const uint8_t>> pieces,
+                          KeepAsConfig keep = KeepAsConfig::kNo);
+  absl::Status WriteFrame(const RecordMeta& meta, std::span<const uint8_t> payload,
+                          KeepAsConfig keep = KeepAsConfig::kNo);
   // Zero-copy variant: reserve room for `length` payload bytes, fill it, commit.
   // The span is valid until CommitFrame() or AbortFrame().
-  absl::StatusOr<std::span<uint8_t>> ReserveFrame(const FrameMeta& meta, size_t length);
+  absl::StatusOr<std::span<uint8_t>> ReserveFrame(const RecordMeta& meta, size_t length,
+                                                  KeepAsConfig keep = KeepAsConfig::kNo);
   void CommitFrame();
   void AbortFrame();
 
   // Keeps `body`, one track's configuration packet (a single-track or OneTrack FLV tag
   // body), in the directory for late joiners, in place of the last one of (type,
   // track_id, packet_type) (StreamDirectory::SetConfig).
-  // WriteFrame does this itself for frames with kFlagSequenceHeader or keep_as_config
+  // WriteFrame does this itself for frames with kFlagSequenceHeader or KeepAsConfig::kYes
   // that are not kFlagMultitrack. False, and counted in configs_not_kept(), when the
   // directory has no room for it.
   bool SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
@@ -97,7 +91,7 @@ class StreamWriter {
   StreamWriter(ShardWriter* shard, uint32_t slot, uint32_t stream_id)
       : shard_(shard), slot_(slot), stream_id_(stream_id) {}
 
-  RecordMeta NextRecord(const FrameMeta& meta);
+  RecordMeta NextRecord(const RecordMeta& meta, KeepAsConfig keep);
   void AfterCommit(uint64_t position);
   void CountDrop();
 
@@ -108,7 +102,8 @@ class StreamWriter {
   bool discontinuity_ = false;
   bool has_video_ = false;
   uint64_t configs_not_kept_ = 0;
-  FrameMeta pending_{};
+  RecordMeta pending_{};  // the record being written, or the last one
+  KeepAsConfig pending_keep_ = KeepAsConfig::kNo;
 };
 
 class ShardWriter {

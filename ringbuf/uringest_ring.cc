@@ -62,23 +62,25 @@ void FillInfo(const StreamInfo& s, uringest_ring_stream_info* out) {
   out->audio_sample_rate = s.codec.audio_sample_rate;
 }
 
+// The one place a Frame becomes the C API's layout.
 void FillFrame(const Frame& f, uringest_ring_frame* out) {
+  const RecordMeta& m = f.meta;
   *out = {};
-  out->type = static_cast<uint8_t>(f.type);
-  out->flags = f.flags;
+  out->type = static_cast<uint8_t>(m.type);
+  out->flags = m.flags;
   out->from_directory = f.from_directory;
-  out->stream_id = f.stream_id;
-  out->sequence = f.sequence;
-  out->dts = f.dts;
-  out->pts = f.pts;
-  out->ingest_time_ns = f.ingest_time_ns;
+  out->track_id = m.track_id;
+  out->stream_id = m.stream_id;
+  out->sequence = m.sequence;
+  out->dts = m.dts;
+  out->pts = m.pts;
+  out->ingest_time_ns = m.ingest_time_ns;
   out->payload = f.payload.data();
   out->payload_length = static_cast<uint32_t>(f.payload.size());
   out->lost_before = f.lost_before;
-  out->track_id = f.track_id;
-  out->codec = f.codec;
-  out->packet_type = f.packet_type;
-  out->time_offset_ns = f.time_offset_ns;
+  out->codec = m.codec;
+  out->packet_type = m.packet_type;
+  out->time_offset_ns = m.time_offset_ns;
 }
 
 WaitOptions WaitFor(int timeout_ms) {

@@ -46,7 +46,7 @@ struct Frame {
   uint8_t track_id = 0;
   bool many_tracks = false;
   // Enhanced RTMP ModEx TimestampOffsetNano: nanoseconds (0..999999) after dts.
-  uint32_t timestamp_offset_nano = 0;
+  uint32_t time_offset_ns = 0;
   // The FLV tag body exactly as the publisher sent it (audio and video: with their tag
   // header bytes; data: onMetaData with the @setDataFrame wrapper removed). Valid only
   // during the OnFrame call.

@@ -73,10 +73,10 @@ int32_t SignExtend24(uint32_t v) { return int32_t(v << 8) >> 8; }
 struct ExHeader {
   uint8_t frame_type = 0;  // video only
   uint8_t packet_type = 0;
-  int multitrack_type = -1;   // AvMultitrackType, or -1 for a single-track message
-  uint32_t shared_codec = 0;  // single track and one-codec multitrack: the FourCC
-  uint32_t nano = 0;          // ModEx TimestampOffsetNano
-  bool command = false;       // video command frame: no tracks follow
+  int multitrack_type = -1;     // AvMultitrackType, or -1 for a single-track message
+  uint32_t shared_codec = 0;    // single track and one-codec multitrack: the FourCC
+  uint32_t time_offset_ns = 0;  // ModEx TimestampOffsetNano
+  bool command = false;         // video command frame: no tracks follow
 };
 
 // Reads ModEx prefixes while header->packet_type says one follows, leaving the packet
@@ -95,7 +95,7 @@ bool ReadModEx(Cursor* c, ExHeader* header) {
     uint8_t type_byte;
     if (data.size() != size || !c->ReadU8(&type_byte)) return false;
     if ((type_byte >> 4) == uint8_t(ModExType::kTimestampOffsetNano) && data.size() >= 3) {
-      header->nano = LoadU24(data.data());
+      header->time_offset_ns = LoadU24(data.data());
     }
     header->packet_type = type_byte & 0x0F;
   }
@@ -189,7 +189,7 @@ MediaTag ParseExVideoTag(Cursor c, uint8_t first) {
   const bool complete = ReadExHeader(&c, first, /*video=*/true, &header);
   const auto type = VideoPacketType(header.packet_type);
   tag.packet_type = header.packet_type;
-  tag.timestamp_offset_nano = header.nano;
+  tag.time_offset_ns = header.time_offset_ns;
   if (header.command) {
     tag.command = true;
     return tag;
@@ -241,7 +241,7 @@ MediaTag ParseExAudioTag(Cursor c, uint8_t first) {
   ExHeader header;
   const bool complete = ReadExHeader(&c, first, /*video=*/false, &header);
   tag.packet_type = header.packet_type;
-  tag.timestamp_offset_nano = header.nano;
+  tag.time_offset_ns = header.time_offset_ns;
   if (header.packet_type == kModExPacketType ||
       (header.multitrack_type >= 0 &&
        header.packet_type == uint8_t(AudioPacketType::kMultitrack))) {

@@ -115,7 +115,7 @@ struct MediaTag {
   uint8_t track_id = 0;
   uint8_t track_count = 1;
   // ModEx TimestampOffsetNano: nanoseconds to add to the message time; 0 without one.
-  uint32_t timestamp_offset_nano = 0;
+  uint32_t time_offset_ns = 0;
 };
 
 // One track of an Enhanced RTMP message (a single-track message has one, id 0).

@@ -398,7 +398,7 @@ TEST(MediaTagTest, ModExTimestampOffsetNanoIsRead) {
   // ns; modExType 0 (TimestampOffsetNano) << 4 | CodedFramesX (3); "vp08".
   const Bytes body = {0x97, 0x02, 0x0F, 0x42, 0x3F, 0x03, 'v', 'p', '0', '8', 0x9D};
   MediaTag tag = ParseVideoTag(body);
-  EXPECT_EQ(tag.timestamp_offset_nano, 999999u);
+  EXPECT_EQ(tag.time_offset_ns, 999999u);
   EXPECT_EQ(tag.packet_type, uint8_t(VideoPacketType::kCodedFramesX));
   EXPECT_EQ(tag.codec, kFourCcVp8);
   EXPECT_TRUE(tag.keyframe);

@@ -170,7 +170,7 @@ void Session::HandleMedia(const Message& message) {
                     .packet_type = tag.packet_type,
                     .track_id = tag.track_id,
                     .many_tracks = tag.many_tracks,
-                    .timestamp_offset_nano = tag.timestamp_offset_nano,
+                    .time_offset_ns = tag.time_offset_ns,
                     .payload = message.payload,
                     .pieces = message.pieces};
   ++counters_.frames;

@@ -221,7 +221,7 @@ void ExpectEveryGoodFrame(const std::string& ring, uint64_t frames) {
       EXPECT_EQ(r, ringbuf::ReadResult::kStreamEnded) << "after frame " << next;
       break;
     }
-    if (frame.type != ringbuf::RecordType::kVideo) continue;
+    if (frame.meta.type != ringbuf::RecordType::kVideo) continue;
     ASSERT_TRUE((*reader)->CopyOut(frame, &payload)) << "frame " << next << " overwritten";
     ASSERT_TRUE(payload == GoodFrame(next)) << "frame " << next << " is not the one sent";
     ++next;
