@@ -7,6 +7,7 @@
 #include <bit>
 #include <cassert>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -24,6 +25,11 @@ using internal::StoreRelaxed;
 using internal::StoreRelease;
 
 namespace {
+
+// A header's bytes after `position`, which is stored last, with release: the record is
+// published by it.
+constexpr size_t kAfterPosition = offsetof(RecordHeader, record_length);
+static_assert(kAfterPosition == sizeof(RecordHeader::position));
 
 absl::Status CheckOptions(const RingOptions& options, size_t region_size) {
   uint64_t c = options.capacity;
@@ -106,8 +112,9 @@ absl::StatusOr<std::span<uint8_t>> Producer::Reserve(const RecordMeta& meta,
   pending_header_.payload_length = static_cast<uint32_t>(payload_length);
   // Everything but `position`, which Commit() stores last.
   uint8_t* record = RecordAt(position);
-  internal::CopyToShared(record + 8, reinterpret_cast<const uint8_t*>(&pending_header_) + 8,
-                         kRecordHeaderSize - 8);
+  internal::CopyToShared(record + kAfterPosition,
+                         reinterpret_cast<const uint8_t*>(&pending_header_) + kAfterPosition,
+                         kRecordHeaderSize - kAfterPosition);
   pending_ = true;
   pending_position_ = position;
   pending_end_ = end;
@@ -119,8 +126,9 @@ void Producer::WritePadding(uint64_t position, uint32_t length) {
   padding.record_length = length;
   padding.type = static_cast<uint8_t>(RecordType::kPadding);
   uint8_t* record = RecordAt(position);
-  internal::CopyToShared(record + 8, reinterpret_cast<const uint8_t*>(&padding) + 8,
-                         kPaddingHeaderSize - 8);
+  internal::CopyToShared(record + kAfterPosition,
+                         reinterpret_cast<const uint8_t*>(&padding) + kAfterPosition,
+                         kPaddingHeaderSize - kAfterPosition);
   StoreRelease(*reinterpret_cast<uint64_t*>(record), position);
 }
 
@@ -171,7 +179,8 @@ void Producer::Flush() {
 void Producer::Abort() {
   assert(pending_);
   pending_header_.type = static_cast<uint8_t>(RecordType::kPadding);
-  internal::CopyToShared(RecordAt(pending_position_) + 12, &pending_header_.type, 1);
+  internal::CopyToShared(RecordAt(pending_position_) + offsetof(RecordHeader, type),
+                         &pending_header_.type, 1);
   Commit();
 }
 
