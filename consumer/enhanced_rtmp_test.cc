@@ -16,10 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "consumer/stream_cat.h"
 #include "engine/ring_frame_sink.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/session.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/media_tag.h"
 #include "ringbuf/reader.h"
 #include "ringbuf/ring_reader.h"
 #include "ringbuf/ring_server.h"
@@ -29,9 +29,9 @@ namespace uringest::consumer {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
+using media::amf0::Value;
 using ringbuf::RecordType;
 using rtmp::MessageType;
-using rtmp::amf0::Value;
 
 class NullSender : public rtmp::MessageSender {
  public:
@@ -46,7 +46,7 @@ class AnyNameRegistry : public rtmp::PublishRegistry {
 
 Bytes Amf(const std::vector<Value>& values) {
   Bytes out;
-  for (const Value& v : values) rtmp::amf0::Encode(v, &out);
+  for (const Value& v : values) media::amf0::Encode(v, &out);
   return out;
 }
 
@@ -70,7 +70,7 @@ constexpr uint8_t kCommand = ringbuf::kFlagCommand;
 
 // An OBS-like HEVC + Opus publish with a second (AV1 video, FLAC audio) track.
 std::vector<Sent> Publication() {
-  using rtmp::kFourCcAv1, rtmp::kFourCcFlac, rtmp::kFourCcHevc, rtmp::kFourCcOpus;
+  using media::kFourCcAv1, media::kFourCcFlac, media::kFourCcHevc, media::kFourCcOpus;
   const Bytes metadata =
       Amf({Value::String("onMetaData"), Value::Object({{"videocodecid", Value::String("hvc1")},
                                                        {"audiocodecid", Value::String("Opus")},
@@ -86,24 +86,24 @@ std::vector<Sent> Publication() {
       {MessageType::kVideo, 0,
        Bytes{0x90, 'h',  'v',  'c',  '1',  0x01, 0x01, 0x60, 0x00, 0x00, 0x00, 0x90, 0x00, 0x00,
              0x00, 0x00, 0x00, 0x5A, 0xF0, 0x00, 0xFC, 0xFD, 0xF8, 0xF8, 0x00, 0x00, 0x0F, 0x00},
-       kFourCcHevc, 0, kKey | kConfig | kEx},
+       media::kFourCcHevc, 0, kKey | kConfig | kEx},
       // 0x90: SoundFormat 9 (ExHeader) << 4 | AudioPacketType 0 (SequenceStart); "Opus";
       // an OpusHead: magic, version 1, 2 channels, pre-skip 312 (LE), 48000 Hz (LE),
       // gain 0, mapping family 0.
       {MessageType::kAudio, 0,
        Bytes{0x90, 'O', 'p', 'u',  's',  'O',  'p',  'u',  's',  'H',  'e',  'a',
              'd',  1,   2,   0x38, 0x01, 0x80, 0xBB, 0x00, 0x00, 0x00, 0x00, 0x00},
-       kFourCcOpus, 0, kKey | kConfig | kEx},
+       media::kFourCcOpus, 0, kKey | kConfig | kEx},
       // 0x96: ExHeader | key | VideoPacketType 6 (Multitrack); 0x00: AvMultitrackType 0
       // (OneTrack) << 4 | SequenceStart; "av01"; trackId 1; an av1C: marker|version
       // 0x81, profile 0 level 4, 4:2:0 8 bit (0x0C), no presentation delay.
       {MessageType::kVideo, 0, Bytes{0x96, 0x00, 'a', 'v', '0', '1', 0x01, 0x81, 0x04, 0x0C, 0x00},
-       kFourCcAv1, 1, kKey | kConfig | kEx},
+       media::kFourCcAv1, 1, kKey | kConfig | kEx},
       // 0x91: ExHeader | key | CodedFrames; "hvc1"; compositionTime SI24 33; a 4-byte
       // NALU length and an IDR slice NALU header (0x26 0x01).
       {MessageType::kVideo, 40,
        Bytes{0x91, 'h', 'v', 'c', '1', 0x00, 0x00, 0x21, 0x00, 0x00, 0x00, 0x02, 0x26, 0x01},
-       kFourCcHevc, 0, kKey | kEx, 33},
+       media::kFourCcHevc, 0, kKey | kEx, 33},
       // 0xA6: ExHeader | frameType 2 (inter) | Multitrack; 0x23: ManyTracksManyCodecs (2)
       // << 4 | CodedFramesX (3); track "hvc1", id 0, sizeOfVideoTrack 6: a 4-byte NALU
       // length (2) and a TRAIL_R NALU header 0x02 0x01; track "av01", id 1, size 3: an
@@ -111,27 +111,27 @@ std::vector<Sent> Publication() {
       {MessageType::kVideo, 73,
        Bytes{0xA6, 0x23, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x02,
              0x02, 0x01, 'a', 'v', '0', '1', 0x01, 0x00, 0x00, 0x03, 0x32, 0x01, 0x00},
-       kFourCcHevc, 0, kEx | kMulti},
+       media::kFourCcHevc, 0, kEx | kMulti},
       // 0xA7: ExHeader | inter | VideoPacketType 7 (ModEx); modExDataSize - 1 = 2; UI24
       // 500000 ns; 0x03: ModExType 0 (TimestampOffsetNano) << 4 | CodedFramesX; "hvc1";
       // one NALU.
       {MessageType::kVideo, 106,
        Bytes{0xA7, 0x02, 0x07, 0xA1, 0x20, 0x03, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00, 0x02, 0x02,
              0x01},
-       kFourCcHevc, 0, kEx, 0, 500'000},
+       media::kFourCcHevc, 0, kEx, 0, 500'000},
       // 0x91: ExHeader audio | CodedFrames; "Opus"; one Opus packet (TOC 0xFC, 2 bytes).
-      {MessageType::kAudio, 110, Bytes{0x91, 'O', 'p', 'u', 's', 0xFC, 0xFF, 0xFE}, kFourCcOpus, 0,
-       kKey | kEx},
+      {MessageType::kAudio, 110, Bytes{0x91, 'O', 'p', 'u', 's', 0xFC, 0xFF, 0xFE},
+       media::kFourCcOpus, 0, kKey | kEx},
       // 0x95: ExHeader audio | AudioPacketType 5 (Multitrack); 0x00: OneTrack |
       // SequenceStart; "fLaC"; trackId 1; the first bytes of a STREAMINFO block (min and
       // max block size 4096).
       {MessageType::kAudio, 110,
-       Bytes{0x95, 0x00, 'f', 'L', 'a', 'C', 0x01, 0x10, 0x00, 0x10, 0x00}, kFourCcFlac, 1,
+       Bytes{0x95, 0x00, 'f', 'L', 'a', 'C', 0x01, 0x10, 0x00, 0x10, 0x00}, media::kFourCcFlac, 1,
        kKey | kConfig | kEx},
       // 0xD1: ExHeader | frameType 5 (command) | CodedFrames; videoCommand 0 (StartSeek).
       {MessageType::kVideo, 120, Bytes{0xD1, 0x00}, 0, 0, kEx | kCommand},
       // 0x92: ExHeader | key | SequenceEnd; "hvc1". Not a keyframe.
-      {MessageType::kVideo, 139, Bytes{0x92, 'h', 'v', 'c', '1'}, kFourCcHevc, 0, kEx},
+      {MessageType::kVideo, 139, Bytes{0x92, 'h', 'v', 'c', '1'}, media::kFourCcHevc, 0, kEx},
   };
 }
 
@@ -259,8 +259,8 @@ TEST_F(EnhancedRtmpTest, DirectoryKeepsEachTracksSequenceHeader) {
   Send(sent);
   std::optional<ringbuf::StreamInfo> info = server_->directory().Find("live/erx");
   ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->codec.video_codec, rtmp::kFourCcHevc);
-  EXPECT_EQ(info->codec.audio_codec, rtmp::kFourCcOpus);
+  EXPECT_EQ(info->codec.video_codec, media::kFourCcHevc);
+  EXPECT_EQ(info->codec.audio_codec, media::kFourCcOpus);
   // In the order they came.
   ASSERT_EQ(info->configs.size(), 4u);
   EXPECT_EQ(info->configs[0].body, sent[1].body);  // track 0: hvc1
@@ -384,11 +384,11 @@ TEST_F(EnhancedRtmpTest, MultichannelConfigAndColorInfoReachLateJoiners) {
   ASSERT_EQ(info->configs.size(), 6u);
   EXPECT_EQ(info->configs[4].type, RecordType::kAudio);
   EXPECT_EQ(info->configs[4].track_id, 0);
-  EXPECT_EQ(info->configs[4].packet_type, uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  EXPECT_EQ(info->configs[4].packet_type, uint8_t(media::AudioPacketType::kMultichannelConfig));
   EXPECT_EQ(info->configs[4].flags, kEx);  // not a sequence header
   EXPECT_EQ(info->configs[4].body, channels);
   EXPECT_EQ(info->configs[5].type, RecordType::kVideo);
-  EXPECT_EQ(info->configs[5].packet_type, uint8_t(rtmp::VideoPacketType::kMetadata));
+  EXPECT_EQ(info->configs[5].packet_type, uint8_t(media::VideoPacketType::kMetadata));
   EXPECT_EQ(info->configs[5].body, color);
 
   // A reader that joins now gets them before the first frame, without the sequence
@@ -405,7 +405,7 @@ TEST_F(EnhancedRtmpTest, MultichannelConfigAndColorInfoReachLateJoiners) {
   ASSERT_EQ(replayed.size(), 1u + 2u + 4u);  // onMetaData, track 0's two, the four above
   EXPECT_EQ(Bytes(replayed[5].payload.begin(), replayed[5].payload.end()), channels);
   EXPECT_EQ(replayed[5].meta.flags, kKey | kEx);
-  EXPECT_EQ(replayed[5].meta.packet_type, uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+  EXPECT_EQ(replayed[5].meta.packet_type, uint8_t(media::AudioPacketType::kMultichannelConfig));
   EXPECT_EQ(Bytes(replayed[6].payload.begin(), replayed[6].payload.end()), color);
   EXPECT_EQ(replayed[6].meta.type, RecordType::kVideo);
 }

@@ -9,22 +9,13 @@
 #include <cassert>
 
 #include "absl/strings/str_cat.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 
 namespace uringest::consumer {
 namespace {
 
 using ringbuf::RecordType;
-
-void StoreU24(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 16);
-  p[1] = uint8_t(v >> 8);
-  p[2] = uint8_t(v);
-}
-
-void StoreU32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  StoreU24(p + 1, v);
-}
 
 constexpr size_t kMaxPieces = 8;
 
@@ -68,10 +59,12 @@ absl::Status FdSink::Write(std::span<const std::span<const uint8_t>> pieces) {
 
 absl::Status FlvWriter::WriteHeader(FlvTracks tracks) {
   assert(!header_written_);
-  std::array<uint8_t, kFlvHeaderSize + kFlvPreviousTagSize> header{'F', 'L', 'V', kFlvVersion};
-  header[4] = uint8_t((tracks.audio ? kFlvFlagAudio : 0) | (tracks.video ? kFlvFlagVideo : 0));
-  StoreU32(&header[5], kFlvHeaderSize);
-  StoreU32(&header[kFlvHeaderSize], 0);  // PreviousTagSize0
+  std::array<uint8_t, media::kFlvHeaderSize + media::kFlvPreviousTagSizeSize> header{
+      'F', 'L', 'V', media::kFlvVersion};
+  header[4] = uint8_t((tracks.audio ? media::kFlvFlagAudio : 0) |
+                      (tracks.video ? media::kFlvFlagVideo : 0));
+  media::StoreU32(&header[5], media::kFlvHeaderSize);
+  media::StoreU32(&header[media::kFlvHeaderSize], 0);  // PreviousTagSize0
   const std::span<const uint8_t> pieces[] = {header};
   if (absl::Status s = sink_->Write(pieces); !s.ok()) return s;
   header_written_ = true;
@@ -90,19 +83,19 @@ absl::Status FlvWriter::WriteTag(RecordType type, int64_t dts, std::span<const u
   if (type != RecordType::kAudio && type != RecordType::kVideo && type != RecordType::kData) {
     return absl::OkStatus();
   }
-  if (body.size() > kFlvMaxTagBody) {
+  if (body.size() > media::kFlvMaxTagBody) {
     return absl::OutOfRangeError(absl::StrCat("a ", body.size(), "-byte frame exceeds FLV's ",
-                                              kFlvMaxTagBody, "-byte tag limit"));
+                                              media::kFlvMaxTagBody, "-byte tag limit"));
   }
   if (type != RecordType::kData && !config && !base_dts_) base_dts_ = dts;
   const uint32_t timestamp = TagTimestamp(dts);
-  std::array<uint8_t, kFlvTagHeaderSize> header{};
+  std::array<uint8_t, media::kFlvTagHeaderSize> header{};
   header[0] = uint8_t(type);
-  StoreU24(&header[1], uint32_t(body.size()));
-  StoreU24(&header[4], timestamp & 0xFFFFFF);
+  media::StoreU24(&header[1], uint32_t(body.size()));
+  media::StoreU24(&header[4], timestamp & 0xFFFFFF);
   header[7] = uint8_t(timestamp >> 24);  // TimestampExtended; StreamID (3 bytes) stays 0
-  std::array<uint8_t, kFlvPreviousTagSize> trailer;
-  StoreU32(trailer.data(), uint32_t(kFlvTagHeaderSize + body.size()));
+  std::array<uint8_t, media::kFlvPreviousTagSizeSize> trailer;
+  media::StoreU32(trailer.data(), uint32_t(media::kFlvTagHeaderSize + body.size()));
   const std::span<const uint8_t> pieces[] = {header, body, trailer};
   if (absl::Status s = sink_->Write(pieces); !s.ok()) return s;
   ++tags_;

@@ -44,18 +44,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "media/flv_format.h"
 #include "ringbuf/ring_format.h"
 
 namespace uringest::consumer {
-
-// FLV layout constants (FLV spec E.2, E.3).
-inline constexpr uint8_t kFlvVersion = 1;
-inline constexpr uint32_t kFlvHeaderSize = 3 + 1 + 1 + 4;  // "FLV", version, flags, offset
-inline constexpr uint32_t kFlvPreviousTagSize = 4;
-inline constexpr uint32_t kFlvTagHeaderSize = 1 + 3 + 3 + 1 + 3;  // type, size, ts, ext, id
-inline constexpr uint8_t kFlvFlagAudio = 0x04;
-inline constexpr uint8_t kFlvFlagVideo = 0x01;
-inline constexpr uint32_t kFlvMaxTagBody = (1 << 24) - 1;  // DataSize is 24 bits
 
 // Where FLV bytes go. Write() takes the pieces of one tag at once so that a file sink can
 // hand them to writev() and a pipe reader never sees half a tag from one call.
@@ -101,7 +93,7 @@ class FlvWriter {
   // The file header and PreviousTagSize0. REQUIRES: called once, before any WriteTag().
   [[nodiscard]] absl::Status WriteHeader(FlvTracks tracks);
   // One tag: `type` is kAudio, kVideo or kData, `body` the record's payload, `dts` its
-  // time in ms. Other record types are ignored. A body over kFlvMaxTagBody is an error.
+  // time in ms. Other record types are ignored. A body over media::kFlvMaxTagBody is an error.
   // REQUIRES: WriteHeader() was called.
   // `config`: a configuration (see above).
   [[nodiscard]] absl::Status WriteTag(ringbuf::RecordType type, int64_t dts,

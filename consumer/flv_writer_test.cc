@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "media/byte_order.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::consumer {
@@ -12,10 +13,6 @@ namespace {
 using ringbuf::RecordType;
 using testing::FlvTag;
 using testing::ParseFlvTags;
-
-uint32_t LoadU32(const uint8_t* p) {
-  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
 
 bool IsSequenceHeader(const FlvTag& tag) {
   return (tag.type == 8 || tag.type == 9) && tag.body.size() >= 2 && tag.body[1] == 0;
@@ -71,7 +68,7 @@ TEST(FlvWriterTest, PreviousTagSizeCountsHeaderAndBody) {
   ASSERT_TRUE(writer.WriteTag(RecordType::kAudio, 0, body, false).ok());
   const std::vector<uint8_t>& out = sink.bytes();
   ASSERT_EQ(out.size(), 13 + 11 + body.size() + 4);
-  EXPECT_EQ(LoadU32(out.data() + out.size() - 4), 11 + body.size());
+  EXPECT_EQ(media::LoadU32(out.data() + out.size() - 4), 11 + body.size());
   EXPECT_EQ(writer.bytes(), out.size());
 }
 
@@ -126,7 +123,7 @@ TEST(FlvWriterTest, BodyOverTwentyFourBitsIsRefused) {
   VectorSink sink;
   FlvWriter writer(&sink);
   ASSERT_TRUE(writer.WriteHeader({.video = true}).ok());
-  const std::vector<uint8_t> huge(kFlvMaxTagBody + 1, 0x27);
+  const std::vector<uint8_t> huge(media::kFlvMaxTagBody + 1, 0x27);
   EXPECT_EQ(writer.WriteTag(RecordType::kVideo, 0, huge, false).code(),
             absl::StatusCode::kOutOfRange);
   EXPECT_EQ(sink.bytes().size(), 13u);

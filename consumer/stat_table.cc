@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "consumer/codec_names.h"
-#include "engine/rtmp/media_tag.h"
+#include "media/codec_names.h"
+#include "media/media_tag.h"
 #include "ringbuf/ring_format.h"
 
 namespace uringest::consumer {
@@ -28,8 +28,8 @@ StreamRow MakeRow(const ringbuf::StreamInfo& s, const ringbuf::StreamInfo* befor
                 .publisher = s.publisher,
                 .shard = s.shard,
                 .stream_id = s.stream_id,
-                .video_codec = VideoCodecName(s.codec.video_codec),
-                .audio_codec = AudioCodecName(s.codec.audio_codec),
+                .video_codec = media::VideoCodecName(s.codec.video_codec),
+                .audio_codec = media::AudioCodecName(s.codec.audio_codec),
                 .width = s.codec.width,
                 .height = s.codec.height,
                 .fps = s.codec.frame_rate_milli / 1000.0,
@@ -46,10 +46,11 @@ StreamRow MakeRow(const ringbuf::StreamInfo& s, const ringbuf::StreamInfo* befor
     if (t.track_id == 0 || (t.flags & ringbuf::kFlagSequenceHeader) == 0) continue;
     const bool video = t.type == ringbuf::RecordType::kVideo;
     const uint32_t codec =
-        video ? rtmp::ParseVideoTag(t.body).codec : rtmp::ParseAudioTag(t.body).codec;
-    row.tracks.push_back({.video = video,
-                          .track_id = t.track_id,
-                          .codec = video ? VideoCodecName(codec) : AudioCodecName(codec)});
+        video ? media::ParseVideoTag(t.body).codec : media::ParseAudioTag(t.body).codec;
+    row.tracks.push_back(
+        {.video = video,
+         .track_id = t.track_id,
+         .codec = video ? media::VideoCodecName(codec) : media::AudioCodecName(codec)});
   }
   return row;
 }

@@ -10,8 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"
+#include "media/flv_format.h"
+#include "media/media_tag.h"
 #include "ringbuf/reader.h"
 
 namespace uringest::consumer {
@@ -263,14 +264,14 @@ absl::Status Cat::Write(const RecordMeta& meta, std::span<uint8_t> body) {
 // wanted). The ModEx prefixes such a message may have are not repeated.
 absl::Status Cat::WriteTracks(const RecordMeta& meta, std::span<uint8_t> body) {
   const bool video = meta.type == RecordType::kVideo;
-  std::array<rtmp::MediaTrack, 32> tracks;
-  const size_t count = rtmp::ListTracks(body, video, tracks);
+  std::array<media::MediaTrack, 32> tracks;
+  const size_t count = media::ListTracks(body, video, tracks);
   if (count == 0 || count > tracks.size()) return WriteBody(meta, body);
   const uint8_t frame_type = uint8_t((body[0] >> 4) & 0x07);
   RecordMeta track_meta = meta;
   track_meta.flags = meta.flags & ~ringbuf::kFlagMultitrack;
-  for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
-    rtmp::SingleTrackBody(video, frame_type, meta.packet_type, track, &track_body_);
+  for (const media::MediaTrack& track : std::span(tracks).first(count)) {
+    media::SingleTrackBody(video, frame_type, meta.packet_type, track, &track_body_);
     track_meta.track_id = track.track_id;
     if (absl::Status s = WriteBody(track_meta, track_body_); !s.ok()) return s;
   }
@@ -283,7 +284,7 @@ absl::Status Cat::WriteTracks(const RecordMeta& meta, std::span<uint8_t> body) {
 absl::Status Cat::WriteBody(const RecordMeta& meta, std::span<uint8_t> body) {
   const bool ex = (meta.flags & ringbuf::kFlagExHeader) != 0;
   const bool video = meta.type == RecordType::kVideo;
-  if (ex && video && meta.packet_type == uint8_t(rtmp::VideoPacketType::kMpeg2TsSequenceStart)) {
+  if (ex && video && meta.packet_type == uint8_t(media::VideoPacketType::kMpeg2TsSequenceStart)) {
     if (!warned_mpeg2ts_) {
       warned_mpeg2ts_ = true;
       Log("left out MPEG2TSSequenceStart packets: FLV readers (ffmpeg) take them for frames");
@@ -291,16 +292,16 @@ absl::Status Cat::WriteBody(const RecordMeta& meta, std::span<uint8_t> body) {
     return absl::OkStatus();
   }
   const bool color_info =
-      ex && video && meta.packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
+      ex && video && meta.packet_type == uint8_t(media::VideoPacketType::kMetadata);
   const bool config = (meta.flags & ringbuf::kFlagSequenceHeader) != 0 || color_info ||
                       (ex && meta.type == RecordType::kAudio &&
-                       meta.packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig));
+                       meta.packet_type == uint8_t(media::AudioPacketType::kMultichannelConfig));
   if (config && TakeStandIn(meta.type, meta.track_id, meta.packet_type, body)) {
     return absl::OkStatus();
   }
   if (!config && meta.type != RecordType::kData) DropStandIns(meta.type, meta.track_id);
   if (color_info) {
-    body[0] = uint8_t((body[0] & 0x8F) | uint8_t(rtmp::VideoFrameType::kCommandFrame) << 4);
+    body[0] = uint8_t((body[0] & 0x8F) | uint8_t(media::VideoFrameType::kCommandFrame) << 4);
   }
   return writer_.WriteTag(meta.type, meta.dts, body, config);
 }

@@ -7,11 +7,11 @@
 #include <cstring>
 #include <utility>
 
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/media_tag.h"
 #include "engine/status_text.h"
 #include "engine/stream_registry.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
+#include "media/media_tag.h"
 #include "spdlog/spdlog.h"
 
 namespace uringest::engine {
@@ -25,7 +25,7 @@ uint64_t RealtimeNs() {
 
 // A codec id in onMetaData is a number (7) or, from Enhanced RTMP encoders, a FourCC
 // string ("hvc1").
-uint32_t CodecId(const rtmp::amf0::Value* v) {
+uint32_t CodecId(const media::amf0::Value* v) {
   if (v == nullptr) return 0;
   if (v->is_number()) return uint32_t(v->number());
   if (v->is_string() && v->string().size() == 4) {
@@ -49,9 +49,9 @@ uint8_t RecordFlags(const rtmp::Frame& frame) {
 bool IsConfigPacket(const rtmp::Frame& frame) {
   if (!frame.ex_header || frame.command) return false;
   return frame.type == rtmp::FrameType::kAudio
-             ? frame.packet_type == uint8_t(rtmp::AudioPacketType::kMultichannelConfig)
+             ? frame.packet_type == uint8_t(media::AudioPacketType::kMultichannelConfig)
              : frame.type == rtmp::FrameType::kVideo &&
-                   frame.packet_type == uint8_t(rtmp::VideoPacketType::kMetadata);
+                   frame.packet_type == uint8_t(media::VideoPacketType::kMetadata);
 }
 
 // The frame in ring terms (stream_id and sequence are the StreamWriter's): the one place
@@ -87,13 +87,13 @@ void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec
       std::memcmp(payload.data(), kPrefix, sizeof(kPrefix)) != 0) {
     return;
   }
-  rtmp::amf0::Decoder decoder(payload);
-  absl::StatusOr<rtmp::amf0::Value> name = decoder.Next();
+  media::amf0::Decoder decoder(payload);
+  absl::StatusOr<media::amf0::Value> name = decoder.Next();
   if (!name.ok() || !name->is_string() || name->string() != "onMetaData") return;
-  absl::StatusOr<rtmp::amf0::Value> meta = decoder.Next();
+  absl::StatusOr<media::amf0::Value> meta = decoder.Next();
   if (!meta.ok() || !meta->has_properties()) return;
   auto set = [&](uint32_t* field, std::string_view key, double scale = 1) {
-    const rtmp::amf0::Value* v = meta->Find(key);
+    const media::amf0::Value* v = meta->Find(key);
     if (v != nullptr && v->is_number() && v->number() > 0 && v->number() < 4e9 / scale) {
       *field = uint32_t(v->number() * scale);
     }
@@ -105,8 +105,8 @@ void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec
   set(&codec->video_bitrate_kbps, "videodatarate");
   set(&codec->audio_bitrate_kbps, "audiodatarate");
   set(&codec->audio_channels, "audiochannels");
-  if (const rtmp::amf0::Value* stereo = meta->Find("stereo");
-      stereo != nullptr && stereo->type() == rtmp::amf0::Value::Type::kBoolean) {
+  if (const media::amf0::Value* stereo = meta->Find("stereo");
+      stereo != nullptr && stereo->type() == media::amf0::Value::Type::kBoolean) {
     codec->audio_channels = stereo->boolean() ? 2 : 1;
   }
   if (uint32_t id = CodecId(meta->Find("videocodecid")); id != 0) codec->video_codec = id;
@@ -178,10 +178,10 @@ void RingFrameSink::KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, u
       video ? ringbuf::RecordType::kVideo : ringbuf::RecordType::kAudio;
   const uint8_t frame_type = body.empty() ? 0 : uint8_t((body[0] >> 4) & 0x07);
   const uint8_t kept = flags & ~ringbuf::kFlagMultitrack;
-  std::array<rtmp::MediaTrack, 32> tracks;
-  const size_t count = std::min(rtmp::ListTracks(body, video, tracks), tracks.size());
-  for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
-    rtmp::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
+  std::array<media::MediaTrack, 32> tracks;
+  const size_t count = std::min(media::ListTracks(body, video, tracks), tracks.size());
+  for (const media::MediaTrack& track : std::span(tracks).first(count)) {
+    media::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
     if (!stream->writer.SetConfig(type, track.track_id, kept, frame.packet_type, track_body_)) {
       WarnConfigNotKept(stream, track.track_id, track_body_.size());
     }

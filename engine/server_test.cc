@@ -37,8 +37,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/io_uring_probe.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/message.h"
@@ -46,6 +44,8 @@
 #include "engine/server_options.h"
 #include "engine/status_text.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
 #include "ringbuf/reader.h"
 #include "spdlog/spdlog.h"
 #include "tests/hook_server.h"
@@ -56,7 +56,7 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 using rtmp::MessageHeader;
 using rtmp::MessageType;
-namespace amf0 = rtmp::amf0;
+namespace amf0 = media::amf0;
 
 // Every wait gives up after this.
 constexpr absl::Duration kTimeout = absl::Seconds(5);

@@ -14,15 +14,16 @@
 #include <vector>
 
 #include "engine/rtmp/aggregate.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "fuzz/fuzz_util.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 
 namespace uringest::fuzz {
 namespace {
 
-using rtmp::kFlvPreviousTagSizeSize;
-using rtmp::kFlvTagHeaderSize;
+using media::kFlvPreviousTagSizeSize;
+using media::kFlvTagHeaderSize;
 using rtmp::Message;
 
 struct ModelTag {
@@ -40,12 +41,12 @@ bool Model(std::span<const uint8_t> body, uint64_t aggregate_time, std::vector<M
   size_t pos = 0;
   int64_t first = -1;
   while (pos < body.size()) {
-    if (body.size() - pos < kFlvTagHeaderSize) return false;
+    if (body.size() - pos < media::kFlvTagHeaderSize) return false;
     const uint8_t* p = body.data() + pos;
-    const size_t size = rtmp::LoadU24(p + 1);
-    const size_t end = pos + kFlvTagHeaderSize + size + kFlvPreviousTagSizeSize;
+    const size_t size = media::LoadU24(p + 1);
+    const size_t end = pos + media::kFlvTagHeaderSize + size + media::kFlvPreviousTagSizeSize;
     if (end > body.size()) return false;
-    const int64_t ts = int64_t(rtmp::LoadU24(p + 4) | uint32_t(p[7]) << 24);
+    const int64_t ts = int64_t(media::LoadU24(p + 4) | uint32_t(p[7]) << 24);
     if (first < 0) first = ts;
     // The signed 32-bit distance from the first tag, added to the aggregate's time,
     // clamped at 0.
@@ -53,7 +54,7 @@ bool Model(std::span<const uint8_t> body, uint64_t aggregate_time, std::vector<M
     const uint64_t time =
         delta < 0 && uint64_t(-delta) > aggregate_time ? 0 : aggregate_time + delta;
     const bool skipped = p[0] != 8 && p[0] != 9 && p[0] != 18;
-    tags->push_back({pos + kFlvTagHeaderSize, size, p[0], time, skipped});
+    tags->push_back({pos + media::kFlvTagHeaderSize, size, p[0], time, skipped});
     pos = end;
   }
   return true;
@@ -123,9 +124,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // same.
   std::vector<uint8_t> rebuilt;
   for (const ModelTag& tag : all) {
-    rtmp::AppendBytes(&rebuilt, body.subspan(tag.data_offset - kFlvTagHeaderSize,
-                                             kFlvTagHeaderSize + tag.data_size));
-    rtmp::AppendU32(&rebuilt, uint32_t(kFlvTagHeaderSize + tag.data_size));
+    media::AppendBytes(&rebuilt, body.subspan(tag.data_offset - media::kFlvTagHeaderSize,
+                                              media::kFlvTagHeaderSize + tag.data_size));
+    media::AppendU32(&rebuilt, uint32_t(media::kFlvTagHeaderSize + tag.data_size));
   }
   Message copy = aggregate;
   copy.payload = rebuilt;

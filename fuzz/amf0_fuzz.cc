@@ -12,14 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
 #include "fuzz/fuzz_util.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
 
 namespace uringest::fuzz {
 namespace {
 
-using rtmp::amf0::Value;
+using media::amf0::Value;
 
 // Nesting levels of objects and arrays in `v` (a scalar is 0).
 int Depth(const Value& v) {
@@ -38,13 +38,13 @@ int Depth(const Value& v) {
 void CheckRoundTrip(const Value& value, int max_depth) {
   FUZZ_CHECK(Depth(value) <= max_depth, "value nests %d deep, limit %d", Depth(value), max_depth);
   std::vector<uint8_t> encoded;
-  rtmp::amf0::Encode(value, &encoded);
-  absl::StatusOr<std::vector<Value>> again = rtmp::amf0::DecodeAll(encoded);
+  media::amf0::Encode(value, &encoded);
+  absl::StatusOr<std::vector<Value>> again = media::amf0::DecodeAll(encoded);
   FUZZ_CHECK(again.ok(), "the encoding of a decoded value does not decode: %s",
              again.status().ToString().c_str());
   FUZZ_CHECK(again->size() == 1 && (*again)[0] == value, "round trip changed the value");
   std::vector<uint8_t> reencoded;
-  rtmp::amf0::Encode((*again)[0], &reencoded);
+  media::amf0::Encode((*again)[0], &reencoded);
   FUZZ_CHECK(reencoded == encoded, "the encoding is not a fixed point (%zu vs %zu bytes)",
              encoded.size(), reencoded.size());
 }
@@ -56,11 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace uringest;
   using namespace uringest::fuzz;
   if (size == 0) return 0;
-  rtmp::amf0::DecodeLimits limits;
+  media::amf0::DecodeLimits limits;
   if (data[0] < 16) limits.max_depth = data[0];
   const std::span<const uint8_t> amf(data + 1, size - 1);
 
-  rtmp::amf0::Decoder decoder(amf, limits);
+  media::amf0::Decoder decoder(amf, limits);
   std::vector<Value> values;
   absl::Status status;
   while (!decoder.done()) {
@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckRoundTrip(*value, limits.max_depth);
     values.push_back(*std::move(value));
   }
-  absl::StatusOr<std::vector<Value>> all = rtmp::amf0::DecodeAll(amf, limits);
+  absl::StatusOr<std::vector<Value>> all = media::amf0::DecodeAll(amf, limits);
   FUZZ_CHECK(all.ok() == status.ok(), "DecodeAll and Next disagree");
   if (all.ok()) FUZZ_CHECK(*all == values, "DecodeAll and Next decode differently");
   return 0;

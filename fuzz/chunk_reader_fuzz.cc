@@ -26,10 +26,10 @@
 #include <optional>
 #include <vector>
 
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "fuzz/fuzz_util.h"
+#include "media/byte_order.h"
 
 namespace uringest::fuzz {
 namespace {
@@ -166,7 +166,7 @@ class Script {
   // A control message on chunk stream 2, whole: the reader returns it too.
   void WriteControl(MessageType type, uint32_t value) {
     uint8_t payload[4];
-    rtmp::StoreU32(payload, value);
+    media::StoreU32(payload, value);
     const MessageHeader header{
         .chunk_stream_id = rtmp::kControlChunkStream, .type = type, .timestamp = control_time_};
     writer_.Write(header, payload, &wire_);

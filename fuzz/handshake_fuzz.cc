@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/handshake.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "fuzz/fuzz_util.h"
+#include "media/byte_order.h"
 
 namespace uringest::fuzz {
 namespace {
@@ -85,16 +85,16 @@ void CheckAnswer(const Run& run, std::span<const uint8_t> bytes) {
   FUZZ_CHECK(run.complete == (bytes.size() >= ServerHandshake::kInputSize), "complete() wrong");
   if (run.answer.empty()) return;
   FUZZ_CHECK(run.answer[0] == rtmp::kRtmpVersion, "S0 = %u", run.answer[0]);
-  FUZZ_CHECK(rtmp::LoadU32(run.answer.data() + 1) == kServerTime, "S1 lacks the server time");
+  FUZZ_CHECK(media::LoadU32(run.answer.data() + 1) == kServerTime, "S1 lacks the server time");
   const std::span<const uint8_t> c1 = bytes.subspan(1, rtmp::kHandshakeSize);
   const std::span<const uint8_t> s2(run.answer.data() + 1 + rtmp::kHandshakeSize,
                                     rtmp::kHandshakeSize);
   if (run.kind == rtmp::HandshakeKind::kPlain) {
     FUZZ_CHECK(std::equal(c1.begin(), c1.end(), s2.begin()), "plain S2 is not C1");
-    FUZZ_CHECK(rtmp::LoadU32(run.answer.data() + 5) == 0, "plain S1 with a version");
+    FUZZ_CHECK(media::LoadU32(run.answer.data() + 5) == 0, "plain S1 with a version");
   } else {
     FUZZ_CHECK(run.kind != rtmp::HandshakeKind::kPending, "answered but pending");
-    FUZZ_CHECK(rtmp::LoadU32(c1.data() + 4) != 0, "digest answer to a zero-version C1");
+    FUZZ_CHECK(media::LoadU32(c1.data() + 4) != 0, "digest answer to a zero-version C1");
   }
 }
 

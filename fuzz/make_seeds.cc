@@ -12,11 +12,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/handshake.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "fuzz/fuzz_util.h"
+#include "media/amf0.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::fuzz {
@@ -46,7 +47,7 @@ class SeedWriter {
 
 Bytes Concat(std::initializer_list<std::span<const uint8_t>> parts) {
   Bytes out;
-  for (std::span<const uint8_t> p : parts) rtmp::AppendBytes(&out, p);
+  for (std::span<const uint8_t> p : parts) media::AppendBytes(&out, p);
   return out;
 }
 
@@ -72,7 +73,7 @@ void WriteHandshakeSeeds(const fs::path& out) {
   Bytes plain(1 + 2 * rtmp::kHandshakeSize, 0);
   plain[0] = rtmp::kRtmpVersion;
   w.Write("plain", Concat({kSplitSeed, plain}));
-  w.Write("http", Concat({kSplitSeed, rtmp::AsBytes("GET /live HTTP/1.1\r\nHost: x\r\n\r\n")}));
+  w.Write("http", Concat({kSplitSeed, media::AsBytes("GET /live HTTP/1.1\r\nHost: x\r\n\r\n")}));
   const uint8_t tls[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03};
   w.Write("tls", Concat({kSplitSeed, tls}));
   plain[0] = rtmp::kRtmpeVersion;
@@ -116,22 +117,23 @@ void WriteAmf0Seeds(const fs::path& out) {
   // Every type, with a reference to an earlier object.
   namespace amf0 = rtmp::amf0;
   Bytes all;
-  amf0::Encode(amf0::Value::Object({{"n", amf0::Value::Number(-0.5)},
-                                    {"b", amf0::Value::Boolean(true)},
-                                    {"d", amf0::Value::Date(1.7e12, -60)},
-                                    {"x", amf0::Value::XmlDocument("<a/>")},
-                                    {"u", amf0::Value::Undefined()},
-                                    {"z", amf0::Value::Null()},
-                                    {"q", amf0::Value::Unsupported()}}),
-               &all);
-  amf0::Encode(amf0::Value::StrictArray({amf0::Value::EcmaArray({{"k", amf0::Value::String("v")}}),
-                                         amf0::Value::TypedObject("C", {})}),
-               &all);
+  media::amf0::Encode(media::amf0::Value::Object({{"n", media::amf0::Value::Number(-0.5)},
+                                                  {"b", media::amf0::Value::Boolean(true)},
+                                                  {"d", media::amf0::Value::Date(1.7e12, -60)},
+                                                  {"x", media::amf0::Value::XmlDocument("<a/>")},
+                                                  {"u", media::amf0::Value::Undefined()},
+                                                  {"z", media::amf0::Value::Null()},
+                                                  {"q", media::amf0::Value::Unsupported()}}),
+                      &all);
+  media::amf0::Encode(media::amf0::Value::StrictArray(
+                          {media::amf0::Value::EcmaArray({{"k", media::amf0::Value::String("v")}}),
+                           media::amf0::Value::TypedObject("C", {})}),
+                      &all);
   // A long string (marker 0x0C) need not be long; a short one keeps the seed small.
-  const uint8_t long_string[] = {uint8_t(amf0::Marker::kLongString), 0, 0, 0, 2, 'h', 'i'};
-  rtmp::AppendBytes(&all, long_string);
-  const uint8_t reference[] = {uint8_t(amf0::Marker::kReference), 0x00, 0x01};
-  rtmp::AppendBytes(&all, reference);
+  const uint8_t long_string[] = {uint8_t(media::amf0::Marker::kLongString), 0, 0, 0, 2, 'h', 'i'};
+  media::AppendBytes(&all, long_string);
+  const uint8_t reference[] = {uint8_t(media::amf0::Marker::kReference), 0x00, 0x01};
+  media::AppendBytes(&all, reference);
   w.Write("every_type", Concat({default_limits, all}));
 }
 
@@ -139,13 +141,13 @@ void WriteAmf0Seeds(const fs::path& out) {
 Bytes AggregateBody(const std::vector<testing::FlvTag>& tags, size_t first, size_t count) {
   Bytes body;
   for (size_t i = first; i < first + count && i < tags.size(); ++i) {
-    rtmp::AppendU8(&body, tags[i].type);
-    rtmp::AppendU24(&body, uint32_t(tags[i].body.size()));
-    rtmp::AppendU24(&body, tags[i].timestamp & 0xFFFFFF);
-    rtmp::AppendU8(&body, uint8_t(tags[i].timestamp >> 24));
-    rtmp::AppendU24(&body, 0);
-    rtmp::AppendBytes(&body, tags[i].body);
-    rtmp::AppendU32(&body, uint32_t(rtmp::kFlvTagHeaderSize + tags[i].body.size()));
+    media::AppendU8(&body, tags[i].type);
+    media::AppendU24(&body, uint32_t(tags[i].body.size()));
+    media::AppendU24(&body, tags[i].timestamp & 0xFFFFFF);
+    media::AppendU8(&body, uint8_t(tags[i].timestamp >> 24));
+    media::AppendU24(&body, 0);
+    media::AppendBytes(&body, tags[i].body);
+    media::AppendU32(&body, uint32_t(media::kFlvTagHeaderSize + tags[i].body.size()));
   }
   return body;
 }
@@ -162,11 +164,11 @@ void WriteAggregateSeeds(const fs::path& out) {
 
 // One session_fuzz record per message: type, stream id, timestamp step, length, payload.
 void AppendRecord(const OwnedMessage& m, uint64_t* last_time, Bytes* out) {
-  rtmp::AppendU8(out, uint8_t(m.header.type));
-  rtmp::AppendU8(out, uint8_t(m.header.stream_id));
-  rtmp::AppendU8(out, uint8_t(std::min<uint64_t>(m.header.timestamp - *last_time, 255)));
-  rtmp::AppendU16(out, uint16_t(m.payload.size()));
-  rtmp::AppendBytes(out, m.payload);
+  media::AppendU8(out, uint8_t(m.header.type));
+  media::AppendU8(out, uint8_t(m.header.stream_id));
+  media::AppendU8(out, uint8_t(std::min<uint64_t>(m.header.timestamp - *last_time, 255)));
+  media::AppendU16(out, uint16_t(m.payload.size()));
+  media::AppendBytes(out, m.payload);
   *last_time = std::max(*last_time, m.header.timestamp);
 }
 

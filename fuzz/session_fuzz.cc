@@ -14,7 +14,7 @@
 // session unless an error ended the connection; what the server sends back is a
 // well-formed chunk stream whose commands are well-formed AMF0 of the kinds a server
 // sends; it stays in proportion to what came in (no amplification); and each track of an
-// Enhanced RTMP frame, rewritten to travel alone (rtmp::SingleTrackBody, as the directory
+// Enhanced RTMP frame, rewritten to travel alone (media::SingleTrackBody, as the directory
 // and uringest-cat do), parses back as that track with its bytes.
 
 #include <algorithm>
@@ -26,15 +26,15 @@
 #include <string>
 #include <vector>
 
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/frame.h"
 #include "engine/rtmp/handshake.h"
-#include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/server_connection.h"
 #include "fuzz/fuzz_util.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
+#include "media/media_tag.h"
 
 namespace uringest::fuzz {
 namespace {
@@ -101,13 +101,14 @@ class CheckingSink : public rtmp::FrameSink {
   // parses back as that track: its FourCC, id and packet type, and its bytes at the end.
   void CheckTracks(const rtmp::Frame& frame) {
     const bool video = frame.type == rtmp::FrameType::kVideo;
-    rtmp::MediaTrack tracks[8];
+    media::MediaTrack tracks[8];
     const size_t count =
-        std::min(rtmp::ListTracks(frame.payload, video, tracks), std::size(tracks));
-    for (const rtmp::MediaTrack& track : std::span(tracks).first(count)) {
-      rtmp::SingleTrackBody(video, uint8_t((frame.payload[0] >> 4) & 0x07), frame.packet_type,
-                            track, &alone_);
-      const rtmp::MediaTag tag = video ? rtmp::ParseVideoTag(alone_) : rtmp::ParseAudioTag(alone_);
+        std::min(media::ListTracks(frame.payload, video, tracks), std::size(tracks));
+    for (const media::MediaTrack& track : std::span(tracks).first(count)) {
+      media::SingleTrackBody(video, uint8_t((frame.payload[0] >> 4) & 0x07), frame.packet_type,
+                             track, &alone_);
+      const media::MediaTag tag =
+          video ? media::ParseVideoTag(alone_) : media::ParseAudioTag(alone_);
       if (tag.command) continue;  // a command frame type: no tracks follow by definition
       FUZZ_CHECK(tag.codec == track.codec && tag.track_id == track.track_id &&
                      tag.packet_type == frame.packet_type && tag.track_count == 1,
@@ -140,15 +141,15 @@ size_t WriteConversation(std::span<const uint8_t> records, std::vector<uint8_t>*
     const uint8_t* h = records.data() + pos;
     const auto type = static_cast<MessageType>(h[0]);
     const size_t length =
-        std::min<size_t>(rtmp::LoadU16(h + 3), records.size() - pos - kRecordHeader);
+        std::min<size_t>(media::LoadU16(h + 3), records.size() - pos - kRecordHeader);
     std::vector<uint8_t> payload(h + kRecordHeader, h + kRecordHeader + length);
     pos += kRecordHeader + length;
     if (type == MessageType::kSetChunkSize && payload.size() >= 4) {
       // The writer follows what it sends; a size the server refuses would stop the
       // writer, not test the session (chunk_reader_fuzz covers those).
-      const uint32_t size = rtmp::LoadU32(payload.data());
+      const uint32_t size = media::LoadU32(payload.data());
       if (size == 0 || size > rtmp::kMaxSetChunkSize) {
-        rtmp::StoreU32(payload.data(), (size & 0x7FFFFFFF) | 1);
+        media::StoreU32(payload.data(), (size & 0x7FFFFFFF) | 1);
       }
     }
     time += h[2];
@@ -174,7 +175,7 @@ void CheckOutput(std::span<const uint8_t> out) {
                                                    "onFCUnpublish"};
   for (const OwnedMessage& m : responses.messages) {
     if (m.header.type != MessageType::kCommandAmf0) continue;
-    absl::StatusOr<std::vector<rtmp::amf0::Value>> values = rtmp::amf0::DecodeAll(m.payload);
+    absl::StatusOr<std::vector<media::amf0::Value>> values = media::amf0::DecodeAll(m.payload);
     FUZZ_CHECK(values.ok() && !values->empty() && (*values)[0].is_string() &&
                    kResponses.count((*values)[0].string()) == 1,
                "the server sent a malformed command %s", m.Describe().c_str());

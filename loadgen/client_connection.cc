@@ -5,14 +5,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/byte_order.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
 
 namespace uringest::loadgen {
 namespace {
 
-namespace amf0 = rtmp::amf0;
+namespace amf0 = media::amf0;
 using rtmp::MessageType;
 
 constexpr uint32_t kMediaChunkStream = 6;  // audio and video, as ffmpeg sends them
@@ -101,7 +101,7 @@ absl::Status ClientConnection::ReceiveHandshake(std::span<const uint8_t>* in) {
 absl::Status ClientConnection::HandleMessage(const rtmp::Message& message) {
   switch (message.header.type) {
     case MessageType::kWindowAckSize:
-      if (message.payload.size() >= 4) ack_window_ = rtmp::LoadU32(message.payload.data());
+      if (message.payload.size() >= 4) ack_window_ = media::LoadU32(message.payload.data());
       return absl::OkStatus();
     case MessageType::kUserControl:
       HandleUserControl(message.payload);
@@ -118,7 +118,7 @@ absl::Status ClientConnection::HandleMessage(const rtmp::Message& message) {
 
 void ClientConnection::HandleUserControl(std::span<const uint8_t> payload) {
   if (payload.size() < 6 ||
-      rtmp::LoadU16(payload.data()) != uint16_t(rtmp::UserControlEvent::kPingRequest)) {
+      media::LoadU16(payload.data()) != uint16_t(rtmp::UserControlEvent::kPingRequest)) {
     return;
   }
   uint8_t body[6] = {0, uint8_t(rtmp::UserControlEvent::kPingResponse)};
@@ -173,7 +173,7 @@ absl::Status ClientConnection::HandleStatus(const amf0::Value& info) {
 
 void ClientConnection::SendControl(MessageType type, uint32_t value) {
   uint8_t body[4];
-  rtmp::StoreU32(body, value);
+  media::StoreU32(body, value);
   writer_.Write({.chunk_stream_id = rtmp::kControlChunkStream, .type = type}, body, &queue_);
 }
 

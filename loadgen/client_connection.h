@@ -26,12 +26,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/rtmp/amf0.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/message.h"
 #include "loadgen/media_source.h"
 #include "loadgen/stamp.h"
+#include "media/amf0.h"
 
 namespace uringest::loadgen {
 
@@ -88,7 +88,7 @@ class ClientConnection {
   absl::Status ReceiveHandshake(std::span<const uint8_t>* in);
   absl::Status HandleMessage(const rtmp::Message& message);
   absl::Status HandleCommand(std::span<const uint8_t> payload);
-  absl::Status HandleStatus(const rtmp::amf0::Value& info);
+  absl::Status HandleStatus(const media::amf0::Value& info);
   void HandleUserControl(std::span<const uint8_t> payload);
   void SendConnect();
   void SendCreateStream();

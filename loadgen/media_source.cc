@@ -8,8 +8,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/amf0.h"
 #include "loadgen/stamp.h"
+#include "media/amf0.h"
+#include "media/flv_format.h"
 
 namespace uringest::loadgen {
 namespace {
@@ -79,13 +80,13 @@ absl::StatusOr<std::unique_ptr<MediaSource>> MediaSource::FromFlvBytes(
   size_t pos = kFlvHeaderSize;
   std::vector<std::pair<uint8_t, uint64_t>> tags;  // type, timestamp, in storage_ order
   double fps = 30;
-  while (pos + rtmp::kFlvTagHeaderSize <= flv.size()) {
+  while (pos + media::kFlvTagHeaderSize <= flv.size()) {
     const uint8_t* h = flv.data() + pos;
     const uint32_t size = Be24(h + 1);
     const uint64_t ts = Be24(h + 4) | uint64_t(h[7]) << 24;
-    if (pos + rtmp::kFlvTagHeaderSize + size > flv.size()) break;  // a cut-off last tag
-    std::span<const uint8_t> body = flv.subspan(pos + rtmp::kFlvTagHeaderSize, size);
-    pos += rtmp::kFlvTagHeaderSize + size + rtmp::kFlvPreviousTagSizeSize;
+    if (pos + media::kFlvTagHeaderSize + size > flv.size()) break;  // a cut-off last tag
+    std::span<const uint8_t> body = flv.subspan(pos + media::kFlvTagHeaderSize, size);
+    pos += media::kFlvTagHeaderSize + size + media::kFlvPreviousTagSizeSize;
     const uint8_t type = h[0] & 0x1F;
     if ((type != 8 && type != 9) || body.empty()) continue;
     const bool sequence_header =
@@ -121,13 +122,14 @@ MediaFrame MediaSource::At(uint64_t index) const {
 }
 
 void MediaSource::BuildMetadata(double fps, uint64_t bitrate_bps) {
-  using rtmp::amf0::Value;
-  rtmp::amf0::EncodeString("onMetaData", &metadata_);
-  rtmp::amf0::Encode(Value::EcmaArray({{"videocodecid", Value::Number(7)},
-                                       {"framerate", Value::Number(fps)},
-                                       {"videodatarate", Value::Number(double(bitrate_bps) / 1000)},
-                                       {"encoder", Value::String("uringest-load")}}),
-                     &metadata_);
+  using media::amf0::Value;
+  media::amf0::EncodeString("onMetaData", &metadata_);
+  media::amf0::Encode(
+      Value::EcmaArray({{"videocodecid", Value::Number(7)},
+                        {"framerate", Value::Number(fps)},
+                        {"videodatarate", Value::Number(double(bitrate_bps) / 1000)},
+                        {"encoder", Value::String("uringest-load")}}),
+      &metadata_);
 }
 
 }  // namespace uringest::loadgen

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/server_connection.h"
+#include "media/byte_order.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::rtmp {
@@ -67,7 +67,7 @@ std::vector<uint8_t> SyntheticPublish(uint32_t chunk_size) {
   ChunkWriter writer;
   std::vector<uint8_t> out;
   std::vector<uint8_t> size_payload;
-  AppendU32(&size_payload, chunk_size);
+  media::AppendU32(&size_payload, chunk_size);
   writer.Write(MessageHeader{.chunk_stream_id = 2, .type = MessageType::kSetChunkSize},
                size_payload, &out);
   std::mt19937 rng(6);

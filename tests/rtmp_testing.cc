@@ -6,7 +6,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
 namespace uringest::testing {
 
@@ -26,16 +26,16 @@ std::vector<FlvTag> ParseFlvTags(std::span<const uint8_t> flv) {
     std::abort();
   };
   if (flv.size() < 13 || flv[0] != 'F' || flv[1] != 'L' || flv[2] != 'V') fail("header");
-  const size_t header_size = rtmp::LoadU32(flv.data() + 5);
+  const size_t header_size = media::LoadU32(flv.data() + 5);
   std::vector<FlvTag> tags;
   size_t pos = header_size + 4;  // the header, then PreviousTagSize0
   while (pos < flv.size()) {
     if (flv.size() - pos < 11) fail("tag header");
     const uint8_t* p = flv.data() + pos;
-    const uint32_t size = rtmp::LoadU24(p + 1);
+    const uint32_t size = media::LoadU24(p + 1);
     if (flv.size() - pos - 11 < size + 4) fail("tag body");
     tags.push_back(FlvTag{.type = static_cast<uint8_t>(p[0] & 0x1F),
-                          .timestamp = rtmp::LoadU24(p + 4) | uint32_t{p[7]} << 24,
+                          .timestamp = media::LoadU24(p + 4) | uint32_t{p[7]} << 24,
                           .body = std::vector<uint8_t>(p + 11, p + 11 + size)});
     pos += 11 + size + 4;
   }

@@ -3,8 +3,9 @@
 #include "engine/rtmp/aggregate.h"
 
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/rtmp_format.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 
 namespace uringest::rtmp {
 namespace {
@@ -38,18 +39,20 @@ bool AggregateReader::Next(Message* sub) {
   while (status_.ok() && position_ < body_.size()) {
     const size_t offset = position_;
     const size_t left = body_.size() - offset;
-    if (left < kFlvTagHeaderSize) return Fail(offset, "has a truncated header: bytes left", left);
+    if (left < media::kFlvTagHeaderSize)
+      return Fail(offset, "has a truncated header: bytes left", left);
     const uint8_t* tag = body_.data() + offset;
-    const size_t data_size = LoadU24(tag + 1);
-    const size_t tag_size = kFlvTagHeaderSize + data_size;
-    if (left - kFlvTagHeaderSize < data_size) {
+    const size_t data_size = media::LoadU24(tag + 1);
+    const size_t tag_size = media::kFlvTagHeaderSize + data_size;
+    if (left - media::kFlvTagHeaderSize < data_size) {
       return Fail(offset, "claims more data than the body holds: data size", data_size);
     }
-    if (left - tag_size < kFlvPreviousTagSizeSize) {
+    if (left - tag_size < media::kFlvPreviousTagSizeSize) {
       return Fail(offset, "lacks its previous-tag-size: bytes after the data", left - tag_size);
     }
-    position_ = offset + tag_size + kFlvPreviousTagSizeSize;  // whatever the back-pointer says
-    const uint32_t timestamp = LoadU24(tag + 4) | uint32_t(tag[7]) << 24;
+    position_ =
+        offset + tag_size + media::kFlvPreviousTagSizeSize;  // whatever the back-pointer says
+    const uint32_t timestamp = media::LoadU24(tag + 4) | uint32_t(tag[7]) << 24;
     if (first_) {
       first_ = false;
       first_timestamp_ = timestamp;
@@ -63,7 +66,7 @@ bool AggregateReader::Next(Message* sub) {
                       .type = MessageType(tag[0]),
                       .stream_id = header_.stream_id,
                       .timestamp = Rebase(header_.timestamp, timestamp, first_timestamp_)};
-    sub->payload = body_.subspan(offset + kFlvTagHeaderSize, data_size);
+    sub->payload = body_.subspan(offset + media::kFlvTagHeaderSize, data_size);
     return true;
   }
   return false;

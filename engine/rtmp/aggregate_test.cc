@@ -3,10 +3,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 
 namespace uringest::rtmp {
 namespace {
@@ -18,14 +19,14 @@ using ::testing::HasSubstr;
 // Appends one FLV tag with its back-pointer (11 + size unless `back_pointer` is given).
 void AppendTag(Bytes* out, uint8_t type, uint32_t timestamp, const Bytes& data,
                int64_t back_pointer = -1) {
-  AppendU8(out, type);
-  AppendU24(out, uint32_t(data.size()));
-  AppendU24(out, timestamp & 0xFFFFFF);
-  AppendU8(out, uint8_t(timestamp >> 24));
-  AppendU24(out, 0);
-  AppendBytes(out, data);
-  AppendU32(out,
-            back_pointer < 0 ? uint32_t(kFlvTagHeaderSize + data.size()) : uint32_t(back_pointer));
+  media::AppendU8(out, type);
+  media::AppendU24(out, uint32_t(data.size()));
+  media::AppendU24(out, timestamp & 0xFFFFFF);
+  media::AppendU8(out, uint8_t(timestamp >> 24));
+  media::AppendU24(out, 0);
+  media::AppendBytes(out, data);
+  media::AppendU32(out, back_pointer < 0 ? uint32_t(media::kFlvTagHeaderSize + data.size())
+                                         : uint32_t(back_pointer));
 }
 
 Message Aggregate(const Bytes& body, uint64_t timestamp = 1000, uint32_t stream_id = 1) {
@@ -62,7 +63,7 @@ TEST(AggregateTest, SplitsIntoViewsOfTheBody) {
   EXPECT_EQ(subs[1].header.type, MessageType::kAudio);
   EXPECT_EQ(subs[2].header.type, MessageType::kDataAmf0);
   EXPECT_THAT(subs[1].payload, ElementsAre(0xAF, 0x01, 0x21));
-  EXPECT_EQ(subs[0].payload.data(), body.data() + kFlvTagHeaderSize);  // no copy
+  EXPECT_EQ(subs[0].payload.data(), body.data() + media::kFlvTagHeaderSize);  // no copy
   for (const Message& m : subs) {
     EXPECT_EQ(m.header.stream_id, 7u);
     EXPECT_EQ(m.header.chunk_stream_id, 4u);
@@ -134,7 +135,7 @@ TEST(AggregateTest, ZeroSizeTagIsYielded) {
 TEST(AggregateTest, DataSizePastTheEndIsAnError) {
   Bytes body;
   AppendTag(&body, 9, 0, {0x27, 0x01});
-  StoreU24(body.data() + 1, 1000);
+  media::StoreU24(body.data() + 1, 1000);
   AggregateReader reader(Aggregate(body));
   EXPECT_TRUE(ReadAll(&reader).empty());
   EXPECT_EQ(reader.status().code(), absl::StatusCode::kInvalidArgument);
@@ -196,7 +197,7 @@ TEST(AggregateTest, SkippedFirstTagStillSetsTheTimeBase) {
 TEST(AggregateTest, SkippedTagPastTheEndIsStillAnError) {
   Bytes body;
   AppendTag(&body, 20, 0, {0x02, 0x00});
-  StoreU24(body.data() + 1, 1000);
+  media::StoreU24(body.data() + 1, 1000);
   AggregateReader reader(Aggregate(body));
   EXPECT_TRUE(ReadAll(&reader).empty());
   EXPECT_THAT(reader.status().message(), HasSubstr("more data than the body holds"));

@@ -9,7 +9,7 @@
 #include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
 namespace uringest::rtmp {
 
@@ -237,7 +237,7 @@ size_t ChunkReader::HeaderLength(const uint8_t* p, size_t available) const {
   size_t length = basic + kMessageHeaderSize[fmt];
   if (available < length) return length;
   if (fmt < 3) {
-    if (LoadU24(p + basic) == kExtendedTimestampMarker) length += kExtendedTimestampSize;
+    if (media::LoadU24(p + basic) == kExtendedTimestampMarker) length += kExtendedTimestampSize;
     return length;
   }
   const ChunkStream* cs = FindStream(ChunkStreamId(p));
@@ -270,7 +270,7 @@ absl::Status ChunkReader::ParseHeader(const uint8_t* p, size_t* length) {
     // The first fmt 3 continuation chunk under an extended timestamp tells which form
     // the peer uses: the repeated field equals the one that opened the message (ffmpeg,
     // librtmp) or the message's absolute timestamp (SRS reads it so).
-    const uint32_t repeated = LoadU32(extended);
+    const uint32_t repeated = media::LoadU32(extended);
     const bool present = repeated == cs->extended_value || repeated == cs->timestamp32;
     continuation_timestamp_ =
         present ? ContinuationTimestamp::kPresent : ContinuationTimestamp::kAbsent;
@@ -288,17 +288,17 @@ absl::Status ChunkReader::StartMessage(ChunkStream* cs, uint8_t fmt, const uint8
                                        const uint8_t* extended) {
   assert(cs->received == 0);
   if (fmt < 3) {
-    const uint32_t ts_field = LoadU24(field);
+    const uint32_t ts_field = media::LoadU24(field);
     cs->extended = ts_field == kExtendedTimestampMarker;
-    cs->delta = cs->extended ? LoadU32(extended) : ts_field;
+    cs->delta = cs->extended ? media::LoadU32(extended) : ts_field;
     if (fmt <= 1) {
-      cs->length = LoadU24(field + 3);
+      cs->length = media::LoadU24(field + 3);
       cs->type = static_cast<MessageType>(field[6]);
     }
-    if (fmt == 0) cs->stream_id = LoadU32Le(field + 7);
+    if (fmt == 0) cs->stream_id = media::LoadU32Le(field + 7);
     cs->timestamp32 = fmt == 0 ? cs->delta : cs->timestamp32 + cs->delta;
   } else {
-    if (cs->extended) cs->delta = LoadU32(extended);
+    if (cs->extended) cs->delta = media::LoadU32(extended);
     cs->timestamp32 += cs->delta;
   }
   cs->extended_value = cs->delta;
@@ -328,10 +328,10 @@ absl::Status ChunkReader::ContinueMessage(const ChunkStream& cs, uint8_t fmt,
                           now);
   };
   if (fmt <= 1) {
-    compare("length", cs.length, LoadU24(field + 3));
+    compare("length", cs.length, media::LoadU24(field + 3));
     compare("type", static_cast<uint32_t>(cs.type), field[6]);
   }
-  if (fmt == 0) compare("message stream id", cs.stream_id, LoadU32Le(field + 7));
+  if (fmt == 0) compare("message stream id", cs.stream_id, media::LoadU32Le(field + 7));
   if (changes.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrFormat(
       "chunk stream %u: fmt %u header changes the message's %s while %u of %u bytes of it "
@@ -428,7 +428,7 @@ absl::Status ChunkReader::ApplyControl(const Message& message) {
     return PeerError("protocol control message of type %u shorter than 4 bytes",
                      static_cast<uint32_t>(message.header.type));
   }
-  const uint32_t value = LoadU32(message.payload.data());
+  const uint32_t value = media::LoadU32(message.payload.data());
   if (message.header.type == MessageType::kAbort) {
     if (ChunkStream* cs = FindStream(value); cs != nullptr) {
       cs->received = 0;  // its partial message is dropped; its header state stays

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/byte_order.h"
 
 namespace uringest::rtmp {
 namespace {
@@ -98,32 +98,32 @@ MessageHeader Header(uint32_t csid, MessageType type, uint32_t stream_id, uint64
 
 std::vector<uint8_t> SetChunkSizeBytes(uint32_t size) {
   std::vector<uint8_t> p;
-  AppendU32(&p, size);
+  media::AppendU32(&p, size);
   return p;
 }
 
 // Hand-built chunk: basic header + message header fields, as the spec lays them out.
 void AppendBasic(std::vector<uint8_t>* out, uint8_t fmt, uint32_t csid) {
   if (csid < 64) {
-    AppendU8(out, uint8_t(fmt << 6 | csid));
+    media::AppendU8(out, uint8_t(fmt << 6 | csid));
   } else if (csid < 320) {
-    AppendU8(out, uint8_t(fmt << 6));
-    AppendU8(out, uint8_t(csid - 64));
+    media::AppendU8(out, uint8_t(fmt << 6));
+    media::AppendU8(out, uint8_t(csid - 64));
   } else {
-    AppendU8(out, uint8_t(fmt << 6 | 1));
-    AppendU8(out, uint8_t((csid - 64) & 0xFF));
-    AppendU8(out, uint8_t((csid - 64) >> 8));
+    media::AppendU8(out, uint8_t(fmt << 6 | 1));
+    media::AppendU8(out, uint8_t((csid - 64) & 0xFF));
+    media::AppendU8(out, uint8_t((csid - 64) >> 8));
   }
 }
 
 void AppendFmt0(std::vector<uint8_t>* out, uint32_t csid, uint32_t ts, uint32_t length,
                 uint8_t type, uint32_t stream_id) {
   AppendBasic(out, 0, csid);
-  AppendU24(out, ts >= 0xFFFFFF ? 0xFFFFFF : ts);
-  AppendU24(out, length);
-  AppendU8(out, type);
-  AppendU32Le(out, stream_id);
-  if (ts >= 0xFFFFFF) AppendU32(out, ts);
+  media::AppendU24(out, ts >= 0xFFFFFF ? 0xFFFFFF : ts);
+  media::AppendU24(out, length);
+  media::AppendU8(out, type);
+  media::AppendU32Le(out, stream_id);
+  if (ts >= 0xFFFFFF) media::AppendU32(out, ts);
 }
 
 // A chunk header of any format: the fields fmt `fmt` carries, and the extended timestamp
@@ -133,14 +133,14 @@ void AppendChunkHeader(std::vector<uint8_t>* out, uint8_t fmt, uint32_t csid, ui
   AppendBasic(out, fmt, csid);
   if (fmt <= 2) {
     extended = ts_field >= 0xFFFFFF;
-    AppendU24(out, extended ? 0xFFFFFF : ts_field);
+    media::AppendU24(out, extended ? 0xFFFFFF : ts_field);
   }
   if (fmt <= 1) {
-    AppendU24(out, length);
-    AppendU8(out, type);
+    media::AppendU24(out, length);
+    media::AppendU8(out, type);
   }
-  if (fmt == 0) AppendU32Le(out, stream_id);
-  if (extended) AppendU32(out, ts_field);
+  if (fmt == 0) media::AppendU32Le(out, stream_id);
+  if (extended) media::AppendU32(out, ts_field);
 }
 
 // ---- Basic headers ----
@@ -169,15 +169,15 @@ INSTANTIATE_TEST_SUITE_P(AllForms, BasicHeaderTest,
 TEST(ChunkReaderTest, Fmt1AndFmt2AddDeltasToThePreviousTimestamp) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 4, 1000, 2, 8, 1);
-  AppendBytes(&b, std::string_view("ab"));
+  media::AppendBytes(&b, std::string_view("ab"));
   AppendBasic(&b, 1, 4);  // fmt 1: delta 23, new length 3, type 9
-  AppendU24(&b, 23);
-  AppendU24(&b, 3);
-  AppendU8(&b, 9);
-  AppendBytes(&b, std::string_view("cde"));
+  media::AppendU24(&b, 23);
+  media::AppendU24(&b, 3);
+  media::AppendU8(&b, 9);
+  media::AppendBytes(&b, std::string_view("cde"));
   AppendBasic(&b, 2, 4);  // fmt 2: delta 17, same length and type
-  AppendU24(&b, 17);
-  AppendBytes(&b, std::string_view("fgh"));
+  media::AppendU24(&b, 17);
+  media::AppendBytes(&b, std::string_view("fgh"));
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 3u);
@@ -192,14 +192,14 @@ TEST(ChunkReaderTest, Fmt1AndFmt2AddDeltasToThePreviousTimestamp) {
 TEST(ChunkReaderTest, Fmt3StartingNewMessageReappliesPreviousDelta) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 6, 100, 1, 8, 1);
-  AppendU8(&b, 'a');
+  media::AppendU8(&b, 'a');
   AppendBasic(&b, 2, 6);
-  AppendU24(&b, 21);
-  AppendU8(&b, 'b');
+  media::AppendU24(&b, 21);
+  media::AppendU8(&b, 'b');
   AppendBasic(&b, 3, 6);
-  AppendU8(&b, 'c');
+  media::AppendU8(&b, 'c');
   AppendBasic(&b, 3, 6);
-  AppendU8(&b, 'd');
+  media::AppendU8(&b, 'd');
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 4u);
@@ -211,9 +211,9 @@ TEST(ChunkReaderTest, Fmt3StartingNewMessageReappliesPreviousDelta) {
 TEST(ChunkReaderTest, Fmt3AfterFmt0AddsTheAbsoluteFieldAsFfmpegAndSrsDo) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 6, 40, 1, 8, 1);
-  AppendU8(&b, 'a');
+  media::AppendU8(&b, 'a');
   AppendBasic(&b, 3, 6);
-  AppendU8(&b, 'b');
+  media::AppendU8(&b, 'b');
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 2u);
@@ -223,11 +223,11 @@ TEST(ChunkReaderTest, Fmt3AfterFmt0AddsTheAbsoluteFieldAsFfmpegAndSrsDo) {
 TEST(ChunkReaderTest, FreshChunkStreamMayStartWithFmt1AsLibrtmpPingsDo) {
   std::vector<uint8_t> b;
   AppendBasic(&b, 1, 2);
-  AppendU24(&b, 0);
-  AppendU24(&b, 6);
-  AppendU8(&b, 4);  // user control
-  AppendU16(&b, 7);
-  AppendU32(&b, 1234);
+  media::AppendU24(&b, 0);
+  media::AppendU24(&b, 6);
+  media::AppendU8(&b, 4);  // user control
+  media::AppendU16(&b, 7);
+  media::AppendU32(&b, 1234);
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 1u);
@@ -238,7 +238,7 @@ TEST(ChunkReaderTest, FreshChunkStreamMayStartWithFmt1AsLibrtmpPingsDo) {
 TEST(ChunkReaderTest, Fmt2OnFreshChunkStreamIsAnError) {
   std::vector<uint8_t> b;
   AppendBasic(&b, 2, 9);
-  AppendU24(&b, 10);
+  media::AppendU24(&b, 10);
   auto m = FeedFresh(b);
   ASSERT_FALSE(m.ok());
   EXPECT_THAT(m.status().message(), HasSubstr("chunk stream 9"));
@@ -248,7 +248,7 @@ TEST(ChunkReaderTest, Fmt2OnFreshChunkStreamIsAnError) {
 TEST(ChunkReaderTest, NewHeaderWhileMessageIsPartialIsAnError) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 4, 0, 200, 9, 1);
-  AppendBytes(&b, Payload(128, 0));
+  media::AppendBytes(&b, Payload(128, 0));
   AppendFmt0(&b, 4, 0, 10, 9, 1);
   auto m = FeedFresh(b);
   ASSERT_FALSE(m.ok());
@@ -281,7 +281,7 @@ void AppendChunks(
   const uint32_t length = uint32_t(payload.size());
   for (size_t offset = 0, i = 0; offset < length; offset += chunk_size, ++i) {
     AppendChunkHeader(out, fmt(i), 4, ts_field(i), length, 9, 1, extended(i));
-    AppendBytes(out, payload.subspan(offset, std::min<size_t>(chunk_size, length - offset)));
+    media::AppendBytes(out, payload.subspan(offset, std::min<size_t>(chunk_size, length - offset)));
   }
 }
 
@@ -292,9 +292,9 @@ std::vector<uint8_t> RepeatedHeaderSession(const RepeatedHeaderCase& c,
                                            std::span<const uint8_t> b_payload) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 2, 0, 4, 1, 0);
-  AppendU32(&b, c.chunk_size);
+  media::AppendU32(&b, c.chunk_size);
   AppendFmt0(&b, 4, 1000, 1, 9, 1);
-  AppendU8(&b, 'a');
+  media::AppendU8(&b, 'a');
   AppendChunks(
       &b, b_payload, c.chunk_size,
       [&](size_t i) { return i == 0       ? uint8_t{1}
@@ -389,9 +389,9 @@ TEST(ChunkReaderTest, ContinuationHeaderThatChangesTheMessageIsRefused) {
   for (const Case& c : cases) {
     std::vector<uint8_t> b;
     AppendChunkHeader(&b, 0, 70, 0, 300, 9, 1);
-    AppendBytes(&b, Payload(128, 0));
+    media::AppendBytes(&b, Payload(128, 0));
     AppendChunkHeader(&b, c.fmt, 70, 0, c.length, c.type, c.stream_id);
-    AppendBytes(&b, Payload(128, 0));
+    media::AppendBytes(&b, Payload(128, 0));
     auto m = FeedFresh(b);
     ASSERT_FALSE(m.ok()) << c.change;
     EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
@@ -405,7 +405,7 @@ TEST(ChunkReaderTest, ZeroLengthMessageCompletesAtItsHeader) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 4, 5, 0, 8, 1);
   AppendFmt0(&b, 4, 6, 1, 8, 1);
-  AppendU8(&b, 'x');
+  media::AppendU8(&b, 'x');
   for (size_t cut = 0; cut <= b.size(); ++cut) {
     auto m = FeedFresh(b, {cut});
     ASSERT_TRUE(m.ok()) << m.status();
@@ -420,7 +420,7 @@ TEST(ChunkReaderTest, ZeroLengthMessageCompletesAtItsHeader) {
 TEST(ChunkReaderTest, ExtendedTimestampOnFmt0) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 4, 0x12345678, 3, 9, 1);
-  AppendBytes(&b, std::string_view("abc"));
+  media::AppendBytes(&b, std::string_view("abc"));
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 1u);
@@ -510,12 +510,12 @@ TEST(ChunkReaderTest, TimestampsUnwrapPast32Bits) {
   std::vector<uint8_t> b;
   const uint32_t start = 0xFFFFFFFF - 1800000;
   AppendFmt0(&b, 4, start, 1, 9, 1);
-  AppendU8(&b, 0);
+  media::AppendU8(&b, 0);
   for (int i = 0; i < 3; ++i) {
     AppendBasic(&b, 2, 4);
-    AppendU24(&b, 0xFFFFFF);
-    AppendU32(&b, 3600000);
-    AppendU8(&b, uint8_t(i));
+    media::AppendU24(&b, 0xFFFFFF);
+    media::AppendU32(&b, 3600000);
+    media::AppendU8(&b, uint8_t(i));
   }
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
@@ -528,9 +528,9 @@ TEST(ChunkReaderTest, TimestampsUnwrapPast32Bits) {
 TEST(ChunkReaderTest, EncoderWhose24BitFieldRollsOverKeepsCountingUp) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 4, 0xFFFFF0, 1, 9, 1);
-  AppendU8(&b, 0);
+  media::AppendU8(&b, 0);
   AppendFmt0(&b, 4, 0x000010, 1, 9, 1);  // rolled over instead of going extended
-  AppendU8(&b, 1);
+  media::AppendU8(&b, 1);
   auto m = FeedFresh(b);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 2u);
@@ -566,7 +566,7 @@ INSTANTIATE_TEST_SUITE_P(Sizes, SetChunkSizeTest,
 TEST(ChunkReaderTest, SetChunkSizeZeroIsAnError) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 2, 0, 4, 1, 0);
-  AppendU32(&b, 0);
+  media::AppendU32(&b, 0);
   auto m = FeedFresh(b);
   ASSERT_FALSE(m.ok());
   EXPECT_THAT(m.status().message(), HasSubstr("Set Chunk Size 0"));
@@ -575,7 +575,7 @@ TEST(ChunkReaderTest, SetChunkSizeZeroIsAnError) {
 TEST(ChunkReaderTest, SetChunkSizeWithTopBitIsAnError) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 2, 0, 4, 1, 0);
-  AppendU32(&b, 0x80000000);
+  media::AppendU32(&b, 0x80000000);
   auto m = FeedFresh(b);
   ASSERT_FALSE(m.ok());
   EXPECT_THAT(m.status().message(), HasSubstr("2147483648"));
@@ -589,7 +589,7 @@ TEST(ChunkReaderTest, AbortDiscardsPartialMessage) {
   writer.WriteChunk(&cursor, &b);
   writer.WriteChunk(&cursor, &b);
   std::vector<uint8_t> abort_payload;
-  AppendU32(&abort_payload, 6);
+  media::AppendU32(&abort_payload, 6);
   writer.Write(Header(2, MessageType::kAbort, 0, 0), abort_payload, &b);
   auto next = Payload(200, 2);
   writer.Write(Header(6, MessageType::kVideo, 1, 40), next, &b);
@@ -667,7 +667,7 @@ TEST(ChunkReaderTest, ChunkStreamCapBoundsHeaderState) {
 TEST(ChunkReaderTest, AnnouncedLengthAllocatesNothingUntilBytesArrive) {
   std::vector<uint8_t> b;
   AppendFmt0(&b, 4, 0, 0xFFFFFF, 9, 1);
-  AppendBytes(&b, Payload(100, 0));
+  media::AppendBytes(&b, Payload(100, 0));
   ChunkReader reader;
   auto m = Feed(reader, b);
   ASSERT_TRUE(m.ok()) << m.status();
@@ -919,7 +919,7 @@ TEST(ChunkReaderTest, RandomWriterSessionsRoundTripUnderRandomSplits) {
             if (other.expected_index > o.expected_index) --other.expected_index;
           }
           std::vector<uint8_t> p;
-          AppendU32(&p, o.cursor.csid);
+          media::AppendU32(&p, o.cursor.csid);
           expected.push_back({Header(2, MessageType::kAbort, 0, 0), p});
           writer.Write(expected.back().header, p, &bytes);
         }

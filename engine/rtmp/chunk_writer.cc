@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
 namespace uringest::rtmp {
 
@@ -76,25 +76,25 @@ void ChunkWriter::AppendHeader(const Cursor& cursor, uint8_t fmt, uint32_t times
                                std::vector<uint8_t>* out) const {
   const uint32_t csid = cursor.csid;
   if (csid <= kOneByteChunkStreamIdMax) {
-    AppendU8(out, uint8_t(fmt << 6 | csid));
+    media::AppendU8(out, uint8_t(fmt << 6 | csid));
   } else if (csid <= kTwoByteChunkStreamIdMax) {
-    AppendU8(out, uint8_t(fmt << 6 | kTwoByteBasicHeader));
-    AppendU8(out, uint8_t(csid - kMultiByteChunkStreamIdBase));
+    media::AppendU8(out, uint8_t(fmt << 6 | kTwoByteBasicHeader));
+    media::AppendU8(out, uint8_t(csid - kMultiByteChunkStreamIdBase));
   } else {
-    AppendU8(out, uint8_t(fmt << 6 | kThreeByteBasicHeader));
-    AppendU8(out, uint8_t((csid - kMultiByteChunkStreamIdBase) & 0xFF));
-    AppendU8(out, uint8_t((csid - kMultiByteChunkStreamIdBase) >> 8));
+    media::AppendU8(out, uint8_t(fmt << 6 | kThreeByteBasicHeader));
+    media::AppendU8(out, uint8_t((csid - kMultiByteChunkStreamIdBase) & 0xFF));
+    media::AppendU8(out, uint8_t((csid - kMultiByteChunkStreamIdBase) >> 8));
   }
   const bool extended = timestamp_field >= kExtendedTimestampMarker;
-  if (fmt <= 2) AppendU24(out, extended ? kExtendedTimestampMarker : timestamp_field);
+  if (fmt <= 2) media::AppendU24(out, extended ? kExtendedTimestampMarker : timestamp_field);
   if (fmt <= 1) {
-    AppendU24(out, static_cast<uint32_t>(cursor.payload.size()));
-    AppendU8(out, static_cast<uint8_t>(cursor.header.type));
+    media::AppendU24(out, static_cast<uint32_t>(cursor.payload.size()));
+    media::AppendU8(out, static_cast<uint8_t>(cursor.header.type));
   }
-  if (fmt == 0) AppendU32Le(out, cursor.header.stream_id);
+  if (fmt == 0) media::AppendU32Le(out, cursor.header.stream_id);
   const bool fmt3_continuation = fmt == 3 && cursor.started;
   if (extended && (!fmt3_continuation || options_.repeat_extended_timestamp)) {
-    AppendU32(out, timestamp_field);
+    media::AppendU32(out, timestamp_field);
   }
 }
 
@@ -115,11 +115,11 @@ bool ChunkWriter::WriteRepeatedHeaderChunk(Cursor* cursor, uint8_t fmt, uint32_t
 bool ChunkWriter::AppendPayload(Cursor* cursor, std::vector<uint8_t>* out) {
   cursor->started = true;
   const size_t take = std::min<size_t>(chunk_size_, cursor->payload.size() - cursor->offset);
-  AppendBytes(out, cursor->payload.subspan(cursor->offset, take));
+  media::AppendBytes(out, cursor->payload.subspan(cursor->offset, take));
   cursor->offset += take;
   if (cursor->offset < cursor->payload.size()) return false;
   if (cursor->header.type == MessageType::kSetChunkSize && cursor->payload.size() >= 4) {
-    set_chunk_size(LoadU32(cursor->payload.data()));
+    set_chunk_size(media::LoadU32(cursor->payload.data()));
   }
   return true;
 }

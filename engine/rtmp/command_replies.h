@@ -14,13 +14,13 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/rtmp/amf0.h"
 #include "engine/rtmp/enhanced_caps.h"
+#include "media/amf0.h"
 
 namespace uringest::rtmp {
 
 // _result, transaction id, null, `value`.
-std::vector<uint8_t> ResultReply(double transaction_id, const amf0::Value& value);
+std::vector<uint8_t> ResultReply(double transaction_id, const media::amf0::Value& value);
 // _error, transaction id, null, {level: "error", code, description}.
 std::vector<uint8_t> ErrorReply(double transaction_id, std::string_view code,
                                 std::string_view description);

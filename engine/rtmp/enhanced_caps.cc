@@ -3,12 +3,12 @@
 #include <span>
 #include <utility>
 
-#include "engine/rtmp/media_tag.h"
+#include "media/media_tag.h"
 
 namespace uringest::rtmp {
 namespace {
 
-using amf0::Value;
+using media::amf0::Value;
 
 constexpr std::string_view kVideoFourCcs[] = {"av01", "vp09", "vp08", "hvc1", "avc1", "vvc1"};
 constexpr std::string_view kAudioFourCcs[] = {"Opus", "fLaC", "ac-3", "ec-3", ".mp3", "mp4a"};
@@ -71,13 +71,13 @@ void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out) {
   std::vector<Value> list;
   for (const std::string& f : client.fourcc_list) list.push_back(Value::String(f));
   if (!client.fourcc_list.empty()) {
-    amf0::EncodeProperty("fourCcList", Value::StrictArray(std::move(list)), out);
+    media::amf0::EncodeProperty("fourCcList", Value::StrictArray(std::move(list)), out);
   }
-  amf0::EncodeProperty("videoFourCcInfoMap", FourCcInfoMap(kVideoFourCcs, client.video_fourccs),
-                       out);
-  amf0::EncodeProperty("audioFourCcInfoMap", FourCcInfoMap(kAudioFourCcs, client.audio_fourccs),
-                       out);
-  amf0::EncodeProperty(
+  media::amf0::EncodeProperty("videoFourCcInfoMap",
+                              FourCcInfoMap(kVideoFourCcs, client.video_fourccs), out);
+  media::amf0::EncodeProperty("audioFourCcInfoMap",
+                              FourCcInfoMap(kAudioFourCcs, client.audio_fourccs), out);
+  media::amf0::EncodeProperty(
       "capsEx", Value::Number(kCapsExMultitrack | kCapsExModEx | kCapsExTimestampNanoOffset), out);
 }
 

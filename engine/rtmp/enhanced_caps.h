@@ -15,9 +15,19 @@
 #include <string>
 #include <vector>
 
-#include "engine/rtmp/amf0.h"
+#include "media/amf0.h"
 
 namespace uringest::rtmp {
+
+// Enhanced RTMP capability flags the server announces in its connect _result.
+inline constexpr uint32_t kCapsExReconnect = 0x01;
+inline constexpr uint32_t kCapsExMultitrack = 0x02;
+inline constexpr uint32_t kCapsExModEx = 0x04;
+inline constexpr uint32_t kCapsExTimestampNanoOffset = 0x08;
+// FourCcInfoMask values of [video|audio]FourCcInfoMap.
+inline constexpr uint32_t kFourCcCanDecode = 0x01;
+inline constexpr uint32_t kFourCcCanEncode = 0x02;
+inline constexpr uint32_t kFourCcCanForward = 0x04;
 
 // What a publisher's connect announced of Enhanced RTMP. Bounded: at most
 // kMaxEnhancedFourCcs entries of each list are kept.
@@ -32,7 +42,7 @@ struct EnhancedCaps {
 
 // Reads fourCcList, videoFourCcInfoMap, audioFourCcInfoMap and capsEx from a connect's
 // command object; entries of the wrong type are skipped.
-EnhancedCaps ReadEnhancedCaps(const amf0::Value& connect_object);
+EnhancedCaps ReadEnhancedCaps(const media::amf0::Value& connect_object);
 
 // Appends the properties of the _result that answers an Enhanced RTMP connect: the
 // client's fourCcList back, CanForward for each FourCC uringest knows, each the client

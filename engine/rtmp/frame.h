@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "engine/rtmp/message.h"
+#include "media/flv_format.h"
 
 namespace uringest::rtmp {
 

@@ -22,7 +22,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
 namespace uringest::rtmp {
 namespace {
@@ -211,21 +211,21 @@ absl::StatusOr<size_t> ServerHandshake::ConsumeC1(std::span<const uint8_t> in) {
 
 absl::Status ServerHandshake::AnswerC1() {
   std::span<const uint8_t> c1 = s2();
-  client_version_ = LoadU32(c1.data() + 4);
+  client_version_ = media::LoadU32(c1.data() + 4);
   out_[0] = kRtmpVersion;
   if (absl::Status status = FillRandom(s1()); !status.ok()) return status;
-  StoreU32(s1().data(), options_.time);
+  media::StoreU32(s1().data(), options_.time);
   if (client_version_ != 0) {
     for (HandshakeKind scheme : {HandshakeKind::kDigestScheme0, HandshakeKind::kDigestScheme1}) {
       size_t pos = DigestPosition(c1, SchemeBlock(scheme));
-      absl::StatusOr<Digest> expected = PacketDigest(AsBytes(kPlayerKeyText), c1, pos);
+      absl::StatusOr<Digest> expected = PacketDigest(media::AsBytes(kPlayerKeyText), c1, pos);
       if (!expected.ok()) return expected.status();
       if (CRYPTO_memcmp(expected->data(), c1.data() + pos, kDigestSize) == 0) {
         return AnswerDigestC1(scheme, pos);
       }
     }
   }
-  StoreU32(s1().data() + 4, 0);  // S2 already holds C1: the echo the spec asks for
+  media::StoreU32(s1().data() + 4, 0);  // S2 already holds C1: the echo the spec asks for
   kind_ = HandshakeKind::kPlain;
   out_ready_ = kOutputSize;
   return absl::OkStatus();
@@ -235,9 +235,9 @@ absl::Status ServerHandshake::AnswerDigestC1(HandshakeKind scheme, size_t client
   Digest client_digest;
   std::memcpy(client_digest.data(), s2().data() + client_digest_pos, kDigestSize);
 
-  StoreU32(s1().data() + 4, kDigestServerVersion);
+  media::StoreU32(s1().data() + 4, kDigestServerVersion);
   size_t server_pos = DigestPosition(s1(), SchemeBlock(scheme));
-  absl::StatusOr<Digest> s1_digest = PacketDigest(AsBytes(kServerKeyText), s1(), server_pos);
+  absl::StatusOr<Digest> s1_digest = PacketDigest(media::AsBytes(kServerKeyText), s1(), server_pos);
   if (!s1_digest.ok()) return s1_digest.status();
   std::copy(s1_digest->begin(), s1_digest->end(), s1().begin() + server_pos);
 

@@ -17,9 +17,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/byte_order.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/byte_order.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::rtmp {
@@ -94,14 +94,14 @@ Bytes FullServerKey() {
 // C1 of a client: time + version + random, with a Player digest in `kind`'s scheme.
 Bytes MakeC1(HandshakeKind kind, uint32_t seed = 7) {
   Bytes c1 = RandomBytes(kC1Size, seed);
-  StoreU32(c1.data(), 1000);
+  media::StoreU32(c1.data(), 1000);
   if (kind == HandshakeKind::kPlain) {
-    StoreU32(c1.data() + 4, 0);
+    media::StoreU32(c1.data() + 4, 0);
     return c1;
   }
-  StoreU32(c1.data() + 4, kFfmpegVersion);
+  media::StoreU32(c1.data() + 4, kFfmpegVersion);
   size_t pos = DigestPos(c1, SchemeBlock(kind));
-  Bytes digest = DigestWithout(AsBytes(kPlayerKey), c1, pos);
+  Bytes digest = DigestWithout(media::AsBytes(kPlayerKey), c1, pos);
   std::copy(digest.begin(), digest.end(), c1.begin() + pos);
   return c1;
 }
@@ -109,8 +109,8 @@ Bytes MakeC1(HandshakeKind kind, uint32_t seed = 7) {
 // C0 + C1 + C2, with C2 garbage.
 Bytes MakeClientBytes(HandshakeKind kind) {
   Bytes all{3};
-  AppendBytes(&all, MakeC1(kind));
-  AppendBytes(&all, RandomBytes(kC1Size, 99));
+  media::AppendBytes(&all, MakeC1(kind));
+  media::AppendBytes(&all, RandomBytes(kC1Size, 99));
   return all;
 }
 
@@ -123,7 +123,7 @@ Bytes RunSplit(std::span<const uint8_t> in, const std::vector<size_t>& cuts) {
     absl::StatusOr<size_t> used = handshake.Consume(in.subspan(start, end - start));
     EXPECT_TRUE(used.ok()) << used.status();
     EXPECT_EQ(*used, end - start);
-    AppendBytes(&out, handshake.output());
+    media::AppendBytes(&out, handshake.output());
     handshake.MarkOutputTaken(handshake.output().size());
     start = end;
   }
@@ -133,7 +133,7 @@ Bytes RunSplit(std::span<const uint8_t> in, const std::vector<size_t>& cuts) {
 
 absl::Status ConsumeError(std::string_view bytes) {
   ServerHandshake handshake(SeededOptions(1));
-  absl::StatusOr<size_t> used = handshake.Consume(AsBytes(bytes));
+  absl::StatusOr<size_t> used = handshake.Consume(media::AsBytes(bytes));
   EXPECT_FALSE(used.ok());
   return used.status();
 }
@@ -142,7 +142,7 @@ TEST(ServerHandshakeTest, PlainC1IsEchoedInS2) {
   Bytes c1 = MakeC1(HandshakeKind::kPlain);
   ServerHandshake handshake(SeededOptions(1));
   Bytes in{3};
-  AppendBytes(&in, c1);
+  media::AppendBytes(&in, c1);
   ASSERT_EQ(*handshake.Consume(in), in.size());
   EXPECT_EQ(handshake.kind(), HandshakeKind::kPlain);
   EXPECT_EQ(handshake.client_version(), 0u);
@@ -150,8 +150,8 @@ TEST(ServerHandshakeTest, PlainC1IsEchoedInS2) {
   std::span<const uint8_t> out = handshake.output();
   ASSERT_EQ(out.size(), ServerHandshake::kOutputSize);
   EXPECT_EQ(out[0], 3);
-  EXPECT_EQ(LoadU32(&out[kS1Offset]), 0x01020304u);  // the injected time
-  EXPECT_EQ(LoadU32(&out[kS1Offset + 4]), 0u);       // spec: zero
+  EXPECT_EQ(media::LoadU32(&out[kS1Offset]), 0x01020304u);  // the injected time
+  EXPECT_EQ(media::LoadU32(&out[kS1Offset + 4]), 0u);       // spec: zero
   Bytes expected_random = RandomBytes(kC1Size, 1);
   EXPECT_TRUE(std::equal(out.begin() + kS1Offset + 8, out.begin() + kS2Offset,
                          expected_random.begin() + 8));
@@ -164,12 +164,12 @@ TEST(ServerHandshakeTest, C1WithVersionButNoValidDigestFallsBackToPlain) {
   c1[DigestPos(c1, 8)] ^= 1;  // break the digest
   ServerHandshake handshake(SeededOptions(1));
   Bytes in{3};
-  AppendBytes(&in, c1);
+  media::AppendBytes(&in, c1);
   ASSERT_EQ(*handshake.Consume(in), in.size());
   EXPECT_EQ(handshake.kind(), HandshakeKind::kPlain);
   EXPECT_EQ(handshake.client_version(), kFfmpegVersion);
   std::span<const uint8_t> out = handshake.output();
-  EXPECT_EQ(LoadU32(&out[kS1Offset + 4]), 0u);
+  EXPECT_EQ(media::LoadU32(&out[kS1Offset + 4]), 0u);
   EXPECT_TRUE(std::equal(c1.begin(), c1.end(), out.begin() + kS2Offset));
 }
 
@@ -180,7 +180,7 @@ void ExpectDigestAnswerVerifies(HandshakeKind scheme) {
   Bytes c1 = MakeC1(scheme);
   ServerHandshake handshake(SeededOptions(1));
   Bytes in{3};
-  AppendBytes(&in, c1);
+  media::AppendBytes(&in, c1);
   ASSERT_EQ(*handshake.Consume(in), in.size());
   EXPECT_EQ(handshake.kind(), scheme);
   EXPECT_EQ(handshake.client_version(), kFfmpegVersion);
@@ -193,7 +193,7 @@ void ExpectDigestAnswerVerifies(HandshakeKind scheme) {
   EXPECT_GE(s1[4], 3) << "ffmpeg verifies S2 only when S1's version byte is 3 or more";
 
   size_t server_pos = DigestPos(s1, SchemeBlock(scheme));
-  Bytes server_digest = DigestWithout(AsBytes(kServerKey), s1, server_pos);
+  Bytes server_digest = DigestWithout(media::AsBytes(kServerKey), s1, server_pos);
   EXPECT_TRUE(std::equal(server_digest.begin(), server_digest.end(), s1.begin() + server_pos));
 
   size_t client_pos = DigestPos(c1, SchemeBlock(scheme));
@@ -216,7 +216,7 @@ TEST(ServerHandshakeTest, DigestAnswerVerifiesForManyC1s) {
       Bytes c1 = MakeC1(scheme, seed);
       ServerHandshake handshake(SeededOptions(seed + 1000));
       Bytes in{3};
-      AppendBytes(&in, c1);
+      media::AppendBytes(&in, c1);
       ASSERT_TRUE(handshake.Consume(in).ok());
       ASSERT_EQ(handshake.kind(), scheme) << "seed " << seed;
       std::span<const uint8_t> s2 = handshake.output().subspan(kS2Offset);
@@ -231,7 +231,7 @@ TEST(ServerHandshakeTest, DigestAnswerVerifiesForManyC1s) {
 TEST(ServerHandshakeTest, RealRandomnessStillVerifies) {
   Bytes c1 = MakeC1(HandshakeKind::kDigestScheme0);
   Bytes in{3};
-  AppendBytes(&in, c1);
+  media::AppendBytes(&in, c1);
   ServerHandshake first, second;
   ASSERT_TRUE(first.Consume(in).ok());
   ASSERT_TRUE(second.Consume(in).ok());
@@ -239,7 +239,7 @@ TEST(ServerHandshakeTest, RealRandomnessStillVerifies) {
   EXPECT_FALSE(std::equal(s1.begin() + 8, s1.end(), second.output().begin() + kS1Offset + 8))
       << "RAND_bytes gave two connections the same S1";
   size_t pos = DigestPos(s1, 8);
-  Bytes digest = DigestWithout(AsBytes(kServerKey), s1, pos);
+  Bytes digest = DigestWithout(media::AsBytes(kServerKey), s1, pos);
   EXPECT_TRUE(std::equal(digest.begin(), digest.end(), s1.begin() + pos));
 }
 
@@ -314,7 +314,7 @@ TEST(ServerHandshakeTest, MarkOutputTakenShortensTheView) {
 TEST(ServerHandshakeTest, C2GarbageIsAccepted) {
   for (uint8_t fill : {0x00, 0xFF, 0x03, 0x47}) {
     Bytes in{3};
-    AppendBytes(&in, MakeC1(HandshakeKind::kDigestScheme0));
+    media::AppendBytes(&in, MakeC1(HandshakeKind::kDigestScheme0));
     in.resize(kClientBytes, fill);
     ServerHandshake handshake(SeededOptions(1));
     absl::StatusOr<size_t> used = handshake.Consume(in);
@@ -326,7 +326,7 @@ TEST(ServerHandshakeTest, C2GarbageIsAccepted) {
 
 TEST(ServerHandshakeTest, BytesAfterC2AreLeftForTheChunkStream) {
   Bytes in = MakeClientBytes(HandshakeKind::kPlain);
-  AppendBytes(&in, AsBytes("chunk stream bytes"));
+  media::AppendBytes(&in, media::AsBytes("chunk stream bytes"));
   ServerHandshake handshake(SeededOptions(1));
   EXPECT_EQ(*handshake.Consume(in), kClientBytes);
   EXPECT_TRUE(handshake.complete());
@@ -335,7 +335,7 @@ TEST(ServerHandshakeTest, BytesAfterC2AreLeftForTheChunkStream) {
 
 TEST(ServerHandshakeTest, C2SplitFromTrailingBytesStopsAtItsEnd) {
   Bytes in = MakeClientBytes(HandshakeKind::kPlain);
-  AppendBytes(&in, AsBytes("xyz"));
+  media::AppendBytes(&in, media::AsBytes("xyz"));
   ServerHandshake handshake(SeededOptions(1));
   EXPECT_EQ(*handshake.Consume(std::span(in).first(kClientBytes - 2)), kClientBytes - 2);
   EXPECT_FALSE(handshake.complete());
@@ -405,7 +405,7 @@ TEST(ServerHandshakeTest, OtherVersionsAreReportedInHex) {
 
 TEST(ServerHandshakeTest, AnErrorIsFinal) {
   ServerHandshake handshake(SeededOptions(1));
-  absl::Status first = handshake.Consume(AsBytes("\x05")).status();
+  absl::Status first = handshake.Consume(media::AsBytes("\x05")).status();
   ASSERT_FALSE(first.ok());
   Bytes good = MakeClientBytes(HandshakeKind::kPlain);
   EXPECT_EQ(handshake.Consume(good).status(), first);

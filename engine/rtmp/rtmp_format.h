@@ -86,52 +86,6 @@ enum class UserControlEvent : uint16_t {
 // Set Peer Bandwidth limit types (spec 5.4.5).
 enum class BandwidthLimit : uint8_t { kHard = 0, kSoft = 1, kDynamic = 2 };
 
-// ---- FLV tags inside aggregate messages (FLV spec E.4.1) ----
-// type(1) + data size(3) + timestamp(3) + timestamp extended(1) + stream id(3)
-inline constexpr size_t kFlvTagHeaderSize = 1 + 3 + 3 + 1 + 3;
-inline constexpr size_t kFlvPreviousTagSizeSize = 4;
-
-// ---- Audio and video tag headers (FLV spec E.4.2, E.4.3) ----
-// Video: frame type(4 bits) | codec id(4 bits); AVC adds packet type(1) + cts(3).
-enum class VideoFrameType : uint8_t {
-  kKeyFrame = 1,
-  kInterFrame = 2,
-  kDisposableInterFrame = 3,
-  kGeneratedKeyFrame = 4,
-  kCommandFrame = 5,  // video info / command frame
-};
-enum class VideoCodec : uint8_t {
-  kSorensonH263 = 2,
-  kScreenVideo = 3,
-  kVp6 = 4,
-  kVp6Alpha = 5,
-  kScreenVideo2 = 6,
-  kAvc = 7,
-  kHevcLegacy = 12,  // the unofficial id some Chinese CDNs use for HEVC
-};
-enum class AvcPacketType : uint8_t { kSequenceHeader = 0, kNalu = 1, kEndOfSequence = 2 };
-// Enhanced RTMP: bit 7 of the first video byte marks an ExHeader (FourCC follows).
-inline constexpr uint8_t kVideoExHeaderBit = 0x80;
-
-// Audio: sound format(4 bits) | rate(2) | size(1) | type(1); AAC adds packet type(1).
-enum class AudioCodec : uint8_t {
-  kLinearPcmPlatform = 0,
-  kAdpcm = 1,
-  kMp3 = 2,
-  kLinearPcmLe = 3,
-  kNellymoser16kMono = 4,
-  kNellymoser8kMono = 5,
-  kNellymoser = 6,
-  kG711ALaw = 7,
-  kG711MuLaw = 8,
-  kExHeader = 9,  // Enhanced RTMP: FourCC follows
-  kAac = 10,
-  kSpeex = 11,
-  kMp3_8k = 14,
-  kDeviceSpecific = 15,
-};
-enum class AacPacketType : uint8_t { kSequenceHeader = 0, kRaw = 1 };
-
 }  // namespace uringest::rtmp
 
 #endif  // URINGEST_ENGINE_RTMP_RTMP_FORMAT_H_

@@ -3,7 +3,7 @@
 #include <cassert>
 
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
 namespace uringest::rtmp {
 
@@ -92,7 +92,7 @@ void ServerConnection::AcknowledgeReceived(bool more_queued) {
   if (unacked < ack_window_ || (more_queued && unacked < 2 * uint64_t{ack_window_})) return;
   acked_ = counters_.bytes_received;
   uint8_t sequence[4];
-  StoreU32(sequence, static_cast<uint32_t>(counters_.bytes_received));
+  media::StoreU32(sequence, static_cast<uint32_t>(counters_.bytes_received));
   SendControl(MessageType::kAcknowledgement, sequence);
   ++counters_.acks_sent;
 }
@@ -110,7 +110,7 @@ absl::Status ServerConnection::HandleMessage(const Message& message) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "Window Acknowledgement Size of %u bytes, 4 expected", message.payload.size()));
       }
-      if (uint32_t window = LoadU32(message.payload.data()); window > 0) {
+      if (uint32_t window = media::LoadU32(message.payload.data()); window > 0) {
         ack_window_ = window;
         acked_ = counters_.bytes_received;  // the first ack comes a window from now
       }
@@ -128,15 +128,15 @@ absl::Status ServerConnection::HandleUserControl(const Message& message) {
     return absl::InvalidArgumentError(
         absl::StrFormat("User Control message of %u bytes: no event type", p.size()));
   }
-  const auto event = static_cast<UserControlEvent>(LoadU16(p.data()));
+  const auto event = static_cast<UserControlEvent>(media::LoadU16(p.data()));
   if (event == UserControlEvent::kPingRequest && p.size() >= 6) {
     uint8_t response[6];
-    StoreU16(response, static_cast<uint16_t>(UserControlEvent::kPingResponse));
-    StoreU32(response + 2, LoadU32(p.data() + 2));
+    media::StoreU16(response, static_cast<uint16_t>(UserControlEvent::kPingResponse));
+    media::StoreU32(response + 2, media::LoadU32(p.data() + 2));
     SendControl(MessageType::kUserControl, response);
     ++counters_.pings_answered;
   } else if (event == UserControlEvent::kSetBufferLength && p.size() >= 10) {
-    peer_buffer_length_ms_ = LoadU32(p.data() + 6);
+    peer_buffer_length_ms_ = media::LoadU32(p.data() + 6);
   }
   return absl::OkStatus();  // Stream Begin, Ping Response and the rest need no answer
 }

@@ -6,12 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::rtmp {
@@ -131,7 +131,7 @@ TEST_P(RecordedSessionTest, WholeCaptureYieldsEverySourceFrame) {
   ASSERT_TRUE(conn.Receive(capture_).ok());
   ExpectSourceVideo(sink);
   ASSERT_EQ(sink.frames.front().type, FrameType::kData);  // onMetaData, unwrapped
-  EXPECT_EQ(amf0::DecodeAll(sink.frames.front().payload).value()[0].string(), "onMetaData");
+  EXPECT_EQ(media::amf0::DecodeAll(sink.frames.front().payload).value()[0].string(), "onMetaData");
   EXPECT_TRUE(names.names.empty());
 }
 
@@ -183,7 +183,7 @@ TEST_P(RecordedSessionTest, ServerAnswersEachStepOfThePublish) {
     ASSERT_TRUE(r.ok()) << r.status();
     in = in.subspan(r->consumed);
     if (r->message_ready && m.header.type == MessageType::kCommandAmf0) {
-      auto values = amf0::DecodeAll(m.payload);
+      auto values = media::amf0::DecodeAll(m.payload);
       ASSERT_TRUE(values.ok());
       std::string line = (*values)[0].string();
       if (values->size() > 3 && (*values)[3].has_properties()) {
@@ -248,7 +248,7 @@ class ConnectedTest : public ::testing::Test {
 
 TEST_F(ConnectedTest, AcknowledgementEachTimeThePeersWindowIsCrossed) {
   std::vector<uint8_t> window;
-  AppendU32(&window, 10000);
+  media::AppendU32(&window, 10000);
   SendFromClient(MessageType::kWindowAckSize, 2, window);
   ServerMessages();
   std::vector<uint32_t> acks;
@@ -257,7 +257,7 @@ TEST_F(ConnectedTest, AcknowledgementEachTimeThePeersWindowIsCrossed) {
     SendFromClient(MessageType::kAcknowledgement, 2, std::span<const uint8_t>(data).first(4));
     SendFromClient(MessageType::kVideo, 6, data);  // dropped: not publishing, still counted
     for (auto& [type, payload] : ServerMessages()) {
-      if (type == MessageType::kAcknowledgement) acks.push_back(LoadU32(payload.data()));
+      if (type == MessageType::kAcknowledgement) acks.push_back(media::LoadU32(payload.data()));
     }
   }
   // About 60 KB arrived: 5 or 6 windows of 10000 bytes, each acked with the byte count.
@@ -268,7 +268,7 @@ TEST_F(ConnectedTest, AcknowledgementEachTimeThePeersWindowIsCrossed) {
 
 TEST_F(ConnectedTest, AcknowledgementSequenceNumberWrapsAt4GiBAndGoesOn) {
   std::vector<uint8_t> window;
-  AppendU32(&window, 1 << 20);
+  media::AppendU32(&window, 1 << 20);
   SendFromClient(MessageType::kWindowAckSize, 2, window);
   // 4.5 GiB of 16 MiB messages, each read in one piece that crosses the 1 MiB window:
   // each piece gets its acknowledgement, before and after the 32-bit wrap.
@@ -276,7 +276,7 @@ TEST_F(ConnectedTest, AcknowledgementSequenceNumberWrapsAt4GiBAndGoesOn) {
   std::vector<uint8_t> payload(0xFFFFFF - 16, 0);
   std::vector<uint8_t> bytes;
   std::vector<uint8_t> chunk_size;
-  AppendU32(&chunk_size, 0xFFFFFF);
+  media::AppendU32(&chunk_size, 0xFFFFFF);
   writer.Write(MessageHeader{.chunk_stream_id = 2, .type = MessageType::kSetChunkSize}, chunk_size,
                &bytes);
   ASSERT_TRUE(conn_.Receive(bytes).ok());
@@ -291,7 +291,7 @@ TEST_F(ConnectedTest, AcknowledgementSequenceNumberWrapsAt4GiBAndGoesOn) {
     ++pieces;
     for (auto& [type, p] : ServerMessages()) {
       if (type != MessageType::kAcknowledgement) continue;
-      const uint32_t sequence = LoadU32(p.data());
+      const uint32_t sequence = media::LoadU32(p.data());
       wrapped |= sequence < last;
       last = sequence;
       ++acks;
@@ -313,7 +313,7 @@ TEST_F(ConnectedTest, NoAcknowledgementUntilThePeerAnnouncesAWindow) {
 
 TEST_F(ConnectedTest, AcknowledgementWaitsUntilTheSocketIsDrained) {
   std::vector<uint8_t> window;
-  AppendU32(&window, 1000);
+  media::AppendU32(&window, 1000);
   SendFromClient(MessageType::kWindowAckSize, 2, window);
   ServerMessages();
   std::vector<uint8_t> bytes;
@@ -325,7 +325,7 @@ TEST_F(ConnectedTest, AcknowledgementWaitsUntilTheSocketIsDrained) {
   auto messages = ServerMessages();
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_EQ(messages[0].first, MessageType::kAcknowledgement);
-  EXPECT_EQ(LoadU32(messages[0].second.data()), conn_.counters().bytes_received);
+  EXPECT_EQ(media::LoadU32(messages[0].second.data()), conn_.counters().bytes_received);
   // A socket that never drains still gets an ack once two windows went by.
   ASSERT_TRUE(conn_.Receive(std::span(bytes).subspan(1600, 1500), /*more_queued=*/true).ok());
   EXPECT_TRUE(ServerMessages().empty());
@@ -337,22 +337,22 @@ TEST_F(ConnectedTest, AcknowledgementWaitsUntilTheSocketIsDrained) {
 
 TEST_F(ConnectedTest, PingRequestIsAnsweredWithItsTimestamp) {
   std::vector<uint8_t> ping;
-  AppendU16(&ping, static_cast<uint16_t>(UserControlEvent::kPingRequest));
-  AppendU32(&ping, 0xCAFE);
+  media::AppendU16(&ping, static_cast<uint16_t>(UserControlEvent::kPingRequest));
+  media::AppendU32(&ping, 0xCAFE);
   SendFromClient(MessageType::kUserControl, 2, ping);
   auto messages = ServerMessages();
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_EQ(messages[0].first, MessageType::kUserControl);
-  EXPECT_EQ(LoadU16(messages[0].second.data()),
+  EXPECT_EQ(media::LoadU16(messages[0].second.data()),
             static_cast<uint16_t>(UserControlEvent::kPingResponse));
-  EXPECT_EQ(LoadU32(messages[0].second.data() + 2), 0xCAFEu);
+  EXPECT_EQ(media::LoadU32(messages[0].second.data() + 2), 0xCAFEu);
 }
 
 TEST_F(ConnectedTest, SetBufferLengthIsRecorded) {
   std::vector<uint8_t> event;
-  AppendU16(&event, static_cast<uint16_t>(UserControlEvent::kSetBufferLength));
-  AppendU32(&event, 1);
-  AppendU32(&event, 3000);
+  media::AppendU16(&event, static_cast<uint16_t>(UserControlEvent::kSetBufferLength));
+  media::AppendU32(&event, 1);
+  media::AppendU32(&event, 3000);
   SendFromClient(MessageType::kUserControl, 2, event);
   EXPECT_EQ(conn_.peer_buffer_length_ms(), 3000u);
 }
@@ -369,7 +369,7 @@ TEST(ServerConnectionTest, HttpOnTheRtmpPortIsNamedInTheError) {
   RecordingSink sink;
   NameSet names;
   ServerConnection conn(DeterministicOptions(), &sink, &names);
-  absl::Status s = conn.Receive(AsBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  absl::Status s = conn.Receive(media::AsBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_THAT(s.message(), HasSubstr("HTTP"));
 }
 

@@ -10,12 +10,12 @@
 
 #include "absl/strings/str_format.h"
 #include "engine/rtmp/aggregate.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/command_replies.h"
-#include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "engine/rtmp/stream_names.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
+#include "media/media_tag.h"
 
 namespace uringest::rtmp {
 namespace {
@@ -25,15 +25,15 @@ constexpr std::string_view kSetDataFrameNoAt = "setDataFrame";  // some encoders
 constexpr std::string_view kOnMetaData = "onMetaData";
 constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of type 15 (17: any)
 
-using amf0::Value;
+using media::amf0::Value;
 
 // Debian's abseil has its own absl::string_view, not an alias of std::string_view.
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 
 // Whether `amf` starts with the AMF0 string `s` (marker 0x02, u16 length, bytes).
 bool StartsWithString(std::span<const uint8_t> amf, std::string_view s) {
-  return amf.size() >= 1 + 2 + s.size() && amf[0] == uint8_t(amf0::Marker::kString) &&
-         LoadU16(amf.data() + 1) == s.size() &&
+  return amf.size() >= 1 + 2 + s.size() && amf[0] == uint8_t(media::amf0::Marker::kString) &&
+         media::LoadU16(amf.data() + 1) == s.size() &&
          std::string_view(reinterpret_cast<const char*>(amf.data() + 3), s.size()) == s;
 }
 
@@ -157,7 +157,8 @@ void Session::HandleMedia(const Message& message) {
     return;
   }
   const bool video = message.header.type == MessageType::kVideo;
-  const MediaTag tag = video ? ParseVideoTag(message.payload) : ParseAudioTag(message.payload);
+  const media::MediaTag tag =
+      video ? media::ParseVideoTag(message.payload) : media::ParseAudioTag(message.payload);
   const Frame frame{.type = video ? FrameType::kVideo : FrameType::kAudio,
                     .stream_id = stream_id,
                     .dts = message.header.timestamp,
@@ -214,7 +215,7 @@ absl::Status Session::HandleCommand(const Message& message, std::span<const uint
     HandleData(message, amf);  // undecoded, as any data message
     return absl::OkStatus();
   }
-  absl::StatusOr<std::vector<Value>> args = amf0::DecodeAll(amf);
+  absl::StatusOr<std::vector<Value>> args = media::amf0::DecodeAll(amf);
   if (!args.ok()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("malformed AMF0 in a command message of %u bytes: %s", amf.size(),
@@ -306,14 +307,14 @@ absl::Status Session::OnConnect(const Command& command) {
 // Window Acknowledgement Size, Set Peer Bandwidth and Set Chunk Size, then _result.
 void Session::SendConnectResponses(double transaction_id) {
   std::vector<uint8_t> control;
-  AppendU32(&control, options_.window_ack_size);
+  media::AppendU32(&control, options_.window_ack_size);
   SendProtocolControl(MessageType::kWindowAckSize, control);
   control.clear();
-  AppendU32(&control, options_.peer_bandwidth);
-  AppendU8(&control, uint8_t(BandwidthLimit::kDynamic));
+  media::AppendU32(&control, options_.peer_bandwidth);
+  media::AppendU8(&control, uint8_t(BandwidthLimit::kDynamic));
   SendProtocolControl(MessageType::kSetPeerBandwidth, control);
   control.clear();
-  AppendU32(&control, options_.chunk_size);
+  media::AppendU32(&control, options_.chunk_size);
   SendProtocolControl(MessageType::kSetChunkSize, control);
 
   SendCommand(ConnectResult(transaction_id, client_caps_, object_encoding_));
@@ -422,8 +423,8 @@ absl::Status Session::StartPublishing(uint32_t id) {
   stream.state = StreamState::kPublishing;
   UpdateSolePublishing();
   std::vector<uint8_t> begin;
-  AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
-  AppendU32(&begin, id);
+  media::AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
+  media::AppendU32(&begin, id);
   SendProtocolControl(MessageType::kUserControl, begin);
   SendStatus(id, "status", "NetStream.Publish.Start",
              absl::StrFormat("%s/%s is now published.", app_, stream.name), stream.name);

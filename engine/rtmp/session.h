@@ -93,11 +93,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/rtmp/amf0.h"
 #include "engine/rtmp/enhanced_caps.h"
 #include "engine/rtmp/frame.h"
 #include "engine/rtmp/message.h"
 #include "engine/rtmp/publish_authorizer.h"
+#include "media/amf0.h"
 
 namespace uringest::rtmp {
 
@@ -227,7 +227,7 @@ class Session {
     const Message& message;
     std::string_view name;
     double transaction_id = 0;
-    const std::vector<amf0::Value>& args;  // args[0] is the name, args[1] the txn id
+    const std::vector<media::amf0::Value>& args;  // args[0] is the name, args[1] the txn id
   };
   using CommandHandler = absl::Status (Session::*)(const Command&);
 
@@ -277,7 +277,7 @@ class Session {
   void SendCommand(const std::vector<uint8_t>& payload);
   void SendStatus(uint32_t stream_id, std::string_view level, std::string_view code,
                   std::string_view description, std::string_view details = {});
-  void SendResult(double transaction_id, const amf0::Value& value);
+  void SendResult(double transaction_id, const media::amf0::Value& value);
   void SendError(double transaction_id, std::string_view code, std::string_view description);
 
   const SessionOptions options_;

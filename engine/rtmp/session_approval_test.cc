@@ -8,18 +8,18 @@
 #include <utility>
 #include <vector>
 
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
 #include "engine/rtmp/publish_authorizer.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "engine/rtmp/session.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
 
 namespace uringest::rtmp {
 namespace {
 
-using amf0::Value;
+using media::amf0::Value;
 using Bytes = std::vector<uint8_t>;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -54,7 +54,7 @@ struct Sent {
   MessageHeader header;
   Bytes payload;
   std::vector<Value> Amf() const {
-    absl::StatusOr<std::vector<Value>> values = amf0::DecodeAll(payload);
+    absl::StatusOr<std::vector<Value>> values = media::amf0::DecodeAll(payload);
     return values.ok() ? *std::move(values) : std::vector<Value>{};
   }
   std::string Code() const {
@@ -126,7 +126,7 @@ class SessionApprovalTest : public ::testing::Test {
   }
   absl::Status Command(const std::vector<Value>& values, uint32_t stream_id = 0) {
     Bytes out;
-    for (const Value& v : values) amf0::Encode(v, &out);
+    for (const Value& v : values) media::amf0::Encode(v, &out);
     return Deliver(MessageType::kCommandAmf0, stream_id, std::move(out));
   }
   // connect + createStream; returns the stream id.

@@ -9,14 +9,15 @@
 #include <vector>
 
 #include "engine/rtmp/aggregate.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/chunk_reader.h"
-#include "engine/rtmp/media_tag.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
+#include "media/media_tag.h"
 #include "tests/rtmp_testing.h"
 
 // Counts heap allocations while g_count_allocations is set, to prove the media path
@@ -38,7 +39,7 @@ void operator delete(void* p, size_t) noexcept { std::free(p); }
 namespace uringest::rtmp {
 namespace {
 
-using amf0::Value;
+using media::amf0::Value;
 using Bytes = std::vector<uint8_t>;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
@@ -53,7 +54,7 @@ struct Sent {
   Bytes payload;
 
   std::vector<Value> Amf() const {
-    absl::StatusOr<std::vector<Value>> values = amf0::DecodeAll(payload);
+    absl::StatusOr<std::vector<Value>> values = media::amf0::DecodeAll(payload);
     EXPECT_TRUE(values.ok()) << values.status();
     return values.ok() ? *std::move(values) : std::vector<Value>{};
   }
@@ -139,7 +140,7 @@ Value Num(double n) { return Value::Number(n); }
 
 Bytes Amf(const std::vector<Value>& values) {
   Bytes out;
-  for (const Value& v : values) amf0::Encode(v, &out);
+  for (const Value& v : values) media::amf0::Encode(v, &out);
   return out;
 }
 
@@ -330,7 +331,7 @@ TEST_F(SessionTest, EnhancedMultitrackFrameCarriesTrackAndFlags) {
   ASSERT_TRUE(Video(id, Bytes{0xD1, 0x01}).ok());
   const std::vector<Event> frames = sink_.Frames();
   ASSERT_THAT(frames, SizeIs(2));
-  EXPECT_EQ(frames[0].frame.codec, kFourCcHevc);
+  EXPECT_EQ(frames[0].frame.codec, media::kFourCcHevc);
   EXPECT_TRUE(frames[0].frame.ex_header);
   EXPECT_TRUE(frames[0].frame.sequence_header);
   EXPECT_EQ(frames[0].frame.track_id, 2);
@@ -361,7 +362,7 @@ TEST_F(SessionTest, ManyTracksMessageInPiecesIsFlaggedFromItsHeader) {
   ASSERT_THAT(frames, SizeIs(1));
   EXPECT_TRUE(frames[0].frame.many_tracks);
   EXPECT_TRUE(frames[0].frame.keyframe);
-  EXPECT_EQ(frames[0].frame.codec, kFourCcAv1);
+  EXPECT_EQ(frames[0].frame.codec, media::kFourCcAv1);
 }
 
 TEST_F(SessionTest, ConnectAppKeepsInnerSlashes) {
@@ -371,7 +372,7 @@ TEST_F(SessionTest, ConnectAppKeepsInnerSlashes) {
 
 TEST_F(SessionTest, FmtOfAmf3CommandIsSkipped) {
   Bytes payload = {0x00};
-  AppendBytes(&payload, Amf({Str("connect"), Num(1), ConnectObject()}));
+  media::AppendBytes(&payload, Amf({Str("connect"), Num(1), ConnectObject()}));
   ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, 0, payload).ok());
   ASSERT_THAT(sender_.sent, SizeIs(4));
   EXPECT_EQ(sender_.sent[3].Name(), "_result");
@@ -382,7 +383,7 @@ TEST_F(SessionTest, FmtOfAmf3CommandIsSkipped) {
 // after it decides.
 TEST_F(SessionTest, Amf3CommandFormatByteIsSkippedWhateverItIs) {
   Bytes payload = {0x11};
-  AppendBytes(&payload, Amf({Str("connect"), Num(1), ConnectObject()}));
+  media::AppendBytes(&payload, Amf({Str("connect"), Num(1), ConnectObject()}));
   ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, 0, payload).ok());
   ASSERT_THAT(sender_.sent, SizeIs(4));
   EXPECT_EQ(sender_.sent[3].Name(), "_result");
@@ -682,7 +683,7 @@ TEST_F(SessionTest, SetDataFrameIsUnwrapped) {
   const Bytes metadata =
       Amf({Str("onMetaData"), Value::EcmaArray({{"width", Num(1280)}, {"height", Num(720)}})});
   Bytes payload = Amf({Str("@setDataFrame")});
-  AppendBytes(&payload, metadata);
+  media::AppendBytes(&payload, metadata);
   ASSERT_TRUE(Deliver(MessageType::kDataAmf0, id, payload, 0).ok());
   std::vector<Event> frames = sink_.Frames();
   ASSERT_THAT(frames, SizeIs(1));
@@ -698,7 +699,7 @@ TEST_F(SessionTest, SetDataFrameWithoutTheAtSignIsUnwrapped) {
   const uint32_t id = Publish();
   const Bytes metadata = Amf({Str("onMetaData"), Obj({{"fps", Num(30)}})});
   Bytes payload = Amf({Str("setDataFrame")});
-  AppendBytes(&payload, metadata);
+  media::AppendBytes(&payload, metadata);
   ASSERT_TRUE(Deliver(MessageType::kDataAmf0, id, payload).ok());
   ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, payload).ok());
   const std::vector<Event> frames = sink_.Frames();
@@ -712,8 +713,8 @@ TEST_F(SessionTest, SetDataFrameInAmf3DataIsUnwrapped) {
   const uint32_t id = Publish();
   const Bytes metadata = Amf({Str("onMetaData"), Obj({{"duration", Num(0)}})});
   Bytes payload = {0x00};
-  AppendBytes(&payload, Amf({Str("@setDataFrame")}));
-  AppendBytes(&payload, metadata);
+  media::AppendBytes(&payload, Amf({Str("@setDataFrame")}));
+  media::AppendBytes(&payload, metadata);
   ASSERT_TRUE(Deliver(MessageType::kDataAmf3, id, payload).ok());
   ASSERT_THAT(sink_.Frames(), SizeIs(1));
   EXPECT_THAT(sink_.Frames()[0].payload, ElementsAreArray(metadata));
@@ -762,9 +763,9 @@ TEST_F(SessionTest, MetadataSentAsACommandIsHandledAsData) {
   const uint32_t id = Publish();
   const Bytes metadata = Amf({Str("onMetaData"), Value::EcmaArray({{"width", Num(1280)}})});
   Bytes wrapped = Amf({Str("@setDataFrame")});
-  AppendBytes(&wrapped, metadata);
+  media::AppendBytes(&wrapped, metadata);
   Bytes amf3 = {0x00};
-  AppendBytes(&amf3, wrapped);
+  media::AppendBytes(&amf3, wrapped);
   ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, wrapped, 10).ok());
   ASSERT_TRUE(Deliver(MessageType::kCommandAmf0, id, metadata, 20).ok());
   ASSERT_TRUE(Deliver(MessageType::kCommandAmf3, id, amf3, 30).ok());
@@ -809,14 +810,14 @@ TEST_F(SessionTest, SequenceHeadersAndFramesCarryTagProperties) {
 
   const Frame& avc_config = frames[0].frame;
   EXPECT_EQ(avc_config.type, FrameType::kVideo);
-  EXPECT_EQ(avc_config.codec, uint32_t(VideoCodec::kAvc));
+  EXPECT_EQ(avc_config.codec, uint32_t(media::VideoCodec::kAvc));
   EXPECT_TRUE(avc_config.sequence_header);
   EXPECT_TRUE(avc_config.keyframe);
   EXPECT_THAT(frames[0].payload, ElementsAreArray(kAvcSequenceHeader));
 
   const Frame& aac_config = frames[1].frame;
   EXPECT_EQ(aac_config.type, FrameType::kAudio);
-  EXPECT_EQ(aac_config.codec, uint32_t(AudioCodec::kAac));
+  EXPECT_EQ(aac_config.codec, uint32_t(media::AudioCodec::kAac));
   EXPECT_TRUE(aac_config.sequence_header);
   EXPECT_TRUE(aac_config.keyframe);
   EXPECT_THAT(frames[1].payload, ElementsAreArray(kAacSequenceHeader));
@@ -843,12 +844,12 @@ TEST_F(SessionTest, DtsIsThe64BitMessageTimestamp) {
 TEST_F(SessionTest, EnhancedHevcFrameCarriesItsFourCc) {
   Connect();
   const uint32_t id = Publish();
-  Bytes body = {uint8_t(kVideoExHeaderBit | 1 << 4 | 1)};
-  AppendU32(&body, kFourCcHevc);
+  Bytes body = {uint8_t(media::kVideoExHeaderBit | 1 << 4 | 1)};
+  media::AppendU32(&body, media::kFourCcHevc);
   body.insert(body.end(), {0x00, 0x00, 0x21, 0x00, 0x00, 0x00, 0x01, 0x26});
   ASSERT_TRUE(Video(id, body).ok());
   const Frame frame = sink_.Frames().at(0).frame;
-  EXPECT_EQ(frame.codec, kFourCcHevc);
+  EXPECT_EQ(frame.codec, media::kFourCcHevc);
   EXPECT_TRUE(frame.keyframe);
   EXPECT_EQ(frame.composition_offset, 33);
 }
@@ -935,11 +936,11 @@ TEST_F(SessionTest, LibrtmpMediumFirstChunkReachesThePublishingStream) {
   Connect();
   const uint32_t id = Publish();
   Bytes wire;
-  AppendU8(&wire, uint8_t(1 << 6 | 7));  // fmt 1, chunk stream 7
-  AppendU24(&wire, 33);                  // timestamp delta
-  AppendU24(&wire, uint32_t(kAvcKeyframe.size()));
-  AppendU8(&wire, uint8_t(MessageType::kVideo));
-  AppendBytes(&wire, kAvcKeyframe);
+  media::AppendU8(&wire, uint8_t(1 << 6 | 7));  // fmt 1, chunk stream 7
+  media::AppendU24(&wire, 33);                  // timestamp delta
+  media::AppendU24(&wire, uint32_t(kAvcKeyframe.size()));
+  media::AppendU8(&wire, uint8_t(MessageType::kVideo));
+  media::AppendBytes(&wire, kAvcKeyframe);
   ChunkReader reader;
   Message message;
   absl::StatusOr<ChunkReader::Result> r = reader.Read(wire, &message);
@@ -988,13 +989,13 @@ TEST_F(SessionTest, MediaPathDoesNotAllocate) {
 // ---- aggregate ----
 
 void AppendTag(Bytes* out, uint8_t type, uint32_t timestamp, const Bytes& data) {
-  AppendU8(out, type);
-  AppendU24(out, uint32_t(data.size()));
-  AppendU24(out, timestamp & 0xFFFFFF);
-  AppendU8(out, uint8_t(timestamp >> 24));
-  AppendU24(out, 0);
-  AppendBytes(out, data);
-  AppendU32(out, uint32_t(kFlvTagHeaderSize + data.size()));
+  media::AppendU8(out, type);
+  media::AppendU24(out, uint32_t(data.size()));
+  media::AppendU24(out, timestamp & 0xFFFFFF);
+  media::AppendU8(out, uint8_t(timestamp >> 24));
+  media::AppendU24(out, 0);
+  media::AppendBytes(out, data);
+  media::AppendU32(out, uint32_t(media::kFlvTagHeaderSize + data.size()));
 }
 
 TEST_F(SessionTest, AggregateTimestampsAreRebasedOnTheAggregate) {
@@ -1023,7 +1024,7 @@ TEST_F(SessionTest, AggregateDataAndEmptyTagsTakeTheSamePath) {
   const uint32_t id = Publish();
   const Bytes metadata = Amf({Str("onMetaData"), Obj({})});
   Bytes wrapped = Amf({Str("@setDataFrame")});
-  AppendBytes(&wrapped, metadata);
+  media::AppendBytes(&wrapped, metadata);
   Bytes body;
   AppendTag(&body, 18, 0, wrapped);
   AppendTag(&body, 8, 0, {});
@@ -1038,7 +1039,7 @@ TEST_F(SessionTest, AggregateTagsOfOtherTypesAreSkippedAndBackPointersNotChecked
   const uint32_t id = Publish();
   Bytes body;
   AppendTag(&body, 9, 0, kAvcKeyframe);
-  StoreU32(body.data() + body.size() - 4, 0);  // a back-pointer some muxers write
+  media::StoreU32(body.data() + body.size() - 4, 0);  // a back-pointer some muxers write
   AppendTag(&body, 20, 10, Amf({Str("onCuePoint")}));
   AppendTag(&body, 8, 23, kAacFrame);
   ASSERT_TRUE(Deliver(MessageType::kAggregate, id, body, 5000).ok());
@@ -1064,7 +1065,7 @@ TEST_F(SessionTest, MalformedAggregateIsAnError) {
   Bytes body;
   AppendTag(&body, 9, 0, kAvcKeyframe);
   AppendTag(&body, 9, 0, kAvcInterFrame);
-  StoreU24(body.data() + 1, 0x100000);  // the first tag claims 1 MiB
+  media::StoreU24(body.data() + 1, 0x100000);  // the first tag claims 1 MiB
   absl::Status status = Deliver(MessageType::kAggregate, id, body);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("aggregate"));
@@ -1281,7 +1282,7 @@ TEST_F(SessionTest, FfmpegPublishFlow) {
   const std::vector<Event> frames = sink_.Frames();
   ASSERT_THAT(frames, SizeIs(7));
   EXPECT_EQ(frames[0].frame.type, FrameType::kData);
-  EXPECT_EQ(Value(amf0::DecodeAll(frames[0].payload)->at(0)), Str("onMetaData"));
+  EXPECT_EQ(Value(media::amf0::DecodeAll(frames[0].payload)->at(0)), Str("onMetaData"));
   EXPECT_TRUE(frames[1].frame.sequence_header);
   EXPECT_TRUE(frames[2].frame.sequence_header);
   EXPECT_EQ(frames[6].frame.dts, 40u);
@@ -1336,7 +1337,7 @@ TEST_P(RecordedPublishTest, RecordedFfmpegPublishYieldsTheFileTags) {
   for (size_t i = 0; i < video.size(); ++i) {
     EXPECT_EQ(video[i].frame.dts, file_video[i].header.timestamp) << i;
     EXPECT_THAT(video[i].payload, ElementsAreArray(file_video[i].payload)) << i;
-    const MediaTag expected = ParseVideoTag(file_video[i].payload);
+    const media::MediaTag expected = media::ParseVideoTag(file_video[i].payload);
     EXPECT_EQ(video[i].frame.keyframe, expected.keyframe) << i;
     EXPECT_EQ(video[i].frame.sequence_header, expected.sequence_header) << i;
   }

@@ -23,10 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/byte_order.h"
 #include "ringbuf/reader.h"
 #include "tests/integration/ingest_harness.h"
 #include "tests/integration/rtmp_client.h"
@@ -34,8 +34,8 @@
 namespace uringest::testing {
 namespace {
 
+using media::amf0::Value;
 using rtmp::MessageType;
-using rtmp::amf0::Value;
 using Bytes = std::vector<uint8_t>;
 
 constexpr char kGoodStream[] = "live/good";
@@ -296,7 +296,7 @@ TEST_F(BadInputTest, GarbageAfterConnect) {
 TEST_F(BadInputTest, HttpOnTheRtmpPort) {
   std::unique_ptr<RtmpClient> bad = Connect();
   ASSERT_NE(bad, nullptr);
-  bad->SendRaw(rtmp::AsBytes("GET /live/good HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  bad->SendRaw(media::AsBytes("GET /live/good HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   EXPECT_TRUE(bad->AwaitClose());
   ExpectClosedFor(bad->address(), "looks like an HTTP request (\"GET /live/good HTTP/1.1\")");
   Finish(kOneConnectionBound);
@@ -361,14 +361,14 @@ TEST_F(BadInputTest, EveryChunkStreamId) {
   for (uint32_t csid = rtmp::kMinChunkStreamId; csid <= rtmp::kMaxChunkStreamId; ++csid) {
     // fmt 0, an empty video message: a header and no payload.
     if (csid <= rtmp::kOneByteChunkStreamIdMax) {
-      rtmp::AppendU8(&chunks, uint8_t(csid));
+      media::AppendU8(&chunks, uint8_t(csid));
     } else {
-      rtmp::AppendU8(&chunks, 1);
-      rtmp::AppendU8(&chunks, uint8_t((csid - 64) & 0xFF));
-      rtmp::AppendU8(&chunks, uint8_t((csid - 64) >> 8));
+      media::AppendU8(&chunks, 1);
+      media::AppendU8(&chunks, uint8_t((csid - 64) & 0xFF));
+      media::AppendU8(&chunks, uint8_t((csid - 64) >> 8));
     }
     const uint8_t header[11] = {0, 0, 0, 0, 0, 0, uint8_t(MessageType::kVideo), 1, 0, 0, 0};
-    rtmp::AppendBytes(&chunks, header);
+    media::AppendBytes(&chunks, header);
   }
   bad->SendRaw(chunks);  // the server closes part way: the rest may not go out
   EXPECT_TRUE(bad->AwaitClose());
@@ -383,7 +383,7 @@ TEST_P(SetChunkSizeTest, OutOfRangeIsRefused) {
   ASSERT_NE(bad, nullptr);
   // Written by hand: the client's ChunkWriter would take the size for itself.
   Bytes message = {0x02, 0, 0, 0, 0, 0, 4, uint8_t(MessageType::kSetChunkSize), 0, 0, 0, 0};
-  rtmp::AppendU32(&message, GetParam());
+  media::AppendU32(&message, GetParam());
   bad->SendRaw(message);
   EXPECT_TRUE(bad->AwaitClose());
   ExpectClosedFor(bad->address(), absl::StrCat("Set Chunk Size ", GetParam(),
@@ -403,7 +403,7 @@ TEST_F(BadInputTest, AggregateWhoseTagSizesLie) {
   // One video tag that claims 1000 bytes of data and has 5, then a back-pointer.
   Bytes body = {
       uint8_t(MessageType::kVideo), 0x00, 0x03, 0xE8, 0, 0, 0, 0, 0, 0, 0, 0x17, 0x01, 0, 0, 0};
-  rtmp::AppendU32(&body, 11 + 1000);
+  media::AppendU32(&body, 11 + 1000);
   ASSERT_TRUE(
       bad->Send({.chunk_stream_id = 7, .type = MessageType::kAggregate, .stream_id = *id}, body));
   EXPECT_TRUE(bad->AwaitClose());
@@ -415,13 +415,13 @@ TEST_F(BadInputTest, AmfNestedTenThousandDeep) {
   std::unique_ptr<RtmpClient> bad = ConnectAndHandshake();
   ASSERT_NE(bad, nullptr);
   Bytes command;
-  rtmp::amf0::EncodeString("connect", &command);
-  rtmp::amf0::EncodeNumber(1, &command);
+  media::amf0::EncodeString("connect", &command);
+  media::amf0::EncodeNumber(1, &command);
   for (int i = 0; i < 10000; ++i) {
-    const uint8_t strict_array_of_one[] = {uint8_t(rtmp::amf0::Marker::kStrictArray), 0, 0, 0, 1};
-    rtmp::AppendBytes(&command, strict_array_of_one);
+    const uint8_t strict_array_of_one[] = {uint8_t(media::amf0::Marker::kStrictArray), 0, 0, 0, 1};
+    media::AppendBytes(&command, strict_array_of_one);
   }
-  rtmp::amf0::EncodeNull(&command);
+  media::amf0::EncodeNull(&command);
   ASSERT_TRUE(bad->Send(
       {.chunk_stream_id = rtmp::kCommandChunkStream, .type = MessageType::kCommandAmf0}, command));
   EXPECT_TRUE(bad->AwaitClose());

@@ -13,10 +13,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/byte_order.h"
-#include "engine/rtmp/media_tag.h"
+#include "engine/rtmp/enhanced_caps.h"
 #include "gtest/gtest.h"
+#include "media/amf0.h"
+#include "media/byte_order.h"
+#include "media/media_tag.h"
 #include "tests/integration/ingest_harness.h"
 #include "tests/integration/process.h"
 #include "tests/integration/rtmp_client.h"
@@ -26,8 +27,8 @@ namespace uringest::testing {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
+using media::amf0::Value;
 using rtmp::MessageType;
-using rtmp::amf0::Value;
 
 // What the publisher sends, in order.
 struct Sent {
@@ -39,7 +40,7 @@ struct Sent {
 // "hvc1" CodedFrames, keyframe, composition time 0: one IDR slice NALU of `size` bytes.
 Bytes HevcKeyframe(size_t size) {
   Bytes b = {0x91, 'h', 'v', 'c', '1', 0x00, 0x00, 0x00};
-  rtmp::AppendU32(&b, uint32_t(size));
+  media::AppendU32(&b, uint32_t(size));
   b.push_back(0x26);  // NALU header: IDR_W_RADL
   b.push_back(0x01);
   for (size_t i = 2; i < size; ++i) b.push_back(uint8_t(i * 7));
@@ -53,7 +54,7 @@ Bytes Av1ManyTracksKeyframe(size_t size) {
   Bytes b = {0x96, 0x11, 'a', 'v', '0', '1'};
   for (uint8_t track : {1, 2}) {
     b.push_back(track);
-    rtmp::AppendU24(&b, uint32_t(size));
+    media::AppendU24(&b, uint32_t(size));
     for (size_t i = 0; i < size; ++i) b.push_back(uint8_t(i * track + 3));
   }
   return b;
@@ -107,16 +108,16 @@ std::vector<Bytes> ExpectedTags(const std::vector<Sent>& sent, MessageType type)
   for (const Sent& s : sent) {
     if (s.type != type) continue;
     const bool video = type == MessageType::kVideo;
-    const rtmp::MediaTag tag = video ? rtmp::ParseVideoTag(s.body) : rtmp::ParseAudioTag(s.body);
+    const media::MediaTag tag = video ? media::ParseVideoTag(s.body) : media::ParseAudioTag(s.body);
     if (!tag.multitrack || tag.track_count == 1) {
       tags.push_back(s.body);
       continue;
     }
-    rtmp::MediaTrack tracks[4];
-    const size_t count = rtmp::ListTracks(s.body, video, tracks);
+    media::MediaTrack tracks[4];
+    const size_t count = media::ListTracks(s.body, video, tracks);
     for (size_t i = 0; i < count; ++i) {
       Bytes alone;
-      rtmp::SingleTrackBody(video, (s.body[0] >> 4) & 0x07, tag.packet_type, tracks[i], &alone);
+      media::SingleTrackBody(video, (s.body[0] >> 4) & 0x07, tag.packet_type, tracks[i], &alone);
       tags.push_back(alone);
     }
   }

@@ -11,16 +11,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/rtmp/amf0_decoder.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/handshake.h"
 #include "engine/rtmp/rtmp_format.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
 
 namespace uringest::testing {
 namespace {
 
+using media::amf0::Value;
 using rtmp::MessageType;
-using rtmp::amf0::Value;
 
 constexpr absl::Duration kSendTimeout = absl::Seconds(10);
 
@@ -93,9 +93,9 @@ bool RtmpClient::Send(const rtmp::MessageHeader& header, std::span<const uint8_t
 bool RtmpClient::SendCommand(std::string_view name, double transaction_id,
                              const std::vector<Value>& args, uint32_t stream_id) {
   std::vector<uint8_t> payload;
-  rtmp::amf0::EncodeString(name, &payload);
-  rtmp::amf0::EncodeNumber(transaction_id, &payload);
-  for (const Value& arg : args) rtmp::amf0::Encode(arg, &payload);
+  media::amf0::EncodeString(name, &payload);
+  media::amf0::EncodeNumber(transaction_id, &payload);
+  for (const Value& arg : args) media::amf0::Encode(arg, &payload);
   const uint32_t csid =
       stream_id == 0 ? rtmp::kCommandChunkStream : rtmp::kStreamCommandChunkStream;
   return Send({.chunk_stream_id = csid, .type = MessageType::kCommandAmf0, .stream_id = stream_id},
@@ -104,7 +104,7 @@ bool RtmpClient::SendCommand(std::string_view name, double transaction_id,
 
 bool RtmpClient::SetChunkSize(uint32_t size) {
   uint8_t payload[4];
-  rtmp::StoreU32(payload, size);
+  media::StoreU32(payload, size);
   return Send({.chunk_stream_id = rtmp::kControlChunkStream, .type = MessageType::kSetChunkSize},
               payload);
 }
@@ -120,7 +120,7 @@ std::optional<std::vector<Value>> RtmpClient::AwaitCommand(absl::Duration timeou
       if (!r.ok()) return std::nullopt;
       used += r->consumed;
       if (r->message_ready && message.header.type == MessageType::kCommandAmf0) {
-        absl::StatusOr<std::vector<Value>> values = rtmp::amf0::DecodeAll(message.payload);
+        absl::StatusOr<std::vector<Value>> values = media::amf0::DecodeAll(message.payload);
         in_.erase(in_.begin(), in_.begin() + used);
         if (!values.ok()) return std::nullopt;
         return *std::move(values);

@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "engine/rtmp/amf0.h"
 #include "engine/rtmp/chunk_reader.h"
 #include "engine/rtmp/chunk_writer.h"
 #include "engine/rtmp/message.h"
+#include "media/amf0.h"
 
 namespace uringest::testing {
 
@@ -49,12 +49,12 @@ class RtmpClient {
   // One message, chunked at the client's current chunk size.
   bool Send(const rtmp::MessageHeader& header, std::span<const uint8_t> payload);
   bool SendCommand(std::string_view name, double transaction_id,
-                   const std::vector<rtmp::amf0::Value>& args, uint32_t stream_id = 0);
+                   const std::vector<media::amf0::Value>& args, uint32_t stream_id = 0);
   // Set Chunk Size: the client chunks at `size` from now on.
   bool SetChunkSize(uint32_t size);
 
   // The next command message from the server (name first), or nullopt on timeout/close.
-  std::optional<std::vector<rtmp::amf0::Value>> AwaitCommand(
+  std::optional<std::vector<media::amf0::Value>> AwaitCommand(
       absl::Duration timeout = kReplyTimeout);
   // connect; true on _result.
   bool ConnectApp(std::string_view app);

@@ -1,9 +1,9 @@
-#include "consumer/codec_names.h"
+#include "media/codec_names.h"
 
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/media_tag.h"
+#include "media/media_tag.h"
 
-namespace uringest::consumer {
+namespace uringest::media {
 namespace {
 
 struct Name {
@@ -22,12 +22,12 @@ constexpr Name kVideoCodecs[] = {
     {7, "H.264"},
     {12, "HEVC"},
     {13, "AV1"},
-    {rtmp::kFourCcAvc, "H.264"},
-    {rtmp::kFourCcHevc, "HEVC"},
-    {rtmp::kFourCcVvc, "VVC"},
-    {rtmp::kFourCcAv1, "AV1"},
-    {rtmp::kFourCcVp9, "VP9"},
-    {rtmp::kFourCcVp8, "VP8"},
+    {media::kFourCcAvc, "H.264"},
+    {media::kFourCcHevc, "HEVC"},
+    {media::kFourCcVvc, "VVC"},
+    {media::kFourCcAv1, "AV1"},
+    {media::kFourCcVp9, "VP9"},
+    {media::kFourCcVp8, "VP8"},
 };
 
 // FLV SoundFormat values, then the Enhanced RTMP FourCCs.
@@ -45,12 +45,12 @@ constexpr Name kAudioCodecs[] = {
     {11, "Speex"},
     {14, "MP3 8k"},
     {15, "device-specific"},
-    {rtmp::kFourCcAac, "AAC"},
-    {rtmp::kFourCcOpus, "Opus"},
-    {rtmp::kFourCcFlac, "FLAC"},
-    {rtmp::kFourCcAc3, "AC-3"},
-    {rtmp::kFourCcEac3, "E-AC-3"},
-    {rtmp::kFourCcMp3, "MP3"},
+    {media::kFourCcAac, "AAC"},
+    {media::kFourCcOpus, "Opus"},
+    {media::kFourCcFlac, "FLAC"},
+    {media::kFourCcAc3, "AC-3"},
+    {media::kFourCcEac3, "E-AC-3"},
+    {media::kFourCcMp3, "MP3"},
 };
 
 // A FourCC is four printable ASCII bytes; small numbers are FLV ids.
@@ -82,4 +82,4 @@ std::string VideoCodecName(uint32_t codec) { return Lookup(kVideoCodecs, codec, 
 // that sends raw PCM is rare enough to be shown as unknown.
 std::string AudioCodecName(uint32_t codec) { return Lookup(kAudioCodecs, codec, true); }
 
-}  // namespace uringest::consumer
+}  // namespace uringest::media

@@ -1,6 +1,6 @@
 // amf0.cc: the AMF0 values and encoder declared in amf0.h (the decoder: amf0_decoder.cc).
 
-#include "engine/rtmp/amf0.h"
+#include "media/amf0.h"
 
 #include <algorithm>
 #include <bit>
@@ -10,9 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
-namespace uringest::rtmp::amf0 {
+namespace uringest::media::amf0 {
 namespace {
 
 uint8_t ToByte(Marker marker) { return static_cast<uint8_t>(marker); }
@@ -284,4 +284,4 @@ void EncodeProperty(std::string_view key, const Value& value, std::vector<uint8_
 
 void EncodeObjectEnd(std::vector<uint8_t>* out) { AppendBytes(out, kObjectEnd); }
 
-}  // namespace uringest::rtmp::amf0
+}  // namespace uringest::media::amf0

@@ -1,9 +1,9 @@
-#include "consumer/codec_names.h"
+#include "media/codec_names.h"
 
-#include "engine/rtmp/media_tag.h"
 #include "gtest/gtest.h"
+#include "media/media_tag.h"
 
-namespace uringest::consumer {
+namespace uringest::media {
 namespace {
 
 TEST(CodecNamesTest, FlvCodecIds) {
@@ -15,12 +15,12 @@ TEST(CodecNamesTest, FlvCodecIds) {
 }
 
 TEST(CodecNamesTest, EnhancedRtmpFourCcs) {
-  EXPECT_EQ(VideoCodecName(rtmp::kFourCcAvc), "H.264");
-  EXPECT_EQ(VideoCodecName(rtmp::kFourCcHevc), "HEVC");
-  EXPECT_EQ(VideoCodecName(rtmp::kFourCcAv1), "AV1");
-  EXPECT_EQ(VideoCodecName(rtmp::kFourCcVp9), "VP9");
-  EXPECT_EQ(AudioCodecName(rtmp::kFourCcOpus), "Opus");
-  EXPECT_EQ(AudioCodecName(rtmp::kFourCcAac), "AAC");
+  EXPECT_EQ(VideoCodecName(media::kFourCcAvc), "H.264");
+  EXPECT_EQ(VideoCodecName(media::kFourCcHevc), "HEVC");
+  EXPECT_EQ(VideoCodecName(media::kFourCcAv1), "AV1");
+  EXPECT_EQ(VideoCodecName(media::kFourCcVp9), "VP9");
+  EXPECT_EQ(AudioCodecName(media::kFourCcOpus), "Opus");
+  EXPECT_EQ(AudioCodecName(media::kFourCcAac), "AAC");
 }
 
 TEST(CodecNamesTest, ZeroIsUnknownAndEmpty) {
@@ -29,10 +29,10 @@ TEST(CodecNamesTest, ZeroIsUnknownAndEmpty) {
 }
 
 TEST(CodecNamesTest, UnnamedFourCcShowsItsCharactersOtherIdsTheirNumber) {
-  EXPECT_EQ(VideoCodecName(rtmp::FourCc("xyz1")), "xyz1");
+  EXPECT_EQ(VideoCodecName(media::FourCc("xyz1")), "xyz1");
   EXPECT_EQ(VideoCodecName(99), "codec 99");
   EXPECT_EQ(AudioCodecName(0x01020304), "codec 16909060");
 }
 
 }  // namespace
-}  // namespace uringest::consumer
+}  // namespace uringest::media

@@ -12,8 +12,8 @@
 //
 // Thread safety: a Decoder is used by one thread at a time.
 
-#ifndef URINGEST_ENGINE_RTMP_AMF0_DECODER_H_
-#define URINGEST_ENGINE_RTMP_AMF0_DECODER_H_
+#ifndef URINGEST_MEDIA_AMF0_DECODER_H_
+#define URINGEST_MEDIA_AMF0_DECODER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -24,9 +24,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/rtmp/amf0.h"
+#include "media/amf0.h"
 
-namespace uringest::rtmp::amf0 {
+namespace uringest::media::amf0 {
 
 // Native recursion is bounded by max_depth, and decoded Values are never nested deeper, so
 // destroying, comparing and encoding them is bounded too. A reference counts as the values
@@ -94,6 +94,6 @@ class Decoder {
 absl::StatusOr<std::vector<Value>> DecodeAll(std::span<const uint8_t> data,
                                              DecodeLimits limits = {});
 
-}  // namespace uringest::rtmp::amf0
+}  // namespace uringest::media::amf0
 
-#endif  // URINGEST_ENGINE_RTMP_AMF0_DECODER_H_
+#endif  // URINGEST_MEDIA_AMF0_DECODER_H_

@@ -1,5 +1,5 @@
-#include "engine/rtmp/amf0.h"
-#include "engine/rtmp/amf0_decoder.h"
+#include "media/amf0.h"
+#include "media/amf0_decoder.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,13 +11,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
 #include "engine/rtmp/rtmp_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "media/byte_order.h"
 #include "tests/rtmp_testing.h"
 
-namespace uringest::rtmp::amf0 {
+namespace uringest::media::amf0 {
 
 // Failures print a Value as its encoding.
 void PrintTo(const Value& value, std::ostream* os) {
@@ -343,7 +343,7 @@ TEST(Amf0Test, ConnectMatchesRecordedFfmpegSession) {
   // still sends in 128-byte chunks here, so the payload is split by one 0xC3 byte.
   std::vector<uint8_t> recorded =
       RecordedPayload("ffmpeg_publish_chunk65536.rtmp", {0x03, 0, 0, 0, 0, 0, 140, 20, 0, 0, 0, 0},
-                      140, kDefaultChunkSize);
+                      140, rtmp::kDefaultChunkSize);
   EXPECT_EQ(recorded, FfmpegConnect());
 }
 
@@ -788,4 +788,4 @@ TEST(Amf0Test, MutatedEncodingsNeverCrash) {
 }
 
 }  // namespace
-}  // namespace uringest::rtmp::amf0
+}  // namespace uringest::media::amf0

@@ -1,13 +1,13 @@
-#include "engine/rtmp/media_tag.h"
+#include "media/media_tag.h"
 
 #include <cstdint>
 #include <vector>
 
-#include "engine/rtmp/byte_order.h"
-#include "engine/rtmp/rtmp_format.h"
 #include "gtest/gtest.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 
-namespace uringest::rtmp {
+namespace uringest::media {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -488,4 +488,4 @@ TEST(MediaTagTest, EveryPrefixParsesSafely) {
 }
 
 }  // namespace
-}  // namespace uringest::rtmp
+}  // namespace uringest::media

@@ -11,8 +11,8 @@
 //   amf0::Encode(amf0::Value::Object({{"fmsVer", amf0::Value::String("FMS/3,0,1,123")}}),
 //                &out);
 
-#ifndef URINGEST_ENGINE_RTMP_AMF0_H_
-#define URINGEST_ENGINE_RTMP_AMF0_H_
+#ifndef URINGEST_MEDIA_AMF0_H_
+#define URINGEST_MEDIA_AMF0_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -24,7 +24,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace uringest::rtmp::amf0 {
+namespace uringest::media::amf0 {
 
 // Type markers (AMF0 spec 2.1).
 enum class Marker : uint8_t {
@@ -145,6 +145,6 @@ void EncodeObjectStart(std::vector<uint8_t>* out);
 void EncodeProperty(std::string_view key, const Value& value, std::vector<uint8_t>* out);
 void EncodeObjectEnd(std::vector<uint8_t>* out);
 
-}  // namespace uringest::rtmp::amf0
+}  // namespace uringest::media::amf0
 
-#endif  // URINGEST_ENGINE_RTMP_AMF0_H_
+#endif  // URINGEST_MEDIA_AMF0_H_

@@ -6,19 +6,19 @@
 //   AudioCodecName(10)                   // "AAC"
 //   VideoCodecName(0)                    // "" (unknown)
 
-#ifndef URINGEST_CONSUMER_CODEC_NAMES_H_
-#define URINGEST_CONSUMER_CODEC_NAMES_H_
+#ifndef URINGEST_MEDIA_CODEC_NAMES_H_
+#define URINGEST_MEDIA_CODEC_NAMES_H_
 
 #include <cstdint>
 #include <string>
 
-namespace uringest::consumer {
+namespace uringest::media {
 
 // "" for 0; a FourCC nobody named is shown as its four characters ("xyz1"); any other
 // unknown id as "codec N".
 std::string VideoCodecName(uint32_t codec);
 std::string AudioCodecName(uint32_t codec);
 
-}  // namespace uringest::consumer
+}  // namespace uringest::media
 
-#endif  // URINGEST_CONSUMER_CODEC_NAMES_H_
+#endif  // URINGEST_MEDIA_CODEC_NAMES_H_

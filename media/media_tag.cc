@@ -12,16 +12,16 @@
 //
 // ModEx TimestampOffsetNano: the first three bytes of the ModEx data, a UI24.
 
-#include "engine/rtmp/media_tag.h"
+#include "media/media_tag.h"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/rtmp/byte_order.h"
-#include "engine/rtmp/rtmp_format.h"
+#include "media/byte_order.h"
+#include "media/flv_format.h"
 
-namespace uringest::rtmp {
+namespace uringest::media {
 namespace {
 
 // Bounds-checked reads over a tag body. A read past the end fails and reads nothing.
@@ -315,4 +315,4 @@ void SingleTrackBody(bool video, uint8_t frame_type, uint8_t packet_type, const 
   out->insert(out->end(), track.data.begin(), track.data.end());
 }
 
-}  // namespace uringest::rtmp
+}  // namespace uringest::media

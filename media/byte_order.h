@@ -5,8 +5,8 @@
 //   uint32_t length = LoadU24(p + 3);
 //   AppendU32(&out, window_size);
 
-#ifndef URINGEST_ENGINE_RTMP_BYTE_ORDER_H_
-#define URINGEST_ENGINE_RTMP_BYTE_ORDER_H_
+#ifndef URINGEST_MEDIA_BYTE_ORDER_H_
+#define URINGEST_MEDIA_BYTE_ORDER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace uringest::rtmp {
+namespace uringest::media {
 
 // REQUIRES: p points at 2, 3 or 4 readable bytes respectively.
 inline uint16_t LoadU16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
@@ -70,6 +70,6 @@ inline std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-}  // namespace uringest::rtmp
+}  // namespace uringest::media
 
-#endif  // URINGEST_ENGINE_RTMP_BYTE_ORDER_H_
+#endif  // URINGEST_MEDIA_BYTE_ORDER_H_

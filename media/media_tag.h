@@ -11,15 +11,15 @@
 //   MediaTag tag = ParseVideoTag(message.payload);
 //   if (tag.sequence_header && tag.codec == kFourCcHevc) { ... }
 
-#ifndef URINGEST_ENGINE_RTMP_MEDIA_TAG_H_
-#define URINGEST_ENGINE_RTMP_MEDIA_TAG_H_
+#ifndef URINGEST_MEDIA_MEDIA_TAG_H_
+#define URINGEST_MEDIA_MEDIA_TAG_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
 
-namespace uringest::rtmp {
+namespace uringest::media {
 
 // A FourCC as Enhanced RTMP sends it: four bytes read as a big-endian uint32.
 constexpr uint32_t FourCc(const char (&s)[5]) {
@@ -72,16 +72,6 @@ enum class AvMultitrackType : uint8_t {
 enum class ModExType : uint8_t {
   kTimestampOffsetNano = 0,  // data: UI24 nanoseconds (0..999999) added to the RTMP time
 };
-
-// Enhanced RTMP capability flags the server announces in its connect _result.
-inline constexpr uint32_t kCapsExReconnect = 0x01;
-inline constexpr uint32_t kCapsExMultitrack = 0x02;
-inline constexpr uint32_t kCapsExModEx = 0x04;
-inline constexpr uint32_t kCapsExTimestampNanoOffset = 0x08;
-// FourCcInfoMask values of [video|audio]FourCcInfoMap.
-inline constexpr uint32_t kFourCcCanDecode = 0x01;
-inline constexpr uint32_t kFourCcCanEncode = 0x02;
-inline constexpr uint32_t kFourCcCanForward = 0x04;
 
 struct MediaTag {
   // The FLV codec id (VideoCodec / AudioCodec), or for Enhanced RTMP the FourCC (for
@@ -147,6 +137,6 @@ size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrac
 void SingleTrackBody(bool video, uint8_t frame_type, uint8_t packet_type, const MediaTrack& track,
                      std::vector<uint8_t>* out);
 
-}  // namespace uringest::rtmp
+}  // namespace uringest::media
 
-#endif  // URINGEST_ENGINE_RTMP_MEDIA_TAG_H_
+#endif  // URINGEST_MEDIA_MEDIA_TAG_H_

@@ -7,7 +7,7 @@
 // costs (values, nesting levels, string bytes) is known from the first decoding and is
 // charged before the copy is made.
 
-#include "engine/rtmp/amf0_decoder.h"
+#include "media/amf0_decoder.h"
 
 #include <algorithm>
 #include <bit>
@@ -15,9 +15,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "engine/rtmp/byte_order.h"
+#include "media/byte_order.h"
 
-namespace uringest::rtmp::amf0 {
+namespace uringest::media::amf0 {
 namespace {
 
 // A strict array's count is bounded by the bytes left; this bounds its up-front allocation.
@@ -334,4 +334,4 @@ absl::StatusOr<std::vector<Value>> DecodeAll(std::span<const uint8_t> data, Deco
   return values;
 }
 
-}  // namespace uringest::rtmp::amf0
+}  // namespace uringest::media::amf0
