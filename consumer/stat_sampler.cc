@@ -1,11 +1,10 @@
 #include "consumer/stat_sampler.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "ringbuf/clock.h"
 
 namespace uringest::consumer {
 namespace {
@@ -13,12 +12,6 @@ namespace {
 using ringbuf::LosslessState;
 using ringbuf::RingHeader;
 using ringbuf::ServerState;
-
-int64_t ClockNs(clockid_t clock) {
-  timespec ts;
-  clock_gettime(clock, &ts);
-  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 // Fields the producer and readers update concurrently are read with atomic loads
 // (FORMAT.md: "atomic" fields), through the read-only mapping.
@@ -108,8 +101,8 @@ StatSample StatSampler::Sample() const {
                     .shard_count = dir.header().shard_count,
                     .start_time_ns = dir.header().start_time_ns,
                     .server_state = StateName(reader_->CheckServer()),
-                    .taken_ns = ClockNs(CLOCK_MONOTONIC),
-                    .wall_ns = uint64_t(ClockNs(CLOCK_REALTIME))};
+                    .taken_ns = int64_t(ringbuf::MonotonicNs()),
+                    .wall_ns = ringbuf::RealtimeNs()};
   for (ringbuf::StreamInfo& info : reader_->ListStreams()) {
     if (info.state != ringbuf::SlotState::kPublishing) continue;
     // An Enhanced RTMP stream (a FourCC codec, or more configurations than track 0's two

@@ -1,9 +1,6 @@
 #include "consumer/stream_cat.h"
 
-#include <time.h>
-
 #include <algorithm>
-#include <array>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -13,6 +10,7 @@
 #include "engine/rtmp/rtmp_format.h"
 #include "media/flv_format.h"
 #include "media/media_tag.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/reader.h"
 
 namespace uringest::consumer {
@@ -30,12 +28,6 @@ using ringbuf::StreamInfo;
 using ringbuf::WaitResult;
 
 constexpr absl::Duration kNextTimeout = absl::Milliseconds(100);
-
-uint64_t RealtimeNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
-}
 
 std::string Text(const absl::Status& s) { return std::string(s.message()); }
 
@@ -93,7 +85,7 @@ class Cat {
   const CatOptions& options_;
   FlvWriter writer_;
   std::unique_ptr<Reader> reader_;
-  const uint64_t started_ns_ = RealtimeNs();
+  const uint64_t started_ns_ = ringbuf::RealtimeNs();
   bool server_shut_down_ = false;  // cleanly, while we waited for the stream
   bool from_start_ = false;        // the stream began after we started waiting
   bool first_from_ring_ = true;    // no ring record of the stream seen yet
@@ -263,19 +255,16 @@ absl::Status Cat::Write(const RecordMeta& meta, std::span<uint8_t> body) {
 // from a multitrack sequence start, and drops a whole tag when any of its tracks is not
 // wanted). The ModEx prefixes such a message may have are not repeated.
 absl::Status Cat::WriteTracks(const RecordMeta& meta, std::span<uint8_t> body) {
-  const bool video = meta.type == RecordType::kVideo;
-  std::array<media::MediaTrack, 32> tracks;
-  const size_t count = media::ListTracks(body, video, tracks);
-  if (count == 0 || count > tracks.size()) return WriteBody(meta, body);
-  const uint8_t frame_type = uint8_t((body[0] >> 4) & 0x07);
   RecordMeta track_meta = meta;
   track_meta.flags = meta.flags & ~ringbuf::kFlagMultitrack;
-  for (const media::MediaTrack& track : std::span(tracks).first(count)) {
-    media::SingleTrackBody(video, frame_type, meta.packet_type, track, &track_body_);
-    track_meta.track_id = track.track_id;
-    if (absl::Status s = WriteBody(track_meta, track_body_); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  absl::Status status;
+  const size_t tracks =
+      media::SplitTracks(body, meta.type == RecordType::kVideo, meta.packet_type, &track_body_,
+                         [&](uint8_t track_id, std::span<uint8_t> track_body) {
+                           track_meta.track_id = track_id;
+                           if (status.ok()) status = WriteBody(track_meta, track_body);
+                         });
+  return tracks == 0 ? WriteBody(meta, body) : status;
 }
 
 // One tag. Enhanced RTMP configuration packets are configurations to the writer too; a
@@ -293,9 +282,8 @@ absl::Status Cat::WriteBody(const RecordMeta& meta, std::span<uint8_t> body) {
   }
   const bool color_info =
       ex && video && meta.packet_type == uint8_t(media::VideoPacketType::kMetadata);
-  const bool config = (meta.flags & ringbuf::kFlagSequenceHeader) != 0 || color_info ||
-                      (ex && meta.type == RecordType::kAudio &&
-                       meta.packet_type == uint8_t(media::AudioPacketType::kMultichannelConfig));
+  const bool config = media::IsConfiguration(
+      video, (meta.flags & ringbuf::kFlagSequenceHeader) != 0, ex, meta.packet_type);
   if (config && TakeStandIn(meta.type, meta.track_id, meta.packet_type, body)) {
     return absl::OkStatus();
   }

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "media/script_data.h"
 #include "ringbuf/ring_server.h"
 #include "tests/rtmp_testing.h"
 
@@ -56,13 +57,20 @@ class StreamCatTest : public ::testing::Test {
     ASSERT_TRUE(stream.ok()) << stream.status();
     stream_ = *std::move(stream);
   }
+  // Writes `tag` as the engine would, keeping sequence headers and onMetaData in the
+  // directory for late joiners.
   void Write(const testing::FlvTag& tag) {
+    const uint8_t flags = FlagsOf(tag);
+    const ringbuf::Keep keep =
+        (flags & ringbuf::kFlagSequenceHeader) != 0       ? ringbuf::Keep::kAsConfig
+        : tag.type == 18 && media::IsOnMetaData(tag.body) ? ringbuf::Keep::kAsMetadata
+                                                          : ringbuf::Keep::kNo;
     ASSERT_TRUE(stream_
                     .WriteFrame({.type = RecordType(tag.type),
-                                 .flags = FlagsOf(tag),
+                                 .flags = flags,
                                  .dts = tag.timestamp,
                                  .pts = tag.timestamp},
-                                tag.body)
+                                tag.body, keep)
                     .ok());
   }
 

@@ -1,39 +1,32 @@
 #include "engine/ring_frame_sink.h"
 
-#include <time.h>
-
-#include <algorithm>
-#include <array>
 #include <cstring>
 #include <utility>
 
 #include "engine/status_text.h"
 #include "engine/stream_registry.h"
-#include "media/amf0.h"
-#include "media/amf0_decoder.h"
 #include "media/media_tag.h"
+#include "media/script_data.h"
+#include "ringbuf/clock.h"
 #include "spdlog/spdlog.h"
 
 namespace uringest::engine {
 namespace {
 
-uint64_t RealtimeNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
-}
-
-// A codec id in onMetaData is a number (7) or, from Enhanced RTMP encoders, a FourCC
-// string ("hvc1").
-uint32_t CodecId(const media::amf0::Value* v) {
-  if (v == nullptr) return 0;
-  if (v->is_number()) return uint32_t(v->number());
-  if (v->is_string() && v->string().size() == 4) {
-    const std::string& s = v->string();
-    return uint32_t(uint8_t(s[0])) << 24 | uint32_t(uint8_t(s[1])) << 16 |
-           uint32_t(uint8_t(s[2])) << 8 | uint8_t(s[3]);
-  }
-  return 0;
+// What onMetaData announces, over what was known: fields it does not announce stay.
+void Merge(const media::StreamMetadata& m, ringbuf::CodecInfo* codec) {
+  auto set = [](uint32_t* field, uint32_t announced) {
+    if (announced != 0) *field = announced;
+  };
+  set(&codec->width, m.width);
+  set(&codec->height, m.height);
+  set(&codec->frame_rate_milli, m.frame_rate_milli);
+  set(&codec->audio_sample_rate, m.audio_sample_rate);
+  set(&codec->video_bitrate_kbps, m.video_bitrate_kbps);
+  set(&codec->audio_bitrate_kbps, m.audio_bitrate_kbps);
+  set(&codec->audio_channels, m.audio_channels);
+  set(&codec->video_codec, m.video_codec);
+  set(&codec->audio_codec, m.audio_codec);
 }
 
 uint8_t RecordFlags(const rtmp::Frame& frame) {
@@ -44,14 +37,16 @@ uint8_t RecordFlags(const rtmp::Frame& frame) {
                  (frame.command ? ringbuf::kFlagCommand : 0));
 }
 
-// Enhanced RTMP packets a late joiner needs besides the sequence headers: an audio
-// track's MultichannelConfig and a video track's Metadata (colorInfo).
-bool IsConfigPacket(const rtmp::Frame& frame) {
-  if (!frame.ex_header || frame.command) return false;
-  return frame.type == rtmp::FrameType::kAudio
-             ? frame.packet_type == uint8_t(media::AudioPacketType::kMultichannelConfig)
-             : frame.type == rtmp::FrameType::kVideo &&
-                   frame.packet_type == uint8_t(media::VideoPacketType::kMetadata);
+// Whether the directory keeps this frame for late joiners, and as what: the one place
+// that decides (the FLV knowledge is media/'s).
+ringbuf::Keep KeepFor(const rtmp::Frame& frame) {
+  if (frame.type == rtmp::FrameType::kData) {
+    return media::IsOnMetaData(frame.payload) ? ringbuf::Keep::kAsMetadata : ringbuf::Keep::kNo;
+  }
+  const bool video = frame.type == rtmp::FrameType::kVideo;
+  return media::IsConfiguration(video, frame.sequence_header, frame.ex_header, frame.packet_type)
+             ? ringbuf::Keep::kAsConfig
+             : ringbuf::Keep::kNo;
 }
 
 // The frame in ring terms (stream_id and sequence are the StreamWriter's): the one place
@@ -65,7 +60,7 @@ ringbuf::RecordMeta ToRecordMeta(const rtmp::Frame& frame) {
                              .flags = RecordFlags(frame),
                              .dts = int64_t(frame.dts),
                              .pts = int64_t(frame.dts) + frame.composition_offset,
-                             .ingest_time_ns = RealtimeNs(),
+                             .ingest_time_ns = ringbuf::RealtimeNs(),
                              .codec = frame.codec,
                              .track_id = frame.track_id,
                              .packet_type = frame.packet_type,
@@ -77,41 +72,6 @@ ringbuf::RecordMeta ToRecordMeta(const rtmp::Frame& frame) {
 constexpr size_t kMaxSplitConfig = 64 * 1024;
 
 }  // namespace
-
-void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec) {
-  // Only onMetaData is decoded: other data frames (cue points, captions) may be large
-  // and frequent, and need nothing from here.
-  static constexpr uint8_t kPrefix[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e',
-                                        't',  'a',  'D',  'a', 't', 'a'};
-  if (payload.size() < sizeof(kPrefix) ||
-      std::memcmp(payload.data(), kPrefix, sizeof(kPrefix)) != 0) {
-    return;
-  }
-  media::amf0::Decoder decoder(payload);
-  absl::StatusOr<media::amf0::Value> name = decoder.Next();
-  if (!name.ok() || !name->is_string() || name->string() != "onMetaData") return;
-  absl::StatusOr<media::amf0::Value> meta = decoder.Next();
-  if (!meta.ok() || !meta->has_properties()) return;
-  auto set = [&](uint32_t* field, std::string_view key, double scale = 1) {
-    const media::amf0::Value* v = meta->Find(key);
-    if (v != nullptr && v->is_number() && v->number() > 0 && v->number() < 4e9 / scale) {
-      *field = uint32_t(v->number() * scale);
-    }
-  };
-  set(&codec->width, "width");
-  set(&codec->height, "height");
-  set(&codec->frame_rate_milli, "framerate", 1000);
-  set(&codec->audio_sample_rate, "audiosamplerate");
-  set(&codec->video_bitrate_kbps, "videodatarate");
-  set(&codec->audio_bitrate_kbps, "audiodatarate");
-  set(&codec->audio_channels, "audiochannels");
-  if (const media::amf0::Value* stereo = meta->Find("stereo");
-      stereo != nullptr && stereo->type() == media::amf0::Value::Type::kBoolean) {
-    codec->audio_channels = stereo->boolean() ? 2 : 1;
-  }
-  if (uint32_t id = CodecId(meta->Find("videocodecid")); id != 0) codec->video_codec = id;
-  if (uint32_t id = CodecId(meta->Find("audiocodecid")); id != 0) codec->audio_codec = id;
-}
 
 RingFrameSink::RingFrameSink(ringbuf::ShardWriter* shard, std::string peer)
     : shard_(shard), peer_(std::move(peer)) {}
@@ -143,14 +103,16 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
   }
   UpdateCodec(stream, frame);
   const ringbuf::RecordMeta meta = ToRecordMeta(frame);
-  const bool config_packet = IsConfigPacket(frame);
-  const ringbuf::KeepAsConfig keep =
-      config_packet ? ringbuf::KeepAsConfig::kYes : ringbuf::KeepAsConfig::kNo;
-  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces(), keep); !s.ok()) {
+  const ringbuf::Keep keep = KeepFor(frame);
+  // A configuration with several tracks is kept per track, once it is written.
+  const bool per_track = keep == ringbuf::Keep::kAsConfig && frame.many_tracks;
+  if (absl::Status s = stream->writer.WriteFrame(meta, frame.payload_pieces(),
+                                                 per_track ? ringbuf::Keep::kNo : keep);
+      !s.ok()) {
     ++counters_.dropped;
     return;
   }
-  if (frame.many_tracks && (frame.sequence_header || config_packet)) {
+  if (per_track) {
     KeepTrackConfigs(stream, frame, meta.flags);
   } else if (stream->writer.configs_not_kept() != 0) {
     WarnConfigNotKept(stream, frame.track_id, frame.payload_size());
@@ -160,9 +122,8 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
   counters_.bytes += frame.payload_size();
 }
 
-// The writer keeps single-track configuration packets itself; one that carries several
-// tracks is kept as one body per track, so that a track's later update replaces just its
-// own and a late joiner gets every track's.
+// A configuration message that carries several tracks is kept as one body per track, so
+// that a track's later update replaces just its own and a late joiner gets every track's.
 void RingFrameSink::KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, uint8_t flags) {
   std::span<const uint8_t> body = frame.payload;
   if (!frame.pieces.empty()) {
@@ -176,16 +137,14 @@ void RingFrameSink::KeepTrackConfigs(Stream* stream, const rtmp::Frame& frame, u
   const bool video = frame.type == rtmp::FrameType::kVideo;
   const ringbuf::RecordType type =
       video ? ringbuf::RecordType::kVideo : ringbuf::RecordType::kAudio;
-  const uint8_t frame_type = body.empty() ? 0 : uint8_t((body[0] >> 4) & 0x07);
   const uint8_t kept = flags & ~ringbuf::kFlagMultitrack;
-  std::array<media::MediaTrack, 32> tracks;
-  const size_t count = std::min(media::ListTracks(body, video, tracks), tracks.size());
-  for (const media::MediaTrack& track : std::span(tracks).first(count)) {
-    media::SingleTrackBody(video, frame_type, frame.packet_type, track, &track_body_);
-    if (!stream->writer.SetConfig(type, track.track_id, kept, frame.packet_type, track_body_)) {
-      WarnConfigNotKept(stream, track.track_id, track_body_.size());
-    }
-  }
+  media::SplitTracks(
+      body, video, frame.packet_type, &track_body_,
+      [&](uint8_t track_id, std::span<const uint8_t> track_body) {
+        if (!stream->writer.SetConfig(type, track_id, kept, frame.packet_type, track_body)) {
+          WarnConfigNotKept(stream, track_id, track_body.size());
+        }
+      });
 }
 
 void RingFrameSink::WarnConfigNotKept(Stream* stream, uint8_t track_id, size_t size) {
@@ -201,7 +160,7 @@ void RingFrameSink::WarnConfigNotKept(Stream* stream, uint8_t track_id, size_t s
 void RingFrameSink::UpdateCodec(Stream* stream, const rtmp::Frame& frame) {
   ringbuf::CodecInfo codec = stream->codec;
   if (frame.type == rtmp::FrameType::kData) {
-    ParseOnMetaData(frame.payload, &codec);
+    Merge(media::ParseOnMetaData(frame.payload), &codec);
   } else if (frame.track_id != 0 || frame.command) {
     // The directory's codec fields describe the default track (0).
   } else if (frame.type == rtmp::FrameType::kVideo && frame.codec != 0) {

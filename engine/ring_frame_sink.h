@@ -65,11 +65,6 @@ class RingFrameSink : public rtmp::FrameSink {
   std::vector<uint8_t> track_body_;
 };
 
-// Reads what onMetaData announces (width, height, framerate, codec ids, sample rate,
-// channels, data rates) into `codec`, leaving fields it lacks as they are. `payload`
-// is the data frame's body: "onMetaData" then an object or ECMA array.
-void ParseOnMetaData(std::span<const uint8_t> payload, ringbuf::CodecInfo* codec);
-
 }  // namespace uringest::engine
 
 #endif  // URINGEST_ENGINE_RING_FRAME_SINK_H_

@@ -19,6 +19,7 @@
 #include "engine/epoll_loop.h"
 #include "engine/status_text.h"
 #include "engine/uring_loop.h"
+#include "ringbuf/clock.h"
 #include "spdlog/spdlog.h"
 
 namespace uringest::engine {
@@ -27,12 +28,6 @@ namespace {
 // A shard that ran or waited for a CPU this share of a second is saturated.
 constexpr double kSaturated = 0.95;
 constexpr size_t kMaxQueuedOutput = 1 << 20;
-
-int64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 int64_t NowMs() {
   timespec ts;
@@ -391,7 +386,7 @@ void Shard::OnTick() {
 // Once a second while it lasts, with the load it carries; a line when it ends.
 void Shard::ReportSaturation() {
   const LoadMark last = load_mark_;
-  load_mark_ = {.time_ns = MonotonicNs(),
+  load_mark_ = {.time_ns = int64_t(ringbuf::MonotonicNs()),
                 .thread = thread_load_->Read(),
                 .records = ring_->producer().records(),
                 .bytes_in = bytes_in_};

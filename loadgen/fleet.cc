@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "loadgen/client_connection.h"
 #include "loadgen/stamp.h"
+#include "ringbuf/clock.h"
 
 namespace uringest::loadgen {
 namespace {
@@ -133,7 +134,7 @@ absl::Status Fleet::Init() {
 }
 
 void Fleet::Run(const std::function<void()>& each_second) {
-  const uint64_t start = MonotonicNs();
+  const uint64_t start = ringbuf::MonotonicNs();
   const uint64_t ramp_ns = uint64_t(absl::ToInt64Nanoseconds(options_.ramp));
   for (uint32_t i = 0; i < options_.publishers; ++i) {
     const uint64_t at = start + (options_.publishers > 1 ? ramp_ns * i / options_.publishers : 0);
@@ -146,7 +147,7 @@ void Fleet::Run(const std::function<void()>& each_second) {
   uint64_t next_second = start + kSecondNs;
   io_uring_cqe* cqes[kCompletionBatch];
   while (open_ > 0) {
-    uint64_t now = MonotonicNs();
+    uint64_t now = ringbuf::MonotonicNs();
     if (abort_.load()) {
       if (!draining_)
         sending_time_ = absl::Nanoseconds(first_live_ns_ ? int64_t(now - first_live_ns_) : 0);
@@ -173,7 +174,7 @@ void Fleet::Run(const std::function<void()>& each_second) {
       for (unsigned k = 0; k < n; ++k) HandleCompletion(cqes[k]->user_data, cqes[k]->res);
       io_uring_cq_advance(&loop_->ring, n);
     }
-    now = MonotonicNs();
+    now = ringbuf::MonotonicNs();
     if (now >= next_second) {
       next_second += kSecondNs * ((now - next_second) / kSecondNs + 1);
       if (each_second) each_second();
@@ -308,7 +309,7 @@ void Fleet::HandleRecv(uint32_t i, int res) {
 
 void Fleet::GoLive(uint32_t i) {
   Publisher& p = publishers_[i];
-  p.live_ns = MonotonicNs();
+  p.live_ns = ringbuf::MonotonicNs();
   if (first_live_ns_ == 0) first_live_ns_ = p.live_ns;
   results_[i].went_live = true;
   results_[i].connect_ns = int64_t(p.live_ns - p.connect_at_ns);
@@ -373,8 +374,10 @@ void Fleet::QueueOneFrame(Publisher& p) {
   const MediaFrame frame = source_->At(p.frame_index++);
   const uint32_t index = uint32_t(&p - publishers_.data());
   if (Stampable(frame.body)) {
-    const Stamp stamp{
-        .run = options_.run, .publisher = index, .sequence = ++p.sequence, .send_ns = RealtimeNs()};
+    const Stamp stamp{.run = options_.run,
+                      .publisher = index,
+                      .sequence = ++p.sequence,
+                      .send_ns = ringbuf::RealtimeNs()};
     p.conn->SendMedia(frame, options_.stamp ? &stamp : nullptr);
     ++results_[index].frames;
     counters_.frames_sent.fetch_add(1, std::memory_order_relaxed);
@@ -399,7 +402,7 @@ void Fleet::HandleSend(uint32_t i, int res) {
     QueueFrames(i, 0);
   } else if (p.held && !p.ending && p.conn->pending_bytes() < options_.window) {
     p.held = false;
-    QueueFrames(i, MonotonicNs());
+    QueueFrames(i, ringbuf::MonotonicNs());
   } else {
     MaybeArmSend(i);
   }

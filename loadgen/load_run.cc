@@ -12,6 +12,7 @@
 #include "loadgen/report.h"
 #include "loadgen/stamp.h"
 #include "loadgen/verifier.h"
+#include "ringbuf/clock.h"
 
 namespace uringest::loadgen {
 namespace {
@@ -23,7 +24,7 @@ uint32_t RandomRun() {
     [[maybe_unused]] ssize_t n = read(fd, &run, sizeof(run));
     close(fd);
   }
-  return run ? run : uint32_t(MonotonicNs());
+  return run ? run : uint32_t(ringbuf::MonotonicNs());
 }
 
 // Sums the CPU time and RSS of every pid.
@@ -43,11 +44,14 @@ std::optional<ProcSample> SampleServer(const std::vector<int>& pids) {
 class Progress {
  public:
   Progress(const Fleet& fleet, const Verifier* verifier, uint32_t publishers)
-      : fleet_(fleet), verifier_(verifier), publishers_(publishers), last_ns_(MonotonicNs()) {}
+      : fleet_(fleet),
+        verifier_(verifier),
+        publishers_(publishers),
+        last_ns_(ringbuf::MonotonicNs()) {}
 
   std::string Line() {
     const FleetCounters& c = fleet_.counters();
-    const uint64_t now = MonotonicNs();
+    const uint64_t now = ringbuf::MonotonicNs();
     const uint64_t bytes = c.bytes_sent.load(std::memory_order_relaxed);
     const uint64_t frames = c.frames_sent.load(std::memory_order_relaxed);
     const double dt = double(now - last_ns_) / 1e9;

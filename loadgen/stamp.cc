@@ -1,7 +1,5 @@
 #include "loadgen/stamp.h"
 
-#include <time.h>
-
 #include <cstring>
 
 namespace uringest::loadgen {
@@ -22,12 +20,6 @@ uint64_t Get64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
   return v;
-}
-
-uint64_t ClockNs(clockid_t clock) {
-  timespec ts;
-  clock_gettime(clock, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
 }  // namespace
@@ -60,8 +52,5 @@ std::optional<Stamp> ReadStamp(std::span<const uint8_t> body) {
                .sequence = Get64(p + 16),
                .send_ns = Get64(p + 24)};
 }
-
-uint64_t RealtimeNs() { return ClockNs(CLOCK_REALTIME); }
-uint64_t MonotonicNs() { return ClockNs(CLOCK_MONOTONIC); }
 
 }  // namespace uringest::loadgen

@@ -59,11 +59,6 @@ std::optional<Stamp> ReadStamp(std::span<const uint8_t> body);
 size_t StampOffset(std::span<const uint8_t> body);
 inline bool Stampable(std::span<const uint8_t> body) { return StampOffset(body) != 0; }
 
-// CLOCK_REALTIME in nanoseconds.
-uint64_t RealtimeNs();
-// CLOCK_MONOTONIC in nanoseconds.
-uint64_t MonotonicNs();
-
 }  // namespace uringest::loadgen
 
 #endif  // URINGEST_LOADGEN_STAMP_H_

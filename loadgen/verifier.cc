@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "loadgen/stamp.h"
+#include "ringbuf/clock.h"
 
 namespace uringest::loadgen {
 
@@ -96,7 +97,7 @@ bool Verifier::DrainRing(ringbuf::RingReader* ring) {
     }
     if (view.payload.size() < kStampedMin) continue;
     std::memcpy(copy, view.payload.data(), kStampedMin);
-    const uint64_t now = RealtimeNs();
+    const uint64_t now = ringbuf::RealtimeNs();
     if (!ring->Validate(view)) continue;  // overwritten while read: the laps count it
     std::optional<Stamp> stamp = ReadStamp(copy);
     if (!stamp || stamp->run != run_ || stamp->publisher >= tallies_.size()) {

@@ -277,24 +277,64 @@ MediaTag ParseAudioTag(std::span<const uint8_t> body) {
   return tag;
 }
 
-size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrack> out) {
-  Cursor c(body);
+namespace {
+
+// Reads the ExHeader of an Enhanced RTMP body up to its first track. False for a legacy
+// body, a command frame, or one that ends (or is malformed) before its tracks.
+bool ReadUpToTracks(Cursor* c, bool video, ExHeader* header) {
   uint8_t first;
-  if (!c.ReadU8(&first)) return 0;
+  if (!c->ReadU8(&first)) return false;
   const bool ex =
       video ? (first & kVideoExHeaderBit) != 0 : (first >> 4) == uint8_t(AudioCodec::kExHeader);
-  ExHeader header;
-  if (!ex || !ReadExHeader(&c, first, video, &header) || header.command) return 0;
+  return ex && ReadExHeader(c, first, video, header) && !header->command;
+}
+
+// Calls fn(track) for each track after the header, as ListTracks() counts them.
+template <typename Fn>
+size_t ForEachTrack(Cursor* c, const ExHeader& header, Fn fn) {
   size_t count = 0;
   MediaTrack track;
-  while (!(count > 0 && c.AtEnd()) && ReadTrack(&c, header, &track)) {
-    if (count < out.size()) out[count] = track;
+  while (!(count > 0 && c->AtEnd()) && ReadTrack(c, header, &track)) {
+    fn(track);
     ++count;
     if (header.multitrack_type < 0 || header.multitrack_type == int(AvMultitrackType::kOneTrack)) {
       break;
     }
   }
   return count;
+}
+
+}  // namespace
+
+size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrack> out) {
+  Cursor c(body);
+  ExHeader header;
+  if (!ReadUpToTracks(&c, video, &header)) return 0;
+  size_t count = 0;
+  return ForEachTrack(&c, header, [&](const MediaTrack& track) {
+    if (count < out.size()) out[count] = track;
+    ++count;
+  });
+}
+
+size_t SplitTracks(std::span<const uint8_t> message, bool video, uint8_t packet_type,
+                   std::vector<uint8_t>* scratch,
+                   absl::FunctionRef<void(uint8_t track_id, std::span<uint8_t> body)> fn) {
+  Cursor c(message);
+  ExHeader header;
+  if (!ReadUpToTracks(&c, video, &header)) return 0;
+  return ForEachTrack(&c, header, [&](const MediaTrack& track) {
+    SingleTrackBody(video, header.frame_type, packet_type, track, scratch);
+    fn(track.track_id, *scratch);
+  });
+}
+
+bool IsConfiguration(bool video, bool sequence_header, bool ex_header, uint8_t packet_type) {
+  if (sequence_header) return true;
+  if (!ex_header) return false;
+  // A Metadata packet is never a command frame (ReadExHeader), and audio has none.
+  return video ? packet_type == uint8_t(VideoPacketType::kMetadata)
+               : packet_type == uint8_t(AudioPacketType::kMultichannelConfig);
 }
 
 void SingleTrackBody(bool video, uint8_t frame_type, uint8_t packet_type, const MediaTrack& track,

@@ -19,6 +19,8 @@
 #include <span>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+
 namespace uringest::media {
 
 // A FourCC as Enhanced RTMP sends it: four bytes read as a big-endian uint32.
@@ -136,6 +138,22 @@ size_t ListTracks(std::span<const uint8_t> body, bool video, std::span<MediaTrac
 // directory keeps each track of a ManyTracks sequence start for late joiners.
 void SingleTrackBody(bool video, uint8_t frame_type, uint8_t packet_type, const MediaTrack& track,
                      std::vector<uint8_t>* out);
+
+// Whether a message configures its track rather than carrying its frames: a sequence
+// header (legacy, or an Enhanced RTMP SequenceStart or MPEG2TSSequenceStart), or one of
+// the Enhanced RTMP packets a decoder needs besides it, an audio MultichannelConfig or a
+// video Metadata (colorInfo) packet. The server keeps these for late joiners and a
+// recorder repeats them at the head of each file. The arguments are MediaTag's fields.
+bool IsConfiguration(bool video, bool sequence_header, bool ex_header, uint8_t packet_type);
+
+// Splits an Enhanced RTMP message into the messages that would carry each of its tracks
+// alone (SingleTrackBody, with the message's frame type and `packet_type`), calling
+// fn(track_id, body) for each track in order; `body` lives in *scratch and is valid
+// during the call. Returns how many tracks there were: 0, and no call, for a legacy body
+// or a command frame.
+size_t SplitTracks(std::span<const uint8_t> message, bool video, uint8_t packet_type,
+                   std::vector<uint8_t>* scratch,
+                   absl::FunctionRef<void(uint8_t track_id, std::span<uint8_t> body)> fn);
 
 }  // namespace uringest::media
 

@@ -1,6 +1,7 @@
 #include "media/media_tag.h"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -471,6 +472,73 @@ TEST(MediaTagTest, LegacyBodiesHaveNoTracks) {
   MediaTrack tracks[1];
   EXPECT_EQ(ListTracks(kAvcSequenceHeader, true, tracks), 0u);
   EXPECT_EQ(ListTracks(kAacSequenceHeader, false, tracks), 0u);
+}
+
+TEST(MediaTagTest, SplitTracksGivesEachTrackAloneInOrder) {
+  std::vector<std::pair<uint8_t, Bytes>> seen;
+  Bytes scratch;
+  auto record = [&](uint8_t track_id, std::span<uint8_t> body) {
+    seen.emplace_back(track_id, Bytes(body.begin(), body.end()));
+  };
+  const uint8_t coded = uint8_t(VideoPacketType::kCodedFrames);
+  ASSERT_EQ(SplitTracks(kAv1ManyTracks, /*video=*/true, coded, &scratch, record), 2u);
+  ASSERT_EQ(seen.size(), 2u);
+  // Track 0 as a plain single-track body, keyframe kept; track 1 as a OneTrack body.
+  EXPECT_EQ(seen[0].first, 0);
+  EXPECT_EQ(seen[0].second, (Bytes{0x91, 'a', 'v', '0', '1', 0x12, 0x00}));
+  EXPECT_EQ(seen[1].first, 1);
+  EXPECT_EQ(seen[1].second, (Bytes{0x96, 0x01, 'a', 'v', '0', '1', 0x01, 0x32, 0x10, 0x00}));
+  for (const auto& [id, body] : seen) {
+    const MediaTag tag = ParseVideoTag(body);
+    EXPECT_EQ(tag.track_id, id);
+    EXPECT_EQ(tag.track_count, 1);
+    EXPECT_FALSE(tag.many_tracks);
+    EXPECT_TRUE(tag.keyframe);
+  }
+  seen.clear();
+  EXPECT_EQ(SplitTracks(kAvcSequenceHeader, true, 0, &scratch, record), 0u);
+  EXPECT_EQ(SplitTracks(kAacSequenceHeader, false, 0, &scratch, record), 0u);
+  EXPECT_EQ(SplitTracks(Bytes{0xD0, 0x01}, true, 0, &scratch, record), 0u);  // command frame
+  EXPECT_TRUE(seen.empty());
+}
+
+TEST(MediaTagTest, SplitTracksIsNotLimitedToAFewTracks) {
+  // 40 tracks of one byte each: ManyTracks of Opus, CodedFrames.
+  Bytes body = {0x95, 0x11, 'O', 'p', 'u', 's'};
+  for (uint8_t id = 0; id < 40; ++id) {
+    body.push_back(id);
+    AppendU24(&body, 1);
+    body.push_back(uint8_t(0x40 + id));
+  }
+  Bytes scratch;
+  std::vector<uint8_t> ids;
+  EXPECT_EQ(SplitTracks(body, /*video=*/false, 1, &scratch,
+                        [&](uint8_t id, std::span<uint8_t> alone) {
+                          ids.push_back(id);
+                          EXPECT_EQ(alone.back(), uint8_t(0x40 + id));
+                        }),
+            40u);
+  ASSERT_EQ(ids.size(), 40u);
+  EXPECT_EQ(ids.back(), 39);
+}
+
+TEST(MediaTagTest, ConfigurationsAreSequenceHeadersAndTheEnhancedConfigPackets) {
+  auto is_config = [](bool video, const Bytes& body) {
+    const MediaTag tag = video ? ParseVideoTag(body) : ParseAudioTag(body);
+    return IsConfiguration(video, tag.sequence_header, tag.ex_header, tag.packet_type);
+  };
+  EXPECT_TRUE(is_config(true, kAvcSequenceHeader));
+  EXPECT_TRUE(is_config(false, kAacSequenceHeader));
+  EXPECT_TRUE(is_config(true, ExVideo(1, VideoPacketType::kSequenceStart, kFourCcHevc)));
+  EXPECT_TRUE(is_config(true, ExVideo(1, VideoPacketType::kMpeg2TsSequenceStart, kFourCcAv1)));
+  EXPECT_TRUE(is_config(true, ExVideo(1, VideoPacketType::kMetadata, kFourCcHevc)));  // colorInfo
+  EXPECT_TRUE(is_config(false, Bytes{0x94, 'O', 'p', 'u', 's', 0x01}));  // MultichannelConfig
+  EXPECT_FALSE(is_config(true, ExVideo(1, VideoPacketType::kCodedFrames, kFourCcHevc)));
+  EXPECT_FALSE(is_config(true, ExVideo(1, VideoPacketType::kSequenceEnd, kFourCcHevc)));
+  EXPECT_FALSE(is_config(false, Bytes{0x91, 'O', 'p', 'u', 's', 0x01}));
+  EXPECT_FALSE(is_config(false, Bytes{0xAF, 0x01, 0x21}));  // AAC raw
+  // Legacy packet type 4 is no Metadata packet.
+  EXPECT_FALSE(IsConfiguration(true, false, false, uint8_t(VideoPacketType::kMetadata)));
 }
 
 // Every prefix of every layout above parses without reading out of bounds.

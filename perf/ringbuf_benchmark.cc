@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/producer.h"
 #include "ringbuf/ring_reader.h"
@@ -120,7 +120,7 @@ struct LatencyShared {
       }
       continue;
     }
-    uint64_t now = internal::MonotonicNs();
+    uint64_t now = MonotonicNs();
     uint64_t seq = view.header.sequence;
     shared->samples[seq % kMaxSamples] = now - view.header.ingest_time_ns;
     shared->acked.store(seq, std::memory_order_release);
@@ -140,7 +140,7 @@ void BM_CrossProcessLatency(benchmark::State& state) {
   uint64_t seq = 0;
   for (auto _ : state) {
     RecordMeta meta = Meta(++seq);
-    meta.ingest_time_ns = internal::MonotonicNs();
+    meta.ingest_time_ns = MonotonicNs();
     (void)ring.producer->Write(meta, payload);
     while (shared->acked.load(std::memory_order_acquire) != seq) sched_yield();
   }

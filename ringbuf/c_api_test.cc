@@ -28,7 +28,7 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
   ASSERT_TRUE(
       stream
           ->WriteFrame({.type = RecordType::kVideo, .flags = kFlagKeyframe | kFlagSequenceHeader},
-                       avc)
+                       avc, Keep::kAsConfig)
           .ok());
   ASSERT_TRUE(
       stream

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/shared_access.h"
 
 namespace uringest::ringbuf {
@@ -112,7 +112,7 @@ absl::StatusOr<std::unique_ptr<StreamDirectory>> StreamDirectory::Create(
   h.body_offset = static_cast<uint32_t>(body_offset);
   h.server_pid = getpid();
   h.ring_capacity = options.ring_capacity;
-  h.start_time_ns = internal::RealtimeNs();
+  h.start_time_ns = RealtimeNs();
   for (size_t i = 0; i < options.ring_locations.size() && i < kMaxShards; ++i) {
     h.ring_location[i] = static_cast<uint8_t>(options.ring_locations[i]);
   }
@@ -137,7 +137,7 @@ DirectoryState StreamDirectory::state() const {
 }
 
 int64_t StreamDirectory::HeartbeatAgeNs() const {
-  return static_cast<int64_t>(internal::MonotonicNs() - LoadAcquire(header_->heartbeat_ns));
+  return static_cast<int64_t>(MonotonicNs() - LoadAcquire(header_->heartbeat_ns));
 }
 
 std::string StreamDirectory::RingPath(std::string_view name, uint32_t shard) const {
@@ -157,7 +157,7 @@ StreamBody* StreamDirectory::BodyAt(uint32_t slot) const {
                                        size_t{slot} * kStreamBodySize);
 }
 
-void StreamDirectory::Heartbeat() { StoreRelease(header_->heartbeat_ns, internal::MonotonicNs()); }
+void StreamDirectory::Heartbeat() { StoreRelease(header_->heartbeat_ns, MonotonicNs()); }
 
 void StreamDirectory::SetState(DirectoryState state) {
   StoreRelease(header_->state, static_cast<uint32_t>(state));
@@ -210,7 +210,7 @@ void StreamDirectory::FillClaimed(uint32_t slot, uint32_t shard, std::string_vie
   Put(info.state, static_cast<uint32_t>(SlotState::kPublishing));
   Put(info.name_length, static_cast<uint16_t>(name.size()));
   Put(info.publisher_length, static_cast<uint8_t>(publisher.size()));
-  Put(info.begin_time_ns, internal::RealtimeNs());
+  Put(info.begin_time_ns, RealtimeNs());
   Put(info.end_time_ns, uint64_t{0});
   Put(info.codec, CodecInfo{});
   Put(info.configs_length, 0u);
@@ -288,7 +288,7 @@ void StreamDirectory::End(uint32_t slot) {
   StreamEntry& e = *EntryAt(slot);
   BeginWrite(e);
   Put(e.info.state, static_cast<uint32_t>(SlotState::kEnded));
-  Put(e.info.end_time_ns, internal::RealtimeNs());
+  Put(e.info.end_time_ns, RealtimeNs());
   EndWrite(e);
   StoreRelease(e.slot_state, static_cast<uint32_t>(SlotState::kEnded));
 }

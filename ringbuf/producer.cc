@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/futex.h"
 #include "ringbuf/internal/shared_access.h"
 
@@ -83,7 +83,7 @@ Producer::Producer(ShmRegion region, const RingOptions& options)
   h.max_record_length = max_record_length_;
   h.lossless_slots = kLosslessSlots;
   h.producer_pid = getpid();
-  StoreRelaxed(h.heartbeat_ns, internal::MonotonicNs());
+  StoreRelaxed(h.heartbeat_ns, MonotonicNs());
   StoreRelease(h.state, static_cast<uint32_t>(RingState::kLive));
 }
 
@@ -203,7 +203,7 @@ absl::StatusOr<uint64_t> Producer::Write(const RecordMeta& meta, std::span<const
   return Write(meta, std::span<const std::span<const uint8_t>>(&payload, 1));
 }
 
-void Producer::Heartbeat() { StoreRelease(header_->heartbeat_ns, internal::MonotonicNs()); }
+void Producer::Heartbeat() { StoreRelease(header_->heartbeat_ns, MonotonicNs()); }
 
 void Producer::Close() {
   Flush();
@@ -249,7 +249,7 @@ void Producer::WaitForLossless(uint64_t new_intent) {
   for (; mask != 0; mask &= mask - 1) {
     auto slot = static_cast<uint32_t>(std::countr_zero(mask));
     for (int spins = 0; LosslessBlocks(slot, new_intent); ++spins) {
-      uint64_t now = internal::MonotonicNs();
+      uint64_t now = MonotonicNs();
       if (deadline == 0) {
         deadline = now + static_cast<uint64_t>(absl::ToInt64Nanoseconds(lossless_timeout_));
         internal::AddRelaxed(header_->lossless_waits, uint64_t{1});

@@ -39,8 +39,11 @@ class ReaderTest : public ::testing::Test {
   void Write(RecordType type, uint8_t flags, size_t size, int64_t dts = 0) {
     std::vector<uint8_t> payload(size);
     testing::FillPayload(stream_.stream_id(), stream_.frames() + 1, payload);
+    // Sequence headers are kept for late joiners, as the engine keeps them.
+    const Keep keep = (flags & kFlagSequenceHeader) != 0 ? Keep::kAsConfig : Keep::kNo;
     ASSERT_TRUE(
-        stream_.WriteFrame({.type = type, .flags = flags, .dts = dts, .pts = dts}, payload).ok());
+        stream_.WriteFrame({.type = type, .flags = flags, .dts = dts, .pts = dts}, payload, keep)
+            .ok());
   }
   // A GOP: one keyframe and `inter` inter frames; returns the keyframe's sequence.
   uint64_t WriteGop(int inter, size_t size = 300) {
@@ -78,7 +81,10 @@ TEST_F(ReaderTest, LapBeforeTheFirstFrameCountsEveryLostFrame) {
 
 TEST_F(ReaderTest, LateJoinerGetsSequenceHeadersThenStartsAtLatestKeyframe) {
   std::vector<uint8_t> meta = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
-  ASSERT_TRUE(stream_.WriteFrame({.type = RecordType::kData, .flags = kFlagKeyframe}, meta).ok());
+  ASSERT_TRUE(
+      stream_
+          .WriteFrame({.type = RecordType::kData, .flags = kFlagKeyframe}, meta, Keep::kAsMetadata)
+          .ok());
   Write(RecordType::kVideo, kConfig, 40);
   Write(RecordType::kAudio, kConfig, 4);
   WriteGop(5);

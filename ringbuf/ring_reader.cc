@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/futex.h"
 #include "ringbuf/internal/shared_access.h"
 
@@ -100,7 +100,7 @@ bool RingReader::HeaderAt(uint64_t position, RecordHeader* header) const {
 RingState RingReader::state() const { return static_cast<RingState>(LoadAcquire(header_->state)); }
 
 int64_t RingReader::HeartbeatAgeNs() const {
-  return static_cast<int64_t>(internal::MonotonicNs() - LoadAcquire(header_->heartbeat_ns));
+  return static_cast<int64_t>(MonotonicNs() - LoadAcquire(header_->heartbeat_ns));
 }
 
 uint64_t RingReader::Lag() const {

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/futex.h"
 #include "ringbuf/internal/shared_access.h"
 #include "ringbuf/ring_reader.h"
@@ -20,7 +20,7 @@ uint64_t NewEpoch() {
   uint64_t epoch = 0;
   while (epoch == 0) {
     if (getrandom(&epoch, sizeof(epoch), 0) != sizeof(epoch)) {
-      epoch = internal::RealtimeNs() ^ (uint64_t(getpid()) << 32);
+      epoch = RealtimeNs() ^ (uint64_t(getpid()) << 32);
     }
   }
   return epoch;

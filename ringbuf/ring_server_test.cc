@@ -208,9 +208,14 @@ TEST_F(RingServerTest, ShardWriterKeepsTheDirectoryCurrent) {
                                't',  'a',  'D',  'a', 't', 'a', 8};
   std::vector<uint8_t> idr(5000, 0x17), inter(100, 0x27);
   const uint8_t config = kFlagKeyframe | kFlagSequenceHeader;
-  ASSERT_TRUE(stream->WriteFrame({.type = RecordType::kData, .flags = kFlagKeyframe}, meta).ok());
-  ASSERT_TRUE(stream->WriteFrame({.type = RecordType::kVideo, .flags = config}, avc).ok());
-  ASSERT_TRUE(stream->WriteFrame({.type = RecordType::kAudio, .flags = config}, aac).ok());
+  ASSERT_TRUE(
+      stream
+          ->WriteFrame({.type = RecordType::kData, .flags = kFlagKeyframe}, meta, Keep::kAsMetadata)
+          .ok());
+  ASSERT_TRUE(
+      stream->WriteFrame({.type = RecordType::kVideo, .flags = config}, avc, Keep::kAsConfig).ok());
+  ASSERT_TRUE(
+      stream->WriteFrame({.type = RecordType::kAudio, .flags = config}, aac, Keep::kAsConfig).ok());
   ASSERT_TRUE(
       stream->WriteFrame({.type = RecordType::kVideo, .flags = kFlagKeyframe, .dts = 40}, idr)
           .ok());

@@ -1,10 +1,9 @@
 #include "ringbuf/shard_writer.h"
 
 #include <cassert>
-#include <cstring>
 #include <utility>
 
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/shared_access.h"
 
 namespace uringest::ringbuf {
@@ -13,27 +12,13 @@ using internal::AddRelaxed;
 using internal::StoreRelaxed;
 using internal::StoreRelease;
 
-namespace {
-
-// AMF0 string "onMetaData": type 0x02, length 0x000A, then the characters.
-constexpr uint8_t kOnMetaData[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e',
-                                   't',  'a',  'D',  'a', 't', 'a'};
-
-bool IsOnMetaData(std::span<const uint8_t> payload) {
-  return payload.size() >= sizeof(kOnMetaData) &&
-         std::memcmp(payload.data(), kOnMetaData, sizeof(kOnMetaData)) == 0;
-}
-
-}  // namespace
-
 absl::StatusOr<StreamWriter> ShardWriter::BeginStream(std::string_view name,
                                                       std::string_view publisher) {
   absl::StatusOr<uint32_t> slot = directory_->Claim(shard_, name, publisher);
   if (!slot.ok()) return slot.status();
   StreamWriter stream(this, *slot, directory_->stream_id(*slot));
-  RecordMeta begin{.type = RecordType::kStreamBegin,
-                   .flags = kFlagKeyframe,
-                   .ingest_time_ns = internal::RealtimeNs()};
+  RecordMeta begin{
+      .type = RecordType::kStreamBegin, .flags = kFlagKeyframe, .ingest_time_ns = RealtimeNs()};
   std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(name.data()), name.size());
   if (absl::Status s = stream.WriteFrame(begin, payload); !s.ok()) return s;
   return stream;
@@ -64,7 +49,7 @@ StreamWriter& StreamWriter::operator=(StreamWriter&& other) noexcept {
 
 StreamWriter::~StreamWriter() { End(); }
 
-RecordMeta StreamWriter::NextRecord(const RecordMeta& meta, KeepAsConfig keep) {
+RecordMeta StreamWriter::NextRecord(const RecordMeta& meta, Keep keep) {
   pending_ = meta;
   pending_.flags |= discontinuity_ ? kFlagDiscontinuity : 0;
   pending_.stream_id = stream_id_;
@@ -74,8 +59,7 @@ RecordMeta StreamWriter::NextRecord(const RecordMeta& meta, KeepAsConfig keep) {
 }
 
 absl::Status StreamWriter::WriteFrame(const RecordMeta& meta,
-                                      std::span<const std::span<const uint8_t>> pieces,
-                                      KeepAsConfig keep) {
+                                      std::span<const std::span<const uint8_t>> pieces, Keep keep) {
   assert(active());
   absl::StatusOr<uint64_t> position = shard_->producer().Write(NextRecord(meta, keep), pieces);
   if (!position.ok()) {
@@ -87,12 +71,12 @@ absl::Status StreamWriter::WriteFrame(const RecordMeta& meta,
 }
 
 absl::Status StreamWriter::WriteFrame(const RecordMeta& meta, std::span<const uint8_t> payload,
-                                      KeepAsConfig keep) {
+                                      Keep keep) {
   return WriteFrame(meta, std::span<const std::span<const uint8_t>>(&payload, 1), keep);
 }
 
 absl::StatusOr<std::span<uint8_t>> StreamWriter::ReserveFrame(const RecordMeta& meta, size_t length,
-                                                              KeepAsConfig keep) {
+                                                              Keep keep) {
   assert(active());
   absl::StatusOr<std::span<uint8_t>> room =
       shard_->producer().Reserve(NextRecord(meta, keep), length);
@@ -129,12 +113,11 @@ void StreamWriter::AfterCommit(uint64_t position) {
   if (!config && (pending_.flags & kFlagKeyframe) != 0 && (video || (audio && !has_video_))) {
     StoreRelease(e.latest_keyframe, position + 1);
   }
-  // A body with several tracks is kept per track by the caller (SetConfig).
-  const bool keep = config || pending_keep_ == KeepAsConfig::kYes;
-  if (keep && (pending_.flags & kFlagMultitrack) == 0) {
+  if (pending_keep_ == Keep::kAsConfig) {
     SetConfig(pending_.type, pending_.track_id, pending_.flags, pending_.packet_type, payload);
+  } else if (pending_keep_ == Keep::kAsMetadata) {
+    dir.SetMetadata(slot_, payload);
   }
-  if (pending_.type == RecordType::kData && IsOnMetaData(payload)) dir.SetMetadata(slot_, payload);
 }
 
 bool StreamWriter::SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
@@ -156,7 +139,7 @@ void StreamWriter::End() {
                  .flags = kFlagKeyframe,
                  .dts = pending_.dts,
                  .pts = pending_.dts,
-                 .ingest_time_ns = internal::RealtimeNs()};
+                 .ingest_time_ns = RealtimeNs()};
   (void)WriteFrame(end, std::span<const uint8_t>());
   shard_->directory().End(slot_);
   shard_ = nullptr;

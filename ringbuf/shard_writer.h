@@ -10,11 +10,11 @@
 //   stream->End();   // also done by the destructor
 //   shard.Heartbeat();  // from the shard's timer, at least every 100 ms
 //
-// WriteFrame keeps the directory current: sequence headers (kFlagSequenceHeader) and
-// onMetaData go to the entry (Enhanced RTMP configuration packets other than track 0's
-// sequence headers to its track configs), video keyframes move its latest-keyframe
-// position, and the counters advance. A frame too large for the ring is dropped and counted, and
-// the next frame carries kFlagDiscontinuity.
+// WriteFrame keeps the directory current: video keyframes move its latest-keyframe
+// position and the counters advance. What a late joiner needs besides (a track's
+// configuration packets, the latest onMetaData) the caller says with a Keep: which frames
+// those are is FLV knowledge, decided in the engine (media/), not here. A frame too large for the
+// ring is dropped and counted, and the next frame carries kFlagDiscontinuity.
 //
 // Thread safety: a ShardWriter and its StreamWriters are used on the shard's thread only.
 // Nothing allocates per frame; WriteFrame blocks only in the bounded lossless wait.
@@ -34,10 +34,10 @@
 
 namespace uringest::ringbuf {
 
-// Whether WriteFrame keeps a frame that is no sequence header in the directory for late
-// joiners, as it keeps sequence headers (Enhanced RTMP MultichannelConfig, video Metadata);
-// see StreamWriter::SetConfig.
-enum class KeepAsConfig { kNo, kYes };
+// What WriteFrame also keeps in the directory entry for late joiners: nothing, the frame
+// as its track's configuration packet (StreamWriter::SetConfig), or the frame as the
+// stream's metadata (StreamDirectory::SetMetadata: a data frame's onMetaData body).
+enum class Keep { kNo, kAsConfig, kAsMetadata };
 
 class ShardWriter;
 
@@ -55,22 +55,21 @@ class StreamWriter {
   // `meta` is the frame's (kAudio, kVideo or kData); the writer fills in its stream_id and
   // sequence, and adds kFlagDiscontinuity after a drop.
   absl::Status WriteFrame(const RecordMeta& meta, std::span<const std::span<const uint8_t>> pieces,
-                          KeepAsConfig keep = KeepAsConfig::kNo);
+                          Keep keep = Keep::kNo);
   absl::Status WriteFrame(const RecordMeta& meta, std::span<const uint8_t> payload,
-                          KeepAsConfig keep = KeepAsConfig::kNo);
+                          Keep keep = Keep::kNo);
   // Zero-copy variant: reserve room for `length` payload bytes, fill it, commit.
   // The span is valid until CommitFrame() or AbortFrame().
   absl::StatusOr<std::span<uint8_t>> ReserveFrame(const RecordMeta& meta, size_t length,
-                                                  KeepAsConfig keep = KeepAsConfig::kNo);
+                                                  Keep keep = Keep::kNo);
   void CommitFrame();
   void AbortFrame();
 
   // Keeps `body`, one track's configuration packet (a single-track or OneTrack FLV tag
   // body), in the directory for late joiners, in place of the last one of (type,
   // track_id, packet_type) (StreamDirectory::SetConfig).
-  // WriteFrame does this itself for frames with kFlagSequenceHeader or KeepAsConfig::kYes
-  // that are not kFlagMultitrack. False, and counted in configs_not_kept(), when the
-  // directory has no room for it.
+  // WriteFrame does this itself for a frame with Keep::kAsConfig. False, and counted in
+  // configs_not_kept(), when the directory has no room for it.
   bool SetConfig(RecordType type, uint8_t track_id, uint8_t flags, uint8_t packet_type,
                  std::span<const uint8_t> body);
   // Codec parameters for uringest-stat (parsed by the engine from onMetaData and the
@@ -91,7 +90,7 @@ class StreamWriter {
   StreamWriter(ShardWriter* shard, uint32_t slot, uint32_t stream_id)
       : shard_(shard), slot_(slot), stream_id_(stream_id) {}
 
-  RecordMeta NextRecord(const RecordMeta& meta, KeepAsConfig keep);
+  RecordMeta NextRecord(const RecordMeta& meta, Keep keep);
   void AfterCommit(uint64_t position);
   void CountDrop();
 
@@ -103,7 +102,7 @@ class StreamWriter {
   bool has_video_ = false;
   uint64_t configs_not_kept_ = 0;
   RecordMeta pending_{};  // the record being written, or the last one
-  KeepAsConfig pending_keep_ = KeepAsConfig::kNo;
+  Keep pending_keep_ = Keep::kNo;
 };
 
 class ShardWriter {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/test_util.h"
 #include "ringbuf/producer.h"
 #include "ringbuf/ring_reader.h"
@@ -23,8 +23,6 @@
 
 namespace uringest::ringbuf {
 namespace {
-
-using internal::MonotonicNs;
 
 constexpr uint64_t kRingCapacity = 1 << 20;
 constexpr uint32_t kStream = 1;

@@ -16,42 +16,17 @@
 #include "media/amf0_decoder.h"
 #include "media/byte_order.h"
 #include "media/media_tag.h"
+#include "media/script_data.h"
 
 namespace uringest::rtmp {
 namespace {
 
-constexpr std::string_view kSetDataFrame = "@setDataFrame";
-constexpr std::string_view kSetDataFrameNoAt = "setDataFrame";  // some encoders' spelling
-constexpr std::string_view kOnMetaData = "onMetaData";
 constexpr uint8_t kAmf3FormatAmf0 = 0;  // the leading byte of type 15 (17: any)
 
 using media::amf0::Value;
 
 // Debian's abseil has its own absl::string_view, not an alias of std::string_view.
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
-
-// Whether `amf` starts with the AMF0 string `s` (marker 0x02, u16 length, bytes).
-bool StartsWithString(std::span<const uint8_t> amf, std::string_view s) {
-  return amf.size() >= 1 + 2 + s.size() && amf[0] == uint8_t(media::amf0::Marker::kString) &&
-         media::LoadU16(amf.data() + 1) == s.size() &&
-         std::string_view(reinterpret_cast<const char*>(amf.data() + 3), s.size()) == s;
-}
-
-// The data message without a leading "@setDataFrame" (or "setDataFrame") string, or
-// all of it.
-std::span<const uint8_t> UnwrapSetDataFrame(std::span<const uint8_t> amf) {
-  for (std::string_view prefix : {kSetDataFrame, kSetDataFrameNoAt}) {
-    if (StartsWithString(amf, prefix)) return amf.subspan(1 + 2 + prefix.size());
-  }
-  return amf;
-}
-
-// Metadata in a command message: nginx-rtmp handles these names as data whatever the
-// message type, and encoders have sent them as commands.
-bool IsMetadata(std::span<const uint8_t> amf) {
-  return StartsWithString(amf, kSetDataFrame) || StartsWithString(amf, kSetDataFrameNoAt) ||
-         StartsWithString(amf, kOnMetaData);
-}
 
 const Value* Arg(const std::vector<Value>& args, size_t i) {
   return i < args.size() ? &args[i] : nullptr;
@@ -180,7 +155,8 @@ void Session::HandleMedia(const Message& message) {
 
 void Session::HandleData(const Message& message, std::span<const uint8_t> amf) {
   const uint32_t stream_id = TargetStream(message);
-  const std::span<const uint8_t> payload = stream_id != 0 ? UnwrapSetDataFrame(amf) : amf.first(0);
+  const std::span<const uint8_t> payload =
+      stream_id != 0 ? media::UnwrapSetDataFrame(amf) : amf.first(0);
   if (payload.empty()) {
     ++counters_.ignored_data;
     return;
@@ -211,7 +187,7 @@ absl::Status Session::HandleAggregate(const Message& message) {
 // ---- Commands ----
 
 absl::Status Session::HandleCommand(const Message& message, std::span<const uint8_t> amf) {
-  if (IsMetadata(amf)) {
+  if (media::IsMetadataMessage(amf)) {
     HandleData(message, amf);  // undecoded, as any data message
     return absl::OkStatus();
   }

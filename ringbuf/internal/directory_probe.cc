@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "ringbuf/internal/clock.h"
+#include "ringbuf/clock.h"
 #include "ringbuf/internal/shared_access.h"
 #include "ringbuf/ring_format.h"
 #include "ringbuf/server_lock.h"

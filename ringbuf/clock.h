@@ -1,14 +1,17 @@
 // clock.h: the two clocks of the ring. CLOCK_MONOTONIC stamps heartbeats (comparable
 // across processes on one machine, immune to wall-clock steps); CLOCK_REALTIME stamps
-// ingest times and stream begin/end, which consumers compare with other machines.
+// ingest times and stream begin/end, which consumers compare with other machines. The
+// server, the consumer tools and the load harness read both through these.
+//
+//   uint64_t age_ns = ringbuf::RealtimeNs() - frame.meta.ingest_time_ns;
 
-#ifndef URINGEST_RINGBUF_INTERNAL_CLOCK_H_
-#define URINGEST_RINGBUF_INTERNAL_CLOCK_H_
+#ifndef URINGEST_RINGBUF_CLOCK_H_
+#define URINGEST_RINGBUF_CLOCK_H_
 
 #include <cstdint>
 #include <ctime>
 
-namespace uringest::ringbuf::internal {
+namespace uringest::ringbuf {
 
 inline uint64_t ClockNs(clockid_t clock) {
   timespec ts;
@@ -18,6 +21,6 @@ inline uint64_t ClockNs(clockid_t clock) {
 inline uint64_t MonotonicNs() { return ClockNs(CLOCK_MONOTONIC); }
 inline uint64_t RealtimeNs() { return ClockNs(CLOCK_REALTIME); }
 
-}  // namespace uringest::ringbuf::internal
+}  // namespace uringest::ringbuf
 
-#endif  // URINGEST_RINGBUF_INTERNAL_CLOCK_H_
+#endif  // URINGEST_RINGBUF_CLOCK_H_
