@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "media/byte_order.h"
+
 namespace uringest::rtmp {
 namespace {
 
@@ -76,6 +78,54 @@ std::vector<uint8_t> ConnectResult(double transaction_id, const EnhancedCaps& cl
   media::amf0::EncodeProperty("objectEncoding", Value::Number(object_encoding), &out);
   media::amf0::EncodeObjectEnd(&out);
   return out;
+}
+
+void CommandSender::ProtocolControl(MessageType type, std::span<const uint8_t> payload) {
+  sender_->Send(MessageHeader{.chunk_stream_id = kControlChunkStream, .type = type}, payload);
+}
+
+void CommandSender::ConnectControls(uint32_t window_ack_size, uint32_t peer_bandwidth,
+                                    uint32_t chunk_size) {
+  std::vector<uint8_t> control;
+  media::AppendU32(&control, window_ack_size);
+  ProtocolControl(MessageType::kWindowAckSize, control);
+  control.clear();
+  media::AppendU32(&control, peer_bandwidth);
+  media::AppendU8(&control, uint8_t(BandwidthLimit::kDynamic));
+  ProtocolControl(MessageType::kSetPeerBandwidth, control);
+  control.clear();
+  media::AppendU32(&control, chunk_size);
+  ProtocolControl(MessageType::kSetChunkSize, control);
+}
+
+void CommandSender::StreamBegin(uint32_t stream_id) {
+  std::vector<uint8_t> begin;
+  media::AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
+  media::AppendU32(&begin, stream_id);
+  ProtocolControl(MessageType::kUserControl, begin);
+}
+
+void CommandSender::Command(std::span<const uint8_t> body) {
+  sender_->Send(
+      MessageHeader{.chunk_stream_id = kCommandChunkStream, .type = MessageType::kCommandAmf0},
+      body);
+}
+
+void CommandSender::Status(uint32_t stream_id, std::string_view level, std::string_view code,
+                           std::string_view description, std::string_view details) {
+  sender_->Send(MessageHeader{.chunk_stream_id = kStreamCommandChunkStream,
+                              .type = MessageType::kCommandAmf0,
+                              .stream_id = stream_id},
+                StatusReply(level, code, description, details));
+}
+
+void CommandSender::Result(double transaction_id, const Value& value) {
+  Command(ResultReply(transaction_id, value));
+}
+
+void CommandSender::Error(double transaction_id, std::string_view code,
+                          std::string_view description) {
+  Command(ErrorReply(transaction_id, code, description));
 }
 
 }  // namespace uringest::rtmp

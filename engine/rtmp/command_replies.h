@@ -1,20 +1,27 @@
-// command_replies.h: the AMF0 bodies of what the server says to a publisher: _result,
-// _error, onStatus, onFCPublish/onFCUnpublish, and connect's _result (with Enhanced RTMP's
-// capabilities when the client announced its own). Encoding only: the Session sends them.
+// command_replies.h: what the server says to a publisher. The AMF0 bodies of _result,
+// _error, onStatus, onFCPublish/onFCUnpublish and connect's _result (with Enhanced RTMP's
+// capabilities when the client announced its own), and a CommandSender that sends them,
+// and the protocol control messages, on the chunk streams encoders expect them on.
 //
 //   std::vector<uint8_t> body = StatusReply("status", "NetStream.Publish.Start",
 //                                           "live/cam1 is now published.", "cam1");
+//   CommandSender send(&message_sender);
+//   send.Status(1, "status", "NetStream.Publish.Start", "live/cam1 is now published.");
 //
-// Thread safety: free functions over their arguments.
+// Thread safety: free functions over their arguments; a CommandSender is used on its
+// connection's thread.
 
 #ifndef URINGEST_ENGINE_RTMP_COMMAND_REPLIES_H_
 #define URINGEST_ENGINE_RTMP_COMMAND_REPLIES_H_
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "engine/rtmp/enhanced_caps.h"
+#include "engine/rtmp/message.h"
+#include "engine/rtmp/rtmp_format.h"
 #include "media/amf0.h"
 
 namespace uringest::rtmp {
@@ -35,6 +42,29 @@ std::vector<uint8_t> FcReply(std::string_view name, std::string_view code,
 // status with `object_encoding`.
 std::vector<uint8_t> ConnectResult(double transaction_id, const EnhancedCaps& client,
                                    double object_encoding);
+
+// Sends replies and protocol control messages through a MessageSender (which must outlive
+// it): protocol control on chunk stream 2, commands on 3, onStatus on 5 with the message
+// stream's id, as nginx-rtmp, SRS and the encoders tested against them use them.
+class CommandSender {
+ public:
+  explicit CommandSender(MessageSender* sender) : sender_(sender) {}
+
+  void ProtocolControl(MessageType type, std::span<const uint8_t> payload);
+  // What connect's answer starts with: Window Acknowledgement Size, Set Peer Bandwidth
+  // (dynamic) and Set Chunk Size.
+  void ConnectControls(uint32_t window_ack_size, uint32_t peer_bandwidth, uint32_t chunk_size);
+  // User Control StreamBegin for `stream_id`.
+  void StreamBegin(uint32_t stream_id);
+  void Command(std::span<const uint8_t> body);
+  void Status(uint32_t stream_id, std::string_view level, std::string_view code,
+              std::string_view description, std::string_view details = {});
+  void Result(double transaction_id, const media::amf0::Value& value);
+  void Error(double transaction_id, std::string_view code, std::string_view description);
+
+ private:
+  MessageSender* const sender_;
+};
 
 }  // namespace uringest::rtmp
 

@@ -15,7 +15,6 @@
 
 #include "absl/status/status.h"
 #include "engine/rtmp/message.h"
-#include "media/flv_format.h"
 
 namespace uringest::rtmp {
 
@@ -62,6 +61,11 @@ struct Frame {
     return pieces.empty() ? std::span<const std::span<const uint8_t>>(&payload, 1) : pieces;
   }
 };
+
+// The frame an audio or video message (REQUIRES: type 8 or 9) carries to `stream_id`:
+// the properties its FLV tag header announces (media::ParseVideoTag/ParseAudioTag), its
+// time and its payload, which the Frame views.
+Frame MediaFrame(const Message& message, uint32_t stream_id);
 
 // Receives the frames of the streams a connection publishes. Called on the connection's
 // thread; implementations must not block.

@@ -14,8 +14,6 @@
 #include "engine/rtmp/rtmp_format.h"
 #include "engine/rtmp/stream_names.h"
 #include "media/amf0_decoder.h"
-#include "media/byte_order.h"
-#include "media/media_tag.h"
 #include "media/script_data.h"
 
 namespace uringest::rtmp {
@@ -42,10 +40,11 @@ std::string_view StringArg(const std::vector<Value>& args, size_t i) {
 Session::Session(const SessionOptions& options, MessageSender* sender, FrameSink* sink,
                  PublishRegistry* registry, PublishAuthorizer* authorizer)
     : options_(options),
-      sender_(sender),
+      send_(sender),
       sink_(sink),
       registry_(registry),
-      authorizer_(authorizer) {}
+      authorizer_(authorizer),
+      streams_(options.max_streams) {}
 
 Session::~Session() { Close(); }
 
@@ -95,21 +94,16 @@ void Session::Close() {
 
 // ---- Media and data: the hot path ----
 
-bool Session::IsPublishing(uint32_t stream_id) const {
-  const Stream* stream = StreamAt(stream_id);
-  return stream != nullptr && stream->state == StreamState::kPublishing;
-}
-
 uint32_t Session::TargetStream(const Message& message) {
   const uint32_t id = message.header.stream_id;
-  if (IsPublishing(id)) return id;
-  if (sole_publishing_ == 0 || FindStream(id) != nullptr) return 0;
+  const uint32_t target = streams_.Route(id);
+  if (target == 0 || target == id) return target;
   ++counters_.remapped_media;
-  if (!remap_noticed_) NoteRemap(message);
-  return sole_publishing_;
+  if (!remap_noticed_) NoteRemap(message, target);
+  return target;
 }
 
-void Session::NoteRemap(const Message& message) {
+void Session::NoteRemap(const Message& message, uint32_t target) {
   remap_noticed_ = true;
   const MessageType type = message.header.type;
   remap_notice_ = absl::StrFormat(
@@ -118,7 +112,7 @@ void Session::NoteRemap(const Message& message) {
       type == MessageType::kAudio   ? "audio"
       : type == MessageType::kVideo ? "video"
                                     : "data",
-      message.header.stream_id, sole_publishing_, app_, streams_[sole_publishing_ - 1].name);
+      message.header.stream_id, target, app_, streams_.At(target)->name);
 }
 
 void Session::HandleMedia(const Message& message) {
@@ -131,24 +125,7 @@ void Session::HandleMedia(const Message& message) {
     ++counters_.dropped_unpublished_media;
     return;
   }
-  const bool video = message.header.type == MessageType::kVideo;
-  const media::MediaTag tag =
-      video ? media::ParseVideoTag(message.payload) : media::ParseAudioTag(message.payload);
-  const Frame frame{.type = video ? FrameType::kVideo : FrameType::kAudio,
-                    .stream_id = stream_id,
-                    .dts = message.header.timestamp,
-                    .composition_offset = tag.composition_offset,
-                    .keyframe = tag.keyframe,
-                    .sequence_header = tag.sequence_header,
-                    .codec = tag.codec,
-                    .ex_header = tag.ex_header,
-                    .command = tag.command,
-                    .packet_type = tag.packet_type,
-                    .track_id = tag.track_id,
-                    .many_tracks = tag.many_tracks,
-                    .time_offset_ns = tag.time_offset_ns,
-                    .payload = message.payload,
-                    .pieces = message.pieces};
+  const Frame frame = MediaFrame(message, stream_id);
   ++counters_.frames;
   sink_->OnFrame(frame);
 }
@@ -247,14 +224,14 @@ absl::Status Session::DispatchCommand(const Command& command) {
   }
   if (command.transaction_id == 0) return OnIgnored(command);
   // The name is echoed at most 64 bytes long: a peer can't make the reply grow with it.
-  SendError(command.transaction_id, "NetConnection.Call.Failed",
-            absl::StrFormat("unknown command %s", command.name.substr(0, 64)));
+  send_.Error(command.transaction_id, "NetConnection.Call.Failed",
+              absl::StrFormat("unknown command %s", command.name.substr(0, 64)));
   return absl::OkStatus();
 }
 
 absl::Status Session::OnConnect(const Command& command) {
   if (connected_) {
-    SendError(command.transaction_id, "NetConnection.Connect.Rejected", "already connected");
+    send_.Error(command.transaction_id, "NetConnection.Connect.Rejected", "already connected");
     return absl::FailedPreconditionError("second connect on one connection");
   }
   const Value* object = Arg(command.args, 2);
@@ -266,7 +243,7 @@ absl::Status Session::OnConnect(const Command& command) {
   if (absl::Status valid = ValidateName("application name", app, query, options_.max_name_length,
                                         options_.max_query_length);
       !valid.ok()) {
-    SendError(command.transaction_id, "NetConnection.Connect.Rejected", ToStd(valid.message()));
+    send_.Error(command.transaction_id, "NetConnection.Connect.Rejected", ToStd(valid.message()));
     return valid;
   }
   connected_ = true;
@@ -280,43 +257,28 @@ absl::Status Session::OnConnect(const Command& command) {
   return absl::OkStatus();
 }
 
-// Window Acknowledgement Size, Set Peer Bandwidth and Set Chunk Size, then _result.
 void Session::SendConnectResponses(double transaction_id) {
-  std::vector<uint8_t> control;
-  media::AppendU32(&control, options_.window_ack_size);
-  SendProtocolControl(MessageType::kWindowAckSize, control);
-  control.clear();
-  media::AppendU32(&control, options_.peer_bandwidth);
-  media::AppendU8(&control, uint8_t(BandwidthLimit::kDynamic));
-  SendProtocolControl(MessageType::kSetPeerBandwidth, control);
-  control.clear();
-  media::AppendU32(&control, options_.chunk_size);
-  SendProtocolControl(MessageType::kSetChunkSize, control);
-
-  SendCommand(ConnectResult(transaction_id, client_caps_, object_encoding_));
+  send_.ConnectControls(options_.window_ack_size, options_.peer_bandwidth, options_.chunk_size);
+  send_.Command(ConnectResult(transaction_id, client_caps_, object_encoding_));
 }
 
 absl::Status Session::OnReleaseStream(const Command& command) {
-  if (command.transaction_id != 0) SendResult(command.transaction_id, Value::Undefined());
+  if (command.transaction_id != 0) send_.Result(command.transaction_id, Value::Undefined());
   return absl::OkStatus();
 }
 
 absl::Status Session::OnFcPublish(const Command& command) {
   const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
-  SendCommand(FcReply("onFCPublish", "NetStream.Publish.Start", name));
+  send_.Command(FcReply("onFCPublish", "NetStream.Publish.Start", name));
   return absl::OkStatus();
 }
 
 absl::Status Session::OnCreateStream(const Command& command) {
-  uint32_t id = 1;
-  while (id <= streams_.size() && streams_[id - 1].state != StreamState::kFree) ++id;
-  if (id > streams_.size() && id <= options_.max_streams) streams_.emplace_back();
-  if (id <= streams_.size()) {
-    streams_[id - 1].state = StreamState::kCreated;
-    SendResult(command.transaction_id, Value::Number(id));
+  if (const uint32_t id = streams_.Create(); id != 0) {
+    send_.Result(command.transaction_id, Value::Number(id));
     return absl::OkStatus();
   }
-  SendError(
+  send_.Error(
       command.transaction_id, "NetConnection.Call.Failed",
       absl::StrFormat("too many streams: at most %u on one connection", options_.max_streams));
   return absl::OkStatus();
@@ -324,12 +286,12 @@ absl::Status Session::OnCreateStream(const Command& command) {
 
 absl::Status Session::OnPublish(const Command& command) {
   const uint32_t id = command.message.header.stream_id;
-  Stream* stream = FindStream(id);
+  Stream* stream = streams_.Find(id);
   if (stream == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrFormat("publish on message stream %u, which createStream did not create", id));
   }
-  if (stream->state != StreamState::kCreated) {
+  if (stream->state != State::kCreated) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "second publish on message stream %u, which already publishes %s", id, stream->name));
   }
@@ -357,7 +319,7 @@ absl::Status Session::OnPublish(const Command& command) {
     case PublishVerdict::Kind::kDeny:
       return DenyPublish(id, verdict.reason);
     case PublishVerdict::Kind::kPending:
-      stream->state = StreamState::kPendingApproval;
+      streams_.SetState(id, State::kPendingApproval);
       stream->ticket = ticket;
       ++pending_;
       return absl::OkStatus();
@@ -367,12 +329,11 @@ absl::Status Session::OnPublish(const Command& command) {
 
 absl::Status Session::CompleteApproval(uint32_t stream_id, uint64_t ticket, bool allowed,
                                        std::string_view reason) {
-  Stream* stream = closed_ ? nullptr : StreamAt(stream_id);
-  if (stream == nullptr || stream->state != StreamState::kPendingApproval ||
-      stream->ticket != ticket) {
+  Stream* stream = closed_ ? nullptr : streams_.At(stream_id);
+  if (stream == nullptr || stream->state != State::kPendingApproval || stream->ticket != ticket) {
     return absl::OkStatus();
   }
-  stream->state = StreamState::kCreated;
+  streams_.SetState(stream_id, State::kCreated);
   --pending_;
   if (pending_ == 0) unapproved_bytes_ = 0;
   return allowed ? StartPublishing(stream_id) : DenyPublish(stream_id, reason);
@@ -380,7 +341,7 @@ absl::Status Session::CompleteApproval(uint32_t stream_id, uint64_t ticket, bool
 
 // REQUIRES: the stream is kCreated with its name, query and type set.
 absl::Status Session::StartPublishing(uint32_t id) {
-  Stream& stream = streams_[id - 1];
+  Stream& stream = *streams_.At(id);
   if (!registry_->Claim(StreamName{.app = app_, .name = stream.name})) {
     const std::string taken = absl::StrFormat("%s/%s is already publishing", app_, stream.name);
     stream.ForgetName();
@@ -396,31 +357,27 @@ absl::Status Session::StartPublishing(uint32_t id) {
     stream.ForgetName();
     return RefusePublish(id, why);
   }
-  stream.state = StreamState::kPublishing;
-  UpdateSolePublishing();
-  std::vector<uint8_t> begin;
-  media::AppendU16(&begin, uint16_t(UserControlEvent::kStreamBegin));
-  media::AppendU32(&begin, id);
-  SendProtocolControl(MessageType::kUserControl, begin);
-  SendStatus(id, "status", "NetStream.Publish.Start",
-             absl::StrFormat("%s/%s is now published.", app_, stream.name), stream.name);
+  streams_.SetState(id, State::kPublishing);
+  send_.StreamBegin(id);
+  send_.Status(id, "status", "NetStream.Publish.Start",
+               absl::StrFormat("%s/%s is now published.", app_, stream.name), stream.name);
   return absl::OkStatus();
 }
 
 // REQUIRES: the stream is kCreated with its name set.
 absl::Status Session::DenyPublish(uint32_t id, std::string_view reason) {
-  Stream& stream = streams_[id - 1];
+  Stream& stream = *streams_.At(id);
   const std::string what =
       absl::StrFormat("publish of %s/%s refused: %s", app_, stream.name, reason);
   stream.ForgetName();
-  SendStatus(id, "error", "NetStream.Publish.BadName", what);
+  send_.Status(id, "error", "NetStream.Publish.BadName", what);
   return absl::PermissionDeniedError(what);
 }
 
 void Session::AbandonPending(uint32_t id) {
-  Stream& stream = streams_[id - 1];
-  if (stream.state != StreamState::kPendingApproval) return;
-  stream.state = StreamState::kCreated;
+  Stream& stream = *streams_.At(id);
+  if (stream.state != State::kPendingApproval) return;
+  streams_.SetState(id, State::kCreated);
   stream.ForgetName();
   if (--pending_ == 0) unapproved_bytes_ = 0;
 }
@@ -436,8 +393,8 @@ absl::Status Session::CountUnapproved(const Message& message) {
     default:
       return absl::OkStatus();
   }
-  const Stream* stream = StreamAt(message.header.stream_id);
-  if (stream == nullptr || stream->state != StreamState::kPendingApproval) {
+  const Stream* stream = streams_.At(message.header.stream_id);
+  if (stream == nullptr || stream->state != State::kPendingApproval) {
     return absl::OkStatus();
   }
   unapproved_bytes_ += message.payload_size();
@@ -448,7 +405,7 @@ absl::Status Session::CountUnapproved(const Message& message) {
 }
 
 absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view description) {
-  SendStatus(stream_id, "error", "NetStream.Publish.BadName", description);
+  send_.Status(stream_id, "error", "NetStream.Publish.BadName", description);
   ++refusals_.count;
   refusals_.last.assign(description.substr(0, 256));  // a line for the log, not a name's worth
   return absl::OkStatus();
@@ -456,18 +413,16 @@ absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view descrip
 
 absl::Status Session::OnFcUnpublish(const Command& command) {
   const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
-  SendCommand(FcReply("onFCUnpublish", "NetStream.Unpublish.Success", name));
+  send_.Command(FcReply("onFCUnpublish", "NetStream.Unpublish.Success", name));
 
   uint32_t target = command.message.header.stream_id;
-  if (const Stream* stream = StreamAt(target);
-      stream != nullptr && stream->state == StreamState::kPendingApproval) {
+  if (const Stream* stream = streams_.At(target);
+      stream != nullptr && stream->state == State::kPendingApproval) {
     AbandonPending(target);
     return absl::OkStatus();
   }
-  for (uint32_t id = 1; !IsPublishing(target) && id <= streams_.size(); ++id) {
-    if (IsPublishing(id) && streams_[id - 1].name == name) target = id;
-  }
-  if (IsPublishing(target)) {
+  if (!streams_.IsPublishing(target)) target = streams_.FindPublishing(name);
+  if (streams_.IsPublishing(target)) {
     EndPublishing(target, /*tell_client=*/true);
   } else {
     ++counters_.ignored_messages;
@@ -479,21 +434,21 @@ absl::Status Session::OnDeleteStream(const Command& command) {
   const Value* arg = Arg(command.args, 3);
   const double n = arg != nullptr && arg->is_number() ? arg->number() : 0;
   const bool in_range = n >= 1 && n <= double(streams_.size()) && n == std::floor(n);
-  Stream* stream = in_range ? FindStream(uint32_t(n)) : nullptr;
+  Stream* stream = in_range ? streams_.Find(uint32_t(n)) : nullptr;
   if (stream == nullptr) {
     ++counters_.ignored_messages;
     return absl::OkStatus();
   }
   AbandonPending(uint32_t(n));
   EndPublishing(uint32_t(n), /*tell_client=*/true);
-  *stream = Stream{};
+  streams_.Delete(uint32_t(n));
   return absl::OkStatus();
 }
 
 absl::Status Session::OnCloseStream(const Command& command) {
   const uint32_t id = command.message.header.stream_id;
-  if (FindStream(id) != nullptr) AbandonPending(id);
-  if (IsPublishing(id)) {
+  if (streams_.Find(id) != nullptr) AbandonPending(id);
+  if (streams_.IsPublishing(id)) {
     EndPublishing(id, /*tell_client=*/true);
   } else {
     ++counters_.ignored_messages;
@@ -502,18 +457,18 @@ absl::Status Session::OnCloseStream(const Command& command) {
 }
 
 absl::Status Session::OnCheckBandwidth(const Command& command) {
-  SendResult(command.transaction_id, Value::Undefined());
+  send_.Result(command.transaction_id, Value::Undefined());
   return absl::OkStatus();
 }
 
 absl::Status Session::OnGetStreamLength(const Command& command) {
-  SendResult(command.transaction_id, Value::Number(0));
+  send_.Result(command.transaction_id, Value::Number(0));
   return absl::OkStatus();
 }
 
 absl::Status Session::OnPlay(const Command& command) {
-  SendStatus(command.message.header.stream_id, "error", "NetStream.Play.Failed",
-             "uringest is an ingest server: play is not supported");
+  send_.Status(command.message.header.stream_id, "error", "NetStream.Play.Failed",
+               "uringest is an ingest server: play is not supported");
   return absl::OkStatus();
 }
 
@@ -524,87 +479,22 @@ absl::Status Session::OnIgnored(const Command& /*command*/) {
 
 // ---- Streams ----
 
-Session::Stream* Session::StreamAt(uint32_t stream_id) {
-  return stream_id >= 1 && stream_id <= streams_.size() ? &streams_[stream_id - 1] : nullptr;
-}
-
-const Session::Stream* Session::StreamAt(uint32_t stream_id) const {
-  return stream_id >= 1 && stream_id <= streams_.size() ? &streams_[stream_id - 1] : nullptr;
-}
-
-Session::Stream* Session::FindStream(uint32_t stream_id) {
-  Stream* stream = StreamAt(stream_id);
-  return stream != nullptr && stream->state != StreamState::kFree ? stream : nullptr;
-}
-
 void Session::EndPublishing(uint32_t stream_id, bool tell_client) {
-  if (!IsPublishing(stream_id)) return;
-  Stream& stream = streams_[stream_id - 1];
+  if (!streams_.IsPublishing(stream_id)) return;
+  Stream& stream = *streams_.At(stream_id);
   if (tell_client) {
-    SendStatus(stream_id, "status", "NetStream.Unpublish.Success",
-               absl::StrFormat("%s/%s is now unpublished.", app_, stream.name), stream.name);
+    send_.Status(stream_id, "status", "NetStream.Unpublish.Success",
+                 absl::StrFormat("%s/%s is now unpublished.", app_, stream.name), stream.name);
   }
   sink_->OnStreamEnd(stream_id);
   registry_->Release(StreamName{.app = app_, .name = stream.name});
-  stream.state = StreamState::kCreated;
-  UpdateSolePublishing();
+  streams_.SetState(stream_id, State::kCreated);
   stream.ForgetName();
 }
 
-void Session::UpdateSolePublishing() {
-  uint32_t sole = 0;
-  for (uint32_t id = 1; id <= streams_.size(); ++id) {
-    if (!IsPublishing(id)) continue;
-    if (sole != 0) {
-      sole_publishing_ = 0;
-      return;
-    }
-    sole = id;
-  }
-  sole_publishing_ = sole;
-}
-
-std::vector<Session::PublishingStream> Session::publishing_streams() const {
-  std::vector<PublishingStream> out;
-  for (uint32_t id = 1; id <= streams_.size(); ++id) {
-    const Stream& s = streams_[id - 1];
-    if (s.state == StreamState::kPublishing) out.push_back({id, s.name, s.type});
-  }
-  return out;
-}
-
 std::string_view Session::publish_query(uint32_t stream_id) const {
-  return IsPublishing(stream_id) ? std::string_view(streams_[stream_id - 1].query)
-                                 : std::string_view();
-}
-
-// ---- Sending ----
-
-void Session::SendProtocolControl(MessageType type, std::span<const uint8_t> payload) {
-  sender_->Send(MessageHeader{.chunk_stream_id = kControlChunkStream, .type = type}, payload);
-}
-
-void Session::SendCommand(const std::vector<uint8_t>& payload) {
-  sender_->Send(
-      MessageHeader{.chunk_stream_id = kCommandChunkStream, .type = MessageType::kCommandAmf0},
-      payload);
-}
-
-void Session::SendStatus(uint32_t stream_id, std::string_view level, std::string_view code,
-                         std::string_view description, std::string_view details) {
-  sender_->Send(MessageHeader{.chunk_stream_id = kStreamCommandChunkStream,
-                              .type = MessageType::kCommandAmf0,
-                              .stream_id = stream_id},
-                StatusReply(level, code, description, details));
-}
-
-void Session::SendResult(double transaction_id, const Value& value) {
-  SendCommand(ResultReply(transaction_id, value));
-}
-
-void Session::SendError(double transaction_id, std::string_view code,
-                        std::string_view description) {
-  SendCommand(ErrorReply(transaction_id, code, description));
+  return streams_.IsPublishing(stream_id) ? std::string_view(streams_.At(stream_id)->query)
+                                          : std::string_view();
 }
 
 }  // namespace uringest::rtmp

@@ -93,9 +93,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/rtmp/command_replies.h"
 #include "engine/rtmp/enhanced_caps.h"
 #include "engine/rtmp/frame.h"
 #include "engine/rtmp/message.h"
+#include "engine/rtmp/message_streams.h"
 #include "engine/rtmp/publish_authorizer.h"
 #include "media/amf0.h"
 
@@ -130,11 +132,7 @@ struct SessionCounters {
 class Session {
  public:
   // A stream that is publishing. The views are valid until the next OnMessage or Close.
-  struct PublishingStream {
-    uint32_t stream_id = 0;
-    std::string_view name;  // without the query
-    std::string_view type;  // the publish type argument: "live", "record", "append"
-  };
+  using PublishingStream = MessageStreams::Publishing;
 
   // `sender`, `sink`, `registry` and `authorizer` must outlive the Session. Without an
   // authorizer every valid publish is allowed.
@@ -199,7 +197,7 @@ class Session {
   const EnhancedCaps& client_caps() const { return client_caps_; }
 
   // The streams now publishing, by stream id. Allocates: for logs and stats.
-  std::vector<PublishingStream> publishing_streams() const;
+  std::vector<PublishingStream> publishing_streams() const { return streams_.publishing(); }
   // The query of the name `stream_id` publishes (after the '?'), for authorization; ""
   // when it has none or does not publish. It may hold a stream key: never log it.
   std::string_view publish_query(uint32_t stream_id) const;
@@ -207,21 +205,8 @@ class Session {
   const SessionCounters& counters() const { return counters_; }
 
  private:
-  enum class StreamState : uint8_t { kFree, kCreated, kPendingApproval, kPublishing };
-  struct Stream {
-    StreamState state = StreamState::kFree;
-    std::string name;  // while pending or publishing
-    std::string query;
-    std::string type;
-    uint64_t ticket = 0;  // while pending
-
-    // Back to no name: a publish refused, denied, abandoned or ended.
-    void ForgetName() {
-      name.clear();
-      query.clear();
-      type.clear();
-    }
-  };
+  using State = MessageStreams::State;
+  using Stream = MessageStreams::Stream;
   // A decoded command and the message it came in.
   struct Command {
     const Message& message;
@@ -257,31 +242,16 @@ class Session {
   absl::Status CountUnapproved(const Message& message);
   // The stream a media or data message goes to (see remapped_media); 0: none, drop it.
   uint32_t TargetStream(const Message& message);
-  void NoteRemap(const Message& message);
+  void NoteRemap(const Message& message, uint32_t target);
   void HandleMedia(const Message& message);
   void HandleData(const Message& message, std::span<const uint8_t> amf);
   absl::Status HandleAggregate(const Message& message);
 
-  // The entry of `stream_id` in any state, nullptr outside 1..streams_.size().
-  Stream* StreamAt(uint32_t stream_id);
-  const Stream* StreamAt(uint32_t stream_id) const;
-  // nullptr unless `stream_id` was created (and not deleted).
-  Stream* FindStream(uint32_t stream_id);
-  bool IsPublishing(uint32_t stream_id) const;
-  // Sets sole_publishing_ after a stream started or stopped publishing.
-  void UpdateSolePublishing();
   // If `stream_id` publishes: optionally tells the client, then OnStreamEnd and Release.
   void EndPublishing(uint32_t stream_id, bool tell_client);
 
-  void SendProtocolControl(MessageType type, std::span<const uint8_t> payload);
-  void SendCommand(const std::vector<uint8_t>& payload);
-  void SendStatus(uint32_t stream_id, std::string_view level, std::string_view code,
-                  std::string_view description, std::string_view details = {});
-  void SendResult(double transaction_id, const media::amf0::Value& value);
-  void SendError(double transaction_id, std::string_view code, std::string_view description);
-
   const SessionOptions options_;
-  MessageSender* const sender_;
+  CommandSender send_;
   FrameSink* const sink_;
   PublishRegistry* const registry_;
   PublishAuthorizer* const authorizer_;  // nullptr: allow every publish
@@ -294,12 +264,11 @@ class Session {
   std::string flash_ver_;
   double object_encoding_ = 0;
   EnhancedCaps client_caps_;
-  std::vector<Stream> streams_;  // index = stream id - 1; grows to max_streams as created
-  uint32_t pending_ = 0;         // streams in kPendingApproval
+  MessageStreams streams_;
+  uint32_t pending_ = 0;  // streams in kPendingApproval
   uint64_t next_ticket_ = 1;
   size_t unapproved_bytes_ = 0;  // media and data bytes sent while a publish was pending
   Refusals refusals_;
-  uint32_t sole_publishing_ = 0;  // the only stream publishing; 0: none or several
   bool remap_noticed_ = false;
   std::string remap_notice_;
   SessionCounters counters_;
