@@ -26,15 +26,6 @@ using media::amf0::Value;
 // Debian's abseil has its own absl::string_view, not an alias of std::string_view.
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 
-const Value* Arg(const std::vector<Value>& args, size_t i) {
-  return i < args.size() ? &args[i] : nullptr;
-}
-
-std::string_view StringArg(const std::vector<Value>& args, size_t i) {
-  const Value* v = Arg(args, i);
-  return v != nullptr && v->is_string() ? std::string_view(v->string()) : std::string_view();
-}
-
 }  // namespace
 
 Session::Session(const SessionOptions& options, MessageSender* sender, FrameSink* sink,
@@ -179,12 +170,13 @@ absl::Status Session::HandleCommand(const Message& message, std::span<const uint
   }
   const std::string& name = (*args)[0].string();
   double transaction_id = 0;
-  if (const Value* txn = Arg(*args, 1); txn != nullptr) {
-    if (!txn->is_number()) {
+  if (args->size() > 1) {
+    const Value& txn = (*args)[1];
+    if (!txn.is_number()) {
       return absl::InvalidArgumentError(
           absl::StrFormat("command %s with a transaction id that is not a number", name));
     }
-    transaction_id = txn->number();
+    transaction_id = txn.number();
   }
   return DispatchCommand(
       Command{.message = message, .name = name, .transaction_id = transaction_id, .args = *args});
@@ -234,7 +226,7 @@ absl::Status Session::OnConnect(const Command& command) {
     send_.Error(command.transaction_id, "NetConnection.Connect.Rejected", "already connected");
     return absl::FailedPreconditionError("second connect on one connection");
   }
-  const Value* object = Arg(command.args, 2);
+  const Value* object = command.arg(2);
   if (object == nullptr || !object->has_properties()) {
     return absl::InvalidArgumentError("connect without a command object");
   }
@@ -268,7 +260,7 @@ absl::Status Session::OnReleaseStream(const Command& command) {
 }
 
 absl::Status Session::OnFcPublish(const Command& command) {
-  const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
+  const std::string_view name = SplitQuery(command.string_arg(3)).first;
   send_.Command(FcReply("onFCPublish", "NetStream.Publish.Start", name));
   return absl::OkStatus();
 }
@@ -295,7 +287,7 @@ absl::Status Session::OnPublish(const Command& command) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "second publish on message stream %u, which already publishes %s", id, stream->name));
   }
-  const auto [name, query] = SplitQuery(StringArg(command.args, 3));
+  const auto [name, query] = SplitQuery(command.string_arg(3));
   if (absl::Status valid = ValidateName("stream name", name, query, options_.max_name_length,
                                         options_.max_query_length);
       !valid.ok()) {
@@ -303,7 +295,7 @@ absl::Status Session::OnPublish(const Command& command) {
   }
   stream->name = name;
   stream->query = query;
-  const std::string_view type = StringArg(command.args, 4);
+  const std::string_view type = command.string_arg(4);
   stream->type = type.empty() ? "live" : type;
   if (authorizer_ == nullptr) return StartPublishing(id);
   const uint64_t ticket = next_ticket_++;
@@ -412,7 +404,7 @@ absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view descrip
 }
 
 absl::Status Session::OnFcUnpublish(const Command& command) {
-  const std::string_view name = SplitQuery(StringArg(command.args, 3)).first;
+  const std::string_view name = SplitQuery(command.string_arg(3)).first;
   send_.Command(FcReply("onFCUnpublish", "NetStream.Unpublish.Success", name));
 
   uint32_t target = command.message.header.stream_id;
@@ -431,7 +423,7 @@ absl::Status Session::OnFcUnpublish(const Command& command) {
 }
 
 absl::Status Session::OnDeleteStream(const Command& command) {
-  const Value* arg = Arg(command.args, 3);
+  const Value* arg = command.arg(3);
   const double n = arg != nullptr && arg->is_number() ? arg->number() : 0;
   const bool in_range = n >= 1 && n <= double(streams_.size()) && n == std::floor(n);
   Stream* stream = in_range ? streams_.Find(uint32_t(n)) : nullptr;

@@ -213,6 +213,14 @@ class Session {
     std::string_view name;
     double transaction_id = 0;
     const std::vector<media::amf0::Value>& args;  // args[0] is the name, args[1] the txn id
+
+    // Argument i; nullptr past the end.
+    const media::amf0::Value* arg(size_t i) const { return i < args.size() ? &args[i] : nullptr; }
+    // Argument i if it is a string, else "".
+    std::string_view string_arg(size_t i) const {
+      const media::amf0::Value* v = arg(i);
+      return v != nullptr && v->is_string() ? std::string_view(v->string()) : std::string_view();
+    }
   };
   using CommandHandler = absl::Status (Session::*)(const Command&);
 
