@@ -1,4 +1,4 @@
-// amf0_fuzz: the AMF0 decoder and encoder (engine/rtmp/amf0.h). The first byte picks the
+// amf0_fuzz: the AMF0 decoder and encoder (media/amf0.h). The first byte picks the
 // decoder's nesting limit (most inputs use the default of 32); the rest is AMF0.
 //
 // For every value the decoder returns: encoding it and decoding the encoding gives an

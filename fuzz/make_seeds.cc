@@ -115,24 +115,23 @@ void WriteAmf0Seeds(const fs::path& out) {
     }
   }
   // Every type, with a reference to an earlier object.
-  namespace amf0 = rtmp::amf0;
+  namespace amf0 = media::amf0;
   Bytes all;
-  media::amf0::Encode(media::amf0::Value::Object({{"n", media::amf0::Value::Number(-0.5)},
-                                                  {"b", media::amf0::Value::Boolean(true)},
-                                                  {"d", media::amf0::Value::Date(1.7e12, -60)},
-                                                  {"x", media::amf0::Value::XmlDocument("<a/>")},
-                                                  {"u", media::amf0::Value::Undefined()},
-                                                  {"z", media::amf0::Value::Null()},
-                                                  {"q", media::amf0::Value::Unsupported()}}),
-                      &all);
-  media::amf0::Encode(media::amf0::Value::StrictArray(
-                          {media::amf0::Value::EcmaArray({{"k", media::amf0::Value::String("v")}}),
-                           media::amf0::Value::TypedObject("C", {})}),
-                      &all);
+  amf0::Encode(amf0::Value::Object({{"n", amf0::Value::Number(-0.5)},
+                                    {"b", amf0::Value::Boolean(true)},
+                                    {"d", amf0::Value::Date(1.7e12, -60)},
+                                    {"x", amf0::Value::XmlDocument("<a/>")},
+                                    {"u", amf0::Value::Undefined()},
+                                    {"z", amf0::Value::Null()},
+                                    {"q", amf0::Value::Unsupported()}}),
+               &all);
+  amf0::Encode(amf0::Value::StrictArray({amf0::Value::EcmaArray({{"k", amf0::Value::String("v")}}),
+                                         amf0::Value::TypedObject("C", {})}),
+               &all);
   // A long string (marker 0x0C) need not be long; a short one keeps the seed small.
-  const uint8_t long_string[] = {uint8_t(media::amf0::Marker::kLongString), 0, 0, 0, 2, 'h', 'i'};
+  const uint8_t long_string[] = {uint8_t(amf0::Marker::kLongString), 0, 0, 0, 2, 'h', 'i'};
   media::AppendBytes(&all, long_string);
-  const uint8_t reference[] = {uint8_t(media::amf0::Marker::kReference), 0x00, 0x01};
+  const uint8_t reference[] = {uint8_t(amf0::Marker::kReference), 0x00, 0x01};
   media::AppendBytes(&all, reference);
   w.Write("every_type", Concat({default_limits, all}));
 }

@@ -8,6 +8,7 @@
 #include "media/amf0.h"
 #include "media/amf0_decoder.h"
 #include "media/byte_order.h"
+#include "media/script_data.h"
 
 namespace uringest::loadgen {
 namespace {
@@ -241,7 +242,7 @@ void ClientConnection::SendMedia(const MediaFrame& frame, const Stamp* stamp) {
 
 void ClientConnection::SendMetadata(std::span<const uint8_t> metadata) {
   assert(live());
-  amf0::EncodeString("@setDataFrame", &command_);
+  amf0::EncodeString(media::kSetDataFrame, &command_);
   command_.insert(command_.end(), metadata.begin(), metadata.end());
   writer_.Write({.chunk_stream_id = kDataChunkStream,
                  .type = MessageType::kDataAmf0,

@@ -11,6 +11,7 @@
 #include "loadgen/stamp.h"
 #include "media/amf0.h"
 #include "media/flv_format.h"
+#include "media/script_data.h"
 
 namespace uringest::loadgen {
 namespace {
@@ -123,7 +124,7 @@ MediaFrame MediaSource::At(uint64_t index) const {
 
 void MediaSource::BuildMetadata(double fps, uint64_t bitrate_bps) {
   using media::amf0::Value;
-  media::amf0::EncodeString("onMetaData", &metadata_);
+  media::amf0::EncodeString(media::kOnMetaData, &metadata_);
   media::amf0::Encode(
       Value::EcmaArray({{"videocodecid", Value::Number(7)},
                         {"framerate", Value::Number(fps)},

@@ -1,6 +1,6 @@
 // byte_order.h: loads and stores of the big-endian (network order) integers that RTMP,
 // AMF0 and FLV use, plus the one little-endian field (the message stream id in a fmt 0
-// chunk header). Every parser and writer in engine/rtmp/ uses these.
+// chunk header). Every parser and writer in media/, engine/rtmp/ and the tools uses these.
 //
 //   uint32_t length = LoadU24(p + 3);
 //   AppendU32(&out, window_size);

@@ -1,5 +1,5 @@
 // rtmp_testing.h: shared fixtures for the protocol core's tests: the recorded encoder
-// sessions under tests/data/. Build wire bytes with engine/rtmp/byte_order.h.
+// sessions under tests/data/. Build wire bytes with media/byte_order.h.
 
 #ifndef URINGEST_TESTS_RTMP_TESTING_H_
 #define URINGEST_TESTS_RTMP_TESTING_H_

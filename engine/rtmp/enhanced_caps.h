@@ -37,7 +37,7 @@ struct EnhancedCaps {
   std::vector<std::string> fourcc_list;    // fourCcList: FourCCs, or "*"
   std::vector<std::string> video_fourccs;  // the keys of videoFourCcInfoMap
   std::vector<std::string> audio_fourccs;  // the keys of audioFourCcInfoMap
-  uint32_t caps_ex = 0;                    // capsEx: kCapsEx* bits (media_tag.h)
+  uint32_t caps_ex = 0;                    // capsEx: the kCapsEx* bits above
 };
 
 // Reads fourCcList, videoFourCcInfoMap, audioFourCcInfoMap and capsEx from a connect's

@@ -37,7 +37,7 @@ struct Frame {
   bool sequence_header = false;  // AVC/HEVC decoder configuration or AAC config
   // The FLV codec id (VideoCodec / AudioCodec), or for Enhanced RTMP the FourCC.
   uint32_t codec = 0;
-  // Enhanced RTMP (media_tag.h): an ExHeader body, a command frame, the packet type, and
+  // Enhanced RTMP (media/media_tag.h): an ExHeader body, a command frame, the packet type, and
   // for Multitrack messages the (first) track's id and whether it is a ManyTracks or
   // ManyTracksManyCodecs message (which may hold several tracks).
   bool ex_header = false;
