@@ -1,6 +1,5 @@
 #include "engine/shard.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>

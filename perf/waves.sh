@@ -96,10 +96,11 @@ for line in open(sys.argv[1]):
     rss.setdefault(name, []).append(int(kib) / 1024)
 n = int(sys.argv[2])
 for name, mb in rss.items():
-    warm = mb[min(3, len(mb) - 1)]
-    print("%-10s %d waves of %d sessions: RSS after wave 1 %.1f MB, after wave 4 %.1f MB, "
+    w = min(4, len(mb))  # the warm wave: the 4th, or the last of fewer
+    warm = mb[w - 1]
+    print("%-10s %d waves of %d sessions: RSS after wave 1 %.1f MB, after wave %d %.1f MB, "
           "highest after %.1f MB, last %.1f MB: %+.1f%% against wave 1, %+.1f%% against "
-          "wave 4" % (name, len(mb), n, mb[0], warm, max(mb), mb[-1],
-                      100 * (max(mb) / mb[0] - 1), 100 * (max(mb[3:] or mb) / warm - 1)))
+          "wave %d" % (name, len(mb), n, mb[0], w, warm, max(mb), mb[-1],
+                       100 * (max(mb) / mb[0] - 1), 100 * (max(mb[w - 1:]) / warm - 1), w))
 EOF
 exit $status
