@@ -1,5 +1,6 @@
 #include "media/script_data.h"
 
+#include <bit>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -72,6 +73,38 @@ StreamMetadata ParseOnMetaData(std::span<const uint8_t> body) {
   out.video_codec = CodecId(meta->Find("videocodecid"));
   out.audio_codec = CodecId(meta->Find("audiocodecid"));
   return out;
+}
+
+FileMetadata MetadataForFile(std::span<const uint8_t> published) {
+  std::vector<amf0::Value::Property> kept;
+  if (IsOnMetaData(published)) {
+    amf0::Decoder decoder(published);
+    absl::StatusOr<amf0::Value> name = decoder.Next();
+    absl::StatusOr<amf0::Value> meta = decoder.Next();
+    if (name.ok() && meta.ok() && meta->has_properties()) {
+      for (const amf0::Value::Property& p : meta->properties()) {
+        if (p.first != "duration" && p.first != "filesize") kept.push_back(p);
+      }
+    }
+  }
+  FileMetadata file;
+  std::vector<uint8_t>& out = file.body;
+  amf0::EncodeString(kOnMetaData, &out);
+  out.push_back(uint8_t(amf0::Marker::kEcmaArray));
+  AppendU32(&out, uint32_t(kept.size() + 2));  // the count, which readers take as a hint
+  amf0::EncodeProperty("duration", amf0::Value::Number(0), &out);
+  file.duration_offset = out.size() - 8;
+  amf0::EncodeProperty("filesize", amf0::Value::Number(0), &out);
+  file.filesize_offset = out.size() - 8;
+  for (const amf0::Value::Property& p : kept) amf0::EncodeProperty(p.first, p.second, &out);
+  amf0::EncodeObjectEnd(&out);
+  return file;
+}
+
+void PatchNumber(std::span<uint8_t> at, double value) {
+  const uint64_t bits = std::bit_cast<uint64_t>(value);
+  StoreU32(at.data(), uint32_t(bits >> 32));
+  StoreU32(at.data() + 4, uint32_t(bits));
 }
 
 }  // namespace uringest::media

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace uringest::media {
 
@@ -56,6 +57,23 @@ struct StreamMetadata {
 // Reads an onMetaData body: the name, then an object or ECMA array. Anything else (another
 // data message, a malformed body) announces nothing.
 StreamMetadata ParseOnMetaData(std::span<const uint8_t> body);
+
+// The onMetaData a recorded file starts with: the publisher's properties (from
+// `published`, an onMetaData body; none if it is not one) as an ECMA array whose first
+// two are "duration" and "filesize", 0 until the file is complete. A live stream's own
+// duration (0) and filesize are dropped. The file's writer patches the two numbers in
+// place (PatchNumber at the offsets given) once it knows them, so the body's size never
+// changes.
+struct FileMetadata {
+  std::vector<uint8_t> body;
+  size_t duration_offset = 0;  // of the 8-byte AMF0 number (seconds), in body
+  size_t filesize_offset = 0;  // of the 8-byte AMF0 number (bytes), in body
+};
+FileMetadata MetadataForFile(std::span<const uint8_t> published);
+
+// Stores `value` as an AMF0 number's 8 bytes (a big-endian IEEE 754 double) at `at`.
+// REQUIRES: at.size() >= 8.
+void PatchNumber(std::span<uint8_t> at, double value);
 
 }  // namespace uringest::media
 

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "media/amf0.h"
+#include "media/amf0_decoder.h"
 #include "media/media_tag.h"
 
 namespace uringest::media {
@@ -106,6 +107,34 @@ TEST(ScriptDataTest, UnusableValuesAndOtherMessagesAnnounceNothing) {
   truncated.resize(truncated.size() - 6);
   EXPECT_EQ(ParseOnMetaData(truncated).width, 0u);
   EXPECT_EQ(ParseOnMetaData(Encoded({Value::String("onMetaData"), Value::Number(1)})).width, 0u);
+}
+
+TEST(ScriptDataTest, MetadataForAFileLeadsWithDurationAndFilesizeToPatch) {
+  const std::vector<uint8_t> published = OnMetaData({{"duration", Value::Number(0)},
+                                                     {"width", Value::Number(1280)},
+                                                     {"filesize", Value::Number(0)},
+                                                     {"encoder", Value::String("Lavf61")}});
+  FileMetadata file = MetadataForFile(published);
+  PatchNumber(std::span(file.body).subspan(file.duration_offset), 12.5);
+  PatchNumber(std::span(file.body).subspan(file.filesize_offset), 4096);
+  absl::StatusOr<std::vector<Value>> values = amf0::DecodeAll(file.body);
+  ASSERT_TRUE(values.ok()) << values.status();
+  ASSERT_EQ(values->size(), 2u);
+  EXPECT_EQ((*values)[0], Value::String("onMetaData"));
+  EXPECT_EQ((*values)[1].type(), Value::Type::kEcmaArray);
+  const std::vector<Value::Property>& p = (*values)[1].properties();
+  ASSERT_EQ(p.size(), 4u);  // the publisher's duration and filesize are not repeated
+  EXPECT_EQ(p[0], Value::Property("duration", Value::Number(12.5)));
+  EXPECT_EQ(p[1], Value::Property("filesize", Value::Number(4096)));
+  EXPECT_EQ(p[2], Value::Property("width", Value::Number(1280)));
+  EXPECT_EQ(p[3], Value::Property("encoder", Value::String("Lavf61")));
+  EXPECT_TRUE(IsOnMetaData(file.body));
+
+  // Nothing usable published: just the two numbers.
+  const FileMetadata bare = MetadataForFile({});
+  absl::StatusOr<std::vector<Value>> only = amf0::DecodeAll(bare.body);
+  ASSERT_TRUE(only.ok()) << only.status();
+  EXPECT_EQ((*only)[1].properties().size(), 2u);
 }
 
 }  // namespace
