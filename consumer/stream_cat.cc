@@ -7,9 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/rtmp/rtmp_format.h"
-#include "media/flv_format.h"
-#include "media/media_tag.h"
+#include "consumer/flv_tags.h"
 #include "ringbuf/clock.h"
 #include "ringbuf/reader.h"
 
@@ -70,8 +68,7 @@ class Cat {
   uint64_t MissedBeforeFirst(const Frame& frame) const;
   absl::Status WriteFlvHeader(RecordType first);
   absl::Status Write(const RecordMeta& meta, std::span<uint8_t> body);
-  absl::Status WriteTracks(const RecordMeta& meta, std::span<uint8_t> body);
-  absl::Status WriteBody(const RecordMeta& meta, std::span<uint8_t> body);
+  absl::Status WriteBody(const RecordMeta& meta, std::span<uint8_t> body, bool config);
   absl::Status Finish();
   bool TakeStandIn(RecordType type, uint8_t track_id, uint8_t packet_type,
                    std::span<const uint8_t> body);
@@ -91,9 +88,8 @@ class Cat {
   bool first_from_ring_ = true;    // no ring record of the stream seen yet
   bool await_keyframe_ = false;    // from "now": drop pictures until a keyframe
   uint64_t missed_at_start_ = 0;
-  std::vector<uint8_t> scratch_;     // the frame being written
-  std::vector<uint8_t> track_body_;  // one track of it (WriteTracks)
-  bool warned_mpeg2ts_ = false;
+  std::vector<uint8_t> scratch_;  // the frame being written
+  FlvTagShaper shaper_;
   std::vector<std::vector<uint8_t>> held_data_;  // onMetaData before the FLV header
   // The frame in hand was replayed from the directory.
   bool from_directory_ = false;
@@ -244,53 +240,24 @@ absl::Status Cat::Write(const RecordMeta& meta, std::span<uint8_t> body) {
     }
     if (absl::Status s = WriteFlvHeader(meta.type); !s.ok()) return s;
   }
-  if ((meta.flags & ringbuf::kFlagMultitrack) != 0 && IsMedia(meta.type)) {
-    return WriteTracks(meta, body);
+  const uint64_t left_out = shaper_.left_out();
+  absl::Status s = shaper_.Shape(
+      meta, body, [&](const RecordMeta& tag, std::span<uint8_t> tag_body, bool config) {
+        return WriteBody(tag, tag_body, config);
+      });
+  if (shaper_.left_out() > left_out && left_out == 0) {
+    Log("left out MPEG2TSSequenceStart packets: FLV readers (ffmpeg) take them for frames");
   }
-  return WriteBody(meta, body);
+  return s;
 }
 
-// A message with several tracks becomes one tag per track, each the message that would
-// carry that track alone (ffmpeg's FLV reader takes only the first track's configuration
-// from a multitrack sequence start, and drops a whole tag when any of its tracks is not
-// wanted). The ModEx prefixes such a message may have are not repeated.
-absl::Status Cat::WriteTracks(const RecordMeta& meta, std::span<uint8_t> body) {
-  RecordMeta track_meta = meta;
-  track_meta.flags = meta.flags & ~ringbuf::kFlagMultitrack;
-  absl::Status status;
-  const size_t tracks =
-      media::SplitTracks(body, meta.type == RecordType::kVideo, meta.packet_type, &track_body_,
-                         [&](uint8_t track_id, std::span<uint8_t> track_body) {
-                           track_meta.track_id = track_id;
-                           if (status.ok()) status = WriteBody(track_meta, track_body);
-                         });
-  return tracks == 0 ? WriteBody(meta, body) : status;
-}
-
-// One tag. Enhanced RTMP configuration packets are configurations to the writer too; a
-// video Metadata packet (colorInfo) gets frame type 5, and MPEG2TSSequenceStart packets
-// are left out (see stream_cat.h).
-absl::Status Cat::WriteBody(const RecordMeta& meta, std::span<uint8_t> body) {
-  const bool ex = (meta.flags & ringbuf::kFlagExHeader) != 0;
-  const bool video = meta.type == RecordType::kVideo;
-  if (ex && video && meta.packet_type == uint8_t(media::VideoPacketType::kMpeg2TsSequenceStart)) {
-    if (!warned_mpeg2ts_) {
-      warned_mpeg2ts_ = true;
-      Log("left out MPEG2TSSequenceStart packets: FLV readers (ffmpeg) take them for frames");
-    }
-    return absl::OkStatus();
-  }
-  const bool color_info =
-      ex && video && meta.packet_type == uint8_t(media::VideoPacketType::kMetadata);
-  const bool config = media::IsConfiguration(
-      video, (meta.flags & ringbuf::kFlagSequenceHeader) != 0, ex, meta.packet_type);
+// One tag (FlvTagShaper's). A configuration the directory stood in for is not written
+// twice (see stream_cat.h).
+absl::Status Cat::WriteBody(const RecordMeta& meta, std::span<uint8_t> body, bool config) {
   if (config && TakeStandIn(meta.type, meta.track_id, meta.packet_type, body)) {
     return absl::OkStatus();
   }
   if (!config && meta.type != RecordType::kData) DropStandIns(meta.type, meta.track_id);
-  if (color_info) {
-    body[0] = uint8_t((body[0] & 0x8F) | uint8_t(media::VideoFrameType::kCommandFrame) << 4);
-  }
   return writer_.WriteTag(meta.type, meta.dts, body, config);
 }
 
