@@ -177,7 +177,13 @@ TEST(SaturationTest, ASaturatedShardIsLoggedOnceASecondWithItsLoad) {
                                        "records/s"));
   }
   EXPECT_GE(with_publisher, 1) << log;
-  EXPECT_THAT(LinesWith(log, "shard 0: no longer saturated after"), ::testing::SizeIs(1)) << log;
+  // A shard that dips under the threshold for a second while the load runs is logged as
+  // recovered and then saturated again, as it should be (CI saw "busy 95%" under ASan);
+  // once the load is gone, the last word is that it recovered.
+  const std::vector<std::string> recovered = LinesWith(log, "shard 0: no longer saturated after");
+  EXPECT_GE(recovered.size(), 1u) << log;
+  EXPECT_LE(recovered.size(), saturated.size()) << log;
+  EXPECT_GT(log.rfind("no longer saturated after"), log.rfind("saturated: busy")) << log;
 }
 
 // uringest-load --flv with the seed clip (paced, 1 s: the sequence header and about 30
