@@ -59,7 +59,8 @@ struct Config {
 // One stream being recorded.
 struct Recording {
   std::string name;
-  bool video = false;  // the stream has (or announced) video: files start at its keyframes
+  bool video = false;        // the stream has (or announced) video
+  bool video_frames = false;  // a video frame has come: files start at video keyframes
   std::vector<uint8_t> metadata;  // the latest onMetaData
   std::vector<Config> configs;    // the latest of each (type, track, packet type)
   FlvTagShaper shaper;
@@ -160,6 +161,7 @@ absl::Status Recorder::Tag(Recording* r, const RecordMeta& meta, std::span<uint8
   }
   r->video |= meta.type == RecordType::kVideo;
   const bool starts_file = StartsFile(*r, meta);
+  r->video_frames |= meta.type == RecordType::kVideo;
   if (r->file != nullptr && starts_file && SegmentDue(*r, meta)) Finish(r);
   if (r->file == nullptr && starts_file) OpenFile(r, meta);  // a file starts at a keyframe
   const bool written = r->file != nullptr && Write(r, meta, body, /*config=*/false);
@@ -184,13 +186,14 @@ void Recorder::KeepConfig(Recording* r, const RecordMeta& meta, std::span<const 
 }
 
 // A file begins with a video keyframe (a picture: not an end of sequence, packet type 2
-// in both the AVC and the Enhanced RTMP layout), or with any audio frame of a stream
-// without video.
+// in both the AVC and the Enhanced RTMP layout), or with an audio frame until the
+// stream's first video frame (a stream without video, or the audio a publisher sends
+// before its first keyframe).
 bool Recorder::StartsFile(const Recording& r, const RecordMeta& meta) const {
   if (meta.type == RecordType::kVideo) {
     return (meta.flags & ringbuf::kFlagKeyframe) != 0 && meta.packet_type != 2;
   }
-  return meta.type == RecordType::kAudio && !r.video;
+  return meta.type == RecordType::kAudio && !r.video_frames;
 }
 
 bool Recorder::SegmentDue(const Recording& r, const RecordMeta& meta) const {
