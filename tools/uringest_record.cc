@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
   uringest::consumer::RecordSummary summary;
   absl::Status status = uringest::consumer::RecordStreams(options, &summary);
   std::fprintf(stderr,
-               "uringest-record: %s: %llu files, %llu frames written, %llu lost, %llu not "
-               "recorded\n",
+               "uringest-record: %s: files finished %llu, frames written %llu, lost %llu, "
+               "not recorded %llu\n",
                status.ok() ? "stopped" : std::string(status.message()).c_str(),
                (unsigned long long)summary.files, (unsigned long long)summary.frames,
                (unsigned long long)summary.lost, (unsigned long long)summary.not_recorded);
