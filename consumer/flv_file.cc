@@ -2,18 +2,22 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "media/amf0_decoder.h"
+#include "media/byte_order.h"
 #include "media/flv_format.h"
 #include "media/script_data.h"
 
@@ -53,6 +57,7 @@ absl::StatusOr<int> OpenFreeName(std::string* path) {
     const std::string part = absl::StrCat(candidate, kPartSuffix);
     const int fd = open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
+      flock(fd, LOCK_EX | LOCK_NB);  // a new file: nobody else holds it
       *path = candidate;
       return fd;
     }
@@ -75,7 +80,8 @@ absl::Status SyncFolder(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FlvFile>> FlvFile::Create(
-    const std::string& path, FlvTracks tracks, std::span<const uint8_t> published_metadata) {
+    const std::string& path, FlvTracks tracks, std::span<const uint8_t> published_metadata,
+    std::span<const media::amf0::Value::Property> extra_metadata) {
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
   if (std::error_code error;
       !folder.empty() && !std::filesystem::create_directories(folder, error) && error) {
@@ -85,7 +91,7 @@ absl::StatusOr<std::unique_ptr<FlvFile>> FlvFile::Create(
   absl::StatusOr<int> fd = OpenFreeName(&name);
   if (!fd.ok()) return fd.status();
   std::unique_ptr<FlvFile> file(new FlvFile(std::move(name), *fd));
-  const media::FileMetadata metadata = media::MetadataForFile(published_metadata);
+  const media::FileMetadata metadata = media::MetadataForFile(published_metadata, extra_metadata);
   file->duration_offset_ = kMetadataBodyOffset + metadata.duration_offset;
   file->filesize_offset_ = kMetadataBodyOffset + metadata.filesize_offset;
   absl::Status s = file->writer_.WriteHeader(tracks);
@@ -152,6 +158,101 @@ absl::StatusOr<std::string> FlvFile::Finish() {
   }
   if (absl::Status s = SyncFolder(path_); !s.ok()) return s;
   return path_;
+}
+
+namespace {
+
+// The whole tags of an FLV file open as `fd`, `size` bytes long: where the last whole
+// one ends, and the newest audio or video time among them. Reads headers only.
+struct TagWalk {
+  uint64_t end = 0;
+  uint32_t duration_ms = 0;
+  uint32_t first_size = 0;  // the first tag's body (onMetaData)
+  uint8_t first_type = 0;
+};
+
+TagWalk WalkTags(int fd, uint64_t size) {
+  TagWalk walk{.end = media::kFlvHeaderSize + media::kFlvPreviousTagSizeSize};
+  std::array<uint8_t, media::kFlvTagHeaderSize> h;
+  std::array<uint8_t, media::kFlvPreviousTagSizeSize> trailer;
+  for (;;) {
+    const uint64_t at = walk.end;
+    if (at + h.size() > size || pread(fd, h.data(), h.size(), off_t(at)) != ssize_t(h.size())) {
+      break;
+    }
+    const uint32_t body = media::LoadU24(&h[1]);
+    const uint64_t end = at + h.size() + body + trailer.size();
+    if (end > size ||
+        pread(fd, trailer.data(), trailer.size(), off_t(end - trailer.size())) !=
+            ssize_t(trailer.size()) ||
+        media::LoadU32(trailer.data()) != h.size() + body) {
+      break;
+    }
+    const uint8_t type = h[0] & 0x1F;
+    if (at == media::kFlvHeaderSize + media::kFlvPreviousTagSizeSize) {
+      walk.first_type = type;
+      walk.first_size = body;
+    }
+    if (type == uint8_t(RecordType::kAudio) || type == uint8_t(RecordType::kVideo)) {
+      walk.duration_ms = std::max(walk.duration_ms, media::LoadU24(&h[4]) | uint32_t(h[7]) << 24);
+    }
+    walk.end = end;
+  }
+  return walk;
+}
+
+// Whether `body` is an onMetaData that MetadataForFile() made: it leads with duration and
+// filesize at the offsets `made` has.
+bool MadeForFile(std::span<const uint8_t> body, const media::FileMetadata& made) {
+  const size_t lead = made.filesize_offset + 8;
+  constexpr size_t kCount = 1 + 2 + 10 + 1;  // after "onMetaData" and the array marker
+  return body.size() >= lead &&
+         std::equal(body.begin(), body.begin() + kCount, made.body.begin()) &&
+         std::equal(body.begin() + kCount + 4, body.begin() + made.duration_offset,
+                    made.body.begin() + kCount + 4) &&
+         std::equal(body.begin() + made.duration_offset + 8, body.begin() + made.filesize_offset,
+                    made.body.begin() + made.duration_offset + 8);
+}
+
+}  // namespace
+
+absl::StatusOr<RecoveredFile> FlvFile::Recover(const std::string& part_path) {
+  if (!absl::EndsWith(part_path, kPartSuffix)) {
+    return absl::InvalidArgumentError(absl::StrCat(part_path, " is not a .part file"));
+  }
+  const int fd = open(part_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return SystemError(errno, "can't open", part_path);
+  FlvFile file(part_path.substr(0, part_path.size() - strlen(kPartSuffix)), fd);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(part_path, " is being written"));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) return SystemError(errno, "can't stat", part_path);
+  const TagWalk walk = WalkTags(fd, uint64_t(st.st_size));
+  const media::FileMetadata made = media::MetadataForFile({});
+  std::vector<uint8_t> body(std::min<uint32_t>(walk.first_size, 1 << 20));
+  if (walk.first_type != uint8_t(RecordType::kData) ||
+      pread(fd, body.data(), body.size(), off_t(kMetadataBodyOffset)) != ssize_t(body.size()) ||
+      !MadeForFile(body, made)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(part_path, " does not start with uringest-record's onMetaData"));
+  }
+  if (ftruncate(fd, off_t(walk.end)) != 0) return SystemError(errno, "can't truncate", part_path);
+  file.duration_offset_ = kMetadataBodyOffset + made.duration_offset;
+  file.filesize_offset_ = kMetadataBodyOffset + made.filesize_offset;
+  file.duration_ms_ = walk.duration_ms;
+  file.recovered_bytes_ = walk.end;
+  absl::StatusOr<std::string> path = file.Finish();
+  if (!path.ok()) return path.status();
+  media::PatchNumber(std::span(body).subspan(made.duration_offset), walk.duration_ms / 1000.0);
+  media::PatchNumber(std::span(body).subspan(made.filesize_offset), double(walk.end));
+  absl::StatusOr<std::vector<media::amf0::Value>> values = media::amf0::DecodeAll(body);
+  return RecoveredFile{
+      .path = *path,
+      .bytes = walk.end,
+      .cut = uint64_t(st.st_size) - walk.end,
+      .duration_ms = walk.duration_ms,
+      .metadata = values.ok() && values->size() == 2 ? (*values)[1] : media::amf0::Value()};
 }
 
 }  // namespace uringest::consumer

@@ -156,6 +156,45 @@ TEST_F(FlvFileTest, AFailedWriteLeavesAWholeFileOfTheTagsBeforeIt) {
   EXPECT_DOUBLE_EQ(meta.FindNumber("duration", -1), tags.back().timestamp / 1000.0);
 }
 
+TEST_F(FlvFileTest, RecoverFinishesWhatADeadWriterLeftAndRefusesALiveOne) {
+  const std::string path = (dir_ / "dead.flv").string();
+  const media::amf0::Value::Property extra("uringest.stream",
+                                           media::amf0::Value::String("live/cam"));
+  auto file = FlvFile::Create(path, {.video = true}, source_[0].body, {&extra, 1});
+  ASSERT_TRUE(file.ok()) << file.status();
+  for (size_t i = 1; i < 20; ++i) {
+    const FlvTag& tag = source_[i];
+    ASSERT_TRUE((*file)->Write(RecordType(tag.type), tag.timestamp, tag.body, IsConfig(tag)).ok());
+  }
+  const std::string part = (*file)->part_path();
+  EXPECT_EQ(FlvFile::Recover(part).status().code(), absl::StatusCode::kFailedPrecondition);
+  file->reset();  // the writer dies: its .part stays, unfinished
+  {
+    std::ofstream torn(part, std::ios::binary | std::ios::app);
+    torn << std::string("\x09\x00\x10\x00", 4) << std::string(16, 'x');  // a torn tag
+  }
+  absl::StatusOr<RecoveredFile> recovered = FlvFile::Recover(part);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(recovered->path, path);
+  EXPECT_EQ(recovered->cut, 20u);
+  EXPECT_FALSE(fs::exists(part));
+  const std::vector<uint8_t> bytes = ReadFile(path);
+  EXPECT_EQ(recovered->bytes, bytes.size());
+  const std::vector<FlvTag> tags = testing::ParseFlvTags(bytes);
+  ASSERT_EQ(tags.size(), 20u);
+  EXPECT_EQ(recovered->duration_ms, source_[19].timestamp);
+  const media::amf0::Value meta = Metadata(tags);
+  EXPECT_DOUBLE_EQ(meta.FindNumber("duration", -1), source_[19].timestamp / 1000.0);
+  EXPECT_EQ(meta.FindNumber("filesize", -1), double(bytes.size()));
+  EXPECT_EQ(meta.FindString("uringest.stream"), "live/cam");
+  EXPECT_EQ(recovered->metadata.FindString("uringest.stream"), "live/cam");
+  // A .part file not of ours is left alone.
+  const std::string other = (dir_ / "other.flv.part").string();
+  std::ofstream(other, std::ios::binary) << std::string(100, 'y');
+  EXPECT_FALSE(FlvFile::Recover(other).ok());
+  EXPECT_TRUE(fs::exists(other));
+}
+
 // ffprobe (Debian's ffmpeg) reads a finished file without an error and takes its
 // duration from it.
 TEST_F(FlvFileTest, FfprobeReadsAFinishedFile) {

@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "consumer/flv_file.h"
 #include "consumer/flv_tags.h"
 #include "consumer/stream_tap.h"
+#include "media/amf0.h"
 #include "media/script_data.h"
 #include "ringbuf/clock.h"
 
@@ -56,11 +59,20 @@ struct Config {
   std::vector<uint8_t> body;
 };
 
+// The recorder's own onMetaData properties, which let a later run say what it missed.
+constexpr char kStreamKey[] = "uringest.stream";            // "app/name"
+constexpr char kPublishTimeKey[] = "uringest.publishtime";  // ms since 1970 the publish began
+constexpr char kStartTimeKey[] = "uringest.starttime";      // stream time (ms) of file time 0
+
+// A publish: a stream's name and when it began (ms since 1970).
+using Publish = std::pair<std::string, double>;
+
 // One stream being recorded.
 struct Recording {
   std::string name;
-  bool video = false;        // the stream has (or announced) video
-  bool video_frames = false;  // a video frame has come: files start at video keyframes
+  double publish_ms = 0;          // when the publish began
+  bool video = false;             // the stream has (or announced) video
+  bool video_frames = false;      // a video frame has come: files start at video keyframes
   std::vector<uint8_t> metadata;  // the latest onMetaData
   std::vector<Config> configs;    // the latest of each (type, track, packet type)
   FlvTagShaper shaper;
@@ -91,6 +103,9 @@ class Recorder : public TapHandler {
   void OnLossless(uint32_t shard) override;
 
   void FinishAll();
+  // Finishes the .part files a recorder that died left under the folder, and remembers
+  // where each stopped, to say what was missed when the publish is recorded again.
+  void RecoverLeftovers();
   // Logs the hooks that have exited with an error.
   void ReapHooks();
   void Log(const std::string& line) const {
@@ -112,12 +127,16 @@ class Recorder : public TapHandler {
   const RecordOptions& options_;
   RecordSummary* summary_;
   absl::flat_hash_map<uint32_t, Recording> streams_;
+  // Publishes a file recovered from a dead recorder belongs to: the stream time of its
+  // last frame, and the file.
+  std::map<Publish, std::pair<int64_t, std::string>> recovered_;
   std::vector<uint8_t> body_;  // the frame in hand, which the shaper may change
 };
 
 void Recorder::OnStreamStart(const ringbuf::StreamInfo& info, bool joined) {
   Recording& r = streams_[info.stream_id];
   r.name = info.name;
+  r.publish_ms = double(info.begin_time_ns / 1'000'000);
   r.video = info.codec.video_codec != 0 || info.FindConfig(RecordType::kVideo) != nullptr;
   Log(absl::StrCat(info.name, ": recording", joined ? " from its latest keyframe" : "",
                    " (publisher ", info.publisher, ")"));
@@ -215,7 +234,11 @@ void Recorder::OpenFile(Recording* r, const RecordMeta& first) {
                            [](const Config& c) { return c.meta.type == RecordType::kAudio; }) ||
                media::ParseOnMetaData(r->metadata).audio_codec != 0,
       .video = r->video};
-  absl::StatusOr<std::unique_ptr<FlvFile>> file = FlvFile::Create(path, tracks, r->metadata);
+  const media::amf0::Value::Property own[] = {
+      {kStreamKey, media::amf0::Value::String(r->name)},
+      {kPublishTimeKey, media::amf0::Value::Number(r->publish_ms)},
+      {kStartTimeKey, media::amf0::Value::Number(double(first.dts))}};
+  absl::StatusOr<std::unique_ptr<FlvFile>> file = FlvFile::Create(path, tracks, r->metadata, own);
   if (!file.ok()) return Failed(r, file.status());
   r->file = *std::move(file);
   r->file_first_dts = first.dts;
@@ -227,7 +250,16 @@ void Recorder::OpenFile(Recording* r, const RecordMeta& first) {
     r->backoff = kFirstRetry;
     r->unrecorded = 0;
   } else {
-    Log(absl::StrCat(r->name, ": writing ", r->file->part_path()));
+    Log(absl::StrCat(r->name, ": writing ", r->file->part_path(), " from stream time ",
+                     Seconds(first.dts)));
+  }
+  if (auto it = recovered_.find(Publish(r->name, r->publish_ms)); it != recovered_.end()) {
+    Log(absl::StrCat(r->name,
+                     ": not recorded while no recorder ran: the frames after stream "
+                     "time ",
+                     Seconds(it->second.first), " and before ", Seconds(first.dts),
+                     " (the file before: ", it->second.second, ")"));
+    recovered_.erase(it);
   }
   for (const Config& c : r->configs) {
     if (!Write(r, c.meta, c.body, /*config=*/true)) return;
@@ -323,6 +355,34 @@ void Recorder::FinishAll() {
   streams_.clear();
 }
 
+void Recorder::RecoverLeftovers() {
+  std::error_code error;
+  std::vector<std::string> parts;
+  for (auto it = std::filesystem::recursive_directory_iterator(options_.dir, error);
+       !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    const std::string path = it->path().string();
+    if (it->is_regular_file(error) && path.ends_with(kPartSuffix)) parts.push_back(path);
+  }
+  for (const std::string& part : parts) {
+    absl::StatusOr<RecoveredFile> file = FlvFile::Recover(part);
+    if (!file.ok()) {
+      Log(absl::StrCat("left ", part, " as it is: ", file.status().message()));
+      continue;
+    }
+    const std::string stream(file->metadata.FindString(kStreamKey));
+    Log(absl::StrCat("finished ", file->path, ", which a recorder that died left (",
+                     Seconds(file->duration_ms), ", ", file->bytes, " bytes; ", file->cut,
+                     " bytes of a torn last tag cut off)"));
+    ++summary_->files;
+    if (!stream.empty()) {
+      const int64_t start = int64_t(file->metadata.FindNumber(kStartTimeKey, 0));
+      recovered_[Publish(stream, file->metadata.FindNumber(kPublishTimeKey, 0))] = {
+          start + file->duration_ms, file->path};
+    }
+    RunHook(file->path, stream);
+  }
+}
+
 }  // namespace
 
 std::string SegmentName(std::string_view name_template, std::string_view stream, absl::Time start) {
@@ -356,6 +416,7 @@ std::string SegmentName(std::string_view name_template, std::string_view stream,
 absl::Status RecordStreams(const RecordOptions& options, RecordSummary* summary) {
   RecordSummary local;
   Recorder recorder(options, summary != nullptr ? summary : &local);
+  recorder.RecoverLeftovers();
   auto stopped = [&] { return options.stop != nullptr && options.stop->load(); };
   const TapOptions tap_options{.accept =
                                    [&](std::string_view name) {

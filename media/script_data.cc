@@ -1,5 +1,6 @@
 #include "media/script_data.h"
 
+#include <algorithm>
 #include <bit>
 #include <string>
 
@@ -75,7 +76,13 @@ StreamMetadata ParseOnMetaData(std::span<const uint8_t> body) {
   return out;
 }
 
-FileMetadata MetadataForFile(std::span<const uint8_t> published) {
+FileMetadata MetadataForFile(std::span<const uint8_t> published,
+                             std::span<const amf0::Value::Property> extra) {
+  auto replaced = [&](const std::string& key) {
+    if (key == "duration" || key == "filesize") return true;
+    return std::any_of(extra.begin(), extra.end(),
+                       [&](const amf0::Value::Property& p) { return p.first == key; });
+  };
   std::vector<amf0::Value::Property> kept;
   if (IsOnMetaData(published)) {
     amf0::Decoder decoder(published);
@@ -83,7 +90,7 @@ FileMetadata MetadataForFile(std::span<const uint8_t> published) {
     absl::StatusOr<amf0::Value> meta = decoder.Next();
     if (name.ok() && meta.ok() && meta->has_properties()) {
       for (const amf0::Value::Property& p : meta->properties()) {
-        if (p.first != "duration" && p.first != "filesize") kept.push_back(p);
+        if (!replaced(p.first)) kept.push_back(p);
       }
     }
   }
@@ -91,6 +98,7 @@ FileMetadata MetadataForFile(std::span<const uint8_t> published) {
   std::vector<uint8_t>& out = file.body;
   amf0::EncodeString(kOnMetaData, &out);
   out.push_back(uint8_t(amf0::Marker::kEcmaArray));
+  kept.insert(kept.end(), extra.begin(), extra.end());
   AppendU32(&out, uint32_t(kept.size() + 2));  // the count, which readers take as a hint
   amf0::EncodeProperty("duration", amf0::Value::Number(0), &out);
   file.duration_offset = out.size() - 8;

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "media/amf0.h"
+
 namespace uringest::media {
 
 inline constexpr std::string_view kOnMetaData = "onMetaData";
@@ -60,8 +62,9 @@ StreamMetadata ParseOnMetaData(std::span<const uint8_t> body);
 
 // The onMetaData a recorded file starts with: the publisher's properties (from
 // `published`, an onMetaData body; none if it is not one) as an ECMA array whose first
-// two are "duration" and "filesize", 0 until the file is complete. A live stream's own
-// duration (0) and filesize are dropped. The file's writer patches the two numbers in
+// two are "duration" and "filesize", 0 until the file is complete, and whose last are
+// `extra` (the recorder's own, replacing any of the publisher's of the same names). A
+// live stream's own duration (0) and filesize are dropped. The file's writer patches the two numbers in
 // place (PatchNumber at the offsets given) once it knows them, so the body's size never
 // changes.
 struct FileMetadata {
@@ -69,7 +72,8 @@ struct FileMetadata {
   size_t duration_offset = 0;  // of the 8-byte AMF0 number (seconds), in body
   size_t filesize_offset = 0;  // of the 8-byte AMF0 number (bytes), in body
 };
-FileMetadata MetadataForFile(std::span<const uint8_t> published);
+FileMetadata MetadataForFile(std::span<const uint8_t> published,
+                             std::span<const amf0::Value::Property> extra = {});
 
 // Stores `value` as an AMF0 number's 8 bytes (a big-endian IEEE 754 double) at `at`.
 // REQUIRES: at.size() >= 8.
