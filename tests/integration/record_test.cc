@@ -27,7 +27,7 @@ using Bytes = std::vector<uint8_t>;
 
 // 20 s of 640x360 testsrc at 25 fps with a 2 s GOP, and a 440 Hz sine as AAC: the source
 // file a publisher sends with -c copy, so that what was recorded can be compared with it.
-bool MakeSource(const std::string& path) {
+bool MakeSource(const std::string& path, int seconds = 20) {
   return RunCommand({kFfmpeg,
                      "-nostdin",
                      "-hide_banner",
@@ -161,6 +161,97 @@ TEST(RecordTest, SegmentsOfAnFfmpegPublishPlayAloneAndHoldEveryFrame) {
     }
     EXPECT_EQ(got.size(), want.size()) << "type " << int(type);
     EXPECT_TRUE(got == want) << "type " << int(type);
+  }
+}
+
+// The frames of a recorded file with their stream times: the file's time plus its
+// onMetaData's uringest.starttime.
+std::vector<FlvTag> StreamTimeFrames(const fs::path& file) {
+  const std::vector<FlvTag> tags = ParseFlvTags(media::AsBytes(ReadFile(file.string())));
+  absl::StatusOr<std::vector<media::amf0::Value>> meta = media::amf0::DecodeAll(tags.at(0).body);
+  EXPECT_TRUE(meta.ok() && meta->size() == 2) << file;
+  const uint32_t start = uint32_t((*meta)[1].FindNumber("uringest.starttime", -1));
+  std::vector<FlvTag> frames = Frames(tags);
+  for (FlvTag& t : frames) t.timestamp += start;
+  return frames;
+}
+
+std::vector<Bytes> Bodies(const std::vector<FlvTag>& tags, uint8_t type, uint32_t from = 0,
+                          uint32_t to = UINT32_MAX) {
+  std::vector<Bytes> out;
+  for (const FlvTag& t : tags) {
+    if (t.type == type && t.timestamp >= from && t.timestamp <= to) out.push_back(t.body);
+  }
+  return out;
+}
+
+TEST(RecordTest, ARecorderKilledAndStartedAgainFinishesItsFileAndSaysWhatItMissed) {
+  REQUIRE_FFMPEG();
+  ScratchDir dir;
+  const std::string source = dir.Path("source.flv");
+  ASSERT_TRUE(MakeSource(source, 12));
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  const std::string out = dir.Path("rec");
+  auto record = [&](const std::string& log) {
+    return Process::Spawn({ToolPath("uringest-record"), "--ring", server->ring(), "--dir", out},
+                          {.stderr_path = log});
+  };
+  const std::string first_log = dir.Path("first.log"), second_log = dir.Path("second.log");
+  Process first = record(first_log);
+  ASSERT_TRUE(WaitForLine(first_log, "recording streams matching")) << ReadFile(first_log);
+  Process publisher =
+      Process::Spawn({kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i",
+                      source, "-c", "copy", "-f", "flv", server->Url("live/kill")});
+  ASSERT_TRUE(WaitForLine(first_log, "live/kill: writing")) << ReadFile(first_log);
+  absl::SleepFor(absl::Seconds(3));
+  first.Kill();  // SIGKILL: its file stays .part, its last tag perhaps torn
+  first.Wait(kProcessTimeout);
+  absl::SleepFor(absl::Seconds(3));  // what is published meanwhile is not recorded
+  Process second = record(second_log);
+  ASSERT_TRUE(WaitForLine(second_log, "not recorded while no recorder ran"))
+      << ReadFile(second_log);
+  EXPECT_EQ(publisher.Wait(kProcessTimeout), 0);
+  ASSERT_TRUE(WaitForLine(second_log, "live/kill: stream ended")) << ReadFile(second_log);
+  second.Signal(SIGINT);
+  EXPECT_EQ(second.Wait(kProcessTimeout), 0) << ReadFile(second_log);
+  const std::string log = ReadFile(second_log);
+  EXPECT_THAT(log, ::testing::HasSubstr("which a recorder that died left"));
+
+  // "... the frames after stream time A s and before B s ..."
+  const size_t at = log.find("after stream time ");
+  ASSERT_NE(at, std::string::npos);
+  double a = 0, b = 0;
+  ASSERT_EQ(sscanf(log.c_str() + at, "after stream time %lf s and before %lf s", &a, &b), 2);
+  EXPECT_GT(b - a, 2.0);  // about the 3 s no recorder ran, and more
+  const std::vector<fs::path> files = FlvFiles(out);
+  ASSERT_EQ(files.size(), 2u) << log;
+  const std::vector<FlvTag> before = StreamTimeFrames(files[0]);
+  const std::vector<FlvTag> after = StreamTimeFrames(files[1]);
+  const std::vector<FlvTag> all = Frames(ParseFlvTags(media::AsBytes(ReadFile(source))));
+  const uint32_t a_ms = uint32_t(a * 1000 + 0.5), b_ms = uint32_t(b * 1000 + 0.5);
+  // Video (in time order here): the first file holds every frame up to A, the second
+  // every one from B, and the log names the rest.
+  EXPECT_TRUE(Bodies(before, 9) == Bodies(all, 9, 0, a_ms));
+  EXPECT_TRUE(Bodies(after, 9) == Bodies(all, 9, b_ms));
+  // Audio: the same, give or take the frames a publisher interleaves with the video
+  // around A and B (within 100 ms).
+  const std::vector<Bytes> audio_before = Bodies(before, 8), audio_after = Bodies(after, 8);
+  const std::vector<Bytes> source_audio = Bodies(all, 8);
+  ASSERT_FALSE(audio_before.empty());
+  ASSERT_FALSE(audio_after.empty());
+  EXPECT_TRUE(std::equal(audio_before.begin(), audio_before.end(), source_audio.begin()));
+  EXPECT_TRUE(std::equal(audio_after.rbegin(), audio_after.rend(), source_audio.rbegin()));
+  EXPECT_NEAR(before.back().timestamp, a_ms, 100);
+  EXPECT_GE(Bodies(all, 8, 0, a_ms + 100).size(), audio_before.size());
+  EXPECT_GE(Bodies(all, 8, b_ms - 100).size(), audio_after.size());
+  for (const fs::path& file : files) {
+    const std::string err = dir.Path("probe.err");
+    EXPECT_EQ(RunCommand({kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of",
+                          "csv=p=0", file.string()},
+                         kProcessTimeout, dir.Path("probe.out"), err),
+              0);
+    EXPECT_EQ(ReadFile(err), "") << file;
   }
 }
 
