@@ -255,5 +255,82 @@ TEST(RecordTest, ARecorderKilledAndStartedAgainFinishesItsFileAndSaysWhatItMisse
   }
 }
 
+// A tmpfs of 1 MiB, mostly taken by a filler file, is the disk that fills; removing the
+// filler frees it. Mounting needs root (CI runs as root); elsewhere the test is skipped.
+TEST(RecordTest, ADiskThatFillsAndFreesAgainCostsOnlyTheFramesItCouldNotTake) {
+  REQUIRE_FFMPEG();
+  ScratchDir dir;
+  const std::string source = dir.Path("source.flv");
+  ASSERT_TRUE(MakeSource(source, 16));
+  const std::string disk = dir.Path("disk");
+  fs::create_directories(disk);
+  if (RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", disk}, kProcessTimeout) !=
+      0) {
+    GTEST_SKIP() << "can't mount a tmpfs (needs root)";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { RunCommand({"/bin/umount", "-l", path}, kProcessTimeout); }
+  } unmount{disk};
+  const std::string filler = disk + "/filler";
+  ASSERT_EQ(RunCommand({"/bin/dd", "if=/dev/zero", "of=" + filler, "bs=1k", "count=900"},
+                       kProcessTimeout),
+            0);
+  std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
+  ASSERT_NE(server, nullptr);
+  const std::string log = dir.Path("record.log");
+  Process recorder = Process::Spawn(
+      {ToolPath("uringest-record"), "--ring", server->ring(), "--dir", disk + "/rec"},
+      {.stderr_path = log});
+  ASSERT_TRUE(WaitForLine(log, "recording streams matching")) << ReadFile(log);
+  Process publisher =
+      Process::Spawn({kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i",
+                      source, "-c", "copy", "-f", "flv", server->Url("live/full")});
+  ASSERT_TRUE(WaitForLine(log, "No space left on device")) << ReadFile(log);
+  fs::remove(filler);
+  ASSERT_TRUE(WaitForLine(log, "live/full: recording again in")) << ReadFile(log);
+  EXPECT_EQ(publisher.Wait(kProcessTimeout), 0);
+  ASSERT_TRUE(WaitForLine(log, "live/full: stream ended")) << ReadFile(log);
+  recorder.Signal(SIGINT);
+  EXPECT_EQ(recorder.Wait(kProcessTimeout), 0) << ReadFile(log);
+
+  // "... not recorded: N frames from A s to B s ..."
+  const std::string text = ReadFile(log);
+  const size_t at = text.find("not recorded: ");
+  ASSERT_NE(at, std::string::npos) << text;
+  unsigned long long missed = 0;
+  double a = 0, b = 0;
+  ASSERT_EQ(
+      sscanf(text.c_str() + at, "not recorded: %llu frames from %lf s to %lf s", &missed, &a, &b),
+      3)
+      << text;
+  const std::vector<fs::path> files = FlvFiles(disk + "/rec");
+  ASSERT_EQ(files.size(), 2u) << text;
+  std::vector<FlvTag> recorded;
+  for (const fs::path& file : files) {
+    const std::string bytes = ReadFile(file.string());
+    const std::vector<FlvTag> tags = ParseFlvTags(media::AsBytes(bytes));  // whole tags only
+    absl::StatusOr<std::vector<media::amf0::Value>> meta = media::amf0::DecodeAll(tags[0].body);
+    ASSERT_TRUE(meta.ok() && meta->size() == 2);
+    EXPECT_EQ((*meta)[1].FindNumber("filesize", -1), double(bytes.size())) << file;
+    const std::string err = dir.Path("probe.err");
+    EXPECT_EQ(RunCommand({kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of",
+                          "csv=p=0", file.string()},
+                         kProcessTimeout, dir.Path("probe.out"), err),
+              0);
+    EXPECT_EQ(ReadFile(err), "") << file;
+  }
+  // Every source frame was written, or counted in the line, once.
+  const std::vector<FlvTag> before = StreamTimeFrames(files[0]);
+  const std::vector<FlvTag> after = StreamTimeFrames(files[1]);
+  const size_t source_frames = Frames(ParseFlvTags(media::AsBytes(ReadFile(source)))).size();
+  EXPECT_EQ(before.size() + after.size() + missed, source_frames) << text;
+  // Video: the files hold the source's up to A and after B; the line names the rest.
+  const std::vector<FlvTag> all = Frames(ParseFlvTags(media::AsBytes(ReadFile(source))));
+  const uint32_t a_ms = uint32_t(a * 1000 + 0.5), b_ms = uint32_t(b * 1000 + 0.5);
+  EXPECT_TRUE(Bodies(before, 9) == Bodies(all, 9, 0, a_ms - 1));
+  EXPECT_TRUE(Bodies(after, 9) == Bodies(all, 9, b_ms + 1));
+}
+
 }  // namespace
 }  // namespace uringest::testing
