@@ -93,6 +93,16 @@ std::vector<fs::path> FlvFiles(const std::string& dir) {
   return out;
 }
 
+// ffprobe reads `file` without a word on stderr.
+void ExpectProbesClean(const fs::path& file, const ScratchDir& dir) {
+  const std::string err = dir.Path("probe.err");
+  EXPECT_EQ(RunCommand({kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of",
+                        "csv=p=0", file.string()},
+                       kProcessTimeout, dir.Path("probe.out"), err),
+            0);
+  EXPECT_EQ(ReadFile(err), "") << file;
+}
+
 TEST(RecordTest, SegmentsOfAnFfmpegPublishPlayAloneAndHoldEveryFrame) {
   REQUIRE_FFMPEG();
   ScratchDir dir;
@@ -138,13 +148,7 @@ TEST(RecordTest, SegmentsOfAnFfmpegPublishPlayAloneAndHoldEveryFrame) {
     }
     // The metadata's duration is within a GOP (2 s) of the last frame's time.
     EXPECT_NEAR(MetadataDuration(tags[0]), frames.back().timestamp / 1000.0, 2.0) << file;
-    // ffprobe decodes it without a word.
-    const std::string err = dir.Path("probe.err");
-    EXPECT_EQ(RunCommand({kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of",
-                          "csv=p=0", file.string()},
-                         kProcessTimeout, dir.Path("probe.out"), err),
-              0);
-    EXPECT_EQ(ReadFile(err), "") << file;
+    ExpectProbesClean(file, dir);
     recorded.insert(recorded.end(), frames.begin(), frames.end());
   }
   // Every frame of the source, once, in order: audio and video each (ffmpeg may
@@ -246,12 +250,7 @@ TEST(RecordTest, ARecorderKilledAndStartedAgainFinishesItsFileAndSaysWhatItMisse
   EXPECT_GE(Bodies(all, 8, 0, a_ms + 100).size(), audio_before.size());
   EXPECT_GE(Bodies(all, 8, b_ms - 100).size(), audio_after.size());
   for (const fs::path& file : files) {
-    const std::string err = dir.Path("probe.err");
-    EXPECT_EQ(RunCommand({kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of",
-                          "csv=p=0", file.string()},
-                         kProcessTimeout, dir.Path("probe.out"), err),
-              0);
-    EXPECT_EQ(ReadFile(err), "") << file;
+    ExpectProbesClean(file, dir);
   }
 }
 
@@ -313,12 +312,7 @@ TEST(RecordTest, ADiskThatFillsAndFreesAgainCostsOnlyTheFramesItCouldNotTake) {
     absl::StatusOr<std::vector<media::amf0::Value>> meta = media::amf0::DecodeAll(tags[0].body);
     ASSERT_TRUE(meta.ok() && meta->size() == 2);
     EXPECT_EQ((*meta)[1].FindNumber("filesize", -1), double(bytes.size())) << file;
-    const std::string err = dir.Path("probe.err");
-    EXPECT_EQ(RunCommand({kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of",
-                          "csv=p=0", file.string()},
-                         kProcessTimeout, dir.Path("probe.out"), err),
-              0);
-    EXPECT_EQ(ReadFile(err), "") << file;
+    ExpectProbesClean(file, dir);
   }
   // Every source frame was written, or counted in the line, once.
   const std::vector<FlvTag> before = StreamTimeFrames(files[0]);
