@@ -64,8 +64,8 @@ StreamMetadata ParseOnMetaData(std::span<const uint8_t> body);
 // `published`, an onMetaData body; none if it is not one) as an ECMA array whose first
 // two are "duration" and "filesize", 0 until the file is complete, and whose last are
 // `extra` (the recorder's own, replacing any of the publisher's of the same names). A
-// live stream's own duration (0) and filesize are dropped. The file's writer patches the two numbers in
-// place (PatchNumber at the offsets given) once it knows them, so the body's size never
+// live stream's own duration (0) and filesize are dropped. The file's writer patches the two
+// numbers in place (PatchNumber at the offsets given) once it knows them, so the body's size never
 // changes.
 struct FileMetadata {
   std::vector<uint8_t> body;
