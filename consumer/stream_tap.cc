@@ -123,12 +123,15 @@ TapResult StreamTap::Poll(absl::Duration timeout) {
   bool read = false;
   for (Shard& shard : shards_) read |= ReadShard(&shard);
   const absl::Time now = absl::Now();
-  if (!read || now - checked_at_ >= kCheckInterval) {
+  const bool due = now - checked_at_ >= kCheckInterval;
+  // An idle tap looks at the server each time (its rings close when it goes); a busy
+  // one, and the directory's word on each stream, every kCheckInterval.
+  if ((!read || due) && reader_->CheckServerExit() != ServerExit::kNone) {
+    EndAll(/*clean=*/false);
+    return TapResult::kServerGone;
+  }
+  if (due) {
     checked_at_ = now;
-    if (reader_->CheckServerExit() != ServerExit::kNone) {
-      EndAll(/*clean=*/false);
-      return TapResult::kServerGone;
-    }
     for (Shard& shard : shards_) CheckEnded(&shard);
   }
   if (!read && !shards_.empty()) {
@@ -162,7 +165,10 @@ bool StreamTap::ReadShard(Shard* shard) {
 // after a lap).
 void StreamTap::Meet(Shard* shard, const RecordView& view) {
   const uint32_t id = view.header.stream_id;
-  if (shard->ignored.contains(id)) return;
+  if (shard->ignored.contains(id)) {
+    if (view.type() == RecordType::kStreamEnd) shard->ignored.erase(id);  // ids never come back
+    return;
+  }
   if (view.type() == RecordType::kStreamBegin) {
     std::string name(view.payload.begin(), view.payload.end());
     // A begin record before the tap opened is of a stream that had ended by then.
@@ -187,8 +193,9 @@ void StreamTap::Meet(Shard* shard, const RecordView& view) {
     if (listed.state == SlotState::kPublishing && Accepts(listed.name) &&
         reader_->directory().Read(listed.slot, &info) && info.stream_id == id) {
       Join(shard, info);
-      auto it = shard->followed.find(id);
-      Deliver(shard, view, id, &it->second);
+      Followed& f = shard->followed[id];
+      f.start = view.position();  // this record on
+      Deliver(shard, view, id, &f);
       return;
     }
     break;
@@ -231,16 +238,19 @@ void StreamTap::Deliver(Shard* shard, const RecordView& view, uint32_t id, Follo
   handler_->OnFrame(id, ringbuf::ToRecordMeta(view.header), payload_, /*from_directory=*/false);
 }
 
-// A stream whose end record the tap never read (lost in a lap) ends when the directory
-// says so and the ring has nothing more: the frames it never saw are lost.
+// A stream whose end record the tap never read (lost in a lap) ends once the directory
+// says it ended and the cursor has passed the ring's tail of that moment: the server
+// writes the end record before it marks the entry ended, so the record lay behind that
+// tail. The frames the tap never saw are lost.
 void StreamTap::CheckEnded(Shard* shard) {
-  if (shard->ring->Lag() != 0) return;
   std::vector<uint32_t> ended;
   for (auto& [id, f] : shard->followed) {
     StreamInfo now;
     const bool same =
         reader_->directory().Read(f.slot, &now, /*with_configs=*/false) && now.stream_id == id;
     if (same && now.state != SlotState::kEnded) continue;
+    if (!f.ended_by) f.ended_by = shard->ring->Tail();
+    if (shard->ring->cursor() < *f.ended_by) continue;
     // The end record itself is the last of the stream's `frames` records.
     if (same && f.counting && now.frames > f.last_sequence + 1) {
       const uint64_t gap = now.frames - f.last_sequence - 1;

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -103,6 +104,8 @@ class StreamTap {
     uint64_t start = 0;          // ring position: records before it are not wanted
     bool counting = false;       // last_sequence is known: a gap after it is a loss
     bool await_keyframe = false;
+    // The ring's tail when the directory was first seen saying the stream ended.
+    std::optional<uint64_t> ended_by;
   };
   struct Shard {
     uint32_t index = 0;

@@ -179,6 +179,29 @@ TEST_F(StreamTapTest, ALossyTapLappedByTheProducerCountsEveryLostFrame) {
   EXPECT_EQ(handler_.events.back(), "live/fast frame 9:200");
 }
 
+TEST_F(StreamTapTest, AStreamWhoseEndRecordWasOverwrittenEndsWithItsLossCounted) {
+  Serve(1, absl::Milliseconds(250));
+  std::unique_ptr<StreamTap> tap = Open();
+  ASSERT_NE(tap, nullptr);
+  StreamWriter a = Begin(0, "live/a");
+  PollAll(tap.get());  // the tap has seen a's begin record (sequence 1)
+  for (uint8_t i = 0; i < 10; ++i) Write(&a, RecordType::kAudio, i);
+  a.End();  // sequence 12
+  StreamWriter b = Begin(0, "live/b");
+  for (uint64_t i = 0; i < 4 * ringbuf::kMinRingCapacity / 1024; ++i) {
+    Write(&b, RecordType::kAudio, uint8_t(i), true, 1024);  // laps the tap: a's records go
+  }
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(tap->Poll(absl::Milliseconds(50)), TapResult::kOk);
+  auto has = [&](const std::string& e) {
+    return std::find(handler_.events.begin(), handler_.events.end(), e) != handler_.events.end();
+  };
+  EXPECT_TRUE(has("live/a lost 10"));
+  EXPECT_TRUE(has("live/a end"));
+  // b began in the part the tap lost: it was joined when its first record was met.
+  EXPECT_TRUE(has("join live/b"));
+  EXPECT_EQ(tap->streams(), 1u);
+}
+
 TEST_F(StreamTapTest, ALosslessTapEvictedSaysSoAndBecomesLosslessAgainOnceCaughtUp) {
   Serve(1, absl::Milliseconds(5));
   std::unique_ptr<StreamTap> tap = Open({.lossless = true});
