@@ -277,8 +277,8 @@ bool Recorder::Write(Recording* r, const RecordMeta& meta, std::span<const uint8
 }
 
 void Recorder::Failed(Recording* r, const absl::Status& status) {
-  Log(absl::StrCat(r->name, ": recording stopped: ", status.message(), "; trying again in ",
-                   absl::FormatDuration(r->backoff)));
+  Log(absl::StrCat(r->name, r->failing ? ": still can't record: " : ": recording stopped: ",
+                   status.message(), "; trying again in ", absl::FormatDuration(r->backoff)));
   if (r->file != nullptr) Finish(r);
   r->failing = true;
   r->retry_at = absl::Now() + r->backoff;
