@@ -16,7 +16,7 @@
 #include <queue>
 
 #include "absl/strings/str_cat.h"
-#include "loadgen/client_connection.h"
+#include "engine/rtmp/publish_client.h"
 #include "loadgen/stamp.h"
 #include "ringbuf/clock.h"
 
@@ -37,7 +37,7 @@ constexpr uint64_t kMaxSleepNs = 100'000'000;
 
 struct Fleet::Publisher {
   int fd = -1;
-  std::unique_ptr<ClientConnection> conn;
+  std::unique_ptr<rtmp::PublishClient> conn;
   uint64_t connect_at_ns = 0;
   uint64_t live_ns = 0;
   uint64_t frame_index = 0;
@@ -127,8 +127,12 @@ absl::Status Fleet::Init() {
   for (uint32_t i = 0; i < options_.publishers; ++i) {
     const std::string name = absl::StrCat(options_.name_prefix, i);
     results_[i].name = absl::StrCat(options_.app, "/", name);
-    publishers_[i].conn = std::make_unique<ClientConnection>(ClientOptions{
-        .app = options_.app, .stream = name, .tc_url = url, .chunk_size = options_.chunk_size});
+    publishers_[i].conn = std::make_unique<rtmp::PublishClient>(
+        rtmp::PublishClientOptions{.app = options_.app,
+                                   .stream = name,
+                                   .tc_url = url,
+                                   .chunk_size = options_.chunk_size,
+                                   .flash_ver = "FMLE/3.0 (compatible; uringest-load)"});
   }
   return absl::OkStatus();
 }
@@ -319,7 +323,7 @@ void Fleet::GoLive(uint32_t i) {
     return;
   }
   p.conn->SendMetadata(source_->metadata());
-  for (const MediaFrame& h : source_->headers()) p.conn->SendMedia(h, nullptr);
+  for (const MediaFrame& h : source_->headers()) SendFrame(p.conn.get(), h, nullptr);
   if (draining_) {
     BeginEnding(i);
     return;
@@ -378,11 +382,11 @@ void Fleet::QueueOneFrame(Publisher& p) {
                       .publisher = index,
                       .sequence = ++p.sequence,
                       .send_ns = ringbuf::RealtimeNs()};
-    p.conn->SendMedia(frame, options_.stamp ? &stamp : nullptr);
+    SendFrame(p.conn.get(), frame, options_.stamp ? &stamp : nullptr);
     ++results_[index].frames;
     counters_.frames_sent.fetch_add(1, std::memory_order_relaxed);
   } else {
-    p.conn->SendMedia(frame, nullptr);
+    SendFrame(p.conn.get(), frame, nullptr);
   }
   ++results_[index].messages;
 }

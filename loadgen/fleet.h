@@ -1,5 +1,5 @@
 // fleet.h: N RTMP publishers in one thread on one io_uring. Each publisher connects
-// (IORING_OP_CONNECT, spread over the ramp), runs a ClientConnection, and once live sends
+// (IORING_OP_CONNECT, spread over the ramp), runs an rtmp::PublishClient, and once live sends
 // the MediaSource's frames: paced in real time from their timestamps, or as fast as the
 // socket takes them (at most `window` bytes queued per connection). Every stampable audio
 // and video frame carries a stamp (stamp.h) with the publisher's index and sequence number.

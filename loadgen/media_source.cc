@@ -133,4 +133,12 @@ void MediaSource::BuildMetadata(double fps, uint64_t bitrate_bps) {
       &metadata_);
 }
 
+void SendFrame(rtmp::PublishClient* conn, const MediaFrame& frame, const Stamp* stamp) {
+  // Media goes on one chunk stream, audio and video alike, as uringest-load always sent it.
+  std::span<uint8_t> first = conn->SendMessage(rtmp::kVideoChunkStream, frame.type,
+                                               uint32_t(frame.timestamp_ms), frame.body);
+  const size_t stamp_at = stamp != nullptr ? StampOffset(frame.body) : 0;
+  if (stamp_at != 0) WriteStamp(*stamp, first.data() + stamp_at);
+}
+
 }  // namespace uringest::loadgen

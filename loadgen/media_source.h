@@ -26,7 +26,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/rtmp/publish_client.h"
 #include "engine/rtmp/rtmp_format.h"
+#include "loadgen/stamp.h"
 
 namespace uringest::loadgen {
 
@@ -73,6 +75,11 @@ class MediaSource {
   std::vector<std::vector<uint8_t>> storage_;  // the bytes the spans point into
   std::vector<uint8_t> metadata_;
 };
+
+// Queues `frame` on `conn`; a Stampable() body carries *stamp (if given) on the wire:
+// the body is shared by every publisher, so the stamp goes into the copy in the queue,
+// inside the first chunk (chunk size >= 128 > kStampedMin). REQUIRES: conn->live().
+void SendFrame(rtmp::PublishClient* conn, const MediaFrame& frame, const Stamp* stamp);
 
 }  // namespace uringest::loadgen
 

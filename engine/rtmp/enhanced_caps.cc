@@ -81,4 +81,11 @@ void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out) {
       "capsEx", Value::Number(kCapsExMultitrack | kCapsExModEx | kCapsExTimestampNanoOffset), out);
 }
 
+void EncodeEnhancedConnect(const EnhancedCaps& caps, std::vector<uint8_t>* out) {
+  std::vector<Value> list;
+  for (const std::string& f : caps.fourcc_list) list.push_back(Value::String(f));
+  media::amf0::EncodeProperty("fourCcList", Value::StrictArray(std::move(list)), out);
+  if (caps.caps_ex != 0) media::amf0::EncodeProperty("capsEx", Value::Number(caps.caps_ex), out);
+}
+
 }  // namespace uringest::rtmp

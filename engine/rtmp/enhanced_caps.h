@@ -50,6 +50,10 @@ EnhancedCaps ReadEnhancedCaps(const media::amf0::Value& connect_object);
 // offsets).
 void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out);
 
+// Appends what a publisher announces of Enhanced RTMP in its connect's command object:
+// fourCcList (the FourCCs it will send) and capsEx (if not 0).
+void EncodeEnhancedConnect(const EnhancedCaps& caps, std::vector<uint8_t>* out);
+
 }  // namespace uringest::rtmp
 
 #endif  // URINGEST_ENGINE_RTMP_ENHANCED_CAPS_H_

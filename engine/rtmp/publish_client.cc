@@ -1,4 +1,4 @@
-#include "loadgen/client_connection.h"
+#include "engine/rtmp/publish_client.h"
 
 #include <algorithm>
 #include <cassert>
@@ -10,35 +10,34 @@
 #include "media/byte_order.h"
 #include "media/script_data.h"
 
-namespace uringest::loadgen {
+namespace uringest::rtmp {
 namespace {
 
 namespace amf0 = media::amf0;
-using rtmp::MessageType;
 
-constexpr uint32_t kMediaChunkStream = 6;  // audio and video, as ffmpeg sends them
-constexpr uint32_t kDataChunkStream = 4;
-constexpr size_t kServerHandshakeSize = 1 + 2 * rtmp::kHandshakeSize;  // S0 + S1 + S2
+constexpr size_t kServerHandshakeSize = 1 + 2 * kHandshakeSize;  // S0 + S1 + S2
 constexpr double kConnectTransaction = 1;
-constexpr double kCreateStreamTransaction = 2;
+constexpr double kReleaseStreamTransaction = 2;
+constexpr double kFcPublishTransaction = 3;
+constexpr double kCreateStreamTransaction = 4;
 constexpr uint32_t kMinChunkSize = 128;
 
 }  // namespace
 
-ClientConnection::ClientConnection(ClientOptions options) : options_(std::move(options)) {}
+PublishClient::PublishClient(PublishClientOptions options) : options_(std::move(options)) {}
 
-void ClientConnection::Start(uint32_t seed) {
-  queue_.push_back(rtmp::kRtmpVersion);
+void PublishClient::Start(uint32_t seed) {
+  queue_.push_back(kRtmpVersion);
   const size_t c1 = queue_.size();
-  queue_.resize(c1 + rtmp::kHandshakeSize, 0);  // time 0, zero 0: the plain handshake
+  queue_.resize(c1 + kHandshakeSize, 0);  // time 0, zero 0: the plain handshake
   uint32_t x = seed | 1;
-  for (size_t i = 8; i < rtmp::kHandshakeSize; ++i) {
+  for (size_t i = 8; i < kHandshakeSize; ++i) {
     x ^= x << 13, x ^= x >> 17, x ^= x << 5;  // xorshift32
     queue_[c1 + i] = uint8_t(x);
   }
 }
 
-std::span<const uint8_t> ClientConnection::NextSend() {
+std::span<const uint8_t> PublishClient::NextSend() {
   if (flight_sent_ == flight_.size() && !queue_.empty()) {
     std::swap(flight_, queue_);
     queue_.clear();
@@ -47,7 +46,7 @@ std::span<const uint8_t> ClientConnection::NextSend() {
   return std::span<const uint8_t>(flight_).subspan(flight_sent_);
 }
 
-void ClientConnection::Sent(size_t n) {
+void PublishClient::Sent(size_t n) {
   assert(flight_sent_ + n <= flight_.size());
   flight_sent_ += n;
   if (flight_sent_ == flight_.size()) {
@@ -56,15 +55,15 @@ void ClientConnection::Sent(size_t n) {
   }
 }
 
-absl::Status ClientConnection::Receive(std::span<const uint8_t> in) {
+absl::Status PublishClient::Receive(std::span<const uint8_t> in) {
   bytes_received_ += in.size();
   if (state_ == State::kHandshake) {
     if (absl::Status s = ReceiveHandshake(&in); !s.ok()) return s;
   }
-  rtmp::Message message;
+  Message message;
   // The reader may hold read-ahead bytes that complete a message after `in` is used up.
   while (!in.empty() || reader_.has_pending()) {
-    absl::StatusOr<rtmp::ChunkReader::Result> r = reader_.Read(in, &message);
+    absl::StatusOr<ChunkReader::Result> r = reader_.Read(in, &message);
     if (!r.ok()) return r.status();
     in = in.subspan(r->consumed);
     if (!r->message_ready) continue;
@@ -78,17 +77,17 @@ absl::Status ClientConnection::Receive(std::span<const uint8_t> in) {
 }
 
 // S0 is checked; S1 is echoed as C2 byte by byte as it arrives; S2 is skipped.
-absl::Status ClientConnection::ReceiveHandshake(std::span<const uint8_t>* in) {
+absl::Status PublishClient::ReceiveHandshake(std::span<const uint8_t>* in) {
   while (!in->empty() && handshake_received_ < kServerHandshakeSize) {
     if (handshake_received_ == 0) {
-      if ((*in)[0] != rtmp::kRtmpVersion) {
+      if ((*in)[0] != kRtmpVersion) {
         return absl::InvalidArgumentError(absl::StrCat("server sent S0 ", (*in)[0]));
       }
       ++handshake_received_;
       *in = in->subspan(1);
       continue;
     }
-    const size_t s1_end = 1 + rtmp::kHandshakeSize;
+    const size_t s1_end = 1 + kHandshakeSize;
     const size_t limit = handshake_received_ < s1_end ? s1_end : kServerHandshakeSize;
     const size_t n = std::min(in->size(), limit - handshake_received_);
     if (handshake_received_ < s1_end) queue_.insert(queue_.end(), in->begin(), in->begin() + n);
@@ -99,7 +98,7 @@ absl::Status ClientConnection::ReceiveHandshake(std::span<const uint8_t>* in) {
   return absl::OkStatus();
 }
 
-absl::Status ClientConnection::HandleMessage(const rtmp::Message& message) {
+absl::Status PublishClient::HandleMessage(const Message& message) {
   switch (message.header.type) {
     case MessageType::kWindowAckSize:
       if (message.payload.size() >= 4) ack_window_ = media::LoadU32(message.payload.data());
@@ -117,18 +116,18 @@ absl::Status ClientConnection::HandleMessage(const rtmp::Message& message) {
   }
 }
 
-void ClientConnection::HandleUserControl(std::span<const uint8_t> payload) {
+void PublishClient::HandleUserControl(std::span<const uint8_t> payload) {
   if (payload.size() < 6 ||
-      media::LoadU16(payload.data()) != uint16_t(rtmp::UserControlEvent::kPingRequest)) {
+      media::LoadU16(payload.data()) != uint16_t(UserControlEvent::kPingRequest)) {
     return;
   }
-  uint8_t body[6] = {0, uint8_t(rtmp::UserControlEvent::kPingResponse)};
+  uint8_t body[6] = {0, uint8_t(UserControlEvent::kPingResponse)};
   std::copy(payload.begin() + 2, payload.begin() + 6, body + 2);
-  writer_.Write({.chunk_stream_id = rtmp::kControlChunkStream, .type = MessageType::kUserControl},
-                body, &queue_);
+  writer_.Write({.chunk_stream_id = kControlChunkStream, .type = MessageType::kUserControl}, body,
+                &queue_);
 }
 
-absl::Status ClientConnection::HandleCommand(std::span<const uint8_t> payload) {
+absl::Status PublishClient::HandleCommand(std::span<const uint8_t> payload) {
   amf0::Decoder decoder(payload);
   absl::StatusOr<amf0::Value> name = decoder.Next();
   absl::StatusOr<amf0::Value> transaction = decoder.Next();
@@ -161,7 +160,7 @@ absl::Status ClientConnection::HandleCommand(std::span<const uint8_t> payload) {
   return absl::OkStatus();
 }
 
-absl::Status ClientConnection::HandleStatus(const amf0::Value& info) {
+absl::Status PublishClient::HandleStatus(const amf0::Value& info) {
   const std::string_view code = info.FindString("code");
   if (code == "NetStream.Publish.Start" && state_ == State::kPublishing) {
     state_ = State::kLive;
@@ -172,83 +171,105 @@ absl::Status ClientConnection::HandleStatus(const amf0::Value& info) {
   return absl::OkStatus();
 }
 
-void ClientConnection::SendControl(MessageType type, uint32_t value) {
+void PublishClient::SendControl(MessageType type, uint32_t value) {
   uint8_t body[4];
   media::StoreU32(body, value);
-  writer_.Write({.chunk_stream_id = rtmp::kControlChunkStream, .type = type}, body, &queue_);
+  writer_.Write({.chunk_stream_id = kControlChunkStream, .type = type}, body, &queue_);
 }
 
-void ClientConnection::QueueCommand(uint32_t csid, uint32_t stream_id) {
+void PublishClient::QueueCommand(uint32_t csid, uint32_t stream_id) {
   writer_.Write(
       {.chunk_stream_id = csid, .type = MessageType::kCommandAmf0, .stream_id = stream_id},
       command_, &queue_);
   command_.clear();
 }
 
-void ClientConnection::SendConnect() {
+void PublishClient::SendConnect() {
   amf0::EncodeString("connect", &command_);
   amf0::EncodeNumber(kConnectTransaction, &command_);
   amf0::EncodeObjectStart(&command_);
   amf0::EncodeProperty("app", amf0::Value::String(options_.app), &command_);
   amf0::EncodeProperty("type", amf0::Value::String("nonprivate"), &command_);
-  amf0::EncodeProperty("flashVer", amf0::Value::String("FMLE/3.0 (compatible; uringest-load)"),
-                       &command_);
+  amf0::EncodeProperty("flashVer", amf0::Value::String(options_.flash_ver), &command_);
   amf0::EncodeProperty("tcUrl", amf0::Value::String(options_.tc_url), &command_);
+  if (options_.enhanced.present) EncodeEnhancedConnect(options_.enhanced, &command_);
   amf0::EncodeObjectEnd(&command_);
-  QueueCommand(rtmp::kCommandChunkStream, 0);
+  QueueCommand(kCommandChunkStream, 0);
   state_ = State::kConnecting;
 }
 
-void ClientConnection::SendCreateStream() {
+void PublishClient::SendStreamCommand(std::string_view name, double transaction) {
+  amf0::EncodeString(name, &command_);
+  amf0::EncodeNumber(transaction, &command_);
+  amf0::EncodeNull(&command_);
+  amf0::EncodeString(options_.stream, &command_);
+  QueueCommand(kCommandChunkStream, 0);
+}
+
+void PublishClient::SendCreateStream() {
+  if (options_.fc_publish) {
+    SendStreamCommand("releaseStream", kReleaseStreamTransaction);
+    SendStreamCommand("FCPublish", kFcPublishTransaction);
+  }
   amf0::EncodeString("createStream", &command_);
   amf0::EncodeNumber(kCreateStreamTransaction, &command_);
   amf0::EncodeNull(&command_);
-  QueueCommand(rtmp::kCommandChunkStream, 0);
+  QueueCommand(kCommandChunkStream, 0);
   state_ = State::kCreatingStream;
 }
 
-void ClientConnection::SendPublish() {
+void PublishClient::SendPublish() {
   amf0::EncodeString("publish", &command_);
   amf0::EncodeNumber(0, &command_);
   amf0::EncodeNull(&command_);
   amf0::EncodeString(options_.stream, &command_);
   amf0::EncodeString("live", &command_);
-  QueueCommand(rtmp::kStreamCommandChunkStream, stream_id_);
+  QueueCommand(kStreamCommandChunkStream, stream_id_);
   state_ = State::kPublishing;
 }
 
-void ClientConnection::SendMedia(const MediaFrame& frame, const Stamp* stamp) {
+std::span<uint8_t> PublishClient::SendMessage(uint32_t chunk_stream, MessageType type,
+                                              uint32_t timestamp, std::span<const uint8_t> body) {
   assert(live());
-  const rtmp::MessageHeader header{.chunk_stream_id = kMediaChunkStream,
-                                   .type = frame.type,
-                                   .stream_id = stream_id_,
-                                   .timestamp = frame.timestamp_ms};
-  const size_t stamp_at = stamp != nullptr ? StampOffset(frame.body) : 0;
-  if (stamp_at == 0) {
-    writer_.Write(header, frame.body, &queue_);
-    return;
-  }
-  // The body is shared by every publisher: the stamp goes into the copy on the wire,
-  // inside the first chunk (chunk size >= 128 > kStampedMin).
-  [[maybe_unused]] const size_t start = queue_.size();
-  rtmp::ChunkWriter::Cursor cursor = writer_.Begin(header, frame.body);
+  const MessageHeader header{.chunk_stream_id = chunk_stream,
+                             .type = type,
+                             .stream_id = stream_id_,
+                             .timestamp = timestamp};
+  ChunkWriter::Cursor cursor = writer_.Begin(header, body);
   bool done = writer_.WriteChunk(&cursor, &queue_);
-  const size_t first_payload = std::min<size_t>(writer_.chunk_size(), frame.body.size());
+  const size_t first_payload = std::min<size_t>(writer_.chunk_size(), body.size());
   const size_t body_at = queue_.size() - first_payload;
-  assert(body_at > start);
-  WriteStamp(*stamp, queue_.data() + body_at + stamp_at);
   while (!done) done = writer_.WriteChunk(&cursor, &queue_);
+  return std::span<uint8_t>(queue_).subspan(body_at, first_payload);
 }
 
-void ClientConnection::SendMetadata(std::span<const uint8_t> metadata) {
+void PublishClient::SendMetadata(std::span<const uint8_t> metadata, uint32_t timestamp) {
   assert(live());
   amf0::EncodeString(media::kSetDataFrame, &command_);
   command_.insert(command_.end(), metadata.begin(), metadata.end());
   writer_.Write({.chunk_stream_id = kDataChunkStream,
                  .type = MessageType::kDataAmf0,
-                 .stream_id = stream_id_},
+                 .stream_id = stream_id_,
+                 .timestamp = timestamp},
                 command_, &queue_);
   command_.clear();
 }
 
-}  // namespace uringest::loadgen
+void PublishClient::Unpublish() {
+  assert(live());
+  if (options_.fc_publish) {
+    amf0::EncodeString("FCUnpublish", &command_);
+    amf0::EncodeNumber(0, &command_);
+    amf0::EncodeNull(&command_);
+    amf0::EncodeString(options_.stream, &command_);
+    QueueCommand(kCommandChunkStream, 0);
+  }
+  amf0::EncodeString("deleteStream", &command_);
+  amf0::EncodeNumber(0, &command_);
+  amf0::EncodeNull(&command_);
+  amf0::EncodeNumber(stream_id_, &command_);
+  QueueCommand(kCommandChunkStream, 0);
+  state_ = State::kUnpublished;
+}
+
+}  // namespace uringest::rtmp

@@ -1,7 +1,7 @@
 // The client's bytes run through the server's own protocol core (rtmp::ServerConnection)
 // and the server's answers back, in every split, so the two sides of the core agree.
 
-#include "loadgen/client_connection.h"
+#include "engine/rtmp/publish_client.h"
 
 #include <algorithm>
 #include <set>
@@ -87,7 +87,7 @@ class Pair {
     }
   }
 
-  ClientConnection& client() { return client_; }
+  rtmp::PublishClient& client() { return client_; }
   RecordingSink& sink() { return sink_; }
   NameSet& names() { return names_; }
 
@@ -99,7 +99,7 @@ class Pair {
     return options;
   }
 
-  ClientConnection client_;
+  rtmp::PublishClient client_;
   RecordingSink sink_;
   NameSet names_;
   rtmp::ServerConnection server_;
@@ -120,11 +120,11 @@ TEST_P(ClientServerTest, PublishesStampedFramesThatTheServerCoreReassembles) {
 
   std::unique_ptr<MediaSource> src = MediaSource::Synthetic(1'000'000, 30);
   pair.client().SendMetadata(src->metadata());
-  for (const MediaFrame& h : src->headers()) pair.client().SendMedia(h, nullptr);
+  for (const MediaFrame& h : src->headers()) SendFrame(&pair.client(), h, nullptr);
   constexpr uint64_t kFrames = 70;  // past one GOP
   for (uint64_t i = 0; i < kFrames; ++i) {
     const Stamp stamp{.run = 9, .publisher = 3, .sequence = i + 1, .send_ns = 1000 + i};
-    pair.client().SendMedia(src->At(i), &stamp);
+    SendFrame(&pair.client(), src->At(i), &stamp);
   }
   ASSERT_TRUE(pair.Pump().ok());
 
@@ -157,7 +157,7 @@ INSTANTIATE_TEST_SUITE_P(
                           "_split", std::get<2>(info.param));
     });
 
-TEST(ClientConnectionTest, RefusedPublishNameIsAnError) {
+TEST(PublishClientTest, RefusedPublishNameIsAnError) {
   Pair pair(4096, 0, 4096);
   pair.names().names.insert("live/load0");  // someone else publishes it
   pair.client().Start(1);
@@ -167,8 +167,8 @@ TEST(ClientConnectionTest, RefusedPublishNameIsAnError) {
   EXPECT_FALSE(pair.client().live());
 }
 
-TEST(ClientConnectionTest, OutputStaysPutWhileInFlight) {
-  ClientConnection client({.stream = "x"});
+TEST(PublishClientTest, OutputStaysPutWhileInFlight) {
+  rtmp::PublishClient client({.stream = "x"});
   client.Start(5);
   std::span<const uint8_t> first = client.NextSend();
   ASSERT_EQ(first.size(), 1 + rtmp::kHandshakeSize);
@@ -182,8 +182,8 @@ TEST(ClientConnectionTest, OutputStaysPutWhileInFlight) {
   EXPECT_TRUE(client.NextSend().empty());
 }
 
-TEST(ClientConnectionTest, WrongServerVersionIsRefused) {
-  ClientConnection client({.stream = "x"});
+TEST(PublishClientTest, WrongServerVersionIsRefused) {
+  rtmp::PublishClient client({.stream = "x"});
   client.Start(5);
   const uint8_t s0 = 6;  // RTMPE
   EXPECT_FALSE(client.Receive({&s0, 1}).ok());
