@@ -4,6 +4,9 @@
 #include <openssl/err.h>
 #include <openssl/opensslv.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 
@@ -33,6 +37,12 @@ std::string DrainErrors(const std::string& fallback) {
 
 absl::Status TlsError(const std::string& what, const std::string& fallback) {
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", DrainErrors(fallback)));
+}
+
+bool IsIpLiteral(const std::string& host) {
+  in6_addr address;  // big enough for either
+  return inet_pton(AF_INET, host.c_str(), &address) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), &address) == 1;
 }
 
 }  // namespace
@@ -64,6 +74,33 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Load(const std::st
   return context;
 }
 
+absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Client(bool verify,
+                                                                     const std::string& ca_file) {
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return TlsError("SSL_CTX_new", "out of memory");
+  auto context = std::make_shared<const TlsContext>(ctx);
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (!verify) {
+    // OpenSSL still checks the chain, but only to report it: the handshake goes on.
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    return context;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (!ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+      return TlsError(absl::StrCat("CA file ", ca_file), "unreadable");
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    return TlsError("the system's CA certificates", "unreadable");
+  }
+  return context;
+}
+
+bool TlsContext::verifies_peer() const {
+  return (SSL_CTX_get_verify_mode(ctx_) & SSL_VERIFY_PEER) != 0;
+}
+
 absl::StatusOr<std::unique_ptr<TlsCertificates>> TlsCertificates::Create(std::string cert_file,
                                                                          std::string key_file) {
   auto certs = std::unique_ptr<TlsCertificates>(
@@ -86,7 +123,7 @@ absl::Status TlsCertificates::Reload() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<TlsSession>> TlsSession::Create(
+absl::StatusOr<std::unique_ptr<TlsSession>> TlsSession::New(
     std::shared_ptr<const TlsContext> context) {
   ERR_clear_error();
   SSL* ssl = SSL_new(context->get());
@@ -101,8 +138,43 @@ absl::StatusOr<std::unique_ptr<TlsSession>> TlsSession::Create(
   // An empty input BIO means "wait for more", not end of stream.
   BIO_set_mem_eof_return(rbio, -1);
   SSL_set_bio(ssl, rbio, wbio);
-  SSL_set_accept_state(ssl);
   return std::unique_ptr<TlsSession>(new TlsSession(std::move(context), ssl, rbio, wbio));
+}
+
+absl::StatusOr<std::unique_ptr<TlsSession>> TlsSession::Create(
+    std::shared_ptr<const TlsContext> context) {
+  absl::StatusOr<std::unique_ptr<TlsSession>> session = New(std::move(context));
+  if (session.ok()) SSL_set_accept_state((*session)->ssl_);
+  return session;
+}
+
+absl::StatusOr<std::unique_ptr<TlsSession>> TlsSession::CreateClient(
+    std::shared_ptr<const TlsContext> context, const std::string& host) {
+  assert(SSL_CTX_get_ssl_method(context->get()) == TLS_client_method());
+  // URLs bracket IPv6 literals (rtmps://[::1]:443/...); certificates and inet_pton don't.
+  std::string name = host;
+  if (name.size() >= 2 && name.front() == '[' && name.back() == ']') {
+    name = name.substr(1, name.size() - 2);
+  }
+  if (name.empty()) return absl::InvalidArgumentError("TLS client: no host to connect to");
+  absl::StatusOr<std::unique_ptr<TlsSession>> session = New(std::move(context));
+  if (!session.ok()) return session;
+  SSL* ssl = (*session)->ssl_;
+  SSL_set_connect_state(ssl);
+  const bool ip = IsIpLiteral(name);
+  // SNI names hosts only: RFC 6066, section 3, forbids IP literals in it.
+  if (!ip && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
+    return TlsError(absl::StrCat("TLS server name ", name), "rejected");
+  }
+  if ((*session)->context_->verifies_peer()) {
+    // A certificate names an address in an IP SAN, never in a DNS one, so the two are
+    // checked apart. "*.example.com" matches, "f*.example.com" doesn't (as curl does).
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str())
+                       : SSL_set1_host(ssl, name.c_str());
+    if (set != 1) return TlsError(absl::StrCat("TLS peer name ", name), "invalid");
+  }
+  return session;
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
@@ -131,8 +203,24 @@ absl::StatusOr<size_t> TlsSession::Read(std::span<uint8_t> out) {
       return 0;
     default:
       failed_ = true;
-      return TlsError(handshake_done() ? "TLS" : "TLS handshake failed", "protocol error");
+      return ReadError();
   }
+}
+
+absl::Status TlsSession::ReadError() const {
+  // OpenSSL's own line for a rejected certificate, "certificate verify failed", doesn't
+  // say why; the verify result does. It is only looked at when that was the error: a
+  // session that doesn't verify has a result too, which failed nothing.
+  const unsigned long first = ERR_peek_error();
+  const long verify = SSL_get_verify_result(ssl_);
+  if (ERR_GET_LIB(first) == ERR_LIB_SSL &&
+      ERR_GET_REASON(first) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS handshake failed: certificate verify failed: ",
+                     X509_verify_cert_error_string(verify)));
+  }
+  return TlsError(handshake_done() ? "TLS" : "TLS handshake failed", "protocol error");
 }
 
 absl::Status TlsSession::Write(std::span<const uint8_t> plaintext) {
@@ -153,8 +241,8 @@ void TlsSession::Shutdown() {
   if (!can_shut_down()) return;
   shutdown_ = true;
   ERR_clear_error();
-  // 0: close_notify is in the output and the peer's is still to come, which the server
-  // doesn't wait for; 1: the peer's came first. Either way the alert is queued.
+  // 0: close_notify is in the output and the peer's is still to come, which neither side
+  // waits for; 1: the peer's came first. Either way the alert is queued.
   SSL_shutdown(ssl_);
   ERR_clear_error();
 }

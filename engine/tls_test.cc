@@ -1,6 +1,6 @@
 // The RTMPS layer without sockets: a TlsSession (the server) and an OpenSSL client over
 // memory BIOs, with a self-signed certificate made here, passing bytes by hand in any
-// split.
+// split; then TlsSession's client side against its server side, verifying or not.
 
 #include "engine/tls.h"
 
@@ -9,9 +9,11 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -21,7 +23,8 @@
 namespace uringest::engine {
 namespace {
 
-// A temp dir with a fresh self-signed P-256 certificate (CN=localhost) and its key.
+// A temp dir with a fresh self-signed P-256 certificate (CN=localhost, and localhost,
+// 127.0.0.1 and ::1 in its subjectAltName) and its key.
 class CertDir {
  public:
   CertDir() {
@@ -37,6 +40,14 @@ class CertDir {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
     X509_set_issuer_name(cert, name);
+    X509_set_version(cert, 2);  // v3, for the extension
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name,
+                                              "DNS:localhost,IP:127.0.0.1,IP:::1");
+    X509_add_ext(cert, san, -1);
+    X509_EXTENSION_free(san);
     X509_sign(cert, key, EVP_sha256());
     FILE* f = fopen(cert_path().c_str(), "w");
     PEM_write_X509(f, cert);
@@ -299,6 +310,215 @@ TEST(TlsCertificatesTest, GoodReloadReplacesTheContextForNewSessionsOnly) {
   EXPECT_NE((*loaded)->Current(), before);
   Client client;
   Handshake(client, **old_session, 1 << 20);  // made before the reload: still works
+}
+
+// Reads `session` until it wants more ciphertext, appending the plaintext to *plain.
+absl::Status Drain(TlsSession& session, std::string* plain) {
+  std::vector<uint8_t> scratch(kTlsMaxRecordPlaintext);
+  for (;;) {
+    absl::StatusOr<size_t> n = session.Read(scratch);
+    if (!n.ok()) return n.status();
+    if (*n == 0) return absl::OkStatus();
+    plain->append(reinterpret_cast<const char*>(scratch.data()), *n);
+  }
+}
+
+// Both ends of a connection made of TlsSessions, the bytes passed by Pump().
+struct Link {
+  std::unique_ptr<TlsSession> client;
+  std::unique_ptr<TlsSession> server;
+  absl::Status client_error;  // the first error each side's Read() gave
+  absl::Status server_error;
+  std::string client_received;  // plaintext
+  std::string server_received;
+
+  // Passes ciphertext both ways until none is left to pass; a side that failed is read
+  // no more, but the alert it queued still goes.
+  void Pump() {
+    for (int round = 0; round < 16; ++round) {
+      if (client_error.ok()) client_error = Drain(*client, &client_received);
+      std::vector<uint8_t> to_server;
+      client->TakeOutput(&to_server);
+      server->Feed(to_server);
+      if (server_error.ok()) server_error = Drain(*server, &server_received);
+      std::vector<uint8_t> to_client;
+      server->TakeOutput(&to_client);
+      client->Feed(to_client);
+      if (to_server.empty() && to_client.empty()) return;
+    }
+    ADD_FAILURE() << "the sessions kept talking";
+  }
+  bool handshake_done() const { return client->handshake_done() && server->handshake_done(); }
+};
+
+// Each test's server: a TlsSession with the self-signed certificate made for it.
+class TlsClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::shared_ptr<const TlsContext>> context =
+        TlsContext::Load(certs_.cert_path(), certs_.key_path());
+    ASSERT_TRUE(context.ok()) << context.status();
+    server_context_ = *std::move(context);
+  }
+
+  // A client of `host` with the given trust settings, linked to a fresh server.
+  Link Connect(bool verify, const std::string& ca_file, const std::string& host) {
+    Link link;
+    absl::StatusOr<std::shared_ptr<const TlsContext>> context = TlsContext::Client(verify, ca_file);
+    EXPECT_TRUE(context.ok()) << context.status();
+    if (!context.ok()) return link;
+    absl::StatusOr<std::unique_ptr<TlsSession>> client = TlsSession::CreateClient(*context, host);
+    absl::StatusOr<std::unique_ptr<TlsSession>> server = TlsSession::Create(server_context_);
+    EXPECT_TRUE(client.ok()) << client.status();
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (client.ok() && server.ok()) {
+      link.client = *std::move(client);
+      link.server = *std::move(server);
+    }
+    return link;
+  }
+
+  CertDir certs_;
+  std::shared_ptr<const TlsContext> server_context_;
+};
+
+TEST_F(TlsClientTest, FirstReadWithNothingFedPutsTheClientHelloInTheOutput) {
+  Link link = Connect(/*verify=*/false, "", "localhost");
+  ASSERT_NE(link.client, nullptr);
+  EXPECT_EQ(link.client->pending_output(), 0u);  // nothing before the first Read()
+  std::vector<uint8_t> scratch(kTlsMaxRecordPlaintext);
+  absl::StatusOr<size_t> n = link.client->Read(scratch);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0u);
+  ASSERT_GT(link.client->pending_output(), 0u);
+  std::vector<uint8_t> hello;
+  link.client->TakeOutput(&hello);
+  EXPECT_EQ(hello[0], kTlsHandshakeRecord);
+  EXPECT_FALSE(link.client->handshake_done());
+}
+
+TEST_F(TlsClientTest, InsecureClientTakesASelfSignedCertificateAndBytesGoBothWays) {
+  Link link = Connect(/*verify=*/false, "", "localhost");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  ASSERT_TRUE(link.client_error.ok()) << link.client_error;
+  ASSERT_TRUE(link.server_error.ok()) << link.server_error;
+  ASSERT_TRUE(link.handshake_done());
+  EXPECT_NE(link.client->Describe().find("TLS"), std::string::npos);
+
+  ASSERT_TRUE(link.client->Write(std::vector<uint8_t>{'C', '0', 'C', '1'}).ok());
+  link.Pump();
+  EXPECT_EQ(link.server_received, "C0C1");
+  ASSERT_TRUE(link.server->Write(std::vector<uint8_t>{'S', '0', 'S', '1', 'S', '2'}).ok());
+  link.Pump();
+  EXPECT_EQ(link.client_received, "S0S1S2");
+
+  link.client->Shutdown();
+  link.Pump();
+  EXPECT_TRUE(link.server->peer_closed());
+}
+
+TEST_F(TlsClientTest, SystemTrustStoreRejectsASelfSignedCertificateAndSaysWhy) {
+  Link link = Connect(/*verify=*/true, "", "localhost");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_FALSE(link.handshake_done());
+  ASSERT_FALSE(link.client_error.ok());
+  EXPECT_NE(link.client_error.message().find("certificate verify failed: self"), std::string::npos)
+      << link.client_error;
+  EXPECT_FALSE(link.server_error.ok()) << "the client's alert reaches the server";
+}
+
+TEST_F(TlsClientTest, CaFileTrustsTheCertificateForItsName) {
+  Link link = Connect(/*verify=*/true, certs_.cert_path(), "localhost");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_TRUE(link.client_error.ok()) << link.client_error;
+  EXPECT_TRUE(link.handshake_done());
+}
+
+TEST_F(TlsClientTest, IpLiteralIsCheckedAgainstTheIpSan) {
+  Link link = Connect(/*verify=*/true, certs_.cert_path(), "127.0.0.1");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_TRUE(link.client_error.ok()) << link.client_error;
+  EXPECT_TRUE(link.handshake_done());
+}
+
+TEST_F(TlsClientTest, BracketedIpv6LiteralIsCheckedAgainstTheIpSan) {
+  Link link = Connect(/*verify=*/true, certs_.cert_path(), "[::1]");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_TRUE(link.client_error.ok()) << link.client_error;
+  EXPECT_TRUE(link.handshake_done());
+}
+
+TEST_F(TlsClientTest, NameTheCertificateDoesNotCarryFails) {
+  Link link = Connect(/*verify=*/true, certs_.cert_path(), "example.com");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_FALSE(link.handshake_done());
+  ASSERT_FALSE(link.client_error.ok());
+  EXPECT_NE(link.client_error.message().find("certificate verify failed: hostname mismatch"),
+            std::string::npos)
+      << link.client_error;
+}
+
+TEST_F(TlsClientTest, AddressTheCertificateDoesNotCarryFails) {
+  Link link = Connect(/*verify=*/true, certs_.cert_path(), "127.0.0.2");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_FALSE(link.handshake_done());
+  ASSERT_FALSE(link.client_error.ok());
+  EXPECT_NE(link.client_error.message().find("certificate verify failed: IP address mismatch"),
+            std::string::npos)
+      << link.client_error;
+}
+
+TEST_F(TlsClientTest, InsecureClientIgnoresANameMismatch) {
+  Link link = Connect(/*verify=*/false, "", "example.com");
+  ASSERT_NE(link.client, nullptr);
+  link.Pump();
+  EXPECT_TRUE(link.client_error.ok()) << link.client_error;
+  EXPECT_TRUE(link.handshake_done());
+}
+
+// The ClientHello is plaintext, so the server name can be looked for in its bytes.
+TEST_F(TlsClientTest, SniCarriesAHostNameButNeverAnIpLiteral) {
+  for (const std::string host : {"localhost", "127.0.0.1", "::1"}) {
+    Link link = Connect(/*verify=*/false, "", host);
+    ASSERT_NE(link.client, nullptr);
+    std::vector<uint8_t> scratch(kTlsMaxRecordPlaintext);
+    ASSERT_TRUE(link.client->Read(scratch).ok());
+    std::vector<uint8_t> hello;
+    link.client->TakeOutput(&hello);
+    const bool named =
+        std::search(hello.begin(), hello.end(), host.begin(), host.end()) != hello.end();
+    EXPECT_EQ(named, host == "localhost") << host;
+  }
+}
+
+TEST(TlsContextTest, MissingCaFileIsAnErrorThatNamesIt) {
+  const std::string missing = ::testing::TempDir() + "/tls_test_no_such_ca.pem";
+  absl::StatusOr<std::shared_ptr<const TlsContext>> context = TlsContext::Client(true, missing);
+  ASSERT_FALSE(context.ok());
+  EXPECT_NE(context.status().message().find("CA file " + missing), std::string::npos)
+      << context.status();
+}
+
+TEST(TlsContextTest, CaFileWithoutCertificatesIsAnError) {
+  const std::string bad = ::testing::TempDir() + "/tls_test_bad_ca.pem";
+  WriteFile(bad, "not a certificate\n");
+  absl::StatusOr<std::shared_ptr<const TlsContext>> context = TlsContext::Client(true, bad);
+  unlink(bad.c_str());
+  ASSERT_FALSE(context.ok());
+  EXPECT_NE(context.status().message().find("CA file " + bad), std::string::npos)
+      << context.status();
+}
+
+TEST(TlsContextTest, OnlyAVerifyingClientVerifiesPeers) {
+  EXPECT_TRUE((*TlsContext::Client(true))->verifies_peer());
+  EXPECT_FALSE((*TlsContext::Client(false))->verifies_peer());
 }
 
 }  // namespace
