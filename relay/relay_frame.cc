@@ -1,0 +1,108 @@
+#include "relay/relay_frame.h"
+
+#include <algorithm>
+
+#include "media/media_tag.h"
+#include "media/script_data.h"
+#include "ringbuf/ring_format.h"
+
+namespace uringest::relay {
+namespace {
+
+using ringbuf::RecordType;
+
+std::string FourCcText(uint32_t fourcc) {
+  return {char(fourcc >> 24), char(fourcc >> 16), char(fourcc >> 8), char(fourcc)};
+}
+
+}  // namespace
+
+FramePtr MakeFrame(const ringbuf::RecordMeta& meta, std::span<const uint8_t> payload,
+                   uint64_t now_ns) {
+  auto frame = std::make_shared<RelayFrame>();
+  const bool video = meta.type == RecordType::kVideo;
+  frame->type = meta.type == RecordType::kAudio ? rtmp::MessageType::kAudio
+                : video                         ? rtmp::MessageType::kVideo
+                                                : rtmp::MessageType::kDataAmf0;
+  frame->timestamp = uint32_t(meta.dts);
+  if (meta.type == RecordType::kData) {
+    frame->metadata = media::IsOnMetaData(payload);
+  } else {
+    frame->config = media::IsConfiguration(video, (meta.flags & ringbuf::kFlagSequenceHeader) != 0,
+                                           (meta.flags & ringbuf::kFlagExHeader) != 0,
+                                           meta.packet_type);
+    frame->keyframe = video && !frame->config && (meta.flags & ringbuf::kFlagKeyframe) != 0;
+    if (frame->config) {
+      frame->config_key = uint32_t(meta.type) << 16 | uint32_t(meta.track_id) << 8 | meta.packet_type;
+    }
+  }
+  frame->queued_ns = now_ns;
+  frame->body.assign(payload.begin(), payload.end());
+  return frame;
+}
+
+void StreamStart::Add(const FramePtr& frame, const ringbuf::RecordMeta& meta) {
+  if (frame->metadata) {
+    metadata_ = frame;
+    return;
+  }
+  if (frame->type == rtmp::MessageType::kDataAmf0) return;
+  media_ = true;
+  last_time_ = frame->timestamp;
+  if (frame->type == rtmp::MessageType::kVideo) video_ = true;
+  NoteEnhanced(meta);
+  if (frame->config) {
+    auto same = std::find_if(configs_.begin(), configs_.end(), [&](const FramePtr& c) {
+      return c->config_key == frame->config_key;
+    });
+    if (same != configs_.end()) {
+      *same = frame;
+    } else {
+      configs_.push_back(frame);
+    }
+    return;
+  }
+  if (frame->keyframe) {
+    gop_.clear();
+    gop_bytes_ = 0;
+  } else if (gop_.empty()) {
+    return;  // no keyframe yet: nothing a destination could start with
+  }
+  gop_bytes_ += frame->body.size();
+  if (gop_bytes_ > kMaxGopBytes) {
+    Lost();
+    return;
+  }
+  gop_.push_back(frame);
+}
+
+void StreamStart::Lost() {
+  gop_.clear();
+  gop_bytes_ = 0;
+}
+
+std::vector<FramePtr> StreamStart::Opening() const {
+  std::vector<FramePtr> out;
+  out.reserve(1 + configs_.size() + gop_.size());
+  if (metadata_) out.push_back(metadata_);
+  out.insert(out.end(), configs_.begin(), configs_.end());
+  out.insert(out.end(), gop_.begin(), gop_.end());
+  return out;
+}
+
+void StreamStart::NoteEnhanced(const ringbuf::RecordMeta& meta) {
+  if ((meta.flags & ringbuf::kFlagExHeader) == 0) return;
+  caps_.present = true;
+  const std::string fourcc = FourCcText(meta.codec);
+  if (meta.codec != 0 && caps_.fourcc_list.size() < rtmp::EnhancedCaps::kMaxEnhancedFourCcs &&
+      std::find(caps_.fourcc_list.begin(), caps_.fourcc_list.end(), fourcc) ==
+          caps_.fourcc_list.end()) {
+    caps_.fourcc_list.push_back(fourcc);
+  }
+  if ((meta.flags & ringbuf::kFlagMultitrack) != 0) caps_.caps_ex |= rtmp::kCapsExMultitrack;
+  if (meta.time_offset_ns != 0) {
+    caps_.caps_ex |= rtmp::kCapsExModEx | rtmp::kCapsExTimestampNanoOffset;
+  }
+}
+
+}  // namespace uringest::relay
