@@ -63,10 +63,15 @@ void StreamStart::Add(const FramePtr& frame, const ringbuf::RecordMeta& meta) {
     return;
   }
   if (frame->keyframe) {
-    gop_.clear();
-    gop_bytes_ = 0;
-  } else if (gop_.empty()) {
-    return;  // no keyframe yet: nothing a destination could start with
+    if (keyframe_) {
+      gop_.clear();
+      gop_bytes_ = 0;
+    }
+    keyframe_ = true;
+  } else if (!keyframe_) {
+    // Before the first keyframe (of the stream, or since a loss): the audio that goes
+    // with it is kept, the video frames that can't be decoded without it are not.
+    if (frame->type == rtmp::MessageType::kVideo || gop_.size() >= kMaxPreroll) return;
   }
   gop_bytes_ += frame->body.size();
   if (gop_bytes_ > kMaxGopBytes) {
@@ -77,6 +82,7 @@ void StreamStart::Add(const FramePtr& frame, const ringbuf::RecordMeta& meta) {
 }
 
 void StreamStart::Lost() {
+  keyframe_ = false;
   gop_.clear();
   gop_bytes_ = 0;
 }
@@ -86,7 +92,9 @@ std::vector<FramePtr> StreamStart::Opening() const {
   out.reserve(1 + configs_.size() + gop_.size());
   if (metadata_) out.push_back(metadata_);
   out.insert(out.end(), configs_.begin(), configs_.end());
-  out.insert(out.end(), gop_.begin(), gop_.end());
+  // Audio kept before a keyframe is worth sending only while a keyframe is awaited: an
+  // audio-only stream starts with its next frame.
+  if (keyframe_ || video_) out.insert(out.end(), gop_.begin(), gop_.end());
   return out;
 }
 

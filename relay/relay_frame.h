@@ -52,6 +52,8 @@ class StreamStart {
   // makes) and the frames are let go: a destination that connects then waits for the
   // next keyframe instead.
   static constexpr size_t kMaxGopBytes = 64 << 20;
+  // Audio frames kept before a stream's first keyframe (or the first after a loss).
+  static constexpr size_t kMaxPreroll = 512;
 
   // Takes note of the stream's next frame.
   void Add(const FramePtr& frame, const ringbuf::RecordMeta& meta);
@@ -65,11 +67,13 @@ class StreamStart {
   // Whether the stream has video: a destination that starts without a keyframe kept
   // waits for the next one before it sends video or audio.
   bool video() const { return video_; }
-  bool has_keyframe() const { return !gop_.empty(); }
+  bool has_keyframe() const { return keyframe_; }
   bool has_media() const { return media_; }
   // The time the opening's onMetaData and configurations go out with: its keyframe's, or
   // the latest frame's, so that a destination's timestamps never go back.
-  uint32_t opening_time() const { return gop_.empty() ? last_time_ : gop_.front()->timestamp; }
+  uint32_t opening_time() const {
+    return gop_.empty() || !(keyframe_ || video_) ? last_time_ : gop_.front()->timestamp;
+  }
   // The Enhanced RTMP FourCCs and features seen, for the upstream's connect.
   const rtmp::EnhancedCaps& caps() const { return caps_; }
 
@@ -78,7 +82,9 @@ class StreamStart {
 
   FramePtr metadata_;
   std::vector<FramePtr> configs_;
-  std::vector<FramePtr> gop_;  // from the latest video keyframe on
+  // From the latest video keyframe on; before the first, the audio since the start.
+  std::vector<FramePtr> gop_;
+  bool keyframe_ = false;  // gop_ starts at one
   size_t gop_bytes_ = 0;
   bool video_ = false;
   bool media_ = false;  // an audio or video frame came

@@ -88,6 +88,31 @@ TEST(RelayFrameTest, OpeningIsMetadataConfigsAndTheLatestGop) {
   EXPECT_EQ(start.Opening().size(), 3u);
 }
 
+TEST(RelayFrameTest, AudioBeforeTheFirstKeyframeIsKeptForIt) {
+  StreamStart start;
+  auto add = [&](const Made& m) { start.Add(m.frame, m.meta); };
+  add(Video(0, ringbuf::kFlagKeyframe | ringbuf::kFlagSequenceHeader, 0));
+  const Made a0 = Audio(0, false);
+  add(a0);
+  add(Video(10, 0));  // undecodable without a keyframe: left out
+  const Made k = Video(23, ringbuf::kFlagKeyframe);
+  add(k);
+  std::vector<FramePtr> opening = start.Opening();
+  ASSERT_EQ(opening.size(), 3u);
+  EXPECT_EQ(opening[1], a0.frame);
+  EXPECT_EQ(opening[2], k.frame);
+  EXPECT_EQ(start.opening_time(), 0u);
+}
+
+TEST(RelayFrameTest, AnAudioOnlyStreamStartsWithItsNextFrame) {
+  StreamStart start;
+  start.Add(Audio(0, true).frame, Audio(0, true).meta);
+  for (int i = 1; i < 10; ++i) start.Add(Audio(i * 23, false).frame, Audio(i * 23, false).meta);
+  EXPECT_FALSE(start.video());
+  EXPECT_EQ(start.Opening().size(), 1u) << "the configuration only";
+  EXPECT_EQ(start.opening_time(), 9u * 23);
+}
+
 TEST(RelayFrameTest, EnhancedFramesAnnounceTheirFourCcs) {
   StreamStart start;
   RecordMeta meta{.type = RecordType::kVideo,

@@ -25,6 +25,12 @@ constexpr uint64_t kHealthyNs = 10'000'000'000;
 
 uint64_t Ns(absl::Duration d) { return uint64_t(absl::ToInt64Nanoseconds(d)); }
 
+// How long `frame` has waited by `now_ns` (the tap thread may have stamped it after the
+// relay's thread read its clock).
+uint64_t Waited(const FramePtr& frame, uint64_t now_ns) {
+  return now_ns > frame->queued_ns ? now_ns - frame->queued_ns : 0;
+}
+
 std::string Seconds(uint64_t ns) { return absl::StrFormat("%.1f s", double(ns) / 1e9); }
 
 const char* StateName(Upstream::State s) {
@@ -223,7 +229,7 @@ void Upstream::Send(const FramePtr& frame, uint64_t now_ns) {
     await_keyframe_ = false;
   }
   queue_.push_back(frame);
-  if (!env_.options->lossless && now_ns - queue_.front()->queued_ns > Ns(env_.options->max_lag)) {
+  if (!env_.options->lossless && Waited(queue_.front(), now_ns) > Ns(env_.options->max_lag)) {
     Skip(now_ns);
   }
   Pump();
@@ -260,7 +266,7 @@ void Upstream::Skip(uint64_t now_ns) {
   if (cut == 0) return;  // the oldest is the newest keyframe: nothing to skip to
   std::deque<FramePtr> kept;
   uint64_t dropped = 0, bytes = 0;
-  const uint64_t waited = now_ns - queue_.front()->queued_ns;
+  const uint64_t waited = Waited(queue_.front(), now_ns);
   for (size_t i = 0; i < cut; ++i) {
     const FramePtr& f = queue_[i];
     if (f->metadata || f->config) {
@@ -359,7 +365,7 @@ void Upstream::Tick(uint64_t now_ns) {
         return;
       }
       if (!env_.options->lossless && !queue_.empty() &&
-          now_ns - queue_.front()->queued_ns > Ns(env_.options->max_lag)) {
+          Waited(queue_.front(), now_ns) > Ns(env_.options->max_lag)) {
         Skip(now_ns);
         Pump();
         Flush(now_ns);
@@ -438,13 +444,13 @@ void Upstream::CloseSocket() {
 
 bool Upstream::over_lag(uint64_t now_ns) const {
   return state_ == State::kLive && !queue_.empty() &&
-         now_ns - queue_.front()->queued_ns > Ns(env_.options->max_lag);
+         Waited(queue_.front(), now_ns) > Ns(env_.options->max_lag);
 }
 
 UpstreamStats Upstream::stats(uint64_t now_ns) const {
   UpstreamStats s = stats_;
   s.state = StateName(state_);
-  s.lag_ms = queue_.empty() ? 0 : int64_t((now_ns - queue_.front()->queued_ns) / 1'000'000);
+  s.lag_ms = queue_.empty() ? 0 : int64_t((Waited(queue_.front(), now_ns)) / 1'000'000);
   return s;
 }
 
