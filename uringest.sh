@@ -13,7 +13,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liburing-dev libmimalloc-dev libabsl-dev
           libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libspdlog-dev libcli11-dev
-          libcurl4-openssl-dev ffmpeg clang libclang-rt-14-dev debootstrap)
+          libcurl4-openssl-dev nlohmann-json3-dev ffmpeg clang libclang-rt-14-dev debootstrap
+          nginx libnginx-mod-rtmp openssl)
 JOBS=$(nproc)
 
 install_missing() {

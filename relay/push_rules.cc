@@ -148,9 +148,9 @@ absl::StatusOr<PushRule> ParsePushRule(std::string_view text) {
   // A template must make a URL for any stream: try it on a made-up one.
   if (absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(ExpandTemplate(rule.url_template, "a/b"));
       !url.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad push rule '", rule.pattern, "=", RedactedUrl(rule.url_template),
-                     "': ", url.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("bad push rule '", rule.pattern, "=",
+                                                   RedactedUrl(rule.url_template),
+                                                   "': ", url.status().message()));
   }
   return rule;
 }

@@ -56,9 +56,9 @@ TEST(UpstreamUrlTest, RedactionHidesQueryValues) {
 
 TEST(PushRuleTest, TemplatesAndSeveralDestinations) {
   std::vector<PushRule> rules;
-  for (const char* text : {"live/*=rtmp://origin/live/{name}",
-                           "live/*  rtmp://backup:1940/{app}/{name}?from=edge",
-                           "*=rtmp://archive/all/{stream}", "live/*=rtmp://origin/live/{name}"}) {
+  for (const char* text :
+       {"live/*=rtmp://origin/live/{name}", "live/*  rtmp://backup:1940/{app}/{name}?from=edge",
+        "*=rtmp://archive/all/{stream}", "live/*=rtmp://origin/live/{name}"}) {
     absl::StatusOr<PushRule> rule = ParsePushRule(text);
     ASSERT_TRUE(rule.ok()) << rule.status();
     rules.push_back(*rule);

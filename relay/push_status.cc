@@ -82,8 +82,8 @@ absl::Status PrintStatus(const std::string& path, std::FILE* out) {
   }
   std::fprintf(out, "uringest-push pid %d, %zu destination(s), as of %lld ms ago\n",
                doc.value("pid", 0), doc["destinations"].size(), (long long)age_ms);
-  std::fprintf(out, "%-24s %-10s %10s %8s %6s %8s %8s  %s\n", "STREAM", "STATE", "SENT",
-               "FRAMES", "RECONN", "DROPPED", "LAG", "URL / LAST ERROR");
+  std::fprintf(out, "%-24s %-10s %10s %8s %6s %8s %8s  %s\n", "STREAM", "STATE", "SENT", "FRAMES",
+               "RECONN", "DROPPED", "LAG", "URL / LAST ERROR");
   for (const json& d : doc["destinations"]) {
     const std::string error = d.value("last_error", "");
     std::fprintf(out, "%-24s %-10s %10s %8llu %6llu %8llu %6lldms  %s%s\n",

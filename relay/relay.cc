@@ -183,8 +183,8 @@ void TapSide::Run() {
       inbox_->Put({.kind = Event::Kind::kFailed, .text = std::string(tap.status().message())});
       return;
     }
-    Log(absl::StrCat("pushing the streams of ring ", options_.ring, " that ",
-                     options_.rules.size(), " rule(s) match"));
+    Log(absl::StrCat("pushing the streams of ring ", options_.ring, " that ", options_.rules.size(),
+                     " rule(s) match"));
     for (;;) {
       inbox_->WaitForRoom(kPollTimeout);
       if (stopped()) break;

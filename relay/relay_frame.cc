@@ -28,12 +28,13 @@ FramePtr MakeFrame(const ringbuf::RecordMeta& meta, std::span<const uint8_t> pay
   if (meta.type == RecordType::kData) {
     frame->metadata = media::IsOnMetaData(payload);
   } else {
-    frame->config = media::IsConfiguration(video, (meta.flags & ringbuf::kFlagSequenceHeader) != 0,
-                                           (meta.flags & ringbuf::kFlagExHeader) != 0,
-                                           meta.packet_type);
+    frame->config =
+        media::IsConfiguration(video, (meta.flags & ringbuf::kFlagSequenceHeader) != 0,
+                               (meta.flags & ringbuf::kFlagExHeader) != 0, meta.packet_type);
     frame->keyframe = video && !frame->config && (meta.flags & ringbuf::kFlagKeyframe) != 0;
     if (frame->config) {
-      frame->config_key = uint32_t(meta.type) << 16 | uint32_t(meta.track_id) << 8 | meta.packet_type;
+      frame->config_key =
+          uint32_t(meta.type) << 16 | uint32_t(meta.track_id) << 8 | meta.packet_type;
     }
   }
   frame->queued_ns = now_ns;
@@ -52,9 +53,8 @@ void StreamStart::Add(const FramePtr& frame, const ringbuf::RecordMeta& meta) {
   if (frame->type == rtmp::MessageType::kVideo) video_ = true;
   NoteEnhanced(meta);
   if (frame->config) {
-    auto same = std::find_if(configs_.begin(), configs_.end(), [&](const FramePtr& c) {
-      return c->config_key == frame->config_key;
-    });
+    auto same = std::find_if(configs_.begin(), configs_.end(),
+                             [&](const FramePtr& c) { return c->config_key == frame->config_key; });
     if (same != configs_.end()) {
       *same = frame;
     } else {

@@ -30,7 +30,7 @@ namespace uringest::relay {
 
 struct RelayFrame {
   rtmp::MessageType type = rtmp::MessageType::kVideo;  // kAudio, kVideo or kDataAmf0
-  uint32_t timestamp = 0;                               // ms, the RTMP message timestamp
+  uint32_t timestamp = 0;                              // ms, the RTMP message timestamp
   bool keyframe = false;  // a video frame a decoder can start at (not a configuration)
   bool config = false;    // a sequence header: each track's decoder needs its latest
   bool metadata = false;  // onMetaData

@@ -17,9 +17,10 @@ struct Made {
 };
 
 Made Video(int64_t dts, uint8_t flags, uint8_t packet_type = 1) {
-  RecordMeta meta{.type = RecordType::kVideo, .flags = flags, .dts = dts, .packet_type = packet_type};
-  const uint8_t body[] = {uint8_t((flags & ringbuf::kFlagKeyframe) ? 0x17 : 0x27), packet_type, 0, 0,
-                          0, uint8_t(dts)};
+  RecordMeta meta{
+      .type = RecordType::kVideo, .flags = flags, .dts = dts, .packet_type = packet_type};
+  const uint8_t body[] = {
+      uint8_t((flags & ringbuf::kFlagKeyframe) ? 0x17 : 0x27), packet_type, 0, 0, 0, uint8_t(dts)};
   return {MakeFrame(meta, body, 0), meta};
 }
 
@@ -115,10 +116,11 @@ TEST(RelayFrameTest, AnAudioOnlyStreamStartsWithItsNextFrame) {
 
 TEST(RelayFrameTest, EnhancedFramesAnnounceTheirFourCcs) {
   StreamStart start;
-  RecordMeta meta{.type = RecordType::kVideo,
-                  .flags = ringbuf::kFlagKeyframe | ringbuf::kFlagExHeader | ringbuf::kFlagMultitrack,
-                  .codec = media::FourCc("hvc1"),
-                  .packet_type = 1};
+  RecordMeta meta{
+      .type = RecordType::kVideo,
+      .flags = ringbuf::kFlagKeyframe | ringbuf::kFlagExHeader | ringbuf::kFlagMultitrack,
+      .codec = media::FourCc("hvc1"),
+      .packet_type = 1};
   const uint8_t body[] = {0x96, 'h', 'v', 'c', '1', 0, 0, 0};
   start.Add(MakeFrame(meta, body, 0), meta);
   start.Add(MakeFrame(meta, body, 0), meta);

@@ -76,8 +76,8 @@ absl::StatusOr<int> StartConnect(const UpstreamUrl& target) {
 
 }  // namespace
 
-Upstream::Upstream(const UpstreamEnv& env, std::string stream, std::string url,
-                   UpstreamUrl target, const StreamStart* start)
+Upstream::Upstream(const UpstreamEnv& env, std::string stream, std::string url, UpstreamUrl target,
+                   const StreamStart* start)
     : env_(env),
       stream_(std::move(stream)),
       redacted_url_(RedactedUrl(url)),
@@ -225,8 +225,17 @@ void Upstream::GoLive(uint64_t now_ns) {
 void Upstream::Send(const FramePtr& frame, uint64_t now_ns) {
   if (state_ != State::kLive) return;
   if (await_keyframe_ && !frame->config && !frame->metadata) {
-    if (!frame->keyframe) return;
+    if (!frame->keyframe) {
+      ++stats_.dropped;
+      ++awaited_;
+      return;
+    }
     await_keyframe_ = false;
+    if (awaited_ > 0) {
+      Log(absl::StrCat("resumed at the keyframe of stream time ", frame->timestamp / 1000.0, " s; ",
+                       awaited_, " more frames skipped while waiting for it"));
+      awaited_ = 0;
+    }
   }
   queue_.push_back(frame);
   if (!env_.options->lossless && Waited(queue_.front(), now_ns) > Ns(env_.options->max_lag)) {
@@ -259,8 +268,8 @@ void Upstream::Pump() {
 // Lets go of the frames before the newest keyframe queued (onMetaData and
 // configurations stay), or of every frame if none is: then video waits for the next.
 void Upstream::Skip(uint64_t now_ns) {
-  auto keyframe = std::find_if(queue_.rbegin(), queue_.rend(),
-                               [](const FramePtr& f) { return f->keyframe; });
+  auto keyframe =
+      std::find_if(queue_.rbegin(), queue_.rend(), [](const FramePtr& f) { return f->keyframe; });
   const bool found = keyframe != queue_.rend();
   const size_t cut = found ? size_t(queue_.rend() - keyframe - 1) : queue_.size();
   if (cut == 0) return;  // the oldest is the newest keyframe: nothing to skip to
@@ -280,8 +289,8 @@ void Upstream::Skip(uint64_t now_ns) {
   queue_.swap(kept);
   if (!found) await_keyframe_ = start_->video();
   stats_.dropped += dropped;
-  Log(absl::StrCat("reads slower than the stream (", Seconds(waited), " behind): skipped ",
-                   dropped, " frames (", bytes, " bytes) to ",
+  Log(absl::StrCat("reads slower than the stream (", Seconds(waited), " behind): skipped ", dropped,
+                   " frames (", bytes, " bytes) to ",
                    await_keyframe_ ? "the next keyframe" : "the newest keyframe"));
 }
 

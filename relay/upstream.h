@@ -61,13 +61,13 @@ struct UpstreamEnv {
 };
 
 struct UpstreamStats {
-  std::string state;  // "waiting", "connecting", "publishing", "live", "ending", "closed"
-  uint64_t bytes = 0;          // bytes sent to the upstream (on the wire), all connections
-  uint64_t frames = 0;         // messages queued to it
-  uint64_t reconnects = 0;     // connections after the first
-  uint64_t dropped = 0;        // frames skipped for lag, or lost meanwhile
-  int64_t lag_ms = 0;          // how long the oldest waiting frame has waited
-  std::string last_error;      // why the last connection ended, if it failed
+  std::string state;        // "waiting", "connecting", "publishing", "live", "ending", "closed"
+  uint64_t bytes = 0;       // bytes sent to the upstream (on the wire), all connections
+  uint64_t frames = 0;      // messages queued to it
+  uint64_t reconnects = 0;  // connections after the first
+  uint64_t dropped = 0;     // frames skipped for lag, or lost meanwhile
+  int64_t lag_ms = 0;       // how long the oldest waiting frame has waited
+  std::string last_error;   // why the last connection ended, if it failed
 };
 
 class Upstream {
@@ -133,8 +133,9 @@ class Upstream {
   size_t tls_sent_ = 0;
   std::deque<FramePtr> queue_;  // frames not yet handed to the client
   bool await_keyframe_ = false;
-  uint64_t deadline_ns_ = 0;      // connect/publish/ending deadline, or the backoff's end
-  uint64_t progress_ns_ = 0;      // when the socket last took bytes
+  uint64_t awaited_ = 0;      // frames dropped while awaiting a keyframe
+  uint64_t deadline_ns_ = 0;  // connect/publish/ending deadline, or the backoff's end
+  uint64_t progress_ns_ = 0;  // when the socket last took bytes
   uint64_t live_since_ns_ = 0;
   absl::Duration backoff_;
   uint64_t connections_ = 0;

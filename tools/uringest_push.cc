@@ -34,7 +34,8 @@ std::atomic<bool> stop_requested{false};
 void RequestStop(int) { stop_requested.store(true); }
 
 void Log(std::string_view line) {
-  const std::string now = absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(), absl::LocalTimeZone());
+  const std::string now =
+      absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(), absl::LocalTimeZone());
   std::fprintf(stderr, "%s uringest-push: %.*s\n", now.c_str(), int(line.size()), line.data());
 }
 
@@ -55,8 +56,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* flags, RelayOptions*
                "uringest-push");
   app.add_option("--ring", options->ring, "Name of the server's ring (its --ring)")
       ->capture_default_str();
-  app.add_option("--config", flags->config,
-                 "Rules file: one PATTERN=URL per line ('#' comments)")
+  app.add_option("--config", flags->config, "Rules file: one PATTERN=URL per line ('#' comments)")
       ->check(CLI::ExistingFile);
   app.add_option("--rule", flags->rules,
                  "PATTERN=URL: streams whose app/name matches the shell pattern go to URL; "
@@ -106,7 +106,8 @@ std::optional<int> LoadRules(const Flags& flags, std::vector<PushRule>* rules) {
   if (!flags.config.empty()) {
     absl::StatusOr<std::vector<PushRule>> from_file = uringest::relay::LoadPushRules(flags.config);
     if (!from_file.ok()) {
-      std::fprintf(stderr, "uringest-push: %s\n", std::string(from_file.status().message()).c_str());
+      std::fprintf(stderr, "uringest-push: %s\n",
+                   std::string(from_file.status().message()).c_str());
       return 2;
     }
     *rules = *std::move(from_file);
