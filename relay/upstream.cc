@@ -200,7 +200,9 @@ void Upstream::GoLive(uint64_t now_ns) {
   live_since_ns_ = now_ns;
   Log(absl::StrCat("live", connections_ > 1 ? " again" : "",
                    tls_ != nullptr ? absl::StrCat(" (", tls_->Describe(), ")") : "",
-                   start_->has_keyframe() ? ", from the latest keyframe" : ""));
+                   start_->has_keyframe() ? absl::StrCat(", from the keyframe of stream time ",
+                                                         start_->opening_time() / 1000.0, " s")
+                                          : ""));
   // onMetaData and the configurations go out with the time of what follows them.
   const uint32_t at = start_->opening_time();
   for (const FramePtr& f : start_->Opening()) {

@@ -334,6 +334,65 @@ TEST(PushTest, RelaysOverRtmpsAndVerifiesCertificatesUnlessInsecure) {
   }
 }
 
+// A destination that stops reading (its server is SIGSTOPped) falls behind: after
+// --max-lag it skips to a keyframe and says so, and the stream's other destination gets
+// every frame meanwhile.
+TEST(PushTest, ASlowDestinationSkipsToAKeyframeWhileTheOtherGetsEveryFrame) {
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> ingest = IngestServer::Start(1, dir);
+  std::unique_ptr<IngestServer> slow = IngestServer::Start(1, dir);
+  std::unique_ptr<IngestServer> fast = IngestServer::Start(1, dir);
+  ASSERT_NE(ingest, nullptr);
+  ASSERT_NE(slow, nullptr);
+  ASSERT_NE(fast, nullptr);
+  const std::string source_copy = dir.Path("source.flv");
+  const std::string fast_copy = dir.Path("fast.flv");
+  Process source_cat = StartCat(ingest->ring(), "live/load0", source_copy, dir.Path("c1.log"));
+  Process fast_cat = StartCat(fast->ring(), "live/load0", fast_copy, dir.Path("c2.log"));
+  ASSERT_TRUE(AwaitDirectoryMapped(source_cat.pid(), ingest->ring()));
+  ASSERT_TRUE(AwaitDirectoryMapped(fast_cat.pid(), fast->ring()));
+  const std::string log = dir.Path("push.log");
+  const std::string status = dir.Path("push.json");
+  Process push = StartPush({"--ring", ingest->ring(), "--max-lag", "1", "--timeout", "30",
+                            "--status-file", status, "--rule", "live/*=" + slow->Url("live/{name}"),
+                            "--rule", "live/*=" + fast->Url("live/{name}")},
+                           log);
+  ASSERT_TRUE(WaitForText(log, "rule(s) match")) << ReadFile(log);
+  // 20 Mbit/s for 14 s: a stopped reader's socket buffers fill within a few seconds.
+  Process load = Process::Spawn(
+      {ToolPath("uringest-load"), "--target", absl::StrCat("127.0.0.1:", ingest->port()),
+       "--publishers", "1", "--bitrate", "20M", "--duration", "14"},
+      {.stderr_path = dir.Path("load.log")});
+  ASSERT_TRUE(WaitForText(log, ": live", 2)) << ReadFile(log);
+  absl::SleepFor(absl::Seconds(2));
+  slow->process().Signal(SIGSTOP);
+  absl::SleepFor(absl::Seconds(8));
+  slow->process().Signal(SIGCONT);
+  ASSERT_EQ(load.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("load.log"));
+  ASSERT_EQ(source_cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("c1.log"));
+  ASSERT_EQ(fast_cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("c2.log"));
+  ASSERT_TRUE(WaitForText(log, "unpublishing", 2)) << ReadFile(log);
+  const nlohmann::json doc = ReadStatus(status);
+  push.Signal(SIGINT);
+  EXPECT_EQ(push.Wait(kProcessTimeout), 0) << ReadFile(log);
+
+  const std::string relay_log = ReadFile(log);
+  EXPECT_THAT(relay_log, ::testing::ContainsRegex(slow->Url("live/load0") +
+                                                  ": reads slower than the stream \\([0-9.]+ s "
+                                                  "behind\\): skipped [1-9][0-9]* frames"));
+  EXPECT_THAT(relay_log, ::testing::Not(HasSubstr(fast->Url("live/load0") + ": reads slower")));
+  EXPECT_THAT(relay_log, ::testing::Not(HasSubstr("connecting again")));
+  ASSERT_FALSE(doc.is_discarded());
+  for (const auto& d : doc["destinations"]) {
+    const bool is_slow = d["url"].get<std::string>() == slow->Url("live/load0");
+    EXPECT_EQ(d["dropped_frames"].get<int>() > 0, is_slow) << d;
+    EXPECT_EQ(d["reconnects"].get<int>(), 0) << d;
+  }
+  const std::vector<Bytes> want = Frames(source_copy, 9);
+  ASSERT_GT(want.size(), 300u);
+  EXPECT_TRUE(Frames(fast_copy, 9) == want);
+}
+
 TEST(PushTest, BadRulesAndNoRelayAreClearErrors) {
   ScratchDir dir;
   const std::string err = dir.Path("err");
