@@ -23,6 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/integration/ingest_harness.h"
 #include "tests/integration/process.h"
+#include "tests/integration/sid_ffmpeg.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::testing {
@@ -171,6 +172,15 @@ std::vector<Bytes> Frames(const std::string& path, uint8_t type) {
   std::vector<Bytes> out;
   for (const FlvTag& t : ParseFlvTags(media::AsBytes(ReadFile(path)))) {
     if (t.type == type && !(t.body.size() > 1 && t.body[1] == 0)) out.push_back(t.body);
+  }
+  return out;
+}
+
+// The bodies of every tag of `type` of an FLV file, sequence headers included.
+std::vector<Bytes> AllTags(const std::string& path, uint8_t type) {
+  std::vector<Bytes> out;
+  for (FlvTag& t : ParseFlvTags(media::AsBytes(ReadFile(path)))) {
+    if (t.type == type) out.push_back(std::move(t.body));
   }
   return out;
 }
@@ -332,6 +342,85 @@ TEST(PushTest, RelaysOverRtmpsAndVerifiesCertificatesUnlessInsecure) {
   for (uint8_t type : {8, 9}) {
     EXPECT_TRUE(Frames(copy, type) == Frames(source, type)) << "type " << int(type);
   }
+}
+
+// Enhanced RTMP as a current ffmpeg (Debian sid's) publishes it, two HEVC renditions and
+// two AAC tracks (multitrack messages), relayed to a second uringestd: every message
+// arrives as it was received.
+TEST(PushTest, RelaysEnhancedRtmpMultitrackAsReceived) {
+  REQUIRE_SID_FFMPEG(sid);
+  ScratchDir dir;
+  std::unique_ptr<IngestServer> ingest = IngestServer::Start(1, dir);
+  std::unique_ptr<IngestServer> second = IngestServer::Start(1, dir);
+  ASSERT_NE(ingest, nullptr);
+  ASSERT_NE(second, nullptr);
+  const std::string source_copy = dir.Path("source.flv");
+  const std::string relayed = dir.Path("relayed.flv");
+  Process source_cat = StartCat(ingest->ring(), "live/mt", source_copy, dir.Path("c1.log"));
+  Process relayed_cat = StartCat(second->ring(), "live/mt", relayed, dir.Path("c2.log"));
+  ASSERT_TRUE(AwaitDirectoryMapped(source_cat.pid(), ingest->ring()));
+  ASSERT_TRUE(AwaitDirectoryMapped(relayed_cat.pid(), second->ring()));
+  const std::string log = dir.Path("push.log");
+  Process push = StartPush({"--ring", ingest->ring(), "--status-file", dir.Path("push.json"),
+                            "--rule", "live/*=" + second->Url("live/{name}")},
+                           log);
+  ASSERT_TRUE(WaitForText(log, "rule(s) match")) << ReadFile(log);
+  const std::vector<std::string> publish = {"-hide_banner",
+                                            "-loglevel",
+                                            "error",
+                                            "-nostdin",
+                                            "-re",
+                                            "-f",
+                                            "lavfi",
+                                            "-i",
+                                            "testsrc=size=320x240:rate=25",
+                                            "-f",
+                                            "lavfi",
+                                            "-i",
+                                            "testsrc=size=160x120:rate=25",
+                                            "-f",
+                                            "lavfi",
+                                            "-i",
+                                            "sine=frequency=440:sample_rate=48000",
+                                            "-f",
+                                            "lavfi",
+                                            "-i",
+                                            "sine=frequency=880:sample_rate=44100",
+                                            "-map",
+                                            "0",
+                                            "-map",
+                                            "1",
+                                            "-map",
+                                            "2",
+                                            "-map",
+                                            "3",
+                                            "-c:v",
+                                            "libx265",
+                                            "-preset",
+                                            "ultrafast",
+                                            "-x265-params",
+                                            "log-level=error:keyint=25:pools=none",
+                                            "-c:a",
+                                            "aac",
+                                            "-t",
+                                            "3",
+                                            "-f",
+                                            "flv",
+                                            ingest->Url("live/mt")};
+  ASSERT_EQ(
+      RunCommand(sid->Command("ffmpeg", publish), kProcessTimeout, "", dir.Path("ffmpeg.log")), 0)
+      << ReadFile(dir.Path("ffmpeg.log"));
+  ASSERT_EQ(source_cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("c1.log"));
+  ASSERT_EQ(relayed_cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("c2.log"));
+  push.Signal(SIGINT);
+  EXPECT_EQ(push.Wait(kProcessTimeout), 0) << ReadFile(log);
+  for (uint8_t type : {8, 9}) {
+    const std::vector<Bytes> want = AllTags(source_copy, type);
+    ASSERT_GT(want.size(), 50u) << "type " << int(type);
+    EXPECT_TRUE(AllTags(relayed, type) == want) << "type " << int(type);
+  }
+  // HEVC goes as Enhanced RTMP (ExHeader), as published.
+  EXPECT_EQ(AllTags(relayed, 9).at(0).at(0) & 0x80, 0x80);
 }
 
 // A destination that stops reading (its server is SIGSTOPped) falls behind: after
