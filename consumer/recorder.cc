@@ -130,7 +130,8 @@ class Recorder : public TapHandler {
   // Publishes a file recovered from a dead recorder belongs to: the stream time of its
   // last frame, and the file.
   std::map<Publish, std::pair<int64_t, std::string>> recovered_;
-  std::vector<uint8_t> body_;  // the frame in hand, which the shaper may change
+  std::vector<uint8_t> body_;           // the frame in hand, which the shaper may change
+  std::map<pid_t, std::string> hooks_;  // --on-segment-complete processes not reaped, by file
 };
 
 void Recorder::OnStreamStart(const ringbuf::StreamInfo& info, bool joined) {
@@ -307,17 +308,28 @@ void Recorder::RunHook(const std::string& path, const std::string& stream) {
   if (int e = posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ);
       e != 0) {
     Log(absl::StrCat("can't run --on-segment-complete for ", path, ": ", strerror(e)));
+    return;
   }
+  hooks_[pid] = path;
 }
 
+// Only the hooks' own processes are waited for: a program that embeds the recorder may
+// have children of its own.
 void Recorder::ReapHooks() {
-  int status;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
-    Log(absl::StrCat("--on-segment-complete (pid ", pid, ") ",
-                     WIFEXITED(status) ? absl::StrCat("exited with ", WEXITSTATUS(status))
-                                       : absl::StrCat("was killed by signal ", WTERMSIG(status))));
+  for (auto it = hooks_.begin(); it != hooks_.end();) {
+    int status = 0;
+    const pid_t done = waitpid(it->first, &status, WNOHANG);
+    if (done == 0) {
+      ++it;
+      continue;
+    }
+    if (done > 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+      Log(absl::StrCat("--on-segment-complete for ", it->second, " (pid ", it->first, ") ",
+                       WIFEXITED(status)
+                           ? absl::StrCat("exited with ", WEXITSTATUS(status))
+                           : absl::StrCat("was killed by signal ", WTERMSIG(status))));
+    }
+    it = hooks_.erase(it);
   }
 }
 

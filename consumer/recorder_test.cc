@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -229,6 +230,29 @@ TEST_F(RecorderTest, SegmentsStartAtKeyframesEachPlayableAloneAndTogetherHoldEve
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(hook_lines, expected);
   fs::remove(hooks);
+}
+
+// A hook that fails is logged with its file; children the recorder did not start (its
+// host program's) are left for their owner to wait for.
+TEST_F(RecorderTest, AFailingHookIsLoggedAndOtherChildrenAreNotReaped) {
+  const pid_t other = fork();
+  if (other == 0) {
+    usleep(20'000);
+    _exit(7);
+  }
+  ASSERT_GT(other, 0);
+  Start({.on_segment_complete = "exit 3; true"});
+  StreamWriter s = Begin("live/hook");
+  Publish(&s, 0, source_.size());
+  s.End();
+  ASSERT_TRUE(WaitForLog("live/hook: stream ended"));
+  ASSERT_TRUE(WaitForLog(") exited with 3"));
+  EXPECT_TRUE(WaitForLog("--on-segment-complete for " + (dir_ / "live" / "hook").string()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few more reaps
+  Stop();
+  int status = 0;
+  ASSERT_EQ(waitpid(other, &status, 0), other) << "the recorder reaped a child not its own";
+  EXPECT_EQ(WEXITSTATUS(status), 7);
 }
 
 // A file size limit (RLIMIT_FSIZE) fails writes as a full disk does; raising it again is
