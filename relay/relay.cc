@@ -5,7 +5,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,8 +24,13 @@ namespace uringest::relay {
 namespace {
 
 constexpr absl::Duration kPollTimeout = absl::Milliseconds(100);
+// The least time between two hand-overs of frames from the tap thread: the latency the
+// relay adds at most, for wake-ups (and sends) per batch instead of per frame.
+constexpr absl::Duration kBatchWindow = absl::Milliseconds(10);
 constexpr uint64_t kTickNs = 100'000'000;
 constexpr uint64_t kStatusNs = 1'000'000'000;
+// How long the destinations of an ended stream stay in the status file (closed).
+constexpr uint64_t kKeepFinishedNs = 60'000'000'000;
 // Frames handed over by the tap thread and not yet taken by the relay's thread: past
 // this the tap thread waits (and, reading lossily, may be lapped: that is counted).
 constexpr size_t kInboxLimit = 64 << 20;
@@ -53,13 +60,28 @@ class Inbox {
   int fd() const { return eventfd_; }
 
   void Put(Event event) {
+    std::vector<Event> one;
+    one.push_back(std::move(event));
+    PutAll(&one);
+  }
+  // Hands over all of *events (left empty), waking the relay's thread once.
+  void PutAll(std::vector<Event>* events) {
+    if (events->empty()) return;
     bool wake = false;
     {
       std::lock_guard lock(mu_);
-      if (event.frame) bytes_ += event.frame->body.size();
+      for (Event& e : *events) {
+        if (e.frame) bytes_ += e.frame->body.size();
+      }
       wake = events_.empty();
-      events_.push_back(std::move(event));
+      if (wake) {
+        events_.swap(*events);
+      } else {
+        events_.insert(events_.end(), std::make_move_iterator(events->begin()),
+                       std::make_move_iterator(events->end()));
+      }
     }
+    events->clear();
     if (wake) {
       const uint64_t one = 1;
       (void)!write(eventfd_, &one, sizeof(one));
@@ -114,27 +136,28 @@ class TapSide : public consumer::TapHandler {
   void OnStreamStart(const ringbuf::StreamInfo& info, bool joined) override {
     const uint64_t serial = ++serials_;
     serials_by_id_[info.stream_id] = serial;
-    inbox_->Put({.kind = Event::Kind::kStart, .serial = serial, .text = info.name, .flag = joined});
+    batch_.push_back(
+        {.kind = Event::Kind::kStart, .serial = serial, .text = info.name, .flag = joined});
   }
   void OnFrame(uint32_t id, const ringbuf::RecordMeta& meta, std::span<const uint8_t> payload,
                bool) override {
     auto it = serials_by_id_.find(id);
     if (it == serials_by_id_.end()) return;
-    inbox_->Put({.kind = Event::Kind::kFrame,
-                 .serial = it->second,
-                 .frame = MakeFrame(meta, payload, ringbuf::MonotonicNs()),
-                 .meta = meta});
+    batch_.push_back({.kind = Event::Kind::kFrame,
+                      .serial = it->second,
+                      .frame = MakeFrame(meta, payload, ringbuf::MonotonicNs()),
+                      .meta = meta});
   }
   void OnLoss(uint32_t id, uint64_t count) override {
     auto it = serials_by_id_.find(id);
     if (it != serials_by_id_.end()) {
-      inbox_->Put({.kind = Event::Kind::kLoss, .serial = it->second, .count = count});
+      batch_.push_back({.kind = Event::Kind::kLoss, .serial = it->second, .count = count});
     }
   }
   void OnStreamEnd(uint32_t id, bool clean) override {
     auto it = serials_by_id_.find(id);
     if (it == serials_by_id_.end()) return;
-    inbox_->Put({.kind = Event::Kind::kEnd, .serial = it->second, .flag = clean});
+    batch_.push_back({.kind = Event::Kind::kEnd, .serial = it->second, .flag = clean});
     serials_by_id_.erase(it);
   }
   void OnEvicted(uint32_t shard) override {
@@ -163,6 +186,7 @@ class TapSide : public consumer::TapHandler {
   Inbox* const inbox_;
   uint64_t serials_ = 0;
   std::map<uint32_t, uint64_t> serials_by_id_;
+  std::vector<Event> batch_;  // what the tap gave since the last hand-over
 };
 
 void TapSide::Run() {
@@ -185,11 +209,19 @@ void TapSide::Run() {
     }
     Log(absl::StrCat("pushing the streams of ring ", options_.ring, " that ", options_.rules.size(),
                      " rule(s) match"));
+    absl::Time handed_over = absl::InfinitePast();
     for (;;) {
       inbox_->WaitForRoom(kPollTimeout);
       if (stopped()) break;
       if (inbox_->busy()) continue;  // lossless: the ring waits for the destinations
-      if ((*tap)->Poll(kPollTimeout) != consumer::TapResult::kOk) break;
+      // While frames come, they are handed over at most every kBatchWindow, so that a
+      // busy relay takes (and sends) many frames per wake-up, not one.
+      const absl::Time next = handed_over + kBatchWindow;
+      if (absl::Now() < next) absl::SleepFor(next - absl::Now());
+      const consumer::TapResult result = (*tap)->Poll(kPollTimeout);
+      if (!batch_.empty()) handed_over = absl::Now();
+      inbox_->PutAll(&batch_);
+      if (result != consumer::TapResult::kOk) break;
     }
     if (stopped()) break;
     Log((*tap)->server_exit() == ringbuf::ServerExit::kDied
@@ -235,6 +267,12 @@ class Relay {
   Inbox inbox_;
   std::map<uint64_t, Stream> streams_;
   std::optional<absl::Status> failed_;
+  std::vector<Upstream*> dirty_;  // sent frames since the last SendQueued()
+  struct Finished {
+    DestinationStatus row;
+    uint64_t until_ns;  // when it leaves the status
+  };
+  std::deque<Finished> finished_;  // destinations of ended streams, oldest first
 };
 
 void Relay::Handle(Event& event, uint64_t now) {
@@ -261,7 +299,10 @@ void Relay::Handle(Event& event, uint64_t now) {
   if (event.kind == Event::Kind::kFrame) {
     s.start.Add(event.frame, event.meta);
     if (!s.connected && s.start.has_media()) ConnectAll(&s, now);
-    for (auto& up : s.upstreams) up->Send(event.frame, now);
+    for (auto& up : s.upstreams) {
+      up->Send(event.frame, now);
+      dirty_.push_back(up.get());
+    }
   } else if (event.kind == Event::Kind::kLoss) {
     Log(absl::StrCat(s.name, ": ", event.count,
                      " frames lost before the relay read them (it fell a ring behind); "
@@ -308,12 +349,22 @@ void Relay::Tick(uint64_t now) {
       open |= !up->closed();
       hold |= options_.upstream.lossless && up->over_lag(now);
     }
-    it = s.ended && !open ? streams_.erase(it) : std::next(it);
+    if (s.ended && !open) {
+      // Its destinations stay in the status, closed, for a while: their totals.
+      for (auto& up : s.upstreams) {
+        finished_.push_back({.row = {.stream = s.name, .url = up->url(), .stats = up->stats(now)},
+                             .until_ns = now + kKeepFinishedNs});
+      }
+      it = streams_.erase(it);
+    } else {
+      ++it;
+    }
   }
   inbox_.SetHold(hold);
 }
 
 void Relay::WriteStatus(uint64_t now) {
+  while (!finished_.empty() && finished_.front().until_ns <= now) finished_.pop_front();
   if (options_.status_file.empty()) return;
   std::vector<DestinationStatus> rows;
   for (const auto& [serial, s] : streams_) {
@@ -321,6 +372,7 @@ void Relay::WriteStatus(uint64_t now) {
       rows.push_back({.stream = s.name, .url = up->url(), .stats = up->stats(now)});
     }
   }
+  for (const Finished& f : finished_) rows.push_back(f.row);
   if (absl::Status st = WriteStatusFile(options_.status_file, rows); !st.ok()) {
     Log(std::string(st.message()));
   }
@@ -336,12 +388,19 @@ absl::Status Relay::Run() {
   bool stopping = false;
   epoll_event events[256];
   for (;;) {
-    const int timeout_ms = streams_.empty() && !stopping ? 1000 : int(kTickNs / 1'000'000);
-    const int n = epoll_wait(epoll_fd_, events, 256, timeout_ms);
+    // Wake for the status file on time; every tick while there are streams.
+    const uint64_t before = ringbuf::MonotonicNs();
+    uint64_t wait_ns = next_status > before ? next_status - before : 0;
+    if (!streams_.empty() || stopping) wait_ns = std::min(wait_ns, kTickNs);
+    const int n = epoll_wait(epoll_fd_, events, 256, int((wait_ns + 999'999) / 1'000'000));
     const uint64_t now = ringbuf::MonotonicNs();
     for (int i = 0; i < n; ++i) {
       if (events[i].data.ptr == nullptr) {
         for (Event& e : inbox_.Take()) Handle(e, now);
+        std::sort(dirty_.begin(), dirty_.end());
+        dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
+        for (Upstream* up : dirty_) up->SendQueued(now);
+        dirty_.clear();
       } else {
         static_cast<Upstream*>(events[i].data.ptr)->OnEvents(events[i].events, now);
       }
@@ -352,7 +411,7 @@ absl::Status Relay::Run() {
     }
     if (now >= next_status) {
       WriteStatus(now);
-      next_status = now + kStatusNs;
+      next_status = next_status + kStatusNs > now ? next_status + kStatusNs : now + kStatusNs;
     }
     const bool stop = options_.stop != nullptr && options_.stop->load();
     if ((stop || failed_) && !stopping) {

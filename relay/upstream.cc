@@ -244,7 +244,6 @@ void Upstream::Send(const FramePtr& frame, uint64_t now_ns) {
     Skip(now_ns);
   }
   Pump();
-  Flush(now_ns);
 }
 
 void Upstream::Queue(const FramePtr& f) {
@@ -297,6 +296,8 @@ void Upstream::Skip(uint64_t now_ns) {
 }
 
 // Sends what the client (and TLS) have, until the socket takes no more.
+void Upstream::SendQueued(uint64_t now_ns) { Flush(now_ns); }
+
 void Upstream::Flush(uint64_t now_ns) {
   if (fd_ < 0 || state_ == State::kConnecting) return;
   if (target_.tls && tls_ == nullptr) {

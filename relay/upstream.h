@@ -16,6 +16,7 @@
 //   up.Connect(now);
 //   up.OnEvents(epoll_events, now);   // when its socket is ready
 //   up.Send(frame, now);              // each frame of the stream
+//   up.SendQueued(now);               // after a batch of frames
 //   up.Tick(now);                     // a few times a second: timeouts, backoff
 //   up.End(now);                      // the stream ended: unpublish, close
 //
@@ -86,8 +87,11 @@ class Upstream {
   void OnEvents(uint32_t events, uint64_t now_ns);
   // Timeouts, the backoff's end, lag.
   void Tick(uint64_t now_ns);
-  // The stream's next frame; dropped unless live.
+  // Queues the stream's next frame (dropped unless live). It goes out with the next
+  // SendQueued(): the relay sends once for all the frames it took from the ring at once.
   void Send(const FramePtr& frame, uint64_t now_ns);
+  // Writes what is queued to the socket, as much as it takes.
+  void SendQueued(uint64_t now_ns);
   // `count` frames of the stream were lost before the relay read them.
   void Lost(uint64_t count) {
     if (state_ == State::kLive) stats_.dropped += count;
