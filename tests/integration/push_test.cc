@@ -482,6 +482,41 @@ TEST(PushTest, ASlowDestinationSkipsToAKeyframeWhileTheOtherGetsEveryFrame) {
   EXPECT_TRUE(Frames(fast_copy, 9) == want);
 }
 
+// The server the relay reads goes away (killed) and comes back: the relay unpublishes
+// what it was pushing, waits, and pushes the next server's streams.
+TEST(PushTest, ARestartedServerIsWaitedForAndItsStreamsPushed) {
+  REQUIRE_FFMPEG();
+  ScratchDir dir;
+  const std::string ring = UniqueRingName();
+  std::unique_ptr<IngestServer> ingest = IngestServer::Start(1, dir, {}, ring);
+  std::unique_ptr<IngestServer> second = IngestServer::Start(1, dir);
+  ASSERT_NE(ingest, nullptr);
+  ASSERT_NE(second, nullptr);
+  const std::string log = dir.Path("push.log");
+  Process push = StartPush({"--ring", ring, "--status-file", dir.Path("push.json"), "--rule",
+                            "live/*=" + second->Url("live/{name}")},
+                           log);
+  ASSERT_TRUE(WaitForText(log, "rule(s) match")) << ReadFile(log);
+  for (const std::string name : {"one", "two"}) {
+    const std::string out = dir.Path(name + ".flv");
+    Process cat = StartCat(second->ring(), "live/" + name, out, dir.Path(name + ".log"));
+    ASSERT_TRUE(AwaitDirectoryMapped(cat.pid(), second->ring()));
+    ASSERT_EQ(RunCommand(PublishClipArgs(ingest->Url("live/" + name)), kProcessTimeout), 0);
+    ASSERT_EQ(cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path(name + ".log"));
+    EXPECT_EQ(TagBodies(out, 9), SourceVideo()) << name;
+    if (name == "one") {
+      ingest->process().Kill();
+      ASSERT_TRUE(WaitForText(log, "the server died; waiting for the next one")) << ReadFile(log);
+      ingest.reset();
+      ingest = IngestServer::Start(1, dir, {}, ring);
+      ASSERT_NE(ingest, nullptr);
+      ASSERT_TRUE(WaitForText(log, "rule(s) match", 2)) << ReadFile(log);
+    }
+  }
+  push.Signal(SIGINT);
+  EXPECT_EQ(push.Wait(kProcessTimeout), 0) << ReadFile(log);
+}
+
 TEST(PushTest, BadRulesAndNoRelayAreClearErrors) {
   ScratchDir dir;
   const std::string err = dir.Path("err");
