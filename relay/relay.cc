@@ -126,10 +126,31 @@ class Inbox {
   bool hold_ = false;
 };
 
+// The rules in force, read by both threads, replaced by a reload.
+class RuleSet {
+ public:
+  explicit RuleSet(std::vector<PushRule> rules)
+      : rules_(std::make_shared<const std::vector<PushRule>>(std::move(rules))) {}
+  std::shared_ptr<const std::vector<PushRule>> Get() const {
+    std::lock_guard lock(mu_);
+    return rules_;
+  }
+  void Set(std::vector<PushRule> rules) {
+    auto next = std::make_shared<const std::vector<PushRule>>(std::move(rules));
+    std::lock_guard lock(mu_);
+    rules_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const std::vector<PushRule>> rules_;
+};
+
 // The tap thread's side: StreamTap's calls become events.
 class TapSide : public consumer::TapHandler {
  public:
-  TapSide(const RelayOptions& options, Inbox* inbox) : options_(options), inbox_(inbox) {}
+  TapSide(const RelayOptions& options, const RuleSet* rules, Inbox* inbox)
+      : options_(options), rules_(rules), inbox_(inbox) {}
 
   void Run();
 
@@ -176,13 +197,14 @@ class TapSide : public consumer::TapHandler {
   }
   bool Accepts(std::string_view name) const {
     const std::string text(name);
-    for (const PushRule& rule : options_.rules) {
+    for (const PushRule& rule : *rules_->Get()) {
       if (fnmatch(rule.pattern.c_str(), text.c_str(), 0) == 0) return true;
     }
     return false;
   }
 
   const RelayOptions& options_;
+  const RuleSet* const rules_;
   Inbox* const inbox_;
   uint64_t serials_ = 0;
   std::map<uint32_t, uint64_t> serials_by_id_;
@@ -207,7 +229,7 @@ void TapSide::Run() {
       inbox_->Put({.kind = Event::Kind::kFailed, .text = std::string(tap.status().message())});
       return;
     }
-    Log(absl::StrCat("pushing the streams of ring ", options_.ring, " that ", options_.rules.size(),
+    Log(absl::StrCat("pushing the streams of ring ", options_.ring, " that ", rules_->Get()->size(),
                      " rule(s) match"));
     absl::Time handed_over = absl::InfinitePast();
     for (;;) {
@@ -235,7 +257,7 @@ void TapSide::Run() {
 class Relay {
  public:
   explicit Relay(const RelayOptions& options)
-      : options_(options), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+      : options_(options), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), rules_(options.rules) {
     env_ = {.epoll_fd = epoll_fd_, .options = &options_.upstream, .log = options_.log};
   }
   ~Relay() { close(epoll_fd_); }
@@ -254,7 +276,9 @@ class Relay {
 
   void Handle(Event& event, uint64_t now);
   void ConnectAll(Stream* s, uint64_t now);
+  void AddUpstream(Stream* s, const std::string& url, uint64_t now);
   void EndStream(Stream* s, uint64_t now);
+  void Reload(uint64_t now);
   void Tick(uint64_t now);
   void WriteStatus(uint64_t now);
   void Log(const std::string& line) const {
@@ -263,6 +287,7 @@ class Relay {
 
   const RelayOptions& options_;
   const int epoll_fd_;
+  RuleSet rules_;
   UpstreamEnv env_;
   Inbox inbox_;
   std::map<uint64_t, Stream> streams_;
@@ -282,7 +307,7 @@ void Relay::Handle(Event& event, uint64_t now) {
       s.name = event.text;
       s.began_ns = now;
       Log(absl::StrCat(s.name, ": pushing", event.flag ? " from its latest keyframe" : "", " to ",
-                       Destinations(options_.rules, s.name).size(), " destination(s)"));
+                       Destinations(*rules_.Get(), s.name).size(), " destination(s)"));
       return;
     }
     case Event::Kind::kFailed:
@@ -317,19 +342,48 @@ void Relay::Handle(Event& event, uint64_t now) {
 
 void Relay::ConnectAll(Stream* s, uint64_t now) {
   s->connected = true;
-  for (const std::string& url : Destinations(options_.rules, s->name)) {
-    absl::StatusOr<UpstreamUrl> target = ParseUpstreamUrl(url);
-    if (!target.ok()) {
-      Log(absl::StrCat(s->name, ": ", target.status().message()));
-      continue;
+  for (const std::string& url : Destinations(*rules_.Get(), s->name)) {
+    AddUpstream(s, url, now);
+  }
+}
+
+void Relay::AddUpstream(Stream* s, const std::string& url, uint64_t now) {
+  absl::StatusOr<UpstreamUrl> target = ParseUpstreamUrl(url);
+  if (!target.ok()) {
+    Log(absl::StrCat(s->name, ": ", target.status().message()));
+    return;
+  }
+  if (target->tls && options_.upstream.tls == nullptr) {
+    Log(absl::StrCat(s->name, ": ", RedactedUrl(url), ": rtmps:// without TLS set up"));
+    return;
+  }
+  s->upstreams.push_back(
+      std::make_unique<Upstream>(env_, s->name, url, *std::move(target), &s->start));
+  s->upstreams.back()->Connect(now);
+}
+
+void Relay::Reload(uint64_t now) {
+  absl::StatusOr<std::vector<PushRule>> rules = options_.load_rules();
+  if (!rules.ok()) {
+    Log(absl::StrCat("rules not reloaded, the old ones stay: ", rules.status().message()));
+    return;
+  }
+  rules_.Set(*std::move(rules));
+  Log(absl::StrCat("rules reloaded: ", rules_.Get()->size(), " rule(s)"));
+  for (auto& [serial, s] : streams_) {
+    if (s.ended || !s.connected) continue;
+    const std::vector<std::string> urls = Destinations(*rules_.Get(), s.name);
+    for (auto& up : s.upstreams) {
+      if (!up->closed() && std::find(urls.begin(), urls.end(), up->target_url()) == urls.end()) {
+        up->End(now);  // no rule gives it any more
+      }
     }
-    if (target->tls && options_.upstream.tls == nullptr) {
-      Log(absl::StrCat(s->name, ": ", RedactedUrl(url), ": rtmps:// without TLS set up"));
-      continue;
+    for (const std::string& url : urls) {
+      const bool have = std::any_of(s.upstreams.begin(), s.upstreams.end(), [&](const auto& up) {
+        return !up->closed() && up->state() != Upstream::State::kEnding && up->target_url() == url;
+      });
+      if (!have) AddUpstream(&s, url, now);
     }
-    s->upstreams.push_back(
-        std::make_unique<Upstream>(env_, s->name, url, *std::move(target), &s->start));
-    s->upstreams.back()->Connect(now);
   }
 }
 
@@ -349,16 +403,15 @@ void Relay::Tick(uint64_t now) {
       open |= !up->closed();
       hold |= options_.upstream.lossless && up->over_lag(now);
     }
-    if (s.ended && !open) {
-      // Its destinations stay in the status, closed, for a while: their totals.
-      for (auto& up : s.upstreams) {
-        finished_.push_back({.row = {.stream = s.name, .url = up->url(), .stats = up->stats(now)},
-                             .until_ns = now + kKeepFinishedNs});
-      }
-      it = streams_.erase(it);
-    } else {
-      ++it;
-    }
+    // Closed destinations (of an ended stream, or that a reload took away) stay in the
+    // status for a while, with their totals.
+    std::erase_if(s.upstreams, [&](const std::unique_ptr<Upstream>& up) {
+      if (!up->closed()) return false;
+      finished_.push_back({.row = {.stream = s.name, .url = up->url(), .stats = up->stats(now)},
+                           .until_ns = now + kKeepFinishedNs});
+      return true;
+    });
+    it = s.ended && !open ? streams_.erase(it) : std::next(it);
   }
   inbox_.SetHold(hold);
 }
@@ -382,7 +435,7 @@ absl::Status Relay::Run() {
   if (epoll_fd_ < 0 || inbox_.fd() < 0) return absl::InternalError("epoll/eventfd failed");
   epoll_event ev{.events = EPOLLIN, .data = {.ptr = nullptr}};
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inbox_.fd(), &ev);
-  TapSide tap(options_, &inbox_);
+  TapSide tap(options_, &rules_, &inbox_);
   std::thread tap_thread([&] { tap.Run(); });
   uint64_t next_tick = 0, next_status = 0, stop_deadline = 0;
   bool stopping = false;
@@ -412,6 +465,9 @@ absl::Status Relay::Run() {
     if (now >= next_status) {
       WriteStatus(now);
       next_status = next_status + kStatusNs > now ? next_status + kStatusNs : now + kStatusNs;
+    }
+    if (options_.reload != nullptr && options_.reload->exchange(false) && options_.load_rules) {
+      Reload(now);
     }
     const bool stop = options_.stop != nullptr && options_.stop->load();
     if ((stop || failed_) && !stopping) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "relay/push_rules.h"
 #include "relay/upstream.h"
 #include "ringbuf/reader.h"
@@ -45,6 +46,14 @@ struct RelayOptions {
   std::function<void(std::string_view)> log;
   // Set from another thread or a signal handler: RunRelay() unpublishes and returns.
   const std::atomic<bool>* stop = nullptr;
+  // Set (SIGHUP) to load the rules again with `load_rules`: streams being pushed lose the
+  // destinations no rule gives any more (unpublished) and gain the new ones (from their
+  // latest keyframe); streams that begin from then on follow the new rules. Rules that
+  // fail to load are logged and the old ones stay. A stream that was publishing, and
+  // matched no rule, when the rules changed is not looked at again until it publishes
+  // anew. RunRelay() clears the flag.
+  std::atomic<bool>* reload = nullptr;
+  std::function<absl::StatusOr<std::vector<PushRule>>()> load_rules;
 };
 
 // Relays until *options.stop. Returns OK after a stop, or an error that waiting can't

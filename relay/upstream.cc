@@ -80,7 +80,8 @@ Upstream::Upstream(const UpstreamEnv& env, std::string stream, std::string url, 
                    const StreamStart* start)
     : env_(env),
       stream_(std::move(stream)),
-      redacted_url_(RedactedUrl(url)),
+      url_(std::move(url)),
+      redacted_url_(RedactedUrl(url_)),
       target_(std::move(target)),
       start_(start),
       backoff_(env.options->first_backoff) {}

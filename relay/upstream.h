@@ -107,6 +107,8 @@ class Upstream {
   UpstreamStats stats(uint64_t now_ns) const;
   const std::string& stream() const { return stream_; }
   const std::string& url() const { return redacted_url_; }
+  // The URL as the rules made it, stream key and all: not for logs.
+  const std::string& target_url() const { return url_; }
 
  private:
   void StartTls();
@@ -125,6 +127,7 @@ class Upstream {
 
   const UpstreamEnv env_;
   const std::string stream_;
+  const std::string url_;
   const std::string redacted_url_;
   const UpstreamUrl target_;
   const StreamStart* const start_;

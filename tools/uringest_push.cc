@@ -7,6 +7,8 @@
 //   uringest-push --config /etc/uringest/push.rules --max-lag 3
 //   uringest-push --status                 # what a running relay is doing
 //
+// SIGHUP reads --config again (see RelayOptions::reload).
+//
 // Exit status: 0 after a stop; 1 when the ring can't be read or TLS can't be set up;
 // 2 for bad flags or rules. Log lines go to stderr.
 
@@ -30,8 +32,10 @@ using uringest::relay::PushRule;
 using uringest::relay::RelayOptions;
 
 std::atomic<bool> stop_requested{false};
+std::atomic<bool> reload_requested{false};
 
 void RequestStop(int) { stop_requested.store(true); }
+void RequestReload(int) { reload_requested.store(true); }
 
 void Log(std::string_view line) {
   const std::string now =
@@ -101,30 +105,23 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* flags, RelayOptions*
   return std::nullopt;
 }
 
-// The rules of --config and --rule; an exit status if they are bad or none.
-std::optional<int> LoadRules(const Flags& flags, std::vector<PushRule>* rules) {
+// The rules of --config (read again at each call) and --rule.
+absl::StatusOr<std::vector<PushRule>> LoadRules(const Flags& flags) {
+  std::vector<PushRule> rules;
   if (!flags.config.empty()) {
     absl::StatusOr<std::vector<PushRule>> from_file = uringest::relay::LoadPushRules(flags.config);
-    if (!from_file.ok()) {
-      std::fprintf(stderr, "uringest-push: %s\n",
-                   std::string(from_file.status().message()).c_str());
-      return 2;
-    }
-    *rules = *std::move(from_file);
+    if (!from_file.ok()) return from_file.status();
+    rules = *std::move(from_file);
   }
   for (const std::string& text : flags.rules) {
     absl::StatusOr<PushRule> rule = uringest::relay::ParsePushRule(text);
-    if (!rule.ok()) {
-      std::fprintf(stderr, "uringest-push: %s\n", std::string(rule.status().message()).c_str());
-      return 2;
-    }
-    rules->push_back(*std::move(rule));
+    if (!rule.ok()) return rule.status();
+    rules.push_back(*std::move(rule));
   }
-  if (rules->empty()) {
-    std::fprintf(stderr, "uringest-push: no rules: give --rule 'PATTERN=URL' or --config FILE\n");
-    return 2;
+  if (rules.empty()) {
+    return absl::InvalidArgumentError("no rules: give --rule 'PATTERN=URL' or --config FILE");
   }
-  return std::nullopt;
+  return rules;
 }
 
 }  // namespace
@@ -140,7 +137,12 @@ int main(int argc, char** argv) {
     if (!s.ok()) std::fprintf(stderr, "uringest-push: %s\n", std::string(s.message()).c_str());
     return s.ok() ? 0 : 1;
   }
-  if (std::optional<int> exit_status = LoadRules(flags, &options.rules)) return *exit_status;
+  absl::StatusOr<std::vector<PushRule>> rules = LoadRules(flags);
+  if (!rules.ok()) {
+    std::fprintf(stderr, "uringest-push: %s\n", std::string(rules.status().message()).c_str());
+    return 2;
+  }
+  options.rules = *std::move(rules);
   absl::StatusOr<std::shared_ptr<const uringest::engine::TlsContext>> tls =
       uringest::engine::TlsContext::Client(!flags.insecure, flags.ca_file);
   if (!tls.ok()) {
@@ -151,7 +153,10 @@ int main(int argc, char** argv) {
   signal(SIGINT, RequestStop);
   signal(SIGTERM, RequestStop);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, RequestReload);
   options.stop = &stop_requested;
+  options.reload = &reload_requested;
+  options.load_rules = [&flags] { return LoadRules(flags); };
   options.log = Log;
   absl::Status status = uringest::relay::RunRelay(options);
   Log(status.ok() ? "stopped" : std::string(status.message()));

@@ -517,6 +517,61 @@ TEST(PushTest, ARestartedServerIsWaitedForAndItsStreamsPushed) {
   EXPECT_EQ(push.Wait(kProcessTimeout), 0) << ReadFile(log);
 }
 
+// SIGHUP reads the rules file again: a stream being pushed leaves the destination no rule
+// gives any more (unpublished) and goes to the new one from a keyframe; a bad file keeps
+// the rules in force.
+TEST(PushTest, SighupReloadsTheRulesOfLiveStreams) {
+  REQUIRE_FFMPEG();
+  ScratchDir dir;
+  const std::string source = dir.Path("source.flv");
+  ASSERT_TRUE(MakeSource(source, 10));
+  std::unique_ptr<IngestServer> ingest = IngestServer::Start(1, dir);
+  std::unique_ptr<IngestServer> before = IngestServer::Start(1, dir);
+  std::unique_ptr<IngestServer> after = IngestServer::Start(1, dir);
+  ASSERT_NE(ingest, nullptr);
+  ASSERT_NE(before, nullptr);
+  ASSERT_NE(after, nullptr);
+  const std::string rules = dir.Path("push.rules");
+  std::ofstream(rules) << "# where live streams go\nlive/* " << before->Url("live/{name}") << "\n";
+  const std::string before_copy = dir.Path("before.flv");
+  const std::string after_copy = dir.Path("after.flv");
+  Process before_cat = StartCat(before->ring(), "live/cam", before_copy, dir.Path("c1.log"));
+  Process after_cat = StartCat(after->ring(), "live/cam", after_copy, dir.Path("c2.log"));
+  ASSERT_TRUE(AwaitDirectoryMapped(before_cat.pid(), before->ring()));
+  ASSERT_TRUE(AwaitDirectoryMapped(after_cat.pid(), after->ring()));
+  const std::string log = dir.Path("push.log");
+  Process push = StartPush(
+      {"--ring", ingest->ring(), "--status-file", dir.Path("push.json"), "--config", rules}, log);
+  ASSERT_TRUE(WaitForText(log, "rule(s) match")) << ReadFile(log);
+  Process ffmpeg = Publish(source, ingest->Url("live/cam"), dir.Path("ffmpeg.log"));
+  ASSERT_TRUE(WaitForText(log, ": live")) << ReadFile(log);
+  absl::SleepFor(absl::Seconds(3));
+  std::ofstream(rules) << "live/*\n";  // bad: the rules in force stay
+  push.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForText(log, "rules not reloaded, the old ones stay")) << ReadFile(log);
+  std::ofstream(rules) << "live/*=" << after->Url("live/{name}") << "\n";
+  push.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForText(log, "rules reloaded: 1 rule(s)")) << ReadFile(log);
+  ASSERT_EQ(before_cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("c1.log"));
+  ASSERT_EQ(ffmpeg.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("ffmpeg.log"));
+  ASSERT_EQ(after_cat.Wait(kProcessTimeout), 0) << ReadFile(dir.Path("c2.log"));
+  push.Signal(SIGINT);
+  EXPECT_EQ(push.Wait(kProcessTimeout), 0) << ReadFile(log);
+  // The first destination has the stream from its start, the second from a keyframe to
+  // its end: between them, every frame.
+  const std::vector<Bytes> want = Frames(source, 9);
+  const std::vector<Bytes> first = Frames(before_copy, 9);
+  const std::vector<Bytes> second = Frames(after_copy, 9);
+  ASSERT_GT(first.size(), 25u);
+  ASSERT_GT(second.size(), 25u);
+  EXPECT_EQ(FindRun(want, first), 0u);
+  const size_t resumed = FindRun(want, second);
+  ASSERT_NE(resumed, std::string::npos);
+  EXPECT_EQ(resumed + second.size(), want.size());
+  EXPECT_LE(resumed, first.size()) << "no frame missed by both";
+  EXPECT_EQ(second[0][0] >> 4, 1) << "the new destination starts at a keyframe";
+}
+
 TEST(PushTest, BadRulesAndNoRelayAreClearErrors) {
   ScratchDir dir;
   const std::string err = dir.Path("err");
