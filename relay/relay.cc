@@ -258,7 +258,17 @@ class Relay {
  public:
   explicit Relay(const RelayOptions& options)
       : options_(options), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), rules_(options.rules) {
-    env_ = {.epoll_fd = epoll_fd_, .options = &options_.upstream, .log = options_.log};
+    env_ = {.epoll_fd = epoll_fd_,
+            .options = &options_.upstream,
+            .log = options_.log,
+            .resolve =
+                [this](Upstream* up, const std::string& host, uint16_t port) {
+                  const uint64_t id = ++questions_;
+                  resolving_[id] = up;
+                  resolver_.Ask(id, host, port);
+                  return id;
+                },
+            .forget = [this](uint64_t id) { resolving_.erase(id); }};
   }
   ~Relay() { close(epoll_fd_); }
 
@@ -288,6 +298,9 @@ class Relay {
   const RelayOptions& options_;
   const int epoll_fd_;
   RuleSet rules_;
+  Resolver resolver_;
+  std::map<uint64_t, Upstream*> resolving_;  // by question
+  uint64_t questions_ = 0;
   UpstreamEnv env_;
   Inbox inbox_;
   std::map<uint64_t, Stream> streams_;
@@ -432,9 +445,13 @@ void Relay::WriteStatus(uint64_t now) {
 }
 
 absl::Status Relay::Run() {
-  if (epoll_fd_ < 0 || inbox_.fd() < 0) return absl::InternalError("epoll/eventfd failed");
+  if (epoll_fd_ < 0 || inbox_.fd() < 0 || resolver_.fd() < 0) {
+    return absl::InternalError("epoll/eventfd failed");
+  }
   epoll_event ev{.events = EPOLLIN, .data = {.ptr = nullptr}};
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inbox_.fd(), &ev);
+  epoll_event answers{.events = EPOLLIN, .data = {.ptr = &resolver_}};
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, resolver_.fd(), &answers);
   TapSide tap(options_, &rules_, &inbox_);
   std::thread tap_thread([&] { tap.Run(); });
   uint64_t next_tick = 0, next_status = 0, stop_deadline = 0;
@@ -454,6 +471,14 @@ absl::Status Relay::Run() {
         dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
         for (Upstream* up : dirty_) up->SendQueued(now);
         dirty_.clear();
+      } else if (events[i].data.ptr == &resolver_) {
+        for (Resolver::Answer& a : resolver_.Take()) {
+          auto it = resolving_.find(a.id);
+          if (it == resolving_.end()) continue;  // its upstream went away
+          Upstream* up = it->second;
+          resolving_.erase(it);
+          up->OnResolved(std::move(a.addresses), now);
+        }
       } else {
         static_cast<Upstream*>(events[i].data.ptr)->OnEvents(events[i].events, now);
       }

@@ -1,6 +1,5 @@
 #include "relay/upstream.h"
 
-#include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -37,6 +36,8 @@ const char* StateName(Upstream::State s) {
   switch (s) {
     case Upstream::State::kWaiting:
       return "waiting";
+    case Upstream::State::kResolving:
+      return "resolving";
     case Upstream::State::kConnecting:
       return "connecting";
     case Upstream::State::kPublishing:
@@ -51,23 +52,13 @@ const char* StateName(Upstream::State s) {
   return "?";
 }
 
-// A non-blocking socket connecting to host:port, or an error naming what failed.
-absl::StatusOr<int> StartConnect(const UpstreamUrl& target) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(target.port);
-  if (int rc = getaddrinfo(target.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("can't resolve ", target.host, ": ", gai_strerror(rc)));
-  }
-  int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int rc = fd < 0 ? -1 : connect(fd, found->ai_addr, found->ai_addrlen);
-  const int err = errno;
-  freeaddrinfo(found);
-  if (fd < 0) return absl::ResourceExhaustedError(absl::StrCat("socket: ", strerror(err)));
-  if (rc < 0 && err != EINPROGRESS) {
+// A non-blocking socket connecting to `address`, or an error naming what failed.
+absl::StatusOr<int> StartConnect(const Address& address) {
+  const int fd = socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ResourceExhaustedError(absl::StrCat("socket: ", strerror(errno)));
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length) < 0 &&
+      errno != EINPROGRESS) {
+    const int err = errno;
     close(fd);
     return absl::UnavailableError(absl::StrCat("connect: ", strerror(err)));
   }
@@ -86,7 +77,15 @@ Upstream::Upstream(const UpstreamEnv& env, std::string stream, std::string url, 
       start_(start),
       backoff_(env.options->first_backoff) {}
 
-Upstream::~Upstream() { CloseSocket(); }
+Upstream::~Upstream() {
+  CancelResolve();
+  CloseSocket();
+}
+
+void Upstream::CancelResolve() {
+  if (resolve_id_ != 0 && env_.forget) env_.forget(resolve_id_);
+  resolve_id_ = 0;
+}
 
 void Upstream::Log(std::string_view what) const {
   if (env_.log) env_.log(absl::StrCat(stream_, " -> ", redacted_url_, ": ", std::string(what)));
@@ -94,24 +93,50 @@ void Upstream::Log(std::string_view what) const {
 
 void Upstream::Connect(uint64_t now_ns) {
   if (connections_++ > 0) ++stats_.reconnects;
-  absl::StatusOr<int> fd = StartConnect(target_);
-  if (!fd.ok()) {
-    Fail(std::string(fd.status().message()), now_ns);
+  state_ = State::kResolving;
+  deadline_ns_ = now_ns + Ns(env_.options->timeout);
+  if (env_.resolve) {
+    resolve_id_ = env_.resolve(this, target_.host, target_.port);
+  } else {
+    OnResolved(ResolveNow(target_.host, target_.port), now_ns);
+  }
+}
+
+void Upstream::OnResolved(absl::StatusOr<std::vector<Address>> addresses, uint64_t now_ns) {
+  resolve_id_ = 0;
+  if (!addresses.ok()) {
+    Fail(std::string(addresses.status().message()), now_ns);
     return;
   }
-  fd_ = *fd;
-  epoll_event ev{.events = EPOLLOUT, .data = {.ptr = this}};
-  epoll_ctl(env_.epoll_fd, EPOLL_CTL_ADD, fd_, &ev);
-  want_write_ = true;
-  state_ = State::kConnecting;
-  deadline_ns_ = now_ns + Ns(env_.options->timeout);
-  client_ = std::make_unique<rtmp::PublishClient>(
-      rtmp::PublishClientOptions{.app = target_.app,
-                                 .stream = target_.stream,
-                                 .tc_url = target_.tc_url,
-                                 .chunk_size = env_.options->chunk_size,
-                                 .fc_publish = true,
-                                 .enhanced = start_->caps()});
+  addresses_ = *std::move(addresses);
+  next_address_ = 0;
+  ConnectNext("", now_ns);
+}
+
+// Connects to the next address the name has; `why` says why the one before failed.
+void Upstream::ConnectNext(std::string why, uint64_t now_ns) {
+  CloseSocket();
+  while (next_address_ < addresses_.size()) {
+    absl::StatusOr<int> fd = StartConnect(addresses_[next_address_++]);
+    if (!fd.ok()) {
+      why = std::string(fd.status().message());
+      continue;
+    }
+    fd_ = *fd;
+    epoll_event ev{.events = EPOLLOUT, .data = {.ptr = this}};
+    epoll_ctl(env_.epoll_fd, EPOLL_CTL_ADD, fd_, &ev);
+    want_write_ = true;
+    state_ = State::kConnecting;
+    client_ = std::make_unique<rtmp::PublishClient>(
+        rtmp::PublishClientOptions{.app = target_.app,
+                                   .stream = target_.stream,
+                                   .tc_url = target_.tc_url,
+                                   .chunk_size = env_.options->chunk_size,
+                                   .fc_publish = true,
+                                   .enhanced = start_->caps()});
+    return;
+  }
+  Fail(why, now_ns);
 }
 
 void Upstream::OnConnected(uint64_t now_ns) {
@@ -119,7 +144,7 @@ void Upstream::OnConnected(uint64_t now_ns) {
   socklen_t len = sizeof(err);
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
-    Fail(absl::StrCat("connect: ", strerror(err)), now_ns);
+    ConnectNext(absl::StrCat("connect: ", strerror(err)), now_ns);
     return;
   }
   state_ = State::kPublishing;
@@ -364,6 +389,7 @@ void Upstream::Tick(uint64_t now_ns) {
     case State::kWaiting:
       if (!ending_ && now_ns >= deadline_ns_) Connect(now_ns);
       return;
+    case State::kResolving:
     case State::kConnecting:
     case State::kPublishing:
       if (now_ns >= deadline_ns_) {
@@ -420,6 +446,7 @@ void Upstream::End(uint64_t now_ns) {
 }
 
 void Upstream::Fail(std::string why, uint64_t now_ns) {
+  CancelResolve();
   CloseSocket();
   if (state_ == State::kLive && now_ns - live_since_ns_ >= kHealthyNs) {
     backoff_ = env_.options->first_backoff;

@@ -34,11 +34,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/rtmp/publish_client.h"
 #include "engine/tls.h"
 #include "relay/push_rules.h"
 #include "relay/relay_frame.h"
+#include "relay/resolver.h"
 
 namespace uringest::relay {
 
@@ -54,11 +56,18 @@ struct UpstreamOptions {
   std::shared_ptr<const engine::TlsContext> tls;  // for rtmps:// upstreams
 };
 
+class Upstream;
+
 // What every upstream of a relay shares.
 struct UpstreamEnv {
   int epoll_fd = -1;
   const UpstreamOptions* options = nullptr;
   std::function<void(std::string_view)> log;
+  // Asks for host:port's addresses, answered later with OnResolved(); returns the
+  // question's id, for `forget` (an upstream that goes away first). Unset: upstreams
+  // resolve at once, blocking.
+  std::function<uint64_t(Upstream*, const std::string& host, uint16_t port)> resolve;
+  std::function<void(uint64_t id)> forget;
 };
 
 struct UpstreamStats {
@@ -73,7 +82,15 @@ struct UpstreamStats {
 
 class Upstream {
  public:
-  enum class State : uint8_t { kWaiting, kConnecting, kPublishing, kLive, kEnding, kClosed };
+  enum class State : uint8_t {
+    kWaiting,     // for the backoff's end
+    kResolving,   // the host name
+    kConnecting,  // TCP, to each address of the name in turn
+    kPublishing,  // TLS, the RTMP handshake and commands
+    kLive,
+    kEnding,  // unpublishing
+    kClosed,
+  };
 
   // `start` (the stream's) must outlive the upstream.
   Upstream(const UpstreamEnv& env, std::string stream, std::string url, UpstreamUrl target,
@@ -83,6 +100,8 @@ class Upstream {
   Upstream& operator=(const Upstream&) = delete;
 
   void Connect(uint64_t now_ns);
+  // The answer to env.resolve()'s question.
+  void OnResolved(absl::StatusOr<std::vector<Address>> addresses, uint64_t now_ns);
   // Its socket is ready (epoll's events).
   void OnEvents(uint32_t events, uint64_t now_ns);
   // Timeouts, the backoff's end, lag.
@@ -111,6 +130,8 @@ class Upstream {
   const std::string& target_url() const { return url_; }
 
  private:
+  void ConnectNext(std::string why, uint64_t now_ns);
+  void CancelResolve();
   void StartTls();
   void OnConnected(uint64_t now_ns);
   void Receive(uint64_t now_ns);
@@ -134,6 +155,9 @@ class Upstream {
   State state_ = State::kWaiting;
   int fd_ = -1;
   bool want_write_ = false;
+  uint64_t resolve_id_ = 0;  // the question being resolved, 0 if none
+  std::vector<Address> addresses_;
+  size_t next_address_ = 0;
   std::unique_ptr<rtmp::PublishClient> client_;
   std::unique_ptr<engine::TlsSession> tls_;
   std::vector<uint8_t> tls_out_;  // ciphertext to send

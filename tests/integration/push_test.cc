@@ -493,9 +493,11 @@ TEST(PushTest, ARestartedServerIsWaitedForAndItsStreamsPushed) {
   ASSERT_NE(ingest, nullptr);
   ASSERT_NE(second, nullptr);
   const std::string log = dir.Path("push.log");
-  Process push = StartPush({"--ring", ring, "--status-file", dir.Path("push.json"), "--rule",
-                            "live/*=" + second->Url("live/{name}")},
-                           log);
+  // By name: "localhost" may give ::1 first, where nothing listens; 127.0.0.1 is next.
+  Process push =
+      StartPush({"--ring", ring, "--status-file", dir.Path("push.json"), "--rule",
+                 absl::StrCat("live/*=rtmp://localhost:", second->port(), "/live/{name}")},
+                log);
   ASSERT_TRUE(WaitForText(log, "rule(s) match")) << ReadFile(log);
   for (const std::string name : {"one", "two"}) {
     const std::string out = dir.Path(name + ".flv");
