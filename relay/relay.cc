@@ -388,7 +388,8 @@ void Relay::Reload(uint64_t now) {
     const std::vector<std::string> urls = Destinations(*rules_.Get(), s.name);
     for (auto& up : s.upstreams) {
       if (!up->closed() && std::find(urls.begin(), urls.end(), up->target_url()) == urls.end()) {
-        up->End(now);  // no rule gives it any more
+        Log(absl::StrCat(s.name, " -> ", up->url(), ": no rule gives it any more"));
+        up->End(now);
       }
     }
     for (const std::string& url : urls) {

@@ -426,6 +426,7 @@ void Upstream::End(uint64_t now_ns) {
   ending_ = true;
   if (state_ != State::kLive) {
     if (state_ != State::kClosed) Log("stream ended; closed");
+    CancelResolve();
     CloseSocket();
     state_ = State::kClosed;
     return;
