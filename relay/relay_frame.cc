@@ -31,7 +31,8 @@ FramePtr MakeFrame(const ringbuf::RecordMeta& meta, std::span<const uint8_t> pay
     frame->config =
         media::IsConfiguration(video, (meta.flags & ringbuf::kFlagSequenceHeader) != 0,
                                (meta.flags & ringbuf::kFlagExHeader) != 0, meta.packet_type);
-    frame->keyframe = video && !frame->config && (meta.flags & ringbuf::kFlagKeyframe) != 0;
+    frame->keyframe =
+        video && !frame->config && (meta.flags & ringbuf::kFlagKeyframe) != 0 && meta.track_id == 0;
     if (frame->config) {
       frame->config_key =
           uint32_t(meta.type) << 16 | uint32_t(meta.track_id) << 8 | meta.packet_type;
@@ -60,41 +61,45 @@ void StreamStart::Add(const FramePtr& frame, const ringbuf::RecordMeta& meta) {
     } else {
       configs_.push_back(frame);
     }
-    return;
   }
   if (frame->keyframe) {
     if (keyframe_) {
-      gop_.clear();
-      gop_bytes_ = 0;
+      history_.clear();
+      history_bytes_ = 0;
     }
     keyframe_ = true;
   } else if (!keyframe_) {
-    // Before the first keyframe (of the stream, or since a loss): the audio that goes
-    // with it is kept, the video frames that can't be decoded without it are not.
-    if (frame->type == rtmp::MessageType::kVideo || gop_.size() >= kMaxPreroll) return;
+    // Before the first keyframe (of the stream, or since a loss), what a decoder can use
+    // is kept for it, as it came: configurations, audio, frames that stand alone (of
+    // other tracks); video frames that need the pictures before them are not.
+    const bool stands_alone = frame->config || (meta.flags & ringbuf::kFlagKeyframe) != 0 ||
+                              frame->type != rtmp::MessageType::kVideo;
+    if (!stands_alone || history_.size() >= kMaxPreroll) return;
   }
-  gop_bytes_ += frame->body.size();
-  if (gop_bytes_ > kMaxGopBytes) {
+  history_bytes_ += frame->body.size();
+  if (history_bytes_ > kMaxGopBytes) {
     Lost();
     return;
   }
-  gop_.push_back(frame);
+  history_.push_back(frame);
 }
 
 void StreamStart::Lost() {
   keyframe_ = false;
-  gop_.clear();
-  gop_bytes_ = 0;
+  history_.clear();
+  history_bytes_ = 0;
 }
 
-std::vector<FramePtr> StreamStart::Opening() const {
-  std::vector<FramePtr> out;
-  out.reserve(1 + configs_.size() + gop_.size());
-  if (metadata_) out.push_back(metadata_);
-  out.insert(out.end(), configs_.begin(), configs_.end());
-  // Audio kept before a keyframe is worth sending only while a keyframe is awaited: an
+StreamStart::Start StreamStart::Opening() const {
+  Start out{.metadata = metadata_};
+  // What came before a keyframe is worth sending only while a keyframe is awaited: an
   // audio-only stream starts with its next frame.
-  if (keyframe_ || video_) out.insert(out.end(), gop_.begin(), gop_.end());
+  if (keyframe_ || video_) out.frames = history_;
+  for (const FramePtr& c : configs_) {
+    if (std::find(out.frames.begin(), out.frames.end(), c) == out.frames.end()) {
+      out.configs.push_back(c);
+    }
+  }
   return out;
 }
 

@@ -7,8 +7,8 @@
 //
 //   StreamStart start;
 //   FramePtr frame = MakeFrame(meta, payload, now_ns);
-//   start.Add(frame);                       // on the relay's thread, for every frame
-//   for (const FramePtr& f : start.Opening()) upstream.Send(f);
+//   start.Add(frame, meta);                 // on the relay's thread, for every frame
+//   StreamStart::Start opening = start.Opening();   // metadata, configs, frames
 //
 // Thread safety: a RelayFrame is immutable once made, and may be shared by threads; a
 // StreamStart belongs to one thread.
@@ -31,7 +31,10 @@ namespace uringest::relay {
 struct RelayFrame {
   rtmp::MessageType type = rtmp::MessageType::kVideo;  // kAudio, kVideo or kDataAmf0
   uint32_t timestamp = 0;                              // ms, the RTMP message timestamp
-  bool keyframe = false;  // a video frame a decoder can start at (not a configuration)
+  // A video frame of the default track (track 0) that a decoder can start at (not a
+  // configuration): where a destination starts or resumes. Other tracks' keyframes
+  // (multitrack) are not: starting there would cut track 0 off from its own.
+  bool keyframe = false;
   bool config = false;    // a sequence header: each track's decoder needs its latest
   bool metadata = false;  // onMetaData
   // Which configuration it is: (type, track, packet type), so that a newer one replaces
@@ -52,8 +55,14 @@ class StreamStart {
   // makes) and the frames are let go: a destination that connects then waits for the
   // next keyframe instead.
   static constexpr size_t kMaxGopBytes = 64 << 20;
-  // Audio frames kept before a stream's first keyframe (or the first after a loss).
+  // Frames kept before a stream's first keyframe (or the first after a loss).
   static constexpr size_t kMaxPreroll = 512;
+
+  struct Start {
+    FramePtr metadata;              // may be null
+    std::vector<FramePtr> configs;  // the latest of each that `frames` doesn't hold
+    std::vector<FramePtr> frames;   // in the order they came, from a keyframe
+  };
 
   // Takes note of the stream's next frame.
   void Add(const FramePtr& frame, const ringbuf::RecordMeta& meta);
@@ -62,8 +71,9 @@ class StreamStart {
   void Lost();
 
   // What a destination that goes live now sends first: onMetaData, the configurations,
-  // then the frames from the latest keyframe (if the stream has video and one is kept).
-  std::vector<FramePtr> Opening() const;
+  // then the frames from the latest keyframe (if the stream has video and one is kept;
+  // before the first keyframe, what came since the start).
+  Start Opening() const;
   // Whether the stream has video: a destination that starts without a keyframe kept
   // waits for the next one before it sends video or audio.
   bool video() const { return video_; }
@@ -72,7 +82,7 @@ class StreamStart {
   // The time the opening's onMetaData and configurations go out with: its keyframe's, or
   // the latest frame's, so that a destination's timestamps never go back.
   uint32_t opening_time() const {
-    return gop_.empty() || !(keyframe_ || video_) ? last_time_ : gop_.front()->timestamp;
+    return history_.empty() || !(keyframe_ || video_) ? last_time_ : history_.front()->timestamp;
   }
   // The Enhanced RTMP FourCCs and features seen, for the upstream's connect.
   const rtmp::EnhancedCaps& caps() const { return caps_; }
@@ -82,10 +92,11 @@ class StreamStart {
 
   FramePtr metadata_;
   std::vector<FramePtr> configs_;
-  // From the latest video keyframe on; before the first, the audio since the start.
-  std::vector<FramePtr> gop_;
-  bool keyframe_ = false;  // gop_ starts at one
-  size_t gop_bytes_ = 0;
+  // From the latest keyframe on, configurations included; before the first, what a
+  // decoder can use since the start.
+  std::vector<FramePtr> history_;
+  bool keyframe_ = false;  // history_ holds a keyframe
+  size_t history_bytes_ = 0;
   bool video_ = false;
   bool media_ = false;  // an audio or video frame came
   uint32_t last_time_ = 0;

@@ -64,9 +64,10 @@ TEST(RelayFrameTest, OpeningIsMetadataConfigsAndTheLatestGop) {
   add(avc);
   add(aac);
   EXPECT_FALSE(start.has_keyframe());
-  add(Video(0, 0));  // before any keyframe: nothing to start with
+  add(Video(0, 0));  // before any keyframe: undecodable, not kept
   EXPECT_FALSE(start.has_keyframe());
   add(Video(40, ringbuf::kFlagKeyframe));
+  EXPECT_TRUE(start.has_keyframe());
   add(Audio(50, false));
   const Made k2 = Video(2000, ringbuf::kFlagKeyframe);
   add(k2);
@@ -74,43 +75,67 @@ TEST(RelayFrameTest, OpeningIsMetadataConfigsAndTheLatestGop) {
   add(p);
   const Made aac2 = Audio(2050, true);  // a new audio configuration replaces the old
   add(aac2);
-  std::vector<FramePtr> opening = start.Opening();
-  ASSERT_EQ(opening.size(), 5u);
-  EXPECT_EQ(opening[0], meta.frame);
-  EXPECT_EQ(opening[1], avc.frame);
-  EXPECT_EQ(opening[2], aac2.frame);
-  EXPECT_EQ(opening[3], k2.frame);
-  EXPECT_EQ(opening[4], p.frame);
+  StreamStart::Start opening = start.Opening();
+  EXPECT_EQ(opening.metadata, meta.frame);
+  // The configurations from before the keyframe; the new one stays where it came.
+  EXPECT_EQ(opening.configs, std::vector<FramePtr>{avc.frame});
+  EXPECT_EQ(opening.frames, (std::vector<FramePtr>{k2.frame, p.frame, aac2.frame}));
   EXPECT_EQ(start.opening_time(), 2000u);
   EXPECT_TRUE(start.video());
 
   start.Lost();
   EXPECT_FALSE(start.has_keyframe());
-  EXPECT_EQ(start.Opening().size(), 3u);
+  opening = start.Opening();
+  EXPECT_EQ(opening.configs, (std::vector<FramePtr>{avc.frame, aac2.frame}));
+  EXPECT_TRUE(opening.frames.empty());
 }
 
-TEST(RelayFrameTest, AudioBeforeTheFirstKeyframeIsKeptForIt) {
+TEST(RelayFrameTest, DuringTheFirstGopTheStreamIsKeptAsItCame) {
   StreamStart start;
   auto add = [&](const Made& m) { start.Add(m.frame, m.meta); };
-  add(Video(0, ringbuf::kFlagKeyframe | ringbuf::kFlagSequenceHeader, 0));
+  const Made cfg = Video(0, ringbuf::kFlagKeyframe | ringbuf::kFlagSequenceHeader, 0);
+  add(cfg);
   const Made a0 = Audio(0, false);
   add(a0);
   add(Video(10, 0));  // undecodable without a keyframe: left out
   const Made k = Video(23, ringbuf::kFlagKeyframe);
   add(k);
-  std::vector<FramePtr> opening = start.Opening();
-  ASSERT_EQ(opening.size(), 3u);
-  EXPECT_EQ(opening[1], a0.frame);
-  EXPECT_EQ(opening[2], k.frame);
+  const StreamStart::Start opening = start.Opening();
+  EXPECT_TRUE(opening.configs.empty()) << "the configuration is in its place";
+  EXPECT_EQ(opening.frames, (std::vector<FramePtr>{cfg.frame, a0.frame, k.frame}));
   EXPECT_EQ(start.opening_time(), 0u);
+}
+
+// Multitrack (ffmpeg sends track 1 as OneTrack messages): a keyframe of another track
+// is not where a destination can start, and keeps the frames of track 0's GOP.
+TEST(RelayFrameTest, OnlyTrackZerosKeyframesStartAGop) {
+  StreamStart start;
+  auto add = [&](const Made& m) { start.Add(m.frame, m.meta); };
+  const Made k0 = Video(0, ringbuf::kFlagKeyframe);
+  add(k0);
+  RecordMeta track1{
+      .type = RecordType::kVideo,
+      .flags = ringbuf::kFlagKeyframe | ringbuf::kFlagExHeader | ringbuf::kFlagMultitrack,
+      .dts = 0,
+      .codec = media::FourCc("hvc1"),
+      .track_id = 1,
+      .packet_type = 1};
+  const uint8_t body[] = {0x96, 0x01, 'h', 'v', 'c', '1', 1};
+  const FramePtr k1 = MakeFrame(track1, body, 0);
+  EXPECT_FALSE(k1->keyframe);
+  start.Add(k1, track1);
+  EXPECT_EQ(start.Opening().frames, (std::vector<FramePtr>{k0.frame, k1}));
 }
 
 TEST(RelayFrameTest, AnAudioOnlyStreamStartsWithItsNextFrame) {
   StreamStart start;
-  start.Add(Audio(0, true).frame, Audio(0, true).meta);
+  const Made config = Audio(0, true);
+  start.Add(config.frame, config.meta);
   for (int i = 1; i < 10; ++i) start.Add(Audio(i * 23, false).frame, Audio(i * 23, false).meta);
   EXPECT_FALSE(start.video());
-  EXPECT_EQ(start.Opening().size(), 1u) << "the configuration only";
+  const StreamStart::Start opening = start.Opening();
+  EXPECT_EQ(opening.configs, std::vector<FramePtr>{config.frame});
+  EXPECT_TRUE(opening.frames.empty());
   EXPECT_EQ(start.opening_time(), 9u * 23);
 }
 

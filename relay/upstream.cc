@@ -231,20 +231,18 @@ void Upstream::GoLive(uint64_t now_ns) {
                                           : ""));
   // onMetaData and the configurations go out with the time of what follows them.
   const uint32_t at = start_->opening_time();
-  for (const FramePtr& f : start_->Opening()) {
-    if (f->metadata || f->config) {
-      ++stats_.frames;
-      if (f->metadata) {
-        client_->SendMetadata(f->body, at);
-      } else {
-        client_->SendMessage(f->type == rtmp::MessageType::kAudio ? rtmp::kAudioChunkStream
-                                                                  : rtmp::kVideoChunkStream,
-                             f->type, at, f->body);
-      }
-    } else {
-      queue_.push_back(f);
-    }
+  const StreamStart::Start opening = start_->Opening();
+  if (opening.metadata) {
+    ++stats_.frames;
+    client_->SendMetadata(opening.metadata->body, at);
   }
+  for (const FramePtr& c : opening.configs) {
+    ++stats_.frames;
+    client_->SendMessage(
+        c->type == rtmp::MessageType::kAudio ? rtmp::kAudioChunkStream : rtmp::kVideoChunkStream,
+        c->type, at, c->body);
+  }
+  queue_.insert(queue_.end(), opening.frames.begin(), opening.frames.end());
   // Without a keyframe kept, video (and the audio with it) waits for the next one.
   await_keyframe_ = start_->video() && !start_->has_keyframe();
   Pump();

@@ -130,6 +130,51 @@ std::vector<std::string> PublishClipArgs(const std::string& url, int seconds) {
           url};
 }
 
+bool WaitForText(const std::string& path, std::string_view text, size_t count,
+                 absl::Duration timeout) {
+  for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
+    const std::string content = ReadFile(path);
+    size_t found = 0;
+    for (size_t at = content.find(text); at != std::string::npos; at = content.find(text, at + 1)) {
+      ++found;
+    }
+    if (found >= count) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+bool MakeAvSource(const std::string& path, int seconds) {
+  return RunCommand({kFfmpeg,
+                     "-nostdin",
+                     "-hide_banner",
+                     "-loglevel",
+                     "error",
+                     "-y",
+                     "-f",
+                     "lavfi",
+                     "-i",
+                     "testsrc=size=640x360:rate=25",
+                     "-f",
+                     "lavfi",
+                     "-i",
+                     "sine=frequency=440:sample_rate=44100",
+                     "-t",
+                     absl::StrCat(seconds),
+                     "-c:v",
+                     "libx264",
+                     "-preset",
+                     "ultrafast",
+                     "-g",
+                     "50",
+                     "-c:a",
+                     "aac",
+                     "-f",
+                     "flv",
+                     path},
+                    kProcessTimeout) == 0;
+}
+
 std::vector<std::string> PublishAvArgs(const std::string& url, int seconds) {
   return {kFfmpeg,
           "-nostdin",

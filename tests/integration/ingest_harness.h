@@ -90,6 +90,10 @@ std::vector<std::string> PublishClipArgs(const std::string& url, int seconds = 2
 // H.264 + AAC: 1280x720 testsrc and a 1 kHz sine, `seconds` long, 6 Mbit/s, GOP 60, as
 // fast as ffmpeg can (no -re).
 std::vector<std::string> PublishAvArgs(const std::string& url, int seconds);
+// Writes `seconds` of 640x360 testsrc at 25 fps (libx264 ultrafast, a keyframe every 2 s)
+// and a 440 Hz sine as AAC into the FLV file `path`: a source a publisher sends with
+// `-c copy`, so that what comes out can be compared with it tag for tag.
+bool MakeAvSource(const std::string& path, int seconds);
 
 // uringest-cat --ring RING --wait STREAM -o OUT, its stderr to `log`.
 Process StartCat(const std::string& ring, const std::string& stream, const std::string& out,
@@ -111,6 +115,9 @@ std::vector<std::string> FrameHashes(const std::string& path, const ScratchDir& 
 bool WaitForStream(const std::string& ring, const std::string& name, uint64_t frames,
                    absl::Duration timeout);
 bool RingObjectsExist(const std::string& ring);  // any /dev/shm/RING.*
+// Polls the file at `path` (a log) until `text` is in it `count` times.
+bool WaitForText(const std::string& path, std::string_view text, size_t count = 1,
+                 absl::Duration timeout = kProcessTimeout);
 std::string ReadFile(const std::string& path);
 
 }  // namespace uringest::testing

@@ -25,47 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
 
-// 20 s of 640x360 testsrc at 25 fps with a 2 s GOP, and a 440 Hz sine as AAC: the source
-// file a publisher sends with -c copy, so that what was recorded can be compared with it.
-bool MakeSource(const std::string& path, int seconds = 20) {
-  return RunCommand({kFfmpeg,
-                     "-nostdin",
-                     "-hide_banner",
-                     "-loglevel",
-                     "error",
-                     "-y",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     "testsrc=size=640x360:rate=25",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     "sine=frequency=440:sample_rate=44100",
-                     "-t",
-                     "20",
-                     "-c:v",
-                     "libx264",
-                     "-preset",
-                     "ultrafast",
-                     "-g",
-                     "50",
-                     "-c:a",
-                     "aac",
-                     "-f",
-                     "flv",
-                     path},
-                    kProcessTimeout) == 0;
-}
-
-bool WaitForLine(const std::string& log, std::string_view text) {
-  for (absl::Time end = absl::Now() + kProcessTimeout; absl::Now() < end;) {
-    if (ReadFile(log).find(text) != std::string::npos) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
-
 // Frames: the A/V tags that are not sequence headers (AVC and AAC: packet type 0).
 std::vector<FlvTag> Frames(const std::vector<FlvTag>& tags) {
   std::vector<FlvTag> out;
@@ -107,7 +66,7 @@ TEST(RecordTest, SegmentsOfAnFfmpegPublishPlayAloneAndHoldEveryFrame) {
   REQUIRE_FFMPEG();
   ScratchDir dir;
   const std::string source = dir.Path("source.flv");
-  ASSERT_TRUE(MakeSource(source));
+  ASSERT_TRUE(MakeAvSource(source, 20));
   std::unique_ptr<IngestServer> server = IngestServer::Start(2, dir);
   ASSERT_NE(server, nullptr);
   const std::string out = dir.Path("rec");
@@ -115,12 +74,12 @@ TEST(RecordTest, SegmentsOfAnFfmpegPublishPlayAloneAndHoldEveryFrame) {
   Process recorder = Process::Spawn({ToolPath("uringest-record"), "--ring", server->ring(), "--dir",
                                      out, "--pattern", "live/*", "--segment", "6"},
                                     {.stderr_path = log});
-  ASSERT_TRUE(WaitForLine(log, "recording streams matching")) << ReadFile(log);
+  ASSERT_TRUE(WaitForText(log, "recording streams matching")) << ReadFile(log);
   ASSERT_EQ(RunCommand({kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", source,
                         "-c", "copy", "-f", "flv", server->Url("live/rec")},
                        kProcessTimeout),
             0);
-  ASSERT_TRUE(WaitForLine(log, "live/rec: stream ended")) << ReadFile(log);
+  ASSERT_TRUE(WaitForText(log, "live/rec: stream ended")) << ReadFile(log);
   recorder.Signal(SIGINT);
   EXPECT_EQ(recorder.Wait(kProcessTimeout), 0) << ReadFile(log);
   EXPECT_THAT(ReadFile(log), ::testing::HasSubstr("lost 0, not recorded 0"));
@@ -193,7 +152,7 @@ TEST(RecordTest, ARecorderKilledAndStartedAgainFinishesItsFileAndSaysWhatItMisse
   REQUIRE_FFMPEG();
   ScratchDir dir;
   const std::string source = dir.Path("source.flv");
-  ASSERT_TRUE(MakeSource(source, 12));
+  ASSERT_TRUE(MakeAvSource(source, 12));
   std::unique_ptr<IngestServer> server = IngestServer::Start(1, dir);
   ASSERT_NE(server, nullptr);
   const std::string out = dir.Path("rec");
@@ -203,20 +162,20 @@ TEST(RecordTest, ARecorderKilledAndStartedAgainFinishesItsFileAndSaysWhatItMisse
   };
   const std::string first_log = dir.Path("first.log"), second_log = dir.Path("second.log");
   Process first = record(first_log);
-  ASSERT_TRUE(WaitForLine(first_log, "recording streams matching")) << ReadFile(first_log);
+  ASSERT_TRUE(WaitForText(first_log, "recording streams matching")) << ReadFile(first_log);
   Process publisher =
       Process::Spawn({kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i",
                       source, "-c", "copy", "-f", "flv", server->Url("live/kill")});
-  ASSERT_TRUE(WaitForLine(first_log, "live/kill: writing")) << ReadFile(first_log);
+  ASSERT_TRUE(WaitForText(first_log, "live/kill: writing")) << ReadFile(first_log);
   absl::SleepFor(absl::Seconds(3));
   first.Kill();  // SIGKILL: its file stays .part, its last tag perhaps torn
   first.Wait(kProcessTimeout);
   absl::SleepFor(absl::Seconds(3));  // what is published meanwhile is not recorded
   Process second = record(second_log);
-  ASSERT_TRUE(WaitForLine(second_log, "not recorded while no recorder ran"))
+  ASSERT_TRUE(WaitForText(second_log, "not recorded while no recorder ran"))
       << ReadFile(second_log);
   EXPECT_EQ(publisher.Wait(kProcessTimeout), 0);
-  ASSERT_TRUE(WaitForLine(second_log, "live/kill: stream ended")) << ReadFile(second_log);
+  ASSERT_TRUE(WaitForText(second_log, "live/kill: stream ended")) << ReadFile(second_log);
   second.Signal(SIGINT);
   EXPECT_EQ(second.Wait(kProcessTimeout), 0) << ReadFile(second_log);
   const std::string log = ReadFile(second_log);
@@ -260,7 +219,7 @@ TEST(RecordTest, ADiskThatFillsAndFreesAgainCostsOnlyTheFramesItCouldNotTake) {
   REQUIRE_FFMPEG();
   ScratchDir dir;
   const std::string source = dir.Path("source.flv");
-  ASSERT_TRUE(MakeSource(source, 16));
+  ASSERT_TRUE(MakeAvSource(source, 16));
   const std::string disk = dir.Path("disk");
   fs::create_directories(disk);
   if (RunCommand({"/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", disk}, kProcessTimeout) !=
@@ -281,15 +240,15 @@ TEST(RecordTest, ADiskThatFillsAndFreesAgainCostsOnlyTheFramesItCouldNotTake) {
   Process recorder = Process::Spawn(
       {ToolPath("uringest-record"), "--ring", server->ring(), "--dir", disk + "/rec"},
       {.stderr_path = log});
-  ASSERT_TRUE(WaitForLine(log, "recording streams matching")) << ReadFile(log);
+  ASSERT_TRUE(WaitForText(log, "recording streams matching")) << ReadFile(log);
   Process publisher =
       Process::Spawn({kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i",
                       source, "-c", "copy", "-f", "flv", server->Url("live/full")});
-  ASSERT_TRUE(WaitForLine(log, "No space left on device")) << ReadFile(log);
+  ASSERT_TRUE(WaitForText(log, "No space left on device")) << ReadFile(log);
   fs::remove(filler);
-  ASSERT_TRUE(WaitForLine(log, "live/full: recording again in")) << ReadFile(log);
+  ASSERT_TRUE(WaitForText(log, "live/full: recording again in")) << ReadFile(log);
   EXPECT_EQ(publisher.Wait(kProcessTimeout), 0);
-  ASSERT_TRUE(WaitForLine(log, "live/full: stream ended")) << ReadFile(log);
+  ASSERT_TRUE(WaitForText(log, "live/full: stream ended")) << ReadFile(log);
   recorder.Signal(SIGINT);
   EXPECT_EQ(recorder.Wait(kProcessTimeout), 0) << ReadFile(log);
 
