@@ -342,6 +342,11 @@ void Upstream::Flush(uint64_t now_ns) {
         client_->Sent(plain.size());
         tls_->TakeOutput(&tls_out_);
       }
+      // Unpublished and all of it encrypted: close_notify ends the session (once).
+      if (state_ == State::kEnding && client_->pending_bytes() == 0 && tls_->can_shut_down()) {
+        tls_->Shutdown();
+        tls_->TakeOutput(&tls_out_);
+      }
       out = std::span<const uint8_t>(tls_out_).subspan(tls_sent_);
     } else {
       out = client_->NextSend();
@@ -396,7 +401,7 @@ void Upstream::Tick(uint64_t now_ns) {
       }
       return;
     case State::kLive:
-      if ((!queue_.empty() || client_->pending_bytes() > 0) &&
+      if ((!queue_.empty() || client_->pending_bytes() > 0 || tls_out_.size() > tls_sent_) &&
           now_ns - progress_ns_ > Ns(env_.options->timeout)) {
         Fail(absl::StrCat("stalled: took no byte for ", Seconds(now_ns - progress_ns_)), now_ns);
         return;
@@ -437,10 +442,6 @@ void Upstream::End(uint64_t now_ns) {
   state_ = State::kEnding;
   deadline_ns_ = now_ns + Ns(env_.options->timeout);
   Log("stream ended; unpublishing");
-  if (tls_ != nullptr) {
-    Flush(now_ns);
-    if (tls_->can_shut_down() && client_->pending_bytes() == 0) tls_->Shutdown();
-  }
   Flush(now_ns);
 }
 
