@@ -52,6 +52,7 @@ TEST(CApiTest, OpenListFollowReadCheckCopy) {
   uringest_ring_reader* r = nullptr;
   EXPECT_EQ(uringest_ring_open("no-such-ring-anywhere", &r), -ENOENT);
   ASSERT_EQ(uringest_ring_open(name.name().c_str(), &r), 0);
+  EXPECT_EQ(uringest_ring_shard_count(r), 1u);
   uringest_ring_stream_info infos[4];
   ASSERT_EQ(uringest_ring_list(r, infos, 4), 1);
   EXPECT_STREQ(infos[0].name, "live/c");

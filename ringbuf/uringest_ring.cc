@@ -210,6 +210,10 @@ int uringest_ring_wait_stream(uringest_ring_reader* reader, const char* stream, 
   return -EIO;
 }
 
+uint32_t uringest_ring_shard_count(const uringest_ring_reader* reader) {
+  return reader->reader->directory().header().shard_count;
+}
+
 int uringest_ring_server_exit(const uringest_ring_reader* reader) {
   return rb::ToExitCode(reader->reader->CheckServerExit());
 }

@@ -15,13 +15,26 @@
  * Errors are negative errno values (-EACCES: the process is not in the ring's group,
  * uringestd --ring-group). The ring and its directory are mapped read-only; only the
  * rings' small readers pages are written (FORMAT.md, "Permissions"). A reader handle is
- * used by one thread at a time. */
+ * used by one thread at a time.
+ *
+ * Installed, it is <uringest_ring.h> of liburingest-ring.so (pkg-config uringest-ring):
+ *
+ *   cc consumer.c $(pkg-config --cflags --libs uringest-ring)
+ */
 
 #ifndef URINGEST_RINGBUF_URINGEST_RING_H_
 #define URINGEST_RINGBUF_URINGEST_RING_H_
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The functions below are the only symbols liburingest-ring.so exports: its objects are
+ * compiled with -fvisibility=hidden, and ringbuf/uringest_ring.map names them too. */
+#if defined(__GNUC__)
+#define URINGEST_RING_API __attribute__((visibility("default")))
+#else
+#define URINGEST_RING_API
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -113,25 +126,30 @@ typedef struct {
 } uringest_ring_frame;
 
 /* Opens ring `name` (the server's --ring NAME). */
-int uringest_ring_open(const char* name, uringest_ring_reader** out);
-void uringest_ring_close(uringest_ring_reader* reader);
+URINGEST_RING_API int uringest_ring_open(const char* name, uringest_ring_reader** out);
+URINGEST_RING_API void uringest_ring_close(uringest_ring_reader* reader);
 /* Fills up to `capacity` entries; returns how many streams there are (may be more). */
-int uringest_ring_list(uringest_ring_reader* reader, uringest_ring_stream_info* out,
-                       size_t capacity);
+URINGEST_RING_API int uringest_ring_list(uringest_ring_reader* reader,
+                                         uringest_ring_stream_info* out, size_t capacity);
 /* Follows stream `stream` ("app/name") from `from`; lossless != 0 holds the producer back
  * for a bounded time per write. */
-int uringest_ring_follow(uringest_ring_reader* reader, const char* stream, int from, int lossless);
+URINGEST_RING_API int uringest_ring_follow(uringest_ring_reader* reader, const char* stream,
+                                           int from, int lossless);
 /* Waits up to timeout_ms for the next frame; returns URINGEST_RING_FRAME with *frame
  * filled, or another URINGEST_RING_* result, or a negative errno. */
-int uringest_ring_next(uringest_ring_reader* reader, uringest_ring_frame* frame, int timeout_ms);
+URINGEST_RING_API int uringest_ring_next(uringest_ring_reader* reader, uringest_ring_frame* frame,
+                                         int timeout_ms);
 /* 1 if the last frame's payload was intact while used, 0 if it was overwritten. */
-int uringest_ring_check(uringest_ring_reader* reader);
+URINGEST_RING_API int uringest_ring_check(uringest_ring_reader* reader);
 /* Copies the last frame's payload into buf; returns its length, -ENOSPC if capacity is
  * too small, -ESTALE if it was overwritten. */
-int64_t uringest_ring_copy(uringest_ring_reader* reader, uint8_t* buf, size_t capacity);
-uint64_t uringest_ring_lost(const uringest_ring_reader* reader);
-uint64_t uringest_ring_lag(const uringest_ring_reader* reader);
-int uringest_ring_server_state(const uringest_ring_reader* reader);
+URINGEST_RING_API int64_t uringest_ring_copy(uringest_ring_reader* reader, uint8_t* buf,
+                                             size_t capacity);
+URINGEST_RING_API uint64_t uringest_ring_lost(const uringest_ring_reader* reader);
+URINGEST_RING_API uint64_t uringest_ring_lag(const uringest_ring_reader* reader);
+URINGEST_RING_API int uringest_ring_server_state(const uringest_ring_reader* reader);
+/* How many shards the server writes (its --shards): rings NAME.ring.0 .. NAME.ring.<n-1>. */
+URINGEST_RING_API uint32_t uringest_ring_shard_count(const uringest_ring_reader* reader);
 
 /* Waiting (ringbuf/reader.h, "Waiting"). A timeout_ms below 0 waits without limit; a
  * caller that must stop on a signal waits in slices (each call looks at the server at
@@ -141,15 +159,17 @@ int uringest_ring_server_state(const uringest_ring_reader* reader);
  * Like uringest_ring_open, once a live server owns ring `name` (a fresh heartbeat, and
  * it holds the ring's lock). Missing objects and stale ones that a dead server left are
  * waited for. Returns 0, -ETIMEDOUT, or another negative errno (-EACCES). */
-int uringest_ring_wait_open(const char* name, int timeout_ms, uringest_ring_reader** out);
+URINGEST_RING_API int uringest_ring_wait_open(const char* name, int timeout_ms,
+                                              uringest_ring_reader** out);
 /* Waits until stream `stream` ("app/name") is publishing: URINGEST_RING_STREAM_READY
  * (then uringest_ring_follow it), URINGEST_RING_TIMEOUT, URINGEST_RING_SERVER_DIED or
  * URINGEST_RING_SERVER_SHUT_DOWN (within about 0.6 s of the server's end), or -EINVAL. */
-int uringest_ring_wait_stream(uringest_ring_reader* reader, const char* stream, int timeout_ms);
+URINGEST_RING_API int uringest_ring_wait_stream(uringest_ring_reader* reader, const char* stream,
+                                                int timeout_ms);
 /* 0 while the server is alive, else URINGEST_RING_SERVER_DIED or
  * URINGEST_RING_SERVER_SHUT_DOWN: why uringest_ring_next returned
  * URINGEST_RING_SERVER_GONE. */
-int uringest_ring_server_exit(const uringest_ring_reader* reader);
+URINGEST_RING_API int uringest_ring_server_exit(const uringest_ring_reader* reader);
 
 #ifdef __cplusplus
 } /* extern "C" */
