@@ -21,6 +21,9 @@ uringest_require(OPENSSL_FOUND libssl-dev "OpenSSL's libcrypto")
 pkg_check_modules(LIBURING QUIET IMPORTED_TARGET liburing)
 uringest_require(LIBURING_FOUND liburing-dev "liburing")
 
+pkg_check_modules(MICROHTTPD QUIET IMPORTED_TARGET libmicrohttpd)
+uringest_require(MICROHTTPD_FOUND libmicrohttpd-dev "GNU libmicrohttpd (the HTTP control listener)")
+
 find_package(mimalloc CONFIG QUIET)
 uringest_require(mimalloc_FOUND libmimalloc-dev "mimalloc")
 

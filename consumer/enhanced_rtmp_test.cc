@@ -40,7 +40,7 @@ class NullSender : public rtmp::MessageSender {
 
 class AnyNameRegistry : public rtmp::PublishRegistry {
  public:
-  bool Claim(rtmp::StreamName) override { return true; }
+  absl::Status Claim(rtmp::StreamName) override { return absl::OkStatus(); }
   void Release(rtmp::StreamName) override {}
 };
 

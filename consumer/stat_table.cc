@@ -35,7 +35,8 @@ StreamRow MakeRow(const ringbuf::StreamInfo& s, const ringbuf::StreamInfo* befor
                 .fps = s.codec.frame_rate_milli / 1000.0,
                 .frames = s.frames,
                 .bytes = s.bytes,
-                .drops = s.drops};
+                .drops = s.drops,
+                .begin_time_s = double(s.begin_time_ns) / kNsPerSecond};
   if (before != nullptr && interval_s > 0 && s.bytes >= before->bytes) {
     row.bitrate_kbps = double(s.bytes - before->bytes) * 8 / 1000 / interval_s;
   }
@@ -85,7 +86,9 @@ std::string JsonNumber(double v) {
   return absl::StrFormat("%.3f", v);
 }
 
-std::string JsonStream(const StreamRow& r) {
+}  // namespace
+
+std::string RenderStreamJson(const StreamRow& r) {
   return absl::StrCat("{\"name\":", JsonString(r.name), ",\"publisher\":", JsonString(r.publisher),
                       ",\"shard\":", r.shard, ",\"stream_id\":", r.stream_id,
                       ",\"video_codec\":", JsonString(r.video_codec),
@@ -103,6 +106,8 @@ std::string JsonStream(const StreamRow& r) {
                                     }),
                       "]}");
 }
+
+namespace {
 
 std::string JsonRing(const RingSample& r) {
   std::vector<std::string> readers;
@@ -260,7 +265,7 @@ std::string HumanBytes(uint64_t bytes) {
 
 std::string RenderStatJson(const StatTable& t) {
   std::vector<std::string> streams, rings;
-  for (const StreamRow& r : t.streams) streams.push_back(JsonStream(r));
+  for (const StreamRow& r : t.streams) streams.push_back(RenderStreamJson(r));
   for (const RingSample& r : t.rings) rings.push_back(JsonRing(r));
   return absl::StrCat(
       "{\"ring\":", JsonString(t.ring), ",\"epoch\":\"", absl::Hex(t.epoch, absl::kZeroPad16), "\"",

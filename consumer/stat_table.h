@@ -48,6 +48,7 @@ struct StreamRow {
   uint64_t bytes = 0;
   uint64_t drops = 0;
   double duration_s = 0;         // since the stream began
+  double begin_time_s = 0;       // when it began: seconds since the Unix epoch
   std::vector<TrackRow> tracks;  // Enhanced RTMP tracks other than 0
 };
 
@@ -70,6 +71,9 @@ std::string RenderStatText(const StatTable& table);
 // One JSON object (RFC 8259) on one line, ending in a newline. The epoch is a hex
 // string: as a number it would exceed what JSON readers hold exactly (2^53).
 std::string RenderStatJson(const StatTable& table);
+
+// One stream's object of RenderStatJson's "streams" (no newline).
+std::string RenderStreamJson(const StreamRow& row);
 
 // `s` as a JSON string literal, quotes included: ", \ and control characters escaped;
 // bytes that are not valid UTF-8 become U+FFFD, so the document stays valid.

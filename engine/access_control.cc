@@ -10,7 +10,7 @@ absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(const Acces
     absl::StatusOr<size_t> rules = access->Reload();
     if (!rules.ok()) return rules.status();
   }
-  if (!options.hook.url.empty()) {
+  if (!options.hook.url.empty() || !options.hook.done_url.empty()) {
     absl::StatusOr<std::unique_ptr<PublishHook>> hook = PublishHook::Create(options.hook);
     if (!hook.ok()) return hook.status();
     access->hook_ = *std::move(hook);
@@ -43,7 +43,7 @@ rtmp::PublishVerdict ConnectionAuthorizer::Authorize(const rtmp::PublishRequest&
     }
   }
   PublishHook* hook = access_->hook();
-  if (hook == nullptr) return rtmp::PublishVerdict::Allow();
+  if (hook == nullptr || !hook->asks()) return rtmp::PublishVerdict::Allow();
   hook->Post({.app = std::string(request.app),
               .name = std::string(request.name),
               .key = std::string(request.key),

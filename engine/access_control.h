@@ -63,11 +63,15 @@ class AccessControl {
   // Returns the number of rules now loaded.
   absl::StatusOr<size_t> Reload();
 
-  bool enabled() const { return !options_.auth_file.empty() || hook_ != nullptr; }
+  bool enabled() const {
+    return !options_.auth_file.empty() || (hook_ != nullptr && hook_->asks());
+  }
   const AccessOptions& options() const { return options_; }
   // The rules in force (nullptr without --auth-file); the snapshot stays valid however
   // often the file is reloaded meanwhile.
   std::shared_ptr<const AuthFile> auth_file() const;
+  // The hook's client: on-publish requests, on-publish-done notifications, or both;
+  // nullptr with neither.
   PublishHook* hook() const { return hook_.get(); }
 
  private:

@@ -42,7 +42,7 @@ Connection::Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
                        const rtmp::ServerConnectionOptions& options, StreamRegistry* registry,
                        uint32_t shard, ringbuf::ShardWriter* ring, int64_t now_ms,
                        bool server_has_tls, const AccessControl* access,
-                       const ApprovalPoster* poster)
+                       const ApprovalPoster* poster, ServerMetrics* metrics)
     : id_(id),
       serial_(serial),
       address_(std::move(peer)),
@@ -51,7 +51,8 @@ Connection::Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
       last_activity_ms_(now_ms),
       server_has_tls_(server_has_tls),
       names_(registry, Publisher{.shard = shard, .connection = serial}),
-      sink_(ring, peer_),
+      sink_(ring, peer_, address_.ip, address_.port, access != nullptr ? access->hook() : nullptr,
+            metrics != nullptr ? &metrics->publishes : nullptr),
       auth_(access, poster, Publisher{.shard = shard, .connection = serial}, address_.ip,
             address_.port),
       rtmp_(options, &sink_, &names_, access != nullptr ? &auth_ : nullptr) {}
@@ -96,6 +97,7 @@ absl::Status Connection::Receive(std::span<const uint8_t> bytes, bool more_queue
   bytes_in_ += bytes.size();
   if (first && !bytes.empty()) {
     if (std::string wrong = WrongPort(bytes[0]); !wrong.empty()) {
+      wrong_port_ = true;
       return absl::InvalidArgumentError(wrong);
     }
   }
@@ -146,16 +148,41 @@ std::span<const uint8_t> Connection::Sent(size_t n) {
   return {};
 }
 
-void Connection::CloseAfterFlush(std::string_view reason) {
+bool Connection::TakeTlsHandshakeDone() {
+  if (tls_counted_ || tls_ == nullptr || !tls_->handshake_done()) return false;
+  tls_counted_ = true;
+  return true;
+}
+
+std::optional<ProtocolError> Connection::ErrorKind(const absl::Status& error) const {
+  if (absl::IsPermissionDenied(error)) return std::nullopt;
+  if (wrong_port_) return ProtocolError::kWrongPort;
+  if (tls_ != nullptr && !tls_->handshake_done()) return ProtocolError::kTlsHandshake;
+  if (!rtmp_.handshake_complete()) return ProtocolError::kRtmpHandshake;
+  if (absl::IsResourceExhausted(error)) return ProtocolError::kLimit;
+  if (absl::IsFailedPrecondition(error)) return ProtocolError::kOutOfOrder;
+  return ProtocolError::kMalformed;
+}
+
+void Connection::CloseAfterFlush(std::string_view reason, std::string_view end) {
   flush_then_close_ = true;
   close_reason_ = std::string(reason);
+  sink_.set_end_reason(end);
   rtmp_.Close();
 }
 
-void Connection::Close() {
+void Connection::Close(std::string_view end) {
   flush_then_close_ = false;
   closing_ = true;
+  sink_.set_end_reason(end);
   rtmp_.Close();
+}
+
+void Connection::Kick(std::string_view notice) {
+  flush_then_close_ = true;
+  close_reason_ = std::string(notice);
+  sink_.set_end_reason(end_reason::kKick);
+  rtmp_.Close(notice);
 }
 
 }  // namespace uringest::engine

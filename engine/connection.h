@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@
 #include "engine/access_control.h"
 #include "engine/event_loop.h"
 #include "engine/ring_frame_sink.h"
+#include "engine/server_metrics.h"
 #include "engine/rtmp/server_connection.h"
 #include "engine/stream_registry.h"
 #include "engine/tls.h"
@@ -42,13 +44,26 @@ struct PeerAddress {
 // The peer of connected socket `fd`.
 PeerAddress PeerOf(int fd);
 
+// Why a connection's publishes end: the `reason` of --on-publish-done (static strings).
+// A publisher that ends its stream itself (FCUnpublish, deleteStream, closeStream)
+// gives "unpublish".
+namespace end_reason {
+inline constexpr std::string_view kDisconnect = "disconnect";  // the peer closed or reset
+inline constexpr std::string_view kIdleTimeout = "idle_timeout";
+inline constexpr std::string_view kKick = "kick";
+inline constexpr std::string_view kTakeover = "takeover";
+inline constexpr std::string_view kShutdown = "shutdown";
+inline constexpr std::string_view kError = "error";  // a protocol error, a failed send
+}  // namespace end_reason
+
 class Connection {
  public:
   // `server_has_tls`: the server listens for RTMPS too (for the wrong-port message).
   Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
              const rtmp::ServerConnectionOptions& options, StreamRegistry* registry, uint32_t shard,
              ringbuf::ShardWriter* ring, int64_t now_ms, bool server_has_tls = false,
-             const AccessControl* access = nullptr, const ApprovalPoster* poster = nullptr);
+             const AccessControl* access = nullptr, const ApprovalPoster* poster = nullptr,
+             ServerMetrics* metrics = nullptr);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -76,6 +91,12 @@ class Connection {
   bool peer_closed_tls() const { return tls_ != nullptr && tls_->peer_closed(); }
   // A close the server makes in order still owes a close_notify.
   bool OwesCloseNotify() const { return tls_ != nullptr && tls_->can_shut_down(); }
+  // True once, when the TLS handshake has completed (for the metrics).
+  bool TakeTlsHandshakeDone();
+
+  // What kind of protocol error `error`, returned by Receive(), is (for the metrics);
+  // nullopt for a publish the key file or hook refused, which is no protocol error.
+  std::optional<ProtocolError> ErrorKind(const absl::Status& error) const;
 
   // ---- Receiving ----
   // Hands `bytes`, as received, to the RTMP core (on RTMPS decrypted first, each record
@@ -107,10 +128,15 @@ class Connection {
   bool closing() const { return closing_; }
   bool flushing() const { return flush_then_close_; }
   const std::string& close_reason() const { return close_reason_; }
-  // Ends the RTMP session (its streams end) and closes once the queued bytes are out.
-  void CloseAfterFlush(std::string_view reason);
-  // Ends the RTMP session; the caller closes the socket. Cancels a CloseAfterFlush().
-  void Close();
+  // Ends the RTMP session (its streams end, for `end`: an end_reason) and closes once
+  // the queued bytes are out.
+  void CloseAfterFlush(std::string_view reason, std::string_view end);
+  // Ends the RTMP session (for `end`); the caller closes the socket. Cancels a
+  // CloseAfterFlush().
+  void Close(std::string_view end);
+  // The server ends the publish (the HTTP API's kick): each stream is told, with
+  // onStatus NetStream.Unpublish.Success, and the connection closes once that is sent.
+  void Kick(std::string_view notice);
 
  private:
   const ConnectionId id_;
@@ -133,6 +159,8 @@ class Connection {
   bool send_in_flight_ = false;
   bool closing_ = false;
   bool flush_then_close_ = false;
+  bool wrong_port_ = false;
+  bool tls_counted_ = false;
   std::string close_reason_;
 
   ConnectionNames names_;

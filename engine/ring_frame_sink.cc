@@ -73,8 +73,15 @@ constexpr size_t kMaxSplitConfig = 64 * 1024;
 
 }  // namespace
 
-RingFrameSink::RingFrameSink(ringbuf::ShardWriter* shard, std::string peer)
-    : shard_(shard), peer_(std::move(peer)) {}
+RingFrameSink::RingFrameSink(ringbuf::ShardWriter* shard, std::string peer, std::string addr,
+                             uint16_t port, PublishHook* done,
+                             std::atomic<uint64_t>* publishes)
+    : shard_(shard),
+      peer_(std::move(peer)),
+      addr_(std::move(addr)),
+      port_(port),
+      done_(done),
+      publishes_(publishes) {}
 
 RingFrameSink::~RingFrameSink() = default;  // each StreamWriter ends its stream
 
@@ -90,8 +97,13 @@ absl::Status RingFrameSink::OnStreamBegin(uint32_t stream_id, rtmp::StreamName n
   absl::StatusOr<ringbuf::StreamWriter> writer = shard_->BeginStream(key, peer_);
   if (!writer.ok()) return writer.status();  // the session refuses the publish, and says why
   has_published_ = true;
+  if (publishes_ != nullptr) publishes_->fetch_add(1, std::memory_order_relaxed);
   spdlog::info("{}: publishing {}", peer_, key);
-  streams_.push_back(Stream{.stream_id = stream_id, .writer = std::move(*writer)});
+  streams_.push_back(Stream{.stream_id = stream_id,
+                            .writer = std::move(*writer),
+                            .app = std::string(name.app),
+                            .name = std::string(name.name),
+                            .begin_ns = ringbuf::MonotonicNs()});
   return absl::OkStatus();
 }
 
@@ -118,6 +130,7 @@ void RingFrameSink::OnFrame(const rtmp::Frame& frame) {
     WarnConfigNotKept(stream, frame.track_id, frame.payload_size());
   }
   ++stream->frames;
+  stream->bytes += frame.payload_size();
   ++counters_.frames;
   counters_.bytes += frame.payload_size();
 }
@@ -176,8 +189,19 @@ void RingFrameSink::UpdateCodec(Stream* stream, const rtmp::Frame& frame) {
 void RingFrameSink::OnStreamEnd(uint32_t stream_id) {
   for (auto it = streams_.begin(); it != streams_.end(); ++it) {
     if (it->stream_id == stream_id) {
-      spdlog::info("{}: stream ended after {} frames", peer_, it->frames);
+      spdlog::info("{}: stream {}/{} ended ({}) after {} frames", peer_, it->app, it->name,
+                   end_reason_, it->frames);
       it->writer.End();
+      if (done_ != nullptr) {
+        done_->Notify({.app = std::move(it->app),
+                       .name = std::move(it->name),
+                       .addr = addr_,
+                       .port = port_,
+                       .reason = end_reason_,
+                       .duration_s = double(ringbuf::MonotonicNs() - it->begin_ns) / 1e9,
+                       .bytes = it->bytes,
+                       .frames = it->frames});
+      }
       streams_.erase(it);
       return;
     }

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
 
 namespace uringest::engine {
@@ -145,6 +146,7 @@ absl::Status Server::BindListeners(size_t count, bool reuse_port) {
 }
 
 absl::Status Server::Start() {
+  metrics_ = std::make_unique<ServerMetrics>(options_.shards);
   if (absl::Status s = CreateRings(); !s.ok()) return s;
   const bool by_load = options_.placement == Placement::kLoad && options_.shards > 1;
   const size_t listeners = by_load ? 1 : options_.shards;
@@ -188,10 +190,18 @@ absl::Status Server::CreateAdmission() {
   });
   limits_ =
       std::make_unique<ConnectionLimits>(options_.max_connections, options_.max_connections_per_ip);
-  if (options_.auth_file.empty() && options_.on_publish_url.empty()) return absl::OkStatus();
+  if (options_.auth_file.empty() && options_.on_publish_url.empty() &&
+      options_.on_publish_done_url.empty()) {
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::unique_ptr<AccessControl>> access = AccessControl::Create(
       {.auth_file = options_.auth_file,
-       .hook = {.url = options_.on_publish_url, .timeout = options_.on_publish_timeout}});
+       .hook = {.url = options_.on_publish_url,
+                .done_url = options_.on_publish_done_url,
+                .timeout = options_.on_publish_timeout,
+                .metrics = &metrics_->on_publish,
+                .done_metrics = &metrics_->on_publish_done,
+                .done_dropped = &metrics_->publish_done_dropped}});
   if (!access.ok()) return access.status();
   access_ = *std::move(access);
   LogAccessControl();
@@ -207,7 +217,8 @@ absl::Status Server::StartShards(bool by_load) {
                           .limits = limits_.get(),
                           .next_serial = &next_serial_,
                           .access = access_.get(),
-                          .tls = tls_.get()};
+                          .tls = tls_.get(),
+                          .metrics = metrics_.get()};
   context_.post_approval = [this](uint32_t shard, Approval&& approval) {
     shards_[shard]->PostApproval(std::move(approval));
   };
@@ -258,7 +269,34 @@ uint32_t Server::PickShard() const {
 }
 
 void Server::Shutdown() {
+  shutting_down_.store(true, std::memory_order_relaxed);
   for (auto& shard : shards_) shard->PostShutdown();
+}
+
+bool Server::Ready(std::string* why) const {
+  if (shutting_down_.load(std::memory_order_relaxed)) {
+    *why = "shutting down";
+    return false;
+  }
+  for (const auto& shard : shards_) {
+    if (shard->finished()) {
+      *why = absl::StrCat("shard ", shard->index(), " is not running its loop");
+      return false;
+    }
+  }
+  return true;
+}
+
+Server::KickResult Server::Kick(const std::string& key, absl::Duration ban) {
+  if (ban > absl::ZeroDuration()) {
+    registry_->Ban(key, absl::Now() + ban);
+    spdlog::info("{}: banned for {} (HTTP API)", key, absl::FormatDuration(ban));
+  }
+  std::optional<Publisher> publisher = registry_->Find(key);
+  if (!publisher.has_value()) return {};
+  shards_[publisher->shard]->PostKick(publisher->connection,
+                                      "kicked by the operator (HTTP API)");
+  return {.kicked = true};
 }
 
 // The hook's URL is not logged: it may carry credentials.
@@ -267,9 +305,12 @@ void Server::LogAccessControl() const {
     spdlog::info("publishing needs a key: --auth-file {} ({} rules; SIGHUP reloads it)",
                  options_.auth_file, file->rule_count());
   }
-  if (access_->hook() != nullptr) {
+  if (access_->hook() != nullptr && access_->hook()->asks()) {
     spdlog::info("publishing needs the --on-publish hook's 2xx (timeout {})",
                  absl::FormatDuration(options_.on_publish_timeout));
+  }
+  if (access_->hook() != nullptr && access_->hook()->tells()) {
+    spdlog::info("each publish's end is told to the --on-publish-done hook");
   }
 }
 

@@ -20,9 +20,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/access_control.h"
 #include "engine/connection_limits.h"
 #include "engine/io_uring_probe.h"
+#include "engine/server_metrics.h"
 #include "engine/server_options.h"
 #include "engine/shard.h"
 #include "engine/stream_registry.h"
@@ -52,6 +54,18 @@ class Server {
   // error the certificate loaded before stays. OK without RTMPS.
   absl::Status ReloadTls();
   bool tls_enabled() const { return !options_.tls_cert.empty(); }
+
+  // ---- The HTTP control API's side (any thread, once Start() succeeded) ----
+  ServerMetrics& metrics() { return *metrics_; }
+  // Whether every shard runs its loop and the server is not shutting down; if not, why.
+  bool Ready(std::string* why) const;
+  struct KickResult {
+    bool kicked = false;  // a publisher held the name and is being ended
+  };
+  // Ends the publish of `key`, "app/name" (its publisher is told
+  // NetStream.Unpublish.Success and disconnected; the stream ends cleanly in the ring)
+  // and, with a `ban` > 0, refuses the name to every publisher for that long.
+  KickResult Kick(const std::string& key, absl::Duration ban);
 
   // Where it listens, with the port resolved ("0.0.0.0:1935").
   const std::string& listen_address() const { return listen_address_; }
@@ -94,7 +108,9 @@ class Server {
   std::unique_ptr<ringbuf::RingServer> rings_;
   std::unique_ptr<StreamRegistry> registry_;
   std::unique_ptr<ConnectionLimits> limits_;
-  std::unique_ptr<AccessControl> access_;  // nullptr: every publish is allowed
+  std::unique_ptr<AccessControl> access_;  // nullptr: no key file and no hooks
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::atomic<bool> shutting_down_{false};
   std::atomic<uint64_t> next_serial_{1};
   ShardContext context_;
   std::vector<std::unique_ptr<Shard>> shards_;

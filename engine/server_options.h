@@ -54,6 +54,9 @@ struct ServerOptions {
   // Access control (access_control.h): `--auth-file`, `--on-publish` and its timeout.
   std::string auth_file;
   std::string on_publish_url;
+  // `--on-publish-done`: told when each publish ends; shares on-publish's client and
+  // timeout.
+  std::string on_publish_done_url;
   absl::Duration on_publish_timeout = absl::Seconds(5);
   // Shared memory: the group (name or number) the ring's objects are given, so that
   // consumers in it may read them; "" keeps the server's own group.

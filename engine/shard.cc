@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -135,6 +136,14 @@ void Shard::PostEviction(uint64_t serial) {
   Wake();
 }
 
+void Shard::PostKick(uint64_t serial, std::string notice) {
+  {
+    internal::MutexLock lock(&inbox_mu_);
+    inbox_.kicks.emplace_back(serial, std::move(notice));
+  }
+  Wake();
+}
+
 void Shard::PostApproval(Approval&& approval) {
   {
     internal::MutexLock lock(&inbox_mu_);
@@ -164,8 +173,17 @@ void Shard::OnWake() {
   for (const Accepted& a : inbox.fds) Adopt(a.fd, a.tls);
   for (uint64_t serial : inbox.evictions) {
     if (Connection* c = FindBySerial(serial); c != nullptr) {
-      CloseConnection(*c, "a new publisher took its stream over (--on-duplicate=takeover)");
+      CloseConnection(*c, end_reason::kTakeover,
+                      "a new publisher took its stream over (--on-duplicate=takeover)");
     }
+  }
+  for (auto& [serial, notice] : inbox.kicks) {
+    Connection* c = FindBySerial(serial);
+    if (c == nullptr || c->flushing()) continue;
+    spdlog::info("conn {} {}: {}", c->serial(), c->peer(), notice);
+    Count(&ServerMetrics::kicks);
+    c->Kick(notice);
+    Flush(*c);
   }
   for (const Approval& approval : inbox.approvals) Approve(approval);
   if (inbox.shutdown && !shutting_down_) BeginShutdown();
@@ -196,7 +214,7 @@ void Shard::Approve(const Approval& approval) {
                                                    approval.allowed, approval.reason);
   LogSessionNotices(*c);
   if (!status.ok()) {
-    CloseConnection(*c, StatusText(status), /*flush_first=*/true);
+    CloseConnection(*c, end_reason::kError, StatusText(status), /*flush_first=*/true);
     return;
   }
   Flush(*c);
@@ -211,6 +229,7 @@ void Shard::LogSessionNotices(Connection& c) {
     spdlog::warn("conn {} {}: {}", c.serial(), c.peer(), remap);
   }
   const rtmp::Session::Refusals refusals = c.rtmp().TakeRefusals();
+  CountRefusals(refusals);
   if (refusals.count == 0) return;
   if (refusals.count == 1) {
     spdlog::warn("conn {} {}: publish refused: {}", c.serial(), c.peer(), refusals.last);
@@ -245,6 +264,7 @@ void Shard::Adopt(int fd, bool tls) {
   }
   if (std::string refused = context_->limits->Admit(peer.ip); !refused.empty()) {
     spdlog::warn("{}: connection refused: {}", peer.ToString(), refused);
+    Count(&ServerMetrics::connections_refused);
     close(fd);
     return;
   }
@@ -261,10 +281,11 @@ void Shard::Adopt(int fd, bool tls) {
   const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
   connections_[id] = std::make_unique<Connection>(
       id, serial, std::move(peer), connection_options_, context_->registry, index_, ring_, NowMs(),
-      context_->tls != nullptr, context_->access, &context_->post_approval);
+      context_->tls != nullptr, context_->access, &context_->post_approval, context_->metrics);
   Connection& c = *connections_[id];
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);
+  if (context_->metrics != nullptr) ServerMetrics::Add(context_->metrics->shard(index_).accepted);
   spdlog::info("conn {} {}: accepted on shard {}{}", serial, c.peer(), index_,
                tls ? " (RTMPS)" : "");
   loop_->Receive(id, fd);
@@ -272,7 +293,7 @@ void Shard::Adopt(int fd, bool tls) {
     absl::Status s = context_->tls != nullptr
                          ? c.StartTls(context_->tls->Current())
                          : absl::InternalError("RTMPS connection without --tls-cert");
-    if (!s.ok()) CloseConnection(c, StatusText(s));
+    if (!s.ok()) CloseConnection(c, end_reason::kError, StatusText(s));
   }
 }
 
@@ -282,20 +303,27 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
   bytes_in_ += bytes.size();
   absl::Status status = c.Receive(bytes, more_queued, NowMs(), std::span(tls_plain_));
   LogSessionNotices(c);
+  if (c.TakeTlsHandshakeDone()) Count(&ServerMetrics::tls_handshakes);
   if (!status.ok()) {
-    CloseConnection(c, StatusText(status), /*flush_first=*/true);
+    if (std::optional<ProtocolError> kind = c.ErrorKind(status);
+        kind.has_value() && context_->metrics != nullptr) {
+      ServerMetrics::Add(context_->metrics->protocol_errors[size_t(*kind)]);
+    }
+    CloseConnection(c, end_reason::kError, StatusText(status), /*flush_first=*/true);
     return;
   }
   if (c.peer_closed_tls()) {
     // The publisher ended TLS in order; the reply's close_notify goes out first.
-    CloseConnection(c, "closed by the peer (TLS close_notify)", /*flush_first=*/true);
+    CloseConnection(c, end_reason::kDisconnect, "closed by the peer (TLS close_notify)",
+                    /*flush_first=*/true);
     return;
   }
   if (const size_t queued = c.QueuedOutput(); queued > kMaxQueuedOutput) {
     // The server sends a publisher little; a peer that makes it queue more than this
     // (pings, unknown commands) while not reading is closed before it costs memory.
     CloseConnection(
-        c, absl::StrCat("the peer does not read what it asks for (", queued, " bytes queued)"));
+        c, end_reason::kError,
+        absl::StrCat("the peer does not read what it asks for (", queued, " bytes queued)"));
     return;
   }
   Flush(c);
@@ -306,13 +334,14 @@ void Shard::Flush(Connection& c) {
   if (c.send_in_flight() || c.closing()) return;
   absl::StatusOr<std::span<const uint8_t>> out = c.NextSend();
   if (!out.ok()) {
-    CloseConnection(c, StatusText(out.status()));
+    CloseConnection(c, end_reason::kError, StatusText(out.status()));
     return;
   }
   if (!out->empty()) {
     loop_->Send(c.id(), *out);
   } else if (c.flushing()) {
-    CloseConnection(c, c.close_reason());
+    // Its streams ended when the flush began, for the reason given then.
+    CloseConnection(c, end_reason::kError, c.close_reason());
   }
 }
 
@@ -320,7 +349,7 @@ void Shard::OnSendComplete(ConnectionId id, int result) {
   Connection& c = *connections_[id];
   if (result < 0) {
     c.SendFailed();
-    CloseConnection(c, absl::StrCat("send failed: ", strerror(-result)));
+    CloseConnection(c, end_reason::kDisconnect, absl::StrCat("send failed: ", strerror(-result)));
     return;
   }
   if (std::span<const uint8_t> rest = c.Sent(size_t(result)); !rest.empty()) {
@@ -334,22 +363,24 @@ void Shard::OnReceiveEnd(ConnectionId id, int error) {
   Connection& c = *connections_[id];
   if (c.closing()) return;
   CloseConnection(
-      c, error == 0 ? "closed by the peer" : absl::StrCat("receive failed: ", strerror(-error)));
+      c, end_reason::kDisconnect,
+      error == 0 ? "closed by the peer" : absl::StrCat("receive failed: ", strerror(-error)));
 }
 
 // Ends the connection's streams now; with flush_first, the bytes already queued (an
 // _error, say) and on RTMPS a close_notify go out before the socket closes. A connection
 // already waiting for that is closed at once by the next close (a timeout, say), so a
 // peer that doesn't read can't hold it open.
-void Shard::CloseConnection(Connection& c, std::string_view reason, bool flush_first) {
+void Shard::CloseConnection(Connection& c, std::string_view end, std::string_view reason,
+                            bool flush_first) {
   if (c.closing()) return;
   if (flush_first && !c.flushing() &&
       (c.send_in_flight() || c.QueuedOutput() > 0 || c.OwesCloseNotify())) {
-    c.CloseAfterFlush(reason);
+    c.CloseAfterFlush(reason, end);
     Flush(c);
     return;
   }
-  c.Close();
+  c.Close(end);
   spdlog::info("conn {} {}: closed: {} ({})", c.serial(), c.peer(), reason, c.Describe(NowMs()));
   context_->limits->Leave(c.address());
   loop_->Close(c.id());
@@ -378,6 +409,28 @@ void Shard::OnTick() {
   UpdateIngressRate(elapsed_ms);
   ReportBufferShortages();
   CheckTimeouts();
+  PublishMetrics();
+}
+
+void Shard::PublishMetrics() {
+  if (context_->metrics == nullptr) return;
+  ShardMetrics& m = context_->metrics->shard(index_);
+  m.connections.store(live_, std::memory_order_relaxed);
+  m.bytes_received.store(bytes_in_, std::memory_order_relaxed);
+  m.buffer_shortages.store(loop_->counters().buffer_shortages, std::memory_order_relaxed);
+}
+
+void Shard::Count(Counter ServerMetrics::*counter) {
+  if (context_->metrics != nullptr) ServerMetrics::Add(context_->metrics->*counter);
+}
+
+void Shard::CountRefusals(const rtmp::Session::Refusals& refusals) {
+  if (context_->metrics == nullptr) return;
+  for (size_t kind = 0; kind < refusals.by_kind.size(); ++kind) {
+    if (refusals.by_kind[kind] != 0) {
+      ServerMetrics::Add(context_->metrics->publishes_refused[kind], refusals.by_kind[kind]);
+    }
+  }
 }
 
 // A saturated shard falls behind its publishers: TCP holds them back (it does not
@@ -442,14 +495,20 @@ void Shard::CheckTimeouts() {
     if (slot == nullptr || slot->closing()) continue;
     Connection& c = *slot;
     if (!c.rtmp().handshake_complete() && now - c.accepted_ms() >= handshake_ms) {
-      CloseConnection(c, absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0),
+      Count(&ServerMetrics::handshake_timeouts);
+      CloseConnection(c, end_reason::kError,
+                      absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0),
                       /*flush_first=*/true);
     } else if (now - c.last_activity_ms() >= idle_ms) {
-      CloseConnection(c, absl::StrFormat("idle for %.1f s (--idle-timeout)", idle_ms / 1000.0),
+      Count(&ServerMetrics::idle_timeouts);
+      CloseConnection(c, end_reason::kIdleTimeout,
+                      absl::StrFormat("idle for %.1f s (--idle-timeout)", idle_ms / 1000.0),
                       /*flush_first=*/true);
     } else if (!c.has_published() && now - c.accepted_ms() >= publish_ms) {
+      Count(&ServerMetrics::publish_timeouts);
       CloseConnection(
-          c, absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"),
+          c, end_reason::kError,
+          absl::StrCat("no publish after ", publish_ms / 1000, " s (--publish-timeout)"),
           /*flush_first=*/true);
     }
   }
@@ -462,7 +521,8 @@ void Shard::BeginShutdown() {
   loop_->StopListening();
   for (auto& c : connections_) {
     if (c != nullptr && !c->closing()) {
-      CloseConnection(*c, "the server is shutting down", /*flush_first=*/true);
+      CloseConnection(*c, end_reason::kShutdown, "the server is shutting down",
+                      /*flush_first=*/true);
     }
   }
   if (live_ == 0) loop_->Stop();

@@ -20,7 +20,9 @@
 #include <functional>
 #include <latch>
 #include <memory>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -29,6 +31,7 @@
 #include "engine/event_loop.h"
 #include "engine/internal/mutex.h"
 #include "engine/io_uring_probe.h"
+#include "engine/server_metrics.h"
 #include "engine/server_options.h"
 #include "engine/slab_allocator.h"
 #include "engine/stream_registry.h"
@@ -58,6 +61,8 @@ struct ShardContext {
   ApprovalPoster post_approval;
   // RTMPS: the certificate new TLS connections get; nullptr without --tls-cert.
   const TlsCertificates* tls = nullptr;
+  // What /metrics shows; nullptr: nothing is counted (tests).
+  ServerMetrics* metrics = nullptr;
 };
 
 class alignas(64) Shard : private LoopHandler {
@@ -80,6 +85,8 @@ class alignas(64) Shard : private LoopHandler {
   // `tls`: it came to the RTMPS listener.
   void PostConnection(int fd, bool tls = false);
   void PostEviction(uint64_t serial);
+  // Ends connection `serial`'s publishes, telling it why (the HTTP API's kick).
+  void PostKick(uint64_t serial, std::string notice);
   // The on-publish hook's answer for one of this shard's connections.
   void PostApproval(Approval&& approval);
   void PostShutdown();
@@ -102,6 +109,7 @@ class alignas(64) Shard : private LoopHandler {
     bool listen = false;
     std::vector<Accepted> fds;
     std::vector<uint64_t> evictions;
+    std::vector<std::pair<uint64_t, std::string>> kicks;
     std::vector<Approval> approvals;
     bool shutdown = false;
   };
@@ -126,7 +134,14 @@ class alignas(64) Shard : private LoopHandler {
   void Approve(const Approval& approval);
   void LogSessionNotices(Connection& c);
   void Flush(Connection& c);
-  void CloseConnection(Connection& c, std::string_view reason, bool flush_first = false);
+  // `end`: why its publishes end (end_reason); `reason`: the log's words.
+  void CloseConnection(Connection& c, std::string_view end, std::string_view reason,
+                       bool flush_first = false);
+  // Counts in the server's metrics, when there are any.
+  void Count(Counter ServerMetrics::*counter);
+  void CountRefusals(const rtmp::Session::Refusals& refusals);
+  // Copies the shard's own figures into its ShardMetrics.
+  void PublishMetrics();
   void CheckTimeouts();
   // `elapsed_ms`: since the last update (about a second).
   void UpdateIngressRate(int64_t elapsed_ms);

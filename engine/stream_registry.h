@@ -3,7 +3,8 @@
 // --on-duplicate=takeover evicts the first (an encoder reconnecting after a network
 // blip, while the server has not yet noticed the old connection is dead).
 //
-// This is the control plane: a publish claims a name once, under a mutex.
+// This is the control plane: a publish claims a name once, under a mutex. The HTTP API
+// finds a name's publisher here (to kick it) and bans names for a while.
 //
 //   StreamRegistry registry(OnDuplicate::kTakeover, [&](const Publisher& old) {
 //     shards[old.shard]->PostEviction(old.connection);
@@ -19,11 +20,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "engine/internal/mutex.h"
 #include "engine/rtmp/frame.h"
 
@@ -45,11 +49,18 @@ class StreamRegistry {
   // older publisher; it must arrange for that connection to be closed.
   StreamRegistry(OnDuplicate policy, std::function<void(const Publisher&)> evict);
 
-  // Claims "app/name" for `publisher`. False if the name is held by another publisher
-  // and the policy is kReject, or by `publisher` itself (on another of its streams).
-  bool Claim(std::string_view key, const Publisher& publisher);
+  // Claims "app/name" for `publisher`. AlreadyExists if the name is held by another
+  // publisher and the policy is kReject, or by `publisher` itself (on another of its
+  // streams); Unavailable while the name is banned. The message says which, for the
+  // publisher's onStatus.
+  absl::Status Claim(std::string_view key, const Publisher& publisher);
   // Releases the name if `publisher` still holds it (after a takeover it doesn't).
   void Release(std::string_view key, const Publisher& publisher);
+  // Who publishes "app/name" now.
+  std::optional<Publisher> Find(std::string_view key) const;
+  // Refuses "app/name" to every publisher until `until` (a later ban replaces it; a past
+  // time lifts it). Bans are kept in memory only.
+  void Ban(std::string_view key, absl::Time until);
   size_t size() const;
 
  private:
@@ -57,6 +68,7 @@ class StreamRegistry {
   const std::function<void(const Publisher&)> evict_;
   mutable internal::Mutex mu_;
   absl::flat_hash_map<std::string, Publisher> owners_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::Time> bans_ ABSL_GUARDED_BY(mu_);
 };
 
 // The PublishRegistry one connection's session uses: claims in the StreamRegistry in
@@ -65,7 +77,7 @@ class ConnectionNames : public rtmp::PublishRegistry {
  public:
   ConnectionNames(StreamRegistry* registry, const Publisher& publisher)
       : registry_(registry), publisher_(publisher) {}
-  bool Claim(rtmp::StreamName name) override;
+  absl::Status Claim(rtmp::StreamName name) override;
   void Release(rtmp::StreamName name) override;
 
  private:

@@ -50,11 +50,13 @@ std::string Key(rtmp::StreamName name) {
 
 class CheckingRegistry : public rtmp::PublishRegistry {
  public:
-  bool Claim(rtmp::StreamName name) override {
+  absl::Status Claim(rtmp::StreamName name) override {
     const std::string key = Key(name);
-    if (key == kTakenName || claimed_.count(key) > 0) return false;
+    if (key == kTakenName || claimed_.count(key) > 0) {
+      return absl::AlreadyExistsError(key + " is already publishing");
+    }
     claimed_.insert(key);
-    return true;
+    return absl::OkStatus();
   }
   void Release(rtmp::StreamName name) override {
     FUZZ_CHECK(claimed_.erase(Key(name)) == 1, "released %s, which was not claimed",

@@ -50,7 +50,10 @@ class RecordingSink : public FrameSink {
 
 class NameSet : public PublishRegistry {
  public:
-  bool Claim(StreamName name) override { return names.insert(Key(name)).second; }
+  absl::Status Claim(StreamName name) override {
+    return names.insert(Key(name)).second ? absl::OkStatus()
+                                          : absl::AlreadyExistsError(Key(name) + " is taken");
+  }
   void Release(StreamName name) override { names.erase(Key(name)); }
   std::set<std::string> names;
 };

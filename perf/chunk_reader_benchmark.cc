@@ -109,7 +109,7 @@ class NullSink : public FrameSink {
 
 class AnyName : public PublishRegistry {
  public:
-  bool Claim(StreamName) override { return true; }
+  absl::Status Claim(StreamName) override { return absl::OkStatus(); }
   void Release(StreamName) override {}
 };
 

@@ -7,6 +7,9 @@
 //   uringestd --auth-file /etc/uringest/keys --ring-group video   # keys; consumers in "video"
 //   uringestd --on-publish http://127.0.0.1:8080/auth --on-publish-timeout 2
 //   uringestd --tls-cert cert.pem --tls-key key.pem   # RTMPS on 0.0.0.0:1936 as well
+//   uringestd --http-listen 127.0.0.1:9935 --http-token-file /etc/uringest/token
+//                                               # /metrics, /v1/streams, kick, /readyz
+//   uringestd --on-publish-done http://127.0.0.1:8080/done   # told when a publish ends
 //
 // SIGINT/SIGTERM: graceful shutdown (streams end cleanly, the ring is removed); a second
 // signal exits at once. SIGHUP: re-read --auth-file (a bad file keeps the old keys) and
@@ -14,14 +17,18 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "control/control_server.h"
 #include "engine/server.h"
 #include "engine/status_text.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -29,6 +36,8 @@
 
 namespace {
 
+using uringest::control::ControlOptions;
+using uringest::control::ControlServer;
 using uringest::engine::Backend;
 using uringest::engine::OnDuplicate;
 using uringest::engine::Placement;
@@ -80,8 +89,11 @@ void AddAccessFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--on-publish", o->on_publish_url,
                  "HTTP hook POSTed call=publish&app&name&key&addr&port before each publish; "
                  "a 2xx answer allows it");
+  app.add_option("--on-publish-done", o->on_publish_done_url,
+                 "HTTP hook POSTed call=publish_done&app&name&addr&port&reason&duration_s&"
+                 "bytes&frames when a publish ends, for any reason (retried 3 times)");
   AddSeconds(app, "--on-publish-timeout", &o->on_publish_timeout,
-             "Seconds the --on-publish hook has to answer (no answer: refused)");
+             "Seconds a hook has to answer (--on-publish: no answer refuses)");
   app.add_option("--ring-group", o->ring_group,
                  "Group (name or number) given the ring's shared memory (mode 0640), so "
                  "that consumers in it can read it");
@@ -193,9 +205,55 @@ void AddLoopFlags(CLI::App& app, ServerOptions* o) {
       ->default_str(std::to_string(absl::ToInt64Microseconds(o->loop.batch_wait)));
 }
 
+// The HTTP control listener's flags (control_server.h).
+struct HttpFlags {
+  std::string listen;  // "": off
+  std::string token;
+  std::string token_file;
+  ControlOptions options;
+};
+
+void AddHttpFlags(CLI::App& app, HttpFlags* http) {
+  app.add_option("--http-listen", http->listen,
+                 "HTTP control API and /metrics: HOST:PORT, e.g. 127.0.0.1:9935 (off by "
+                 "default)");
+  app.add_option("--http-token", http->token,
+                 "Bearer token that POST requests (kick) need; without one they are refused. "
+                 "Better in --config or --http-token-file than on the command line");
+  app.add_option("--http-token-file", http->token_file,
+                 "Read --http-token from FILE (its first line)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--http-max-connections", http->options.max_connections,
+                 "HTTP connections at once (each client: at most a quarter)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+}
+
+// --http-listen and the token into http->options; an error message, or "".
+std::string ResolveHttp(HttpFlags* http) {
+  if (http->listen.empty()) return {};
+  if (std::string error = ParseListen(http->listen, "--http-listen", "9935", &http->options.host,
+                                      &http->options.port);
+      !error.empty()) {
+    return error;
+  }
+  http->options.max_connections_per_ip = std::max(1u, http->options.max_connections / 4);
+  http->options.token = http->token;
+  if (!http->token_file.empty()) {
+    std::ifstream file(http->token_file);
+    std::string line;
+    std::getline(file, line);
+    http->options.token = std::string(absl::StripAsciiWhitespace(line));
+    if (http->options.token.empty()) {
+      return absl::StrCat("--http-token-file ", http->token_file, ": no token in its first line");
+    }
+  }
+  return {};
+}
+
 // Parses the command line (and a --config file) into *options; an exit status when the
 // program ends here (--help: 0, a bad flag: 2), nothing to go on.
-std::optional<int> ParseFlags(int argc, char** argv, ServerOptions* options,
+std::optional<int> ParseFlags(int argc, char** argv, ServerOptions* options, HttpFlags* http,
                               std::string* log_level) {
   std::string listen = "0.0.0.0:1935";
   std::string tls_listen = "0.0.0.0:1936";
@@ -214,6 +272,7 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerOptions* options,
       false);  // an unknown name in the file is an error, as on the command line
   AddAccessFlags(app, options);
   AddTlsFlags(app, options, &tls_listen);
+  AddHttpFlags(app, http);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -222,7 +281,8 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerOptions* options,
   for (std::string error :
        {ParseListen(listen, "--listen", "1935", &options->listen_host, &options->listen_port),
         ParseListen(tls_listen, "--tls-listen", "1936", &options->tls_listen_host,
-                    &options->tls_listen_port)}) {
+                    &options->tls_listen_port),
+        ResolveHttp(http)}) {
     if (error.empty()) continue;
     std::fprintf(stderr, "uringestd: %s\n", error.c_str());
     return 2;
@@ -286,7 +346,7 @@ sigset_t BlockSignals() {
 }
 
 // Creates and starts the server, then serves until a signal ends it: the exit status.
-int Run(const ServerOptions& options, const sigset_t& signals) {
+int Run(const ServerOptions& options, const HttpFlags& http, const sigset_t& signals) {
   absl::StatusOr<std::unique_ptr<uringest::engine::Server>> server =
       uringest::engine::Server::Create(options);
   if (!server.ok()) {
@@ -307,7 +367,22 @@ int Run(const ServerOptions& options, const sigset_t& signals) {
               (*server)->listen_address().c_str(), options.ring_name.c_str(),
               options.ring_name.c_str(), (*server)->shard_count(), (*server)->backend().c_str());
   std::fflush(stdout);
+  std::unique_ptr<ControlServer> control;
+  if (!http.listen.empty()) {
+    absl::StatusOr<std::unique_ptr<ControlServer>> started =
+        ControlServer::Start(http.options, server->get());
+    if (!started.ok()) {
+      std::fprintf(stderr, "uringestd: %s\n",
+                   std::string(uringest::engine::StatusText(started.status())).c_str());
+      return 1;
+    }
+    control = *std::move(started);
+    spdlog::info("HTTP API: listening on {} ({})", control->address(),
+                 http.options.token.empty() ? "read-only: no --http-token"
+                                            : "POST needs the --http-token");
+  }
   ServeUntilSignalled(**server, signals);
+  control.reset();  // before the server it reads
   server->reset();
   spdlog::info("stopped; ring '{}' removed", options.ring_name);
   return 0;
@@ -317,12 +392,13 @@ int Run(const ServerOptions& options, const sigset_t& signals) {
 
 int main(int argc, char** argv) {
   ServerOptions options;
+  HttpFlags http;
   std::string log_level = "info";
-  if (std::optional<int> exit_status = ParseFlags(argc, argv, &options, &log_level)) {
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &options, &http, &log_level)) {
     return *exit_status;
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("uringestd"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-  return Run(options, BlockSignals());
+  return Run(options, http, BlockSignals());
 }

@@ -86,8 +86,10 @@ class FrameSink {
 class PublishRegistry {
  public:
   virtual ~PublishRegistry() = default;
-  // Claims `name` for this connection. Returns false if it is taken.
-  virtual bool Claim(StreamName name) = 0;
+  // Claims `name` for this connection. An error refuses the publish, its message saying
+  // why: AlreadyExists when another publisher holds the name, anything else (a ban) for
+  // other reasons.
+  virtual absl::Status Claim(StreamName name) = 0;
   // Gives back a name that Claim() returned true for.
   virtual void Release(StreamName name) = 0;
 };

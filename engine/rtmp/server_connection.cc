@@ -25,7 +25,7 @@ ServerConnection::ServerConnection(const ServerConnectionOptions& options, Frame
 
 ServerConnection::~ServerConnection() { Close(); }
 
-void ServerConnection::Close() { session_.Close(); }
+void ServerConnection::Close(std::string_view notice) { session_.Close(notice); }
 
 void ServerConnection::TakeOutput(size_t n) {
   assert(n <= out_.size() - out_taken_);

@@ -87,8 +87,9 @@ class ServerConnection : private MessageSender {
   // REQUIRES: n <= output().size().
   void TakeOutput(size_t n);
 
-  // The peer is gone: ends every publishing stream. Idempotent.
-  void Close();
+  // The peer is gone, or the server ends it: ends every publishing stream (Session::Close;
+  // with a `notice`, the streams are told why). Idempotent.
+  void Close(std::string_view notice = {});
 
   bool handshake_complete() const { return handshake_ == nullptr; }
   const Session& session() const { return session_; }

@@ -46,8 +46,10 @@ class RecordingSink : public FrameSink {
 
 class NameSet : public PublishRegistry {
  public:
-  bool Claim(StreamName name) override {
-    return names.insert(std::string(name.app) + "/" + std::string(name.name)).second;
+  absl::Status Claim(StreamName name) override {
+    const std::string key = std::string(name.app) + "/" + std::string(name.name);
+    return names.insert(key).second ? absl::OkStatus()
+                                    : absl::AlreadyExistsError(key + " is already publishing");
   }
   void Release(StreamName name) override {
     names.erase(std::string(name.app) + "/" + std::string(name.name));

@@ -74,11 +74,16 @@ absl::Status Session::OnMessage(const Message& message) {
   }
 }
 
-void Session::Close() {
+void Session::Close(std::string_view notice) {
   if (closed_) return;
   closed_ = true;
   for (uint32_t id = 1; id <= streams_.size(); ++id) {
     AbandonPending(id);
+    if (!notice.empty() && streams_.IsPublishing(id)) {
+      const Stream& stream = *streams_.At(id);
+      send_.Status(id, "status", "NetStream.Unpublish.Success",
+                   absl::StrFormat("%s/%s: %s", app_, stream.name, notice), stream.name);
+    }
     EndPublishing(id, /*tell_client=*/false);
   }
 }
@@ -291,7 +296,7 @@ absl::Status Session::OnPublish(const Command& command) {
   if (absl::Status valid = ValidateName("stream name", name, query, options_.max_name_length,
                                         options_.max_query_length);
       !valid.ok()) {
-    return RefusePublish(id, ToStd(valid.message()));
+    return RefusePublish(id, Refusal::kInvalidName, ToStd(valid.message()));
   }
   stream->name = name;
   stream->query = query;
@@ -334,10 +339,11 @@ absl::Status Session::CompleteApproval(uint32_t stream_id, uint64_t ticket, bool
 // REQUIRES: the stream is kCreated with its name, query and type set.
 absl::Status Session::StartPublishing(uint32_t id) {
   Stream& stream = *streams_.At(id);
-  if (!registry_->Claim(StreamName{.app = app_, .name = stream.name})) {
-    const std::string taken = absl::StrFormat("%s/%s is already publishing", app_, stream.name);
+  if (absl::Status claimed = registry_->Claim(StreamName{.app = app_, .name = stream.name});
+      !claimed.ok()) {
     stream.ForgetName();
-    return RefusePublish(id, taken);
+    return RefusePublish(id, absl::IsAlreadyExists(claimed) ? Refusal::kTaken : Refusal::kBanned,
+                         ToStd(claimed.message()));
   }
   // The sink first: a stream it can't carry (the ring's directory is full) is refused,
   // not started with its frames going nowhere.
@@ -347,7 +353,7 @@ absl::Status Session::StartPublishing(uint32_t id) {
     const std::string why =
         absl::StrFormat("%s/%s can't be carried: %s", app_, stream.name, carried.message());
     stream.ForgetName();
-    return RefusePublish(id, why);
+    return RefusePublish(id, Refusal::kNoRoom, why);
   }
   streams_.SetState(id, State::kPublishing);
   send_.StreamBegin(id);
@@ -363,6 +369,7 @@ absl::Status Session::DenyPublish(uint32_t id, std::string_view reason) {
       absl::StrFormat("publish of %s/%s refused: %s", app_, stream.name, reason);
   stream.ForgetName();
   send_.Status(id, "error", "NetStream.Publish.BadName", what);
+  ++refusals_.by_kind[size_t(Refusal::kDenied)];
   return absl::PermissionDeniedError(what);
 }
 
@@ -396,9 +403,11 @@ absl::Status Session::CountUnapproved(const Message& message) {
                       unapproved_bytes_, app_, stream->name));
 }
 
-absl::Status Session::RefusePublish(uint32_t stream_id, std::string_view description) {
+absl::Status Session::RefusePublish(uint32_t stream_id, Refusal why,
+                                    std::string_view description) {
   send_.Status(stream_id, "error", "NetStream.Publish.BadName", description);
   ++refusals_.count;
+  ++refusals_.by_kind[size_t(why)];
   refusals_.last.assign(description.substr(0, 256));  // a line for the log, not a name's worth
   return absl::OkStatus();
 }

@@ -84,6 +84,7 @@
 #ifndef URINGEST_ENGINE_RTMP_SESSION_H_
 #define URINGEST_ENGINE_RTMP_SESSION_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -162,11 +163,22 @@ class Session {
   // Publishes waiting for CompleteApproval().
   uint32_t pending_approvals() const { return pending_; }
 
-  // Publishes refused with BadName (a bad or taken name) since the last call, for the
-  // caller to log: how many, and the description sent with the latest.
+  // Why a publish was refused (each with onStatus NetStream.Publish.BadName).
+  enum class Refusal : uint8_t {
+    kInvalidName,  // not a valid stream name
+    kTaken,        // another connection publishes it
+    kBanned,       // the name is banned for now (a kick with ?ban=)
+    kNoRoom,       // the sink can't carry another stream (the ring's directory is full)
+    kDenied,       // the key file or the on-publish hook said no (the connection closes)
+  };
+  static constexpr size_t kRefusalKinds = 5;
+  // Publishes refused since the last call: for the caller to log, how many refusals left
+  // the connection open, and the description sent with the latest; for its counters,
+  // every refusal by kind.
   struct Refusals {
     uint32_t count = 0;
     std::string last;
+    std::array<uint32_t, kRefusalKinds> by_kind{};
   };
   Refusals TakeRefusals() { return std::exchange(refusals_, {}); }
 
@@ -176,8 +188,10 @@ class Session {
   std::string TakeRemapNotice() { return std::exchange(remap_notice_, {}); }
 
   // The connection is going away: ends every publishing stream (OnStreamEnd, then the
-  // name is released). Later OnMessage calls fail. Idempotent.
-  void Close();
+  // name is released). Later OnMessage calls fail. Idempotent. With a `notice` (the
+  // server ends the publish: a kick), each publishing stream is told first, with
+  // onStatus NetStream.Unpublish.Success and "app/name: notice" as its description.
+  void Close(std::string_view notice = {});
 
   bool connected() const { return connected_; }
   bool closed() const { return closed_; }
@@ -240,7 +254,7 @@ class Session {
   absl::Status OnPlay(const Command& command);
   absl::Status OnIgnored(const Command& command);
 
-  absl::Status RefusePublish(uint32_t stream_id, std::string_view description);
+  absl::Status RefusePublish(uint32_t stream_id, Refusal why, std::string_view description);
   // Claims the stream's name and starts it (or refuses it: name taken).
   absl::Status StartPublishing(uint32_t stream_id);
   absl::Status DenyPublish(uint32_t stream_id, std::string_view reason);

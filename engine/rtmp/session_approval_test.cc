@@ -90,7 +90,11 @@ class CountingSink : public FrameSink {
 
 class SetRegistry : public PublishRegistry {
  public:
-  bool Claim(StreamName name) override { return claimed.insert(Key(name)).second; }
+  absl::Status Claim(StreamName name) override {
+    return claimed.insert(Key(name)).second
+               ? absl::OkStatus()
+               : absl::AlreadyExistsError(Key(name) + " is already publishing");
+  }
   void Release(StreamName name) override { claimed.erase(Key(name)); }
   static std::string Key(StreamName n) { return std::string(n.app) + "/" + std::string(n.name); }
   std::set<std::string> claimed;

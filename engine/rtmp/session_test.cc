@@ -120,7 +120,11 @@ class RecordingSink : public FrameSink {
 
 class InMemoryRegistry : public PublishRegistry {
  public:
-  bool Claim(StreamName name) override { return claimed.insert(Key(name)).second; }
+  absl::Status Claim(StreamName name) override {
+    return claimed.insert(Key(name)).second
+               ? absl::OkStatus()
+               : absl::AlreadyExistsError(Key(name) + " is already publishing");
+  }
   void Release(StreamName name) override {
     EXPECT_EQ(claimed.erase(Key(name)), 1u) << "released a name never claimed: " << Key(name);
     ++releases;
