@@ -1,45 +1,76 @@
 #!/usr/bin/env bash
-# uringest.sh: the two Quick start commands. Each installs whatever Debian 12 packages
-# are missing (as root), builds, and then either starts uringestd or runs every test.
+# uringest.sh: the Quick start commands. Each installs whatever Debian 12 packages are
+# missing (as root): start and package only what building the programs needs, test and
+# build what the tests need too.
 #
-#   ./uringest.sh start [uringestd flags...]   build, then run uringestd in the foreground
+#   ./uringest.sh start [uringestd flags...]   build the programs, then run uringestd in
+#                                              the foreground
 #   ./uringest.sh test                         build, then run the whole test suite:
 #                                              -Werror build + every test, ASan/UBSan
 #                                              build + every test, TSan build + ring and
-#                                              engine tests, each fuzz target for 30 s
-#   ./uringest.sh build                        install and build only (build/bin/)
+#                                              engine tests, each fuzz target for 20 s
+#   ./uringest.sh build                        install and build everything (build/bin/)
+#   ./uringest.sh package                      build the .deb; prints its path
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(build-essential cmake pkg-config liburing-dev libmimalloc-dev libabsl-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libspdlog-dev libcli11-dev
-          libcurl4-openssl-dev nlohmann-json3-dev ffmpeg clang libclang-rt-14-dev debootstrap
-          nginx libnginx-mod-rtmp openssl)
+# What building the programs needs, and what the tests need on top of it.
+BUILD_PACKAGES=(build-essential cmake pkg-config liburing-dev libmimalloc-dev libabsl-dev
+                libssl-dev libspdlog-dev libcli11-dev libcurl4-openssl-dev nlohmann-json3-dev
+                libmicrohttpd-dev)
+TEST_PACKAGES=("${BUILD_PACKAGES[@]}" libgtest-dev libgmock-dev libbenchmark-dev ffmpeg clang
+               libclang-rt-14-dev debootstrap nginx libnginx-mod-rtmp openssl prometheus
+               python3 systemd)
+PROGRAMS=(uringestd uringest-cat uringest-stat uringest-load uringest-record uringest-push)
 JOBS=$(nproc)
 
+# install_missing PACKAGE...: apt-get installs those not installed yet.
 install_missing() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
-  echo "uringest: installing ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
     echo "uringest: run as root (or with sudo) to install: ${missing[*]}" >&2
     exit 1
   fi
+  echo "uringest: installing ${#missing[@]} packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # --force-unsafe-io: dpkg does not fsync each file it unpacks (much of a fresh
+  # machine's install time); an install that a crash interrupts is redone by apt-get.
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io \
+    "${missing[@]}"
 }
 
-# build DIR [cmake args...]; TARGET (environment) builds that target only.
+# build DIR [cmake args...]: configures and builds everything, tests and benchmarks
+# included; TARGET (environment) builds that target only.
 build() {
   local dir=$1
   shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DURINGEST_BUILD_TESTS=ON \
+    -DURINGEST_BUILD_BENCHMARKS=ON "$@" >/dev/null
   cmake --build "$dir" -j"$JOBS" ${TARGET:+--target "$TARGET"}
+}
+
+# build_programs [TARGET...]: configures build/ without the tests and benchmarks (which
+# need packages of their own, and most of the compiling), then builds the programs only
+# or the TARGETs. The programs stay where the README has them, in build/bin/; a later
+# `test` or `build` turns the tests back on in the same directory (test's -Werror then
+# compiles everything once more, and start keeps it).
+build_programs() {
+  echo "uringest: configuring"
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DURINGEST_BUILD_TESTS=OFF \
+    -DURINGEST_BUILD_BENCHMARKS=OFF >/dev/null
+  if [ $# -eq 0 ]; then
+    echo "uringest: building the programs ($JOBS jobs)"
+    cmake --build build -j"$JOBS" --target "${PROGRAMS[@]}"
+  else
+    echo "uringest: building $* ($JOBS jobs)"
+    cmake --build build -j"$JOBS" --target "$@"
+  fi
 }
 
 # The Enhanced RTMP tests publish with a current ffmpeg from Debian sid, in a chroot
@@ -67,28 +98,36 @@ run_tests() {
   TARGET=uringest_tsan_tests build build-tsan -DURINGEST_WERROR=ON -DURINGEST_SANITIZE=thread \
     -DURINGEST_BUILD_BENCHMARKS=OFF
   ctest --test-dir build-tsan --output-on-failure -j"$JOBS" -L tsan --timeout 900
-  echo "uringest: libFuzzer targets (clang), 30 s each; fuzz/run.sh runs them longer"
-  JOBS=$JOBS fuzz/run.sh 30
+  echo "uringest: libFuzzer targets (clang), 20 s each; fuzz/run.sh runs them longer"
+  JOBS=$JOBS fuzz/run.sh 20
 }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   start)
-    install_missing
-    build build
+    install_missing "${BUILD_PACKAGES[@]}"
+    build_programs
+    echo "uringest: starting uringestd"
     exec build/bin/uringestd "$@"
     ;;
   test)
-    install_missing
+    install_missing "${TEST_PACKAGES[@]}"
     run_tests
     ;;
   build)
-    install_missing
+    install_missing "${TEST_PACKAGES[@]}"
     build build
     ;;
+  package)
+    install_missing "${BUILD_PACKAGES[@]}"
+    build_programs all
+    echo "uringest: packaging"
+    cpack --config build/CPackConfig.cmake -B build/package |
+      sed -n 's/^CPack: - package: \(.*\) generated\.$/\1/p'
+    ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
