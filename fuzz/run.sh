@@ -5,7 +5,7 @@
 # build-fuzz/artifacts/<target>/. Exits 1 if any target found a crash, a hang or a leak.
 #
 #   fuzz/run.sh              # every target, 600 s each
-#   fuzz/run.sh 30           # 30 s each (what ./uringest.sh test does)
+#   fuzz/run.sh 20           # 20 s each (what ./uringest.sh test does)
 #   fuzz/run.sh 3600 amf0    # one target, an hour
 #   JOBS=4 fuzz/run.sh       # build with 4 jobs (default: nproc)
 set -euo pipefail
