@@ -44,8 +44,10 @@ grep -qx "prefix=/usr" "$(find_one "$WORK/root" uringest-ring.pc)" || fail "the 
 
 # The maintainer scripts, with stand-ins that log how they are called.
 mkdir "$WORK/stubs"
-for cmd in adduser addgroup getent systemctl deb-systemd-invoke deb-systemd-helper; do
-  printf '#!/bin/sh\necho "%s $*" >>"%s"\n[ "%s" != getent ]\n' \
+# A fresh machine: getent finds no user or group, dpkg-statoverride no override.
+for cmd in adduser addgroup getent systemctl deb-systemd-invoke deb-systemd-helper \
+  dpkg-statoverride; do
+  printf '#!/bin/sh\necho "%s $*" >>"%s"\ncase "%s $1" in getent*|*--list) exit 2 ;; esac\n' \
     "$cmd" "$WORK/calls" "$cmd" >"$WORK/stubs/$cmd"
   chmod +x "$WORK/stubs/$cmd"
 done
@@ -56,6 +58,8 @@ done
 PATH=$WORK/stubs:$PATH sh -e "$WORK/control/postinst" configure || fail "postinst configure"
 grep -q "^adduser --system .*--group .* uringest$" "$WORK/calls" ||
   fail "postinst did not create the user: $(cat "$WORK/calls")"
+grep -qx "dpkg-statoverride --update --add root uringest 0640 /etc/uringest/uringestd.conf" \
+  "$WORK/calls" || fail "postinst did not make the configuration 0640 root:uringest"
 # What ran, and (for a machine that runs systemd, where it would call systemctl) what
 # the script says outside its comments.
 starts='(^| )(start|restart|try-restart|reload-or-restart|enable|--now)( |$)|deb-systemd-invoke'
