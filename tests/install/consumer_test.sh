@@ -48,7 +48,7 @@ conf=$(find_one "$PREFIX" uringestd.conf)
 server=$!
 PIDS+=("$server")
 for _ in $(seq 100); do
-  grep -q listening "$WORK/server.out" && break
+  grep -qs listening "$WORK/server.out" && break
   kill -0 "$server" 2>/dev/null || { cat "$WORK/server.log"; fail "uringestd exited"; }
   sleep 0.1
 done

@@ -35,7 +35,7 @@ help=$("$PREFIX/bin/uringestd" --help)
 names=$(sed -n 's/^#\{0,1\} *\([a-z][a-z0-9-]*\) = .*/\1/p' "$conf")
 [ -n "$names" ] || fail "no 'name = value' line in $conf"
 for name in $names; do
-  grep -q -- "--$name\b" <<<"$help" || fail "$conf names '$name', which is no flag of uringestd"
+  grep -Eq -- "--$name([ =,]|$)" <<<"$help" || fail "$conf names '$name', which is no flag of uringestd"
 done
 echo "$conf: $(wc -w <<<"$names") names, each a flag of uringestd"
 echo "PASS"
