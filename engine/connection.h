@@ -26,8 +26,8 @@
 #include "engine/access_control.h"
 #include "engine/event_loop.h"
 #include "engine/ring_frame_sink.h"
-#include "engine/server_metrics.h"
 #include "engine/rtmp/server_connection.h"
+#include "engine/server_metrics.h"
 #include "engine/stream_registry.h"
 #include "engine/tls.h"
 

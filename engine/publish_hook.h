@@ -37,10 +37,10 @@
 #ifndef URINGEST_ENGINE_PUBLISH_HOOK_H_
 #define URINGEST_ENGINE_PUBLISH_HOOK_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <atomic>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -56,8 +56,8 @@ namespace uringest::engine {
 struct HookMetrics;
 
 struct PublishHookOptions {
-  std::string url;       // --on-publish; "": publishes are not asked about
-  std::string done_url;  // --on-publish-done; "": ends are not told
+  std::string url;                            // --on-publish; "": publishes are not asked about
+  std::string done_url;                       // --on-publish-done; "": ends are not told
   absl::Duration timeout = absl::Seconds(5);  // per request, connecting included
   // Where calls and their latency are counted; nullptr: not counted.
   HookMetrics* metrics = nullptr;

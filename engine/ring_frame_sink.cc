@@ -74,8 +74,7 @@ constexpr size_t kMaxSplitConfig = 64 * 1024;
 }  // namespace
 
 RingFrameSink::RingFrameSink(ringbuf::ShardWriter* shard, std::string peer, std::string addr,
-                             uint16_t port, PublishHook* done,
-                             std::atomic<uint64_t>* publishes)
+                             uint16_t port, PublishHook* done, std::atomic<uint64_t>* publishes)
     : shard_(shard),
       peer_(std::move(peer)),
       addr_(std::move(addr)),

@@ -194,14 +194,14 @@ absl::Status Server::CreateAdmission() {
       options_.on_publish_done_url.empty()) {
     return absl::OkStatus();
   }
-  absl::StatusOr<std::unique_ptr<AccessControl>> access = AccessControl::Create(
-      {.auth_file = options_.auth_file,
-       .hook = {.url = options_.on_publish_url,
-                .done_url = options_.on_publish_done_url,
-                .timeout = options_.on_publish_timeout,
-                .metrics = &metrics_->on_publish,
-                .done_metrics = &metrics_->on_publish_done,
-                .done_dropped = &metrics_->publish_done_dropped}});
+  absl::StatusOr<std::unique_ptr<AccessControl>> access =
+      AccessControl::Create({.auth_file = options_.auth_file,
+                             .hook = {.url = options_.on_publish_url,
+                                      .done_url = options_.on_publish_done_url,
+                                      .timeout = options_.on_publish_timeout,
+                                      .metrics = &metrics_->on_publish,
+                                      .done_metrics = &metrics_->on_publish_done,
+                                      .done_dropped = &metrics_->publish_done_dropped}});
   if (!access.ok()) return access.status();
   access_ = *std::move(access);
   LogAccessControl();
@@ -294,8 +294,7 @@ Server::KickResult Server::Kick(const std::string& key, absl::Duration ban) {
   }
   std::optional<Publisher> publisher = registry_->Find(key);
   if (!publisher.has_value()) return {};
-  shards_[publisher->shard]->PostKick(publisher->connection,
-                                      "kicked by the operator (HTTP API)");
+  shards_[publisher->shard]->PostKick(publisher->connection, "kicked by the operator (HTTP API)");
   return {.kicked = true};
 }
 

@@ -24,8 +24,8 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "control/control_server.h"
@@ -377,9 +377,9 @@ int Run(const ServerOptions& options, const HttpFlags& http, const sigset_t& sig
       return 1;
     }
     control = *std::move(started);
-    spdlog::info("HTTP API: listening on {} ({})", control->address(),
-                 http.options.token.empty() ? "read-only: no --http-token"
-                                            : "POST needs the --http-token");
+    spdlog::info(
+        "HTTP API: listening on {} ({})", control->address(),
+        http.options.token.empty() ? "read-only: no --http-token" : "POST needs the --http-token");
   }
   ServeUntilSignalled(**server, signals);
   control.reset();  // before the server it reads

@@ -403,8 +403,7 @@ absl::Status Session::CountUnapproved(const Message& message) {
                       unapproved_bytes_, app_, stream->name));
 }
 
-absl::Status Session::RefusePublish(uint32_t stream_id, Refusal why,
-                                    std::string_view description) {
+absl::Status Session::RefusePublish(uint32_t stream_id, Refusal why, std::string_view description) {
   send_.Status(stream_id, "error", "NetStream.Publish.BadName", description);
   ++refusals_.count;
   ++refusals_.by_kind[size_t(why)];
