@@ -59,6 +59,7 @@ std::unique_ptr<MediaSource> MediaSource::Synthetic(uint64_t bitrate_bps, double
   }
   src->period_ms_ = uint64_t(std::llround(double(gop) * 1000 / fps));
   src->BuildMetadata(fps, bitrate_bps);
+  src->FindKeyframes();
   return src;
 }
 
@@ -113,7 +114,27 @@ absl::StatusOr<std::unique_ptr<MediaSource>> MediaSource::FromFlvBytes(
   if (video > 1 && span_ms > 0) fps = double(video - 1) * 1000 / double(span_ms);
   src->period_ms_ = span_ms + uint64_t(std::llround(1000 / fps));
   src->BuildMetadata(fps, src->period_bytes_ * 8000 / std::max<uint64_t>(1, src->period_ms_));
+  src->FindKeyframes();
   return src;
+}
+
+namespace {
+
+// FLV's video tag: frame type in bits 4..6 of the first byte (bit 7 is E-RTMP's
+// IsExHeader), 1 = keyframe.
+bool IsVideoKeyframe(const MediaFrame& f) {
+  return f.type == rtmp::MessageType::kVideo && !f.body.empty() && ((f.body[0] >> 4) & 7) == 1;
+}
+
+}  // namespace
+
+void MediaSource::FindKeyframes() {
+  has_keyframe_ = std::any_of(frames_.begin(), frames_.end(), IsVideoKeyframe);
+}
+
+bool MediaSource::IsKeyframe(uint64_t index) const {
+  if (!has_keyframe_) return index % frames_.size() == 0;
+  return IsVideoKeyframe(frames_[index % frames_.size()]);
 }
 
 MediaFrame MediaSource::At(uint64_t index) const {

@@ -58,6 +58,9 @@ class MediaSource {
   std::span<const uint8_t> metadata() const { return metadata_; }
   // The i-th frame after the headers; the source repeats forever.
   MediaFrame At(uint64_t index) const;
+  // True if At(index) is a video keyframe, where a publisher may start or move (a source
+  // without video keyframes: the first frame of each period).
+  bool IsKeyframe(uint64_t index) const;
   // Payload bytes of one period (a GOP, or the file's frames) and its length.
   uint64_t period_bytes() const { return period_bytes_; }
   uint64_t period_ms() const { return period_ms_; }
@@ -67,11 +70,13 @@ class MediaSource {
  private:
   MediaSource() = default;
   void BuildMetadata(double fps, uint64_t bitrate_bps);
+  void FindKeyframes();
 
   std::vector<MediaFrame> headers_;
   std::vector<MediaFrame> frames_;  // one period; At() adds period_ms_ per lap
   uint64_t period_ms_ = 0;
   uint64_t period_bytes_ = 0;
+  bool has_keyframe_ = false;
   std::vector<std::vector<uint8_t>> storage_;  // the bytes the spans point into
   std::vector<uint8_t> metadata_;
 };

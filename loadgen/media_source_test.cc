@@ -18,6 +18,10 @@ TEST(MediaSourceTest, SyntheticBitrateAndGopShape) {
   EXPECT_EQ(src->At(1).body[0], 0x27);
   EXPECT_EQ(src->At(60).body[0], 0x17);
   EXPECT_EQ(src->At(61).timestamp_ms, 2033u);
+  EXPECT_TRUE(src->IsKeyframe(0));
+  EXPECT_FALSE(src->IsKeyframe(1));
+  EXPECT_FALSE(src->IsKeyframe(59));
+  EXPECT_TRUE(src->IsKeyframe(120));
   for (uint64_t i = 0; i < 60; ++i) EXPECT_TRUE(Stampable(src->At(i).body)) << i;
   ASSERT_EQ(src->headers().size(), 1u);
   EXPECT_EQ(src->headers()[0].body[1], 0) << "an AVC sequence header";

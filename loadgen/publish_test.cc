@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "loadgen/media_source.h"
 #include "loadgen/stamp.h"
+#include "media/amf0.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::loadgen {
@@ -61,11 +62,12 @@ class NameSet : public PublishRegistry {
 // Client and server core joined back to back; bytes cross in pieces of `split` bytes.
 class Pair {
  public:
-  Pair(uint32_t server_chunk, uint32_t client_chunk, size_t split)
+  Pair(uint32_t server_chunk, uint32_t client_chunk, size_t split, rtmp::EnhancedCaps enhanced = {})
       : client_({.app = "live",
                  .stream = "load0",
                  .tc_url = "rtmp://127.0.0.1/live",
-                 .chunk_size = client_chunk}),
+                 .chunk_size = client_chunk,
+                 .enhanced = std::move(enhanced)}),
         server_(ServerOptions(server_chunk), &sink_, &names_),
         split_(split) {}
 
@@ -90,7 +92,25 @@ class Pair {
     }
   }
 
+  // Hands the client a command from the server on the NetConnection (message stream 0,
+  // chunk stream 3), as the server's drain sends a Reconnect Request, in `split` pieces.
+  absl::Status ServerCommand(std::span<const uint8_t> body, uint32_t server_chunk) {
+    rtmp::ChunkWriter writer;
+    writer.set_chunk_size(server_chunk);
+    std::vector<uint8_t> bytes;
+    writer.Write({.chunk_stream_id = rtmp::kCommandChunkStream,
+                  .type = rtmp::MessageType::kCommandAmf0,
+                  .stream_id = 0},
+                 body, &bytes);
+    for (size_t at = 0; at < bytes.size(); at += split_) {
+      const size_t n = std::min(split_, bytes.size() - at);
+      if (absl::Status s = client_.Receive({bytes.data() + at, n}); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
   rtmp::PublishClient& client() { return client_; }
+  rtmp::ServerConnection& server() { return server_; }
   RecordingSink& sink() { return sink_; }
   NameSet& names() { return names_; }
 
@@ -168,6 +188,129 @@ TEST(PublishClientTest, RefusedPublishNameIsAnError) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("NetStream.Publish.BadName"), std::string::npos) << s;
   EXPECT_FALSE(pair.client().live());
+}
+
+// onStatus(0, null, {level, code, description[, tcUrl]}), as E-RTMP v2 has it.
+std::vector<uint8_t> StatusCommand(std::string_view level, std::string_view code,
+                                   std::string_view tc_url) {
+  namespace amf0 = media::amf0;
+  std::vector<uint8_t> body;
+  amf0::EncodeString("onStatus", &body);
+  amf0::EncodeNumber(0, &body);
+  amf0::EncodeNull(&body);
+  amf0::EncodeObjectStart(&body);
+  amf0::EncodeProperty("level", amf0::Value::String(std::string(level)), &body);
+  amf0::EncodeProperty("code", amf0::Value::String(std::string(code)), &body);
+  amf0::EncodeProperty("description",
+                       amf0::Value::String("the node is draining; publish elsewhere, please "
+                                           "(a description longer than one 128-byte chunk)"),
+                       &body);
+  if (!tc_url.empty())
+    amf0::EncodeProperty("tcUrl", amf0::Value::String(std::string(tc_url)), &body);
+  amf0::EncodeObjectEnd(&body);
+  return body;
+}
+
+rtmp::EnhancedCaps FollowsReconnect() {
+  rtmp::EnhancedCaps caps;
+  caps.present = true;
+  caps.caps_ex = rtmp::kCapsExReconnect;
+  return caps;
+}
+
+TEST(PublishClientTest, ConnectAnnouncesReconnectInCapsEx) {
+  Pair pair(4096, 0, 4096, FollowsReconnect());
+  pair.client().Start(1);
+  ASSERT_TRUE(pair.Pump().ok());
+  ASSERT_TRUE(pair.client().live());
+  EXPECT_TRUE(pair.server().session().client_caps().present);
+  EXPECT_EQ(pair.server().session().client_caps().caps_ex & rtmp::kCapsExReconnect,
+            rtmp::kCapsExReconnect);
+}
+
+TEST(PublishClientTest, WithoutTheCapabilityConnectAnnouncesNothing) {
+  Pair pair(4096, 0, 4096);
+  pair.client().Start(1);
+  ASSERT_TRUE(pair.Pump().ok());
+  EXPECT_FALSE(pair.server().session().client_caps().present);
+}
+
+// server's chunk size, bytes per piece.
+class ReconnectRequestTest : public ::testing::TestWithParam<std::tuple<uint32_t, size_t>> {};
+
+TEST_P(ReconnectRequestTest, RequestWhileLiveIsKeptAndTheConnectionGoesOn) {
+  const auto [server_chunk, split] = GetParam();
+  Pair pair(server_chunk, 0, split, FollowsReconnect());
+  pair.client().Start(3);
+  ASSERT_TRUE(pair.Pump().ok());
+  ASSERT_TRUE(pair.client().live());
+  EXPECT_FALSE(pair.client().reconnect_request().has_value());
+  ASSERT_TRUE(pair.ServerCommand(StatusCommand("status", rtmp::kReconnectRequestCode,
+                                               "rtmp://[::1]:1936/live"),
+                                 server_chunk)
+                  .ok());
+  ASSERT_TRUE(pair.client().reconnect_request().has_value());
+  EXPECT_EQ(pair.client().reconnect_request()->tc_url, "rtmp://[::1]:1936/live");
+  EXPECT_NE(pair.client().reconnect_request()->description.find("draining"), std::string::npos);
+  EXPECT_TRUE(pair.client().live()) << "the client leaves when it chooses";
+
+  // Media still flows on the old connection, then the orderly end.
+  std::unique_ptr<MediaSource> src = MediaSource::Synthetic(1'000'000, 30);
+  for (const MediaFrame& h : src->headers()) SendFrame(&pair.client(), h, nullptr);
+  SendFrame(&pair.client(), src->At(0), nullptr);
+  pair.client().Unpublish();
+  ASSERT_TRUE(pair.Pump().ok());
+  EXPECT_EQ(pair.sink().frames.size(), 2u);
+  EXPECT_EQ(pair.sink().ended, 1);
+}
+
+TEST_P(ReconnectRequestTest, RequestWithoutTcUrlMeansTheSameAddress) {
+  const auto [server_chunk, split] = GetParam();
+  Pair pair(server_chunk, 0, split, FollowsReconnect());
+  pair.client().Start(3);
+  ASSERT_TRUE(pair.Pump().ok());
+  ASSERT_TRUE(
+      pair.ServerCommand(StatusCommand("status", rtmp::kReconnectRequestCode, ""), server_chunk)
+          .ok());
+  ASSERT_TRUE(pair.client().reconnect_request().has_value());
+  EXPECT_EQ(pair.client().reconnect_request()->tc_url, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(ChunkSizesAndSplits, ReconnectRequestTest,
+                         ::testing::Combine(::testing::Values(128u, 4096u),
+                                            ::testing::Values(size_t{1}, size_t{4096})),
+                         [](const auto& info) {
+                           return absl::StrCat("server", std::get<0>(info.param), "_split",
+                                               std::get<1>(info.param));
+                         });
+
+TEST(PublishClientTest, RequestBeforePublishStartIsKeptToo) {
+  Pair pair(4096, 0, 4096, FollowsReconnect());
+  pair.client().Start(3);
+  // Only the handshake: the client has sent connect and waits for its _result.
+  std::span<const uint8_t> c0c1 = pair.client().NextSend();
+  const std::vector<uint8_t> up(c0c1.begin(), c0c1.end());
+  pair.client().Sent(up.size());
+  ASSERT_TRUE(pair.server().Receive(up).ok());
+  const std::vector<uint8_t> down(pair.server().output().begin(), pair.server().output().end());
+  pair.server().TakeOutput(down.size());
+  ASSERT_TRUE(pair.client().Receive(down).ok());
+  ASSERT_EQ(pair.client().state(), rtmp::PublishClient::State::kConnecting);
+  ASSERT_TRUE(pair.ServerCommand(StatusCommand("status", rtmp::kReconnectRequestCode,
+                                               "rtmp://b.example:1940/live"),
+                                 128)  // no Set Chunk Size yet
+                  .ok());
+  EXPECT_EQ(pair.client().reconnect_request()->tc_url, "rtmp://b.example:1940/live");
+}
+
+TEST(PublishClientTest, OtherErrorStatusIsStillARefusal) {
+  Pair pair(4096, 0, 4096, FollowsReconnect());
+  pair.client().Start(3);
+  ASSERT_TRUE(pair.Pump().ok());
+  absl::Status s =
+      pair.ServerCommand(StatusCommand("error", "NetConnection.Connect.Rejected", ""), 4096);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(pair.client().reconnect_request().has_value());
 }
 
 TEST(PublishClientTest, OutputStaysPutWhileInFlight) {

@@ -58,23 +58,36 @@ absl::Status ParseAuthority(std::string_view authority, std::string_view url, Up
 
 }  // namespace
 
-absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url) {
-  UpstreamUrl out;
+namespace {
+
+// The scheme and the authority of rtmp[s]://HOST[:PORT]/PATH into *out; *path is what
+// follows the first '/' after the authority.
+absl::Status ParseSchemeAndAuthority(std::string_view url, UpstreamUrl* out,
+                                     std::string_view* path) {
   std::string_view rest;
   if (url.substr(0, kRtmp.size()) == kRtmp) {
     rest = url.substr(kRtmp.size());
   } else if (url.substr(0, kRtmps.size()) == kRtmps) {
     rest = url.substr(kRtmps.size());
-    out.tls = true;
-    out.port = 443;
+    out->tls = true;
+    out->port = 443;
   } else {
     return BadUrl(url, "it must start with rtmp:// or rtmps://");
   }
   const size_t slash = rest.find('/');
-  if (slash == std::string_view::npos) return BadUrl(url, "no application and stream name");
-  if (absl::Status s = ParseAuthority(rest.substr(0, slash), url, &out); !s.ok()) return s;
+  if (slash == std::string_view::npos) return BadUrl(url, "no application");
+  if (absl::Status s = ParseAuthority(rest.substr(0, slash), url, out); !s.ok()) return s;
+  *path = rest.substr(slash + 1);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url) {
+  UpstreamUrl out;
+  std::string_view path;
+  if (absl::Status s = ParseSchemeAndAuthority(url, &out, &path); !s.ok()) return s;
   // ffmpeg's split: /app/name, or /app/instance/name...
-  const std::string_view path = rest.substr(slash + 1);
   const std::string_view query_free = path.substr(0, path.find('?'));
   const size_t first = query_free.find('/');
   if (first == std::string_view::npos || first == 0) {
@@ -88,6 +101,16 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url) {
   out.stream = std::string(path.substr(app_end + 1));
   if (out.stream.empty() || out.stream[0] == '?') return BadUrl(url, "no stream name");
   out.tc_url = std::string(url.substr(0, url.size() - path.size())) + out.app;
+  return out;
+}
+
+absl::StatusOr<UpstreamUrl> ParseTcUrl(std::string_view url) {
+  UpstreamUrl out;
+  std::string_view path;
+  if (absl::Status s = ParseSchemeAndAuthority(url, &out, &path); !s.ok()) return s;
+  if (path.empty() || path[0] == '/' || path[0] == '?') return BadUrl(url, "no application");
+  out.app = std::string(path);
+  out.tc_url = std::string(url);
   return out;
 }
 

@@ -41,6 +41,10 @@ struct UpstreamUrl {
 
 // Parses rtmp://HOST[:PORT]/APP/NAME[?QUERY] and rtmps:// (port 443 by default).
 absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url);
+// Parses a connect's tcUrl, rtmp[s]://HOST[:PORT]/APP: the whole path is the application
+// ("app/instance", with a query if any); `stream` stays empty. An E-RTMP Reconnect
+// Request names where to go this way.
+absl::StatusOr<UpstreamUrl> ParseTcUrl(std::string_view url);
 
 // `url` with its query's values masked ("key=***"), for logs and the status file: stream
 // keys are secrets.

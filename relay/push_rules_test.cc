@@ -48,6 +48,32 @@ TEST(UpstreamUrlTest, BadUrlsSayWhy) {
   EXPECT_THAT(ParseUpstreamUrl("rtmp://x/live/?k=1").status().message(), HasSubstr("no stream"));
 }
 
+TEST(UpstreamUrlTest, TcUrlTakesTheWholePathAsTheApplication) {
+  absl::StatusOr<UpstreamUrl> u = ParseTcUrl("rtmp://10.0.0.2:1936/live");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->host, "10.0.0.2");
+  EXPECT_EQ(u->port, 1936);
+  EXPECT_EQ(u->app, "live");
+  EXPECT_EQ(u->stream, "");
+  EXPECT_EQ(u->tc_url, "rtmp://10.0.0.2:1936/live");
+
+  u = ParseTcUrl("rtmp://[::1]/app/inst");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->port, 1935);
+  EXPECT_EQ(u->app, "app/inst");
+
+  u = ParseTcUrl("rtmps://edge.example/live");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->port, 443);
+
+  EXPECT_THAT(ParseTcUrl("rtmp://x").status().message(), HasSubstr("no application"));
+  EXPECT_THAT(ParseTcUrl("rtmp://x/").status().message(), HasSubstr("no application"));
+  EXPECT_THAT(ParseTcUrl("rtmp://x:70000/live").status().message(), HasSubstr("port"));
+  EXPECT_THAT(ParseTcUrl("http://x/live").status().message(), HasSubstr("rtmp://"));
+}
+
 TEST(UpstreamUrlTest, RedactionHidesQueryValues) {
   EXPECT_EQ(RedactedUrl("rtmp://x/live/a?key=secret&u=me&flag"),
             "rtmp://x/live/a?key=***&u=***&flag");

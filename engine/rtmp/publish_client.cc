@@ -162,6 +162,14 @@ absl::Status PublishClient::HandleCommand(std::span<const uint8_t> payload) {
 
 absl::Status PublishClient::HandleStatus(const amf0::Value& info) {
   const std::string_view code = info.FindString("code");
+  if (code == kReconnectRequestCode) {
+    // Not an error whatever its level says: the server still takes our media until we
+    // leave, and a client that follows requests wants to know where to go.
+    reconnect_request_ =
+        ReconnectRequest{.tc_url = std::string(info.FindString("tcUrl")),
+                         .description = std::string(info.FindString("description"))};
+    return absl::OkStatus();
+  }
   if (code == "NetStream.Publish.Start" && state_ == State::kPublishing) {
     state_ = State::kLive;
   } else if (info.FindString("level") == "error") {

@@ -10,6 +10,7 @@
 //   send(conn.NextSend()); conn.Sent(n);       // one send in flight at a time
 //   if (absl::Status s = conn.Receive(bytes); !s.ok()) close;  // s names the refusal
 //   if (conn.live()) conn.SendMessage(kVideoChunkStream, MessageType::kVideo, dts, body);
+//   if (conn.reconnect_request()) ...finish the GOP, Unpublish(), connect elsewhere...
 //
 // Output: messages are appended to a queue while the previous batch is in flight, and
 // NextSend() swaps the two, so the bytes handed out stay put until Sent() covers them.
@@ -22,8 +23,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -41,6 +44,16 @@ inline constexpr uint32_t kAudioChunkStream = 4;
 inline constexpr uint32_t kVideoChunkStream = 6;
 inline constexpr uint32_t kDataChunkStream = 8;
 
+// Enhanced RTMP v2's Reconnect Request: the server asks the client to publish elsewhere
+// (onStatus NetConnection.Connect.ReconnectRequest on the NetConnection). Servers send it
+// only to clients whose connect announced kCapsExReconnect in capsEx.
+inline constexpr std::string_view kReconnectRequestCode = "NetConnection.Connect.ReconnectRequest";
+
+struct ReconnectRequest {
+  std::string tc_url;  // where to reconnect; empty: the same address and application
+  std::string description;
+};
+
 struct PublishClientOptions {
   std::string app = "live";
   std::string stream;  // the publish name, with its query if any ("cam7?key=k")
@@ -53,6 +66,8 @@ struct PublishClientOptions {
   // servers, and CDNs, want them); FCUnpublish before deleteStream at the end.
   bool fc_publish = false;
   // Enhanced RTMP: fourCcList and capsEx in connect's command object (when present).
+  // With kCapsExReconnect in caps_ex, a Reconnect Request is kept (reconnect_request())
+  // instead of being an error.
   EnhancedCaps enhanced;
 };
 
@@ -102,6 +117,9 @@ class PublishClient {
   uint32_t stream_id() const { return stream_id_; }
   uint32_t chunk_size() const { return writer_.chunk_size(); }
   uint64_t bytes_received() const { return bytes_received_; }
+  // The server's latest Reconnect Request, at any time after connect; the connection
+  // goes on as before (the caller decides when to leave). Empty if none came.
+  const std::optional<ReconnectRequest>& reconnect_request() const { return reconnect_request_; }
 
  private:
   absl::Status ReceiveHandshake(std::span<const uint8_t>* in);
@@ -129,6 +147,7 @@ class PublishClient {
   uint32_t ack_window_ = 0;
   uint64_t bytes_received_ = 0;
   uint64_t acked_ = 0;
+  std::optional<ReconnectRequest> reconnect_request_;
 };
 
 }  // namespace uringest::rtmp
