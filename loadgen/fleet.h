@@ -12,6 +12,18 @@
 // sending what it queued, half-closes (the server ends the stream), and closes when the
 // server closes; anything left after `drain` is closed hard.
 //
+// Moving. With follow_reconnect, connect announces Enhanced RTMP's Reconnect capability,
+// and a publisher that gets a Reconnect Request finishes its GOP on the old connection
+// (queues frames until the next one is a keyframe), ends it as at the end of a run
+// (hard close after kLeaveTimeout), then publishes the same name at the request's tcUrl
+// (or the same target): onMetaData, sequence headers, then that keyframe and the frames
+// that fell due meanwhile, with the stamps' sequence carried on: nothing lost, nothing
+// twice. With `reconnect`, a connection that breaks (refused, reset, closed by the
+// server, publish refused) is retried at the target with backoff; frames due while the
+// publisher is down are skipped (neither sent nor stamped), and it resumes at the first
+// keyframe due once it is live again. Frames queued on the broken connection that the
+// server never took stay counted as sent: the verifier finds them lost.
+//
 //   Fleet fleet(options, source.get());
 //   if (absl::Status s = fleet.Init(); !s.ok()) return s;
 //   fleet.Run([&] { PrintProgress(fleet.counters()); });  // called once a second
@@ -30,6 +42,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "loadgen/media_source.h"
 
@@ -59,6 +72,11 @@ struct FleetOptions {
   // Publishers go live and then send nothing (no onMetaData, no sequence headers, no
   // frames) until the run ends: what an idle publish session costs the server.
   bool idle = false;
+  // Announce capsEx Reconnect and follow the server's Reconnect Requests (see above).
+  bool follow_reconnect = true;
+  // Reconnect (with backoff) after a connection breaks, until the run ends; without, a
+  // broken connection fails its publisher.
+  bool reconnect = false;
 };
 
 // What the loop counts, readable while it runs.
@@ -66,6 +84,8 @@ struct FleetCounters {
   std::atomic<uint32_t> connected{0};  // TCP connected now
   std::atomic<uint32_t> live{0};       // publishing now
   std::atomic<uint32_t> failed{0};
+  std::atomic<uint32_t> reconnecting{0};  // between two connections now
+  std::atomic<uint64_t> reconnects{0};    // connections live after a publisher's first
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> frames_sent{0};  // counted (stampable) frames queued
 };
@@ -73,19 +93,24 @@ struct FleetCounters {
 struct PublisherResult {
   std::string name;  // app/name
   bool went_live = false;
-  bool failed = false;  // refused, reset, or never went live in time
-  bool closed_cleanly = false;
-  std::string error;       // why it failed
-  uint64_t frames = 0;     // counted frames queued and sent (if !failed)
-  uint64_t messages = 0;   // every audio/video/data message
-  uint64_t bytes = 0;      // bytes on the wire
-  int64_t connect_ns = 0;  // connect to publish start
+  bool failed = false;          // refused, reset, or never went live in time
+  bool closed_cleanly = false;  // the last connection ended in order
+  std::string error;            // why it failed
+  uint64_t frames = 0;          // counted frames queued and sent (if !failed)
+  uint64_t messages = 0;        // every audio/video/data message
+  uint64_t bytes = 0;           // bytes on the wire
+  int64_t connect_ns = 0;       // connect to publish start
   // When sending stopped: bytes queued but not yet taken by the socket, and (paced) the
   // frames due that waited for room in the queue. A server that keeps up leaves about
   // one frame.
   uint64_t backlog_at_end = 0;
   // The most bytes queued and not yet taken by the socket at once, during the run.
   uint64_t peak_queued = 0;
+  uint64_t reconnect_requests = 0;  // Reconnect Requests followed
+  uint64_t reconnects = 0;          // connections live after the first, for any reason
+  uint64_t skipped = 0;             // frames due while down (reconnect), never stamped
+  uint64_t broken = 0;              // connections that broke and were retried
+  std::string last_break;           // why the last of those broke
 };
 
 class Fleet {
@@ -118,6 +143,11 @@ class Fleet {
   struct Publisher;
   struct Due;
 
+  struct Target;
+
+  absl::Status Resolve(const std::string& host, uint16_t port, Target* target) const;
+  absl::StatusOr<uint32_t> FindTarget(const std::string& tc_url);
+  void Wake(uint32_t i, uint64_t ns);
   void StartConnect(uint32_t i);
   void ArmRecv(uint32_t i);
   void MaybeArmSend(uint32_t i);
@@ -133,8 +163,17 @@ class Fleet {
   // wait for room in the queue.
   uint64_t Backlog(const Publisher& p, uint64_t now_ns) const;
   void Fail(uint32_t i, std::string why);
+  // A connection failed: retry (reconnect, or the move it was part of) or fail.
+  void Broke(uint32_t i, std::string why);
+  void EndConnection(uint32_t i, bool clean);
+  void ScheduleConnect(uint32_t i, uint64_t now_ns);
+  void BeginMove(uint32_t i);
+  void Leave(uint32_t i);
+  void SkipToKeyframe(uint32_t i, uint64_t now_ns);
+  void SetReconnecting(uint32_t i, bool on);
   void BeginEnding(uint32_t i);
   void MaybeRelease(uint32_t i);
+  void Release(uint32_t i);
   void RunDue(uint64_t now_ns);
   void StartDrain(uint64_t now_ns);
   void CloseRemaining(const char* why);

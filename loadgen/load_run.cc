@@ -55,13 +55,19 @@ class Progress {
     const uint64_t bytes = c.bytes_sent.load(std::memory_order_relaxed);
     const uint64_t frames = c.frames_sent.load(std::memory_order_relaxed);
     const double dt = double(now - last_ns_) / 1e9;
-    std::string line =
-        absl::StrFormat("conns %u/%u live %u failed %u | %.1f Mbit/s %.0f frames/s",
-                        c.connected.load(), publishers_, c.live.load(), c.failed.load(),
-                        double(bytes - bytes_) * 8 / dt / 1e6, double(frames - frames_) / dt);
+    std::string line = absl::StrFormat("conns %u/%u live %u failed %u", c.connected.load(),
+                                       publishers_, c.live.load(), c.failed.load());
+    if (const uint32_t n = c.reconnecting.load(); n > 0) {
+      absl::StrAppendFormat(&line, " reconnecting %u", n);
+    }
+    absl::StrAppendFormat(&line, " | %.1f Mbit/s %.0f frames/s",
+                          double(bytes - bytes_) * 8 / dt / 1e6, double(frames - frames_) / dt);
     if (verifier_ != nullptr) {
       absl::StrAppendFormat(&line, " | delivered %u lost %d", verifier_->delivered(),
                             verifier_->live_lost());
+      if (const uint32_t down = verifier_->rings_down(); down > 0) {
+        absl::StrAppendFormat(&line, " (rings down %u/%u)", down, verifier_->ring_names().size());
+      }
     }
     last_ns_ = now, bytes_ = bytes, frames_ = frames;
     return line;
@@ -101,7 +107,14 @@ void FillStreams(const Fleet& fleet, const Verifier* verifier, LoadReport* repor
                    .failed = r.failed,
                    .error = r.error,
                    .sent = r.frames,
-                   .bytes = r.bytes};
+                   .bytes = r.bytes,
+                   .reconnect_requests = r.reconnect_requests,
+                   .reconnects = r.reconnects,
+                   .skipped = r.skipped,
+                   .last_break = r.last_break};
+    report->reconnect_requests += r.reconnect_requests;
+    report->reconnects += r.reconnects;
+    report->skipped += r.skipped;
     report->went_live += r.went_live;
     report->failed += r.failed;
     report->sent += r.frames;
@@ -115,6 +128,7 @@ void FillStreams(const Fleet& fleet, const Verifier* verifier, LoadReport* repor
       s.duplicated = t.duplicated;
       s.out_of_order = t.out_of_order;
       s.latency = t.latency;
+      s.delivered_by_ring = t.delivered_by_ring;
       report->latency.Merge(t.latency);
       report->ingest_latency.Merge(t.ingest);
       report->delivered += s.delivered;
@@ -156,7 +170,7 @@ absl::StatusOr<std::unique_ptr<Verifier>> OpenVerifier(const LoadOptions& option
   const double seconds = absl::ToDoubleSeconds(fleet_options.duration + fleet_options.ramp);
   const double fps =
       double(source.period_frames()) * 1000 / double(std::max<uint64_t>(1, source.period_ms()));
-  return Verifier::Open(options.verify_ring, fleet_options.run, fleet_options.publishers,
+  return Verifier::Open(options.verify_rings, fleet_options.run, fleet_options.publishers,
                         uint64_t(seconds * fps * (fleet_options.pace ? 1.2 : 4)) + 64);
 }
 
@@ -170,11 +184,15 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
   fleet_options.run = RandomRun();
   std::unique_ptr<Verifier> verifier;
   std::vector<int> pids = options.server_pids;
-  if (!options.verify_ring.empty()) {
+  // A fleet's node that ends, or a server that a reconnecting fleet outlives, costs its
+  // ring only: the run goes on.
+  const bool survive_exits = options.verify_rings.size() > 1 || fleet_options.reconnect;
+  if (!options.verify_rings.empty()) {
     absl::StatusOr<std::unique_ptr<Verifier>> v = OpenVerifier(options, fleet_options, **source);
     if (!v.ok()) return v.status();
     verifier = *std::move(v);
-    if (pids.empty()) pids.push_back(verifier->server_pid());
+    verifier->set_survive_exits(survive_exits);
+    if (pids.empty()) pids = verifier->server_pids();
   }
   Fleet fleet(fleet_options, source->get());
   if (absl::Status s = fleet.Init(); !s.ok()) return s;
@@ -212,6 +230,10 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
     verifier->Stop();
     report.reader_laps = verifier->laps();
     report.server_exit = verifier->server_exit();
+    report.rings = verifier->ring_names();
+    for (size_t k = 0; k < report.rings.size(); ++k) {
+      report.ring_exits.push_back(verifier->ring_exits(k));
+    }
   }
   if (std::optional<ProcSample> after = SampleServer(pids); after && before) {
     report.server.sampled = true;

@@ -54,8 +54,21 @@ std::string StreamRow(const StreamReport& s, bool verified) {
     absl::StrAppendFormat(&row, " %9u %7u %5u %5u  %s", s.delivered, s.lost, s.duplicated,
                           s.out_of_order, LatencyCells(s.latency));
   }
+  if (s.reconnects > 0 || s.reconnect_requests > 0) {
+    absl::StrAppendFormat(&row, "  reconnects %u (requests %u, skipped %u)", s.reconnects,
+                          s.reconnect_requests, s.skipped);
+  }
   if (s.failed) absl::StrAppend(&row, "  ", s.error);
   return row + "\n";
+}
+
+// {"ringA":frames,...}: where the stream's frames were first seen.
+std::string ByRingJson(const std::vector<std::string>& rings, const std::vector<uint64_t>& frames) {
+  std::string out = "{";
+  for (size_t k = 0; k < rings.size() && k < frames.size(); ++k) {
+    absl::StrAppend(&out, k ? "," : "", JsonString(rings[k]), ":", frames[k]);
+  }
+  return out + "}";
 }
 
 }  // namespace
@@ -128,6 +141,18 @@ std::string FormatTable(const LoadReport& r, size_t max_rows) {
     absl::StrAppend(&out, "  ", ServerExitText(r.server_exit),
                     " during the run (the verifier saw it in the ring): the run ended there\n");
   }
+  if (r.reconnects > 0 || r.reconnect_requests > 0 || r.skipped > 0) {
+    absl::StrAppendFormat(&out,
+                          "  reconnects %u (reconnect requests followed %u), frames skipped "
+                          "while down %u\n",
+                          r.reconnects, r.reconnect_requests, r.skipped);
+  }
+  for (size_t k = 0; k < r.ring_exits.size(); ++k) {
+    if (r.ring_exits[k] > 0) {
+      absl::StrAppendFormat(&out, "  ring %s: its server ended %u time(s) during the run\n",
+                            r.rings[k], r.ring_exits[k]);
+    }
+  }
   out += CostLines(r);
   std::string rows;
   for (const StreamReport& s : r.streams) {
@@ -152,27 +177,36 @@ std::string FormatJson(const LoadReport& r) {
       R"("max_live":%u,"max_backlog":%u,"max_queued":%u,"load_cpu_seconds":%.3f,"load_bound":%s,)"
       R"("failed":%u,"seconds":%.3f,"sent":%u,"bytes":%u,"mbit_per_s":%.3f,)"
       R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"reader_laps":%u,)"
+      R"("reconnect_requests":%u,"reconnects":%u,"skipped":%u,)"
       R"("server_exit":"%s","latency":%s,"ingest_latency":%s,)",
       JsonString(r.target), r.publishers, r.paced ? "true" : "false", r.verified ? "true" : "false",
       r.interrupted ? "true" : "false", r.ok() ? "true" : "false", r.went_live, r.max_live,
       r.max_backlog, r.max_queued, r.load_cpu_seconds, r.load_bound() ? "true" : "false", r.failed,
       r.seconds, r.sent, r.bytes, r.mbit_per_s(), r.delivered, r.lost, r.duplicated, r.out_of_order,
-      r.reader_laps, ServerExitJson(r.server_exit), LatencyJson(r.latency),
-      LatencyJson(r.ingest_latency));
+      r.reader_laps, r.reconnect_requests, r.reconnects, r.skipped, ServerExitJson(r.server_exit),
+      LatencyJson(r.latency), LatencyJson(r.ingest_latency));
   absl::StrAppendFormat(&out,
                         R"("server":{"sampled":%s,"cpu_seconds":%.3f,"rss_start":%u,)"
-                        R"("rss_peak":%u,"rss_end":%u},"streams":[)",
+                        R"("rss_peak":%u,"rss_end":%u},"rings":[)",
                         r.server.sampled ? "true" : "false", r.server.cpu_seconds,
                         r.server.rss_start, r.server.rss_peak, r.server.rss_end);
+  for (size_t k = 0; k < r.rings.size(); ++k) {
+    absl::StrAppendFormat(&out, R"(%s{"name":%s,"server_exits":%u})", k ? "," : "",
+                          JsonString(r.rings[k]), k < r.ring_exits.size() ? r.ring_exits[k] : 0);
+  }
+  out += R"(],"streams":[)";
   for (size_t i = 0; i < r.streams.size(); ++i) {
     const StreamReport& s = r.streams[i];
     absl::StrAppendFormat(
         &out,
         R"(%s{"name":%s,"went_live":%s,"failed":%s,"error":%s,"sent":%u,"bytes":%u,)"
-        R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"latency":%s})",
+        R"("delivered":%u,"lost":%u,"duplicated":%u,"out_of_order":%u,"latency":%s,)"
+        R"("reconnect_requests":%u,"reconnects":%u,"skipped":%u,"last_break":%s,)"
+        R"("delivered_by_ring":%s})",
         i ? "," : "", JsonString(s.name), s.went_live ? "true" : "false",
         s.failed ? "true" : "false", JsonString(s.error), s.sent, s.bytes, s.delivered, s.lost,
-        s.duplicated, s.out_of_order, LatencyJson(s.latency));
+        s.duplicated, s.out_of_order, LatencyJson(s.latency), s.reconnect_requests, s.reconnects,
+        s.skipped, JsonString(s.last_break), ByRingJson(r.rings, s.delivered_by_ring));
   }
   return out + "]}\n";
 }

@@ -10,28 +10,78 @@
 
 namespace uringest::loadgen {
 
-absl::StatusOr<std::unique_ptr<Verifier>> Verifier::Open(const std::string& ring, uint32_t run,
-                                                         uint32_t publishers,
-                                                         uint64_t frames_hint) {
-  absl::StatusOr<std::unique_ptr<ringbuf::Reader>> reader = ringbuf::Reader::Open(ring);
+// One server's ring: its directory and a reader per shard, while a live server owns it.
+struct Verifier::Node {
+  std::string name;
+  std::unique_ptr<ringbuf::Reader> reader;  // null while the ring is down
+  std::vector<std::unique_ptr<ringbuf::RingReader>> rings;
+  uint64_t epoch = 0;  // of the server read last; 0: none yet
+  int pid = 0;
+  uint32_t exits = 0;
+  uint64_t laps = 0;  // of the ring readers closed since
+  uint64_t lost_bytes = 0;
+};
+
+// Opens `node`'s ring if a live server it has not read before owns it: from the tail
+// (at Open(), so that only this run's frames are booked) or from its start (a ring a
+// server created during the run: all of it is this run's).
+absl::Status Verifier::OpenNode(Node* node, bool from_tail) {
+  absl::StatusOr<std::unique_ptr<ringbuf::Reader>> reader = ringbuf::Reader::Open(node->name);
   if (!reader.ok()) return reader.status();
-  std::unique_ptr<Verifier> v(new Verifier(run, publishers, frames_hint));
+  if ((*reader)->CheckServerExit() != ringbuf::ServerExit::kNone) {
+    return absl::UnavailableError(absl::StrCat("ring ", node->name, ": its server is gone"));
+  }
+  if ((*reader)->epoch() == node->epoch) {
+    return absl::UnavailableError(absl::StrCat("ring ", node->name, ": the server read before"));
+  }
   const ringbuf::DirectoryHeader& header = (*reader)->directory().header();
-  v->server_pid_ = header.server_pid;
+  std::vector<std::unique_ptr<ringbuf::RingReader>> rings;
   for (uint32_t shard = 0; shard < header.shard_count; ++shard) {
     absl::StatusOr<std::unique_ptr<ringbuf::RingReader>> r =
-        ringbuf::RingReader::Open((*reader)->directory().RingPath(ring, shard));
+        ringbuf::RingReader::Open((*reader)->directory().RingPath(node->name, shard));
     if (!r.ok()) return r.status();
-    (*r)->SeekToTail();
-    v->rings_.push_back(*std::move(r));
+    if (from_tail) (*r)->SeekToTail();
+    rings.push_back(*std::move(r));
   }
-  v->reader_ = *std::move(reader);
+  node->epoch = (*reader)->epoch();
+  node->pid = header.server_pid;
+  node->rings = std::move(rings);
+  node->reader = *std::move(reader);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Verifier>> Verifier::Open(const std::vector<std::string>& rings,
+                                                         uint32_t run, uint32_t publishers,
+                                                         uint64_t frames_hint) {
+  if (rings.empty()) return absl::InvalidArgumentError("no ring to verify");
+  std::unique_ptr<Verifier> v(new Verifier(rings, run, publishers, frames_hint));
+  absl::Status first_error;
+  uint32_t open = 0;
+  for (auto& node : v->nodes_) {
+    absl::Status s = OpenNode(node.get(), /*from_tail=*/true);
+    if (s.ok()) {
+      ++open;
+    } else if (first_error.ok()) {
+      first_error = s;
+    }
+  }
+  if (open == 0) return first_error;
+  v->rings_down_.store(uint32_t(rings.size()) - open);
+  v->CollectActive();
   return v;
 }
 
-Verifier::Verifier(uint32_t run, uint32_t publishers, uint64_t frames_hint)
-    : run_(run), tallies_(publishers) {
-  for (PublisherTally& t : tallies_) t.seen.assign(frames_hint / 64 + 2, 0);
+Verifier::Verifier(const std::vector<std::string>& rings, uint32_t run, uint32_t publishers,
+                   uint64_t frames_hint)
+    : run_(run), names_(rings), tallies_(publishers) {
+  for (const std::string& name : rings) {
+    nodes_.push_back(std::make_unique<Node>());
+    nodes_.back()->name = name;
+  }
+  for (PublisherTally& t : tallies_) {
+    t.seen.assign(frames_hint / 64 + 2, 0);
+    t.delivered_by_ring.assign(rings.size(), 0);
+  }
 }
 
 Verifier::~Verifier() { Stop(); }
@@ -45,48 +95,109 @@ void Verifier::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::vector<int> Verifier::server_pids() const {
+  std::vector<int> pids;
+  for (const auto& node : nodes_) {
+    if (node->pid != 0) pids.push_back(node->pid);
+  }
+  return pids;
+}
+
 uint64_t Verifier::laps() const {
   uint64_t n = 0;
-  for (const auto& r : rings_) n += r->laps();
+  for (const auto& node : nodes_) {
+    n += node->laps;
+    for (const auto& r : node->rings) n += r->laps();
+  }
   return n;
 }
 
 uint64_t Verifier::lost_bytes() const {
   uint64_t n = 0;
-  for (const auto& r : rings_) n += r->lost_bytes();
+  for (const auto& node : nodes_) {
+    n += node->lost_bytes;
+    for (const auto& r : node->rings) n += r->lost_bytes();
+  }
   return n;
 }
 
-// With one shard the reader sleeps on its ring's futex and wakes at each commit (and
-// every kWaitInterval, for the server and the stop flag); with several it can only
-// sleep on one, so it takes them in turn with a 1 ms timeout (at most 1 ms added to a
-// latency, and about a thousand wake-ups a second while idle).
+uint32_t Verifier::ring_exits(size_t k) const { return nodes_[k]->exits; }
+
+void Verifier::CollectActive() {
+  active_.clear();
+  for (uint32_t k = 0; k < nodes_.size(); ++k) {
+    for (auto& ring : nodes_[k]->rings) active_.push_back({ring.get(), k});
+  }
+}
+
+// With one ring the reader sleeps on its futex and wakes at each commit (and every
+// kWaitInterval, for the servers and the stop flag); with several it can only sleep on
+// one, so it takes them in turn with a 1 ms timeout (at most 1 ms added to a latency,
+// and about a thousand wake-ups a second while idle).
 void Verifier::ReadLoop() {
   size_t turn = 0;
   absl::Time next_look = absl::Now();
   while (!stop_.load(std::memory_order_relaxed)) {
     if (absl::Now() >= next_look) {
-      if (ServerGone()) break;
+      if (!LookAtServers()) break;
       next_look = absl::Now() + ringbuf::kWaitInterval;
     }
     bool any = false;
-    for (auto& ring : rings_) any |= DrainRing(ring.get());
+    for (const Active& a : active_) any |= DrainRing(a.ring, a.node);
     if (any) continue;
-    const absl::Duration wait = rings_.size() == 1 ? ringbuf::kWaitInterval : absl::Milliseconds(1);
-    rings_[turn++ % rings_.size()]->Wait(wait);
+    if (active_.empty()) {
+      absl::SleepFor(ringbuf::kWaitInterval);
+      continue;
+    }
+    const absl::Duration wait =
+        active_.size() == 1 ? ringbuf::kWaitInterval : absl::Milliseconds(1);
+    active_[turn++ % active_.size()].ring->Wait(wait);
   }
-  for (auto& ring : rings_) DrainRing(ring.get());
+  for (const Active& a : active_) DrainRing(a.ring, a.node);
 }
 
-bool Verifier::ServerGone() {
-  const ringbuf::ServerExit exit = reader_->CheckServerExit();
-  if (exit == ringbuf::ServerExit::kNone) return false;
-  server_exit_.store(exit);
-  if (on_server_exit_) on_server_exit_(exit);
+bool Verifier::LookAtServers() {
+  bool changed = false;
+  for (auto& node : nodes_) {
+    if (node->reader == nullptr) {
+      // Not there yet, or its server is gone: a new server's ring is all new.
+      if (survive_exits_ && OpenNode(node.get(), /*from_tail=*/false).ok()) {
+        rings_down_.fetch_sub(1, std::memory_order_relaxed);
+        changed = true;
+      }
+      continue;
+    }
+    const ringbuf::ServerExit exit = node->reader->CheckServerExit();
+    if (exit == ringbuf::ServerExit::kNone) continue;
+    if (!survive_exits_) {
+      server_exit_.store(exit);
+      if (on_server_exit_) on_server_exit_(exit);
+      return false;
+    }
+    CloseNode(node.get());
+    changed = true;
+  }
+  if (changed) CollectActive();
   return true;
 }
 
-bool Verifier::DrainRing(ringbuf::RingReader* ring) {
+// The server of `node` is gone: what its rings still hold is booked, then they are let go.
+void Verifier::CloseNode(Node* node) {
+  const uint32_t k = uint32_t(std::find_if(nodes_.begin(), nodes_.end(),
+                                           [node](const auto& n) { return n.get() == node; }) -
+                              nodes_.begin());
+  for (auto& ring : node->rings) {
+    DrainRing(ring.get(), k);
+    node->laps += ring->laps();
+    node->lost_bytes += ring->lost_bytes();
+  }
+  node->rings.clear();
+  node->reader.reset();
+  ++node->exits;
+  rings_down_.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Verifier::DrainRing(ringbuf::RingReader* ring, uint32_t node) {
   ringbuf::RecordView view;
   bool any = false;
   uint8_t copy[kStampedMin];
@@ -104,12 +215,12 @@ bool Verifier::DrainRing(ringbuf::RingReader* ring) {
       ++foreign_;
       continue;
     }
-    Book(*stamp, view.header.ingest_time_ns, now);
+    Book(*stamp, node, view.header.ingest_time_ns, now);
   }
   return any;
 }
 
-void Verifier::Book(const Stamp& stamp, uint64_t ingest_ns, uint64_t now_ns) {
+void Verifier::Book(const Stamp& stamp, uint32_t node, uint64_t ingest_ns, uint64_t now_ns) {
   PublisherTally& t = tallies_[stamp.publisher];
   const uint64_t s = stamp.sequence;
   if (s / 64 >= t.seen.size()) t.seen.resize(s / 64 + 1 + t.seen.size() / 2, 0);
@@ -121,6 +232,7 @@ void Verifier::Book(const Stamp& stamp, uint64_t ingest_ns, uint64_t now_ns) {
   }
   word |= bit;
   ++t.delivered;
+  ++t.delivered_by_ring[node];
   delivered_.fetch_add(1, std::memory_order_relaxed);
   if (s < t.max_sequence) {
     ++t.out_of_order;

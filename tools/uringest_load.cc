@@ -8,11 +8,14 @@
 //   uringest-load --target 127.0.0.1:1935 --flv clip.flv --no-pace --duration 10 --json
 //   uringest-load --target 127.0.0.1:1935 --publishers 1000 --ramp 10 --server-pid 4242
 //   uringest-load --target 127.0.0.1:1935 --publishers 1000 --idle --duration 20
+//   uringest-load --target 10.0.0.1:1935 --publishers 50 --verify --ring nodeA,nodeB --reconnect
 //
 // Exit status: 0 if every publisher went live and ended cleanly and (with --verify) no
 // frame was lost, duplicated or reordered; 1 otherwise; 2 for bad flags. With --verify,
 // a server that dies (or shuts down) during the run ends it within a second: exit 1,
-// the report, and a message on stderr.
+// the report, and a message on stderr. With several rings (--ring A,B: a fleet of nodes)
+// or --reconnect, a server's end costs only its ring and the run goes on; a ring whose
+// server restarts is read again.
 
 #include <signal.h>
 #include <unistd.h>
@@ -24,6 +27,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "engine/status_text.h"
 #include "loadgen/load_run.h"
 #include "loadgen/report.h"
@@ -106,7 +110,16 @@ std::optional<int> ParseFlags(int argc, char** argv, uringest::loadgen::LoadOpti
       ->capture_default_str();
   app.add_option("--app", f.app, "RTMP application; streams are APP/loadN")->capture_default_str();
   AddMediaFlags(app, options, &bitrate, &no_pace, &no_stamp);
-  app.add_option("--ring", flags->ring, "The server's ring (for --verify)")->capture_default_str();
+  app.add_option("--ring", flags->ring,
+                 "The server's ring (for --verify); A,B,...: the rings of several nodes, each "
+                 "frame counted once across them")
+      ->capture_default_str();
+  app.add_flag("--reconnect", f.reconnect,
+               "A publisher whose connection breaks reconnects (backoff 250 ms to 2 s) until "
+               "the end; frames due while it is down are skipped");
+  bool no_follow = false;
+  app.add_flag("--no-follow-reconnect", no_follow,
+               "Don't announce E-RTMP's Reconnect capability (servers then never ask to move)");
   app.add_flag("--verify", verify,
                "Read the ring and account for every frame; a server that dies ends the run "
                "(exit 1, within a second)");
@@ -131,7 +144,14 @@ std::optional<int> ParseFlags(int argc, char** argv, uringest::loadgen::LoadOpti
   f.ramp = absl::Seconds(ramp);
   f.pace = !no_pace;
   f.stamp = !no_stamp;
-  if (verify) options->verify_ring = flags->ring;
+  f.follow_reconnect = !no_follow;
+  if (verify) {
+    options->verify_rings = absl::StrSplit(flags->ring, ',', absl::SkipEmpty());
+    if (options->verify_rings.empty()) {
+      std::fprintf(stderr, "uringest-load: --ring wants a ring name (or a comma list)\n");
+      return 2;
+    }
+  }
   return std::nullopt;
 }
 
