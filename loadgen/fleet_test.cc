@@ -107,6 +107,8 @@ class FakeNode {
   }
 
   uint16_t port() const { return port_; }
+  // The node closes its first connection, unasked, once it has booked `frames` frames.
+  void HangUpFirstAfter(uint64_t frames) { hang_up_after_ = frames; }
 
  private:
   class Sink : public rtmp::FrameSink {
@@ -170,6 +172,7 @@ class FakeNode {
       const std::vector<uint8_t> out(conn.output().begin(), conn.output().end());
       conn.TakeOutput(out.size());
       if (!SendAll(fd, out)) break;
+      if (connection == 0 && hang_up_after_ > 0 && sink.frames >= hang_up_after_) break;
       if (!asked && sink.frames >= kAskAfter) {
         asked = true;
         if (MayAsk(conn) && !SendAll(fd, ReconnectRequest(tc_url_))) break;
@@ -188,6 +191,7 @@ class FakeNode {
   const int id_;
   Book* const book_;
   std::atomic<int> asks_left_;
+  uint64_t hang_up_after_ = 0;
   const std::string tc_url_;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
@@ -285,6 +289,54 @@ TEST(FleetMoveTest, WithoutFollowingTheCapabilityIsNotAnnouncedAndNothingMoves) 
   EXPECT_EQ(r.reconnect_requests, 0u);
   EXPECT_EQ(r.reconnects, 0u);
   ExpectEveryFrameOnce(book.frames[0], r.frames);
+}
+
+TEST(FleetReconnectTest, ABrokenConnectionIsRetriedAndResumesAtAKeyframe) {
+  Book book;
+  FakeNode a(0, &book, 0, "");
+  a.HangUpFirstAfter(10);
+  std::unique_ptr<MediaSource> src = MediaSource::Synthetic(300'000, kFps);
+  FleetOptions o = Options(a.port(), 1);
+  o.duration = absl::Seconds(2.5);
+  o.reconnect = true;
+  Fleet fleet(o, src.get());
+  ASSERT_TRUE(fleet.Init().ok());
+  fleet.Run(nullptr);
+  const PublisherResult& r = fleet.results()[0];
+  EXPECT_FALSE(r.failed) << r.error;
+  EXPECT_TRUE(r.closed_cleanly);
+  EXPECT_EQ(r.broken, 1u);
+  EXPECT_EQ(r.reconnects, 1u);
+  EXPECT_EQ(r.reconnect_requests, 0u);
+  // Down for the backoff, then up to the next keyframe (2 s): the rest of the first GOP.
+  EXPECT_GE(r.skipped, 20u);
+  const std::vector<Got>& got = book.frames[0];
+  const auto second =
+      std::find_if(got.begin(), got.end(), [](const Got& g) { return g.connection == 1; });
+  ASSERT_NE(second, got.end());
+  EXPECT_TRUE(second->keyframe);
+  // What the node saw: increasing, with a gap only where its first connection ended
+  // (frames queued on it that it never read), and the sequence carried on.
+  for (size_t k = 1; k < got.size(); ++k) {
+    EXPECT_GT(got[k].sequence, got[k - 1].sequence);
+    if (got[k].connection == got[k - 1].connection)
+      EXPECT_EQ(got[k].sequence, got[k - 1].sequence + 1);
+  }
+  EXPECT_EQ(got.back().sequence, r.frames);
+}
+
+TEST(FleetReconnectTest, WithoutReconnectABrokenConnectionFailsThePublisher) {
+  Book book;
+  FakeNode a(0, &book, 0, "");
+  a.HangUpFirstAfter(5);
+  std::unique_ptr<MediaSource> src = MediaSource::Synthetic(300'000, kFps);
+  FleetOptions o = Options(a.port(), 1);
+  o.duration = absl::Seconds(1);
+  Fleet fleet(o, src.get());
+  ASSERT_TRUE(fleet.Init().ok());
+  fleet.Run(nullptr);
+  EXPECT_TRUE(fleet.results()[0].failed);
+  EXPECT_EQ(fleet.results()[0].reconnects, 0u);
 }
 
 }  // namespace
