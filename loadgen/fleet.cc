@@ -17,8 +17,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/rtmp/publish_client.h"
+#include "loadgen/internal/fleet_state.h"
 #include "loadgen/stamp.h"
-#include "relay/push_rules.h"
 #include "ringbuf/clock.h"
 
 namespace uringest::loadgen {
@@ -31,87 +31,9 @@ uint64_t UserData(Op op, uint32_t i) { return uint64_t(op) << 56 | i; }
 constexpr size_t kRecvBufferSize = 4096;  // server replies are small
 constexpr unsigned kRingEntries = 4096;
 constexpr unsigned kCompletionBatch = 256;
-constexpr uint64_t kSecondNs = 1'000'000'000;
 constexpr uint64_t kMaxSleepNs = 100'000'000;
-// A move's old connection that the server has not closed by then is closed hard.
-constexpr uint64_t kLeaveTimeoutNs = 2 * kSecondNs;
-// --reconnect's backoff: 250 ms, doubling to 2 s; back to 250 ms once live again.
-constexpr uint64_t kFirstBackoffNs = 250'000'000;
-constexpr uint64_t kMaxBackoffNs = 2 * kSecondNs;
 
 }  // namespace
-
-// What a publisher does once its connection is closed.
-enum class After : uint8_t {
-  kDone,   // nothing: the publisher is done
-  kMove,   // connect to next_target (a Reconnect Request)
-  kRetry,  // connect to the target again after the backoff (--reconnect)
-};
-
-struct Fleet::Target {
-  sockaddr_storage address{};
-  socklen_t address_length = 0;
-  std::string app;
-  std::string tc_url;
-};
-
-struct Fleet::Publisher {
-  int fd = -1;
-  std::unique_ptr<rtmp::PublishClient> conn;
-  uint32_t target = 0;         // of conn, in targets_
-  uint32_t next_target = 0;    // of the next connection
-  uint64_t connect_at_ns = 0;  // the first connect
-  uint64_t live_ns = 0;        // of this connection
-  uint64_t base_ns = 0;        // frame k is due at base_ns + its timestamp
-  uint64_t wake_ns = 0;        // the due entry that counts; older ones are stale
-  uint64_t leave_deadline_ns = 0;
-  uint64_t backoff_ns = kFirstBackoffNs;
-  uint64_t frame_index = 0;
-  uint64_t sequence = 0;
-  After after = After::kDone;
-  bool connecting = false;
-  bool tcp_up = false;        // counted in counters_.connected
-  bool counted_live = false;  // counted in counters_.live
-  bool recv_in_flight = false;
-  bool send_in_flight = false;
-  bool held = false;    // paced, with due frames waiting for room in the queue
-  bool ending = false;  // no more frames; FIN once the queue is sent
-  bool fin_sent = false;
-  bool conn_over = false;     // this connection ended; its completions are drained
-  bool last_clean = false;    // the last connection that ended, ended in order
-  bool moving = false;        // a Reconnect Request is followed: leave at the next keyframe
-  bool leaving = false;       // the move's old connection is ending
-  bool resync = false;        // the next connection starts at the first keyframe due
-  bool reconnecting = false;  // counted in counters_.reconnecting
-  bool closed = false;        // done for good
-};
-
-struct Fleet::Due {
-  uint64_t ns;
-  uint32_t publisher;
-  bool operator>(const Due& o) const { return ns > o.ns; }
-};
-
-struct Fleet::Loop {
-  io_uring ring{};
-  bool ready = false;
-  std::vector<uint8_t> recv_slab;
-  // [0] is --target; the others, the tcUrls of Reconnect Requests.
-  std::vector<Target> targets;
-  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
-
-  ~Loop() {
-    if (ready) io_uring_queue_exit(&ring);
-  }
-  io_uring_sqe* GetSqe() {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    while (sqe == nullptr) {
-      io_uring_submit(&ring);  // full: hand it over and take a fresh entry
-      sqe = io_uring_get_sqe(&ring);
-    }
-    return sqe;
-  }
-};
 
 std::string HostPort(const std::string& host, uint16_t port) {
   return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
@@ -125,39 +47,6 @@ Fleet::~Fleet() {
   for (Publisher& p : publishers_) {
     if (p.fd >= 0) close(p.fd);
   }
-}
-
-// The first address a name resolves to (an address: itself).
-absl::Status Fleet::Resolve(const std::string& host, uint16_t port, Target* target) const {
-  addrinfo hints{.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  addrinfo* found = nullptr;
-  const std::string service = absl::StrCat(port);
-  if (int err = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); err != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("can't resolve ", host, ": ", gai_strerror(err)));
-  }
-  std::memcpy(&target->address, found->ai_addr, found->ai_addrlen);
-  target->address_length = found->ai_addrlen;
-  freeaddrinfo(found);
-  return absl::OkStatus();
-}
-
-// The target of a Reconnect Request's tcUrl ("": the connection's own), resolved once
-// per distinct URL. The harness has no TLS: rtmps:// is an error.
-absl::StatusOr<uint32_t> Fleet::FindTarget(const std::string& tc_url) {
-  for (uint32_t t = 0; t < loop_->targets.size(); ++t) {
-    if (loop_->targets[t].tc_url == tc_url) return t;
-  }
-  absl::StatusOr<relay::UpstreamUrl> url = relay::ParseTcUrl(tc_url);
-  if (!url.ok()) return url.status();
-  if (url->tls) {
-    return absl::UnimplementedError(
-        absl::StrCat("reconnect request to ", tc_url, ": uringest-load has no TLS"));
-  }
-  Target target{.app = url->app, .tc_url = tc_url};
-  if (absl::Status s = Resolve(url->host, url->port, &target); !s.ok()) return s;
-  loop_->targets.push_back(std::move(target));
-  return uint32_t(loop_->targets.size() - 1);
 }
 
 absl::Status Fleet::Init() {
@@ -434,17 +323,6 @@ void Fleet::GoLive(uint32_t i) {
   QueueFrames(i, p.live_ns);
 }
 
-// After a break (--reconnect) the frames due while down are passed over, unsent and
-// unstamped, up to the first keyframe due from now on.
-void Fleet::SkipToKeyframe(uint32_t i, uint64_t now_ns) {
-  Publisher& p = publishers_[i];
-  p.resync = false;
-  while (DueNs(p, p.frame_index) < now_ns || !source_->IsKeyframe(p.frame_index)) {
-    if (Stampable(source_->At(p.frame_index).body)) ++results_[i].skipped;
-    ++p.frame_index;
-  }
-}
-
 // Paced: every frame due by now, then a wake-up at the next one's time. Unpaced: frames
 // until the window is full; the send completion asks for more.
 void Fleet::QueueFrames(uint32_t i, uint64_t now_ns) {
@@ -567,151 +445,6 @@ void Fleet::StartDrain(uint64_t now_ns) {
 void Fleet::BeginEnding(uint32_t i) {
   publishers_[i].ending = true;
   MaybeArmSend(i);
-}
-
-void Fleet::Fail(uint32_t i, std::string why) {
-  Publisher& p = publishers_[i];
-  PublisherResult& r = results_[i];
-  if (r.failed) return;
-  r.failed = true;
-  r.error = std::move(why);
-  counters_.failed.fetch_add(1, std::memory_order_relaxed);
-  if (p.fd >= 0) shutdown(p.fd, SHUT_RDWR);  // ends the receive and any stuck send
-  MaybeRelease(i);
-}
-
-void Fleet::Broke(uint32_t i, std::string why) {
-  Publisher& p = publishers_[i];
-  if (p.leaving) {
-    // The old connection of a move: its queued frames may be lost (the verifier counts
-    // them), the move goes on.
-    EndConnection(i, false);
-    return;
-  }
-  if (p.moving && !draining_) {
-    // Asked to leave and cut off before the GOP was out: go where we were asked.
-    p.moving = false;
-    p.after = After::kMove;
-    p.resync = true;
-  } else if (options_.reconnect && !draining_) {
-    p.after = After::kRetry;
-    p.next_target = 0;
-    p.resync = true;
-  } else {
-    Fail(i, std::move(why));
-    return;
-  }
-  ++results_[i].broken;
-  results_[i].last_break = std::move(why);
-  EndConnection(i, false);
-}
-
-// The connection is over; once nothing of it is in flight, MaybeRelease closes it and
-// goes on as p.after says.
-void Fleet::EndConnection(uint32_t i, bool clean) {
-  Publisher& p = publishers_[i];
-  p.conn_over = true;
-  p.last_clean = clean;
-  if (p.fd >= 0) shutdown(p.fd, SHUT_RDWR);
-  MaybeRelease(i);
-}
-
-void Fleet::BeginMove(uint32_t i) {
-  Publisher& p = publishers_[i];
-  if (!options_.follow_reconnect || draining_) return;
-  const std::string& tc_url = p.conn->reconnect_request()->tc_url;
-  if (tc_url.empty()) {
-    p.next_target = p.target;
-  } else {
-    absl::StatusOr<uint32_t> t = FindTarget(tc_url);
-    if (!t.ok()) {
-      Fail(i, std::string(t.status().message()));
-      return;
-    }
-    p.next_target = *t;
-  }
-  ++results_[i].reconnect_requests;
-  p.moving = true;
-  if (options_.idle || source_->IsKeyframe(p.frame_index)) Leave(i);
-}
-
-// Ends the connection as at the end of a run (what is queued goes out, then FIN), and
-// connects to next_target once the server closed it, or at the deadline.
-void Fleet::Leave(uint32_t i) {
-  Publisher& p = publishers_[i];
-  p.moving = false;
-  p.leaving = true;
-  p.after = After::kMove;
-  p.held = false;
-  SetReconnecting(i, true);
-  p.conn->Unpublish();
-  if (p.counted_live) {
-    p.counted_live = false;
-    counters_.live.fetch_sub(1, std::memory_order_relaxed);
-  }
-  p.leave_deadline_ns = ringbuf::MonotonicNs() + kLeaveTimeoutNs;
-  Wake(i, p.leave_deadline_ns);
-  BeginEnding(i);
-}
-
-void Fleet::SetReconnecting(uint32_t i, bool on) {
-  Publisher& p = publishers_[i];
-  if (p.reconnecting == on) return;
-  p.reconnecting = on;
-  if (on) {
-    counters_.reconnecting.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    counters_.reconnecting.fetch_sub(1, std::memory_order_relaxed);
-  }
-}
-
-// The next connection of a publisher whose last one is closed: at once for a move, after
-// the backoff for a retry.
-void Fleet::ScheduleConnect(uint32_t i, uint64_t now_ns) {
-  Publisher& p = publishers_[i];
-  uint64_t at = now_ns;
-  if (p.after == After::kRetry) {
-    at += p.backoff_ns;
-    p.backoff_ns = std::min(p.backoff_ns * 2, kMaxBackoffNs);
-  }
-  SetReconnecting(i, true);
-  p.after = After::kDone;
-  p.connecting = p.held = p.ending = p.fin_sent = p.conn_over = p.leaving = false;
-  Wake(i, at);
-}
-
-// A socket is closed once nothing of it is in flight: after a failure, or once its
-// connection is over (the server answered our FIN with its own, or it broke).
-void Fleet::MaybeRelease(uint32_t i) {
-  Publisher& p = publishers_[i];
-  if (p.closed || p.recv_in_flight || p.send_in_flight || p.connecting) return;
-  if (!results_[i].failed && !p.conn_over) return;
-  if (p.fd >= 0) {
-    close(p.fd);
-    p.fd = -1;
-  }
-  if (p.tcp_up) {
-    p.tcp_up = false;
-    counters_.connected.fetch_sub(1, std::memory_order_relaxed);
-  }
-  if (p.counted_live) {
-    p.counted_live = false;
-    counters_.live.fetch_sub(1, std::memory_order_relaxed);
-  }
-  if (!results_[i].failed && p.after != After::kDone && !draining_) {
-    ScheduleConnect(i, ringbuf::MonotonicNs());
-    return;
-  }
-  if (!results_[i].failed && p.last_clean) results_[i].closed_cleanly = true;
-  Release(i);
-}
-
-// Done for good.
-void Fleet::Release(uint32_t i) {
-  Publisher& p = publishers_[i];
-  SetReconnecting(i, false);
-  p.closed = true;
-  --open_;
 }
 
 }  // namespace uringest::loadgen
