@@ -191,7 +191,7 @@ class FakeNode {
   const int id_;
   Book* const book_;
   std::atomic<int> asks_left_;
-  uint64_t hang_up_after_ = 0;
+  std::atomic<uint64_t> hang_up_after_{0};
   const std::string tc_url_;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
