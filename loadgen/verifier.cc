@@ -81,6 +81,7 @@ Verifier::Verifier(const std::vector<std::string>& rings, uint32_t run, uint32_t
   for (PublisherTally& t : tallies_) {
     t.seen.assign(frames_hint / 64 + 2, 0);
     t.delivered_by_ring.assign(rings.size(), 0);
+    t.max_by_ring.assign(rings.size(), 0);
   }
 }
 
@@ -234,8 +235,9 @@ void Verifier::Book(const Stamp& stamp, uint32_t node, uint64_t ingest_ns, uint6
   ++t.delivered;
   ++t.delivered_by_ring[node];
   delivered_.fetch_add(1, std::memory_order_relaxed);
+  if (s < t.max_by_ring[node]) ++t.out_of_order;
+  t.max_by_ring[node] = std::max(t.max_by_ring[node], s);
   if (s < t.max_sequence) {
-    ++t.out_of_order;
     live_lost_.fetch_sub(1, std::memory_order_relaxed);  // fills a gap counted before
   } else {
     live_lost_.fetch_add(int64_t(s - t.max_sequence - 1), std::memory_order_relaxed);

@@ -8,8 +8,9 @@
 // Exactness: a publisher's frames carry the sequence 1, 2, 3, ... of its stamped frames,
 // and a bitset per publisher records which arrived, in any of the rings, so lost = sent -
 // distinct delivered, duplicates are frames seen twice (in one ring or two), out of order
-// are frames older than the newest seen. A reader lapped by the producer (laps() > 0)
-// would see losses the server didn't make: the report says so.
+// are frames older than the newest seen in the same ring (two servers' rings are read in
+// turn, so the order between them says nothing about either server). A reader lapped by the
+// producer (laps() > 0) would see losses the server didn't make: the report says so.
 //
 // The servers' ends. While it reads (or waits for the run's first frames) the thread
 // looks at each server every ringbuf::kWaitInterval. By default the first server that
@@ -61,6 +62,7 @@ struct PublisherTally {
   std::vector<uint64_t> seen;  // bit s: sequence s arrived
   // Of `delivered`, those first seen in each ring (in the order of Open()'s list).
   std::vector<uint64_t> delivered_by_ring;
+  std::vector<uint64_t> max_by_ring;  // the newest sequence seen in each ring
 };
 
 class Verifier {

@@ -98,6 +98,31 @@ TEST(VerifierTest, CountsEachFrameOnceAcrossRingsThroughANodesEndAndReturn) {
   EXPECT_EQ(v.server_exit(), ringbuf::ServerExit::kNone) << "the run went on";
 }
 
+TEST(VerifierTest, OrderIsJudgedWithinARingNotAcrossRings) {
+  ringbuf::testing::ScopedRingName a_name, b_name;
+  Node a(a_name.name());
+  Node b(b_name.name());
+  absl::StatusOr<std::unique_ptr<Verifier>> opened =
+      Verifier::Open({a_name.name(), b_name.name()}, kRun, 1, 16);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Verifier& v = **opened;
+  v.set_survive_exits(true);
+  v.Start();
+  // The verifier sees the new node's frames before the old node's last ones.
+  b.Write(0, 4);
+  b.Write(0, 5);
+  ASSERT_TRUE(AwaitDelivered(v, 2, {&a, &b}));
+  for (uint64_t s = 1; s <= 3; ++s) a.Write(0, s);
+  ASSERT_TRUE(AwaitDelivered(v, 5, {&a, &b}));
+  b.Write(0, 2);  // a duplicate, not reordered
+  a.Write(0, 7);
+  a.Write(0, 6);  // reordered within node A
+  ASSERT_TRUE(AwaitDelivered(v, 7, {&a, &b}));
+  v.Stop();
+  EXPECT_EQ(v.tally(0).out_of_order, 1u);
+  EXPECT_EQ(v.live_lost(), 0);
+}
+
 TEST(VerifierTest, ARingMissingAtTheStartIsWaitedFor) {
   ringbuf::testing::ScopedRingName a_name, b_name;
   Node a(a_name.name());
