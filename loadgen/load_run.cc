@@ -60,6 +60,9 @@ class Progress {
     if (const uint32_t n = c.reconnecting.load(); n > 0) {
       absl::StrAppendFormat(&line, " reconnecting %u", n);
     }
+    if (const uint64_t n = c.reconnects.load(); n > 0) {
+      absl::StrAppendFormat(&line, " (reconnects %u)", n);
+    }
     absl::StrAppendFormat(&line, " | %.1f Mbit/s %.0f frames/s",
                           double(bytes - bytes_) * 8 / dt / 1e6, double(frames - frames_) / dt);
     if (verifier_ != nullptr) {
