@@ -21,7 +21,7 @@ BUILD_PACKAGES=(build-essential cmake pkg-config liburing-dev libmimalloc-dev li
                 libmicrohttpd-dev)
 TEST_PACKAGES=("${BUILD_PACKAGES[@]}" libgtest-dev libgmock-dev libbenchmark-dev ffmpeg clang
                libclang-rt-14-dev debootstrap nginx libnginx-mod-rtmp openssl prometheus
-               python3 systemd)
+               python3 systemd haproxy iproute2 curl)
 PROGRAMS=(uringestd uringest-cat uringest-stat uringest-load uringest-record uringest-push)
 JOBS=$(nproc)
 # The programs alone are built with line tables only (-g1: backtraces and perf still

@@ -214,6 +214,10 @@ Reply ControlServer::Handle(std::string_view method, std::string_view path,
     return only(get, "GET, HEAD", [] { return Json(200, "{\"status\":\"ok\"}"); });
   }
   if (path == "/readyz") return only(get, "GET, HEAD", [&] { return Ready(); });
+  if (path == "/v1/drain") {
+    return only(get || method == "POST", "GET, HEAD, POST",
+                [&] { return Drain(method == "POST", authorization); });
+  }
   if (path == kStreams || path == absl::StrCat(std::string(kStreams), "/")) {
     return only(get, "GET, HEAD", [&] { return Streams(); });
   }
@@ -262,14 +266,42 @@ bool ControlServer::Authorized(std::string_view authorization) const {
   return CRYPTO_memcmp(given.data(), wanted.data(), given.size()) == 0;
 }
 
-Reply ControlServer::Kick(std::string_view key, std::string_view authorization,
-                          const char* query_ban) {
+std::optional<Reply> ControlServer::RefusePost(std::string_view authorization) const {
   if (options_.token.empty()) {
     return Error(403, "this server takes no changes over HTTP: start it with --http-token");
   }
   if (!Authorized(authorization)) {
     return Error(401, "wrong or missing token (Authorization: Bearer TOKEN)");
   }
+  return std::nullopt;
+}
+
+Reply ControlServer::Drain(bool start, std::string_view authorization) {
+  bool started = false;
+  if (start) {
+    if (std::optional<Reply> refused = RefusePost(authorization)) return *std::move(refused);
+    started = server_->Drain("POST /v1/drain");
+  }
+  const engine::Server::DrainProgress p = server_->drain_progress();
+  if (start && !p.draining) return Error(409, "the server is shutting down");
+  std::string body = absl::StrCat("{\"draining\":", p.draining ? "true" : "false");
+  if (start) absl::StrAppend(&body, ",\"started_now\":", started ? "true" : "false");
+  if (p.draining) {
+    absl::StrAppend(
+        &body, ",\"started\":", absl::ToUnixSeconds(p.started),
+        ",\"seconds\":", int64_t(absl::ToDoubleSeconds(absl::Now() - p.started)),
+        ",\"timeout_s\":", absl::ToInt64Seconds(p.timeout), ",\"connections\":", p.connections,
+        ",\"asked_to_reconnect_open\":", p.asked_open, ",\"cannot_be_asked_open\":", p.unasked_open,
+        ",\"reconnect_requests\":", p.reconnect_requests,
+        ",\"closed_at_timeout\":", p.closed_at_timeout);
+  }
+  body += "}";
+  return Json(start && started ? 202 : 200, std::move(body));
+}
+
+Reply ControlServer::Kick(std::string_view key, std::string_view authorization,
+                          const char* query_ban) {
+  if (std::optional<Reply> refused = RefusePost(authorization)) return *std::move(refused);
   double ban_s = 0;
   if (query_ban != nullptr &&
       (!absl::SimpleAtod(query_ban, &ban_s) || !(ban_s >= 0) || ban_s > kMaxBanSeconds)) {

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -83,6 +84,10 @@ class ControlServer {
   Reply Stream(std::string_view key);
   Reply Kick(std::string_view key, std::string_view authorization, const char* query_ban);
   Reply Ready();
+  // GET: the drain's progress; POST: starts one (Server::Drain).
+  Reply Drain(bool start, std::string_view authorization);
+  // Why a POST is refused (no token configured, a wrong one); nullopt: allowed.
+  std::optional<Reply> RefusePost(std::string_view authorization) const;
   bool Authorized(std::string_view authorization) const;
 
   const ControlOptions options_;

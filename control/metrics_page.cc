@@ -155,6 +155,27 @@ void ServerFamilies(PrometheusText& out, const ServerMetrics& m) {
   out.Sample("uringest_tls_handshakes_total", {}, Get(m.tls_handshakes));
   out.Family("uringest_kicks_total", "counter", "Publishers ended through the HTTP API.");
   out.Sample("uringest_kicks_total", {}, Get(m.kicks));
+  out.Family("uringest_proxy_headers_total", "counter",
+             "PROXY protocol headers taken (--proxy-protocol), by version and command (local: "
+             "a balancer's health check, closed quietly).");
+  out.Sample("uringest_proxy_headers_total", {{"version", "1"}, {"command", "proxy"}},
+             Get(m.proxy_headers[0]));
+  out.Sample("uringest_proxy_headers_total", {{"version", "2"}, {"command", "proxy"}},
+             Get(m.proxy_headers[1]));
+  out.Sample("uringest_proxy_headers_total", {{"version", "2"}, {"command", "local"}},
+             Get(m.proxy_local));
+  out.Family("uringest_draining", "gauge",
+             "1 while the node drains (POST /v1/drain, SIGUSR1): it accepts no connection.");
+  out.Sample("uringest_draining", {}, Get(m.draining));
+  out.Family("uringest_drain_start_time_seconds", "gauge",
+             "When the drain began, Unix seconds; 0: none.");
+  out.Sample("uringest_drain_start_time_seconds", {}, Get(m.drain_started_s));
+  out.Family("uringest_drain_reconnect_requests_total", "counter",
+             "Enhanced RTMP reconnect requests sent to publishers by a drain.");
+  out.Sample("uringest_drain_reconnect_requests_total", {}, Get(m.drain_reconnect_requests));
+  out.Family("uringest_drain_timeouts_total", "counter",
+             "Connections a drain closed at --drain-timeout.");
+  out.Sample("uringest_drain_timeouts_total", {}, Get(m.drain_timeouts));
 }
 
 void HookFamilies(PrometheusText& out, const ServerMetrics& m) {

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -92,12 +93,18 @@ class ConnectionAuthorizer : public rtmp::PublishAuthorizer {
 
   rtmp::PublishVerdict Authorize(const rtmp::PublishRequest& request) override;
 
+  // The publisher's address, learnt later (a PROXY protocol header).
+  void set_address(std::string addr, uint16_t port) {
+    addr_ = std::move(addr);
+    port_ = port;
+  }
+
  private:
   const AccessControl* const access_;
   const ApprovalPoster* const poster_;
   const Publisher self_;
-  const std::string addr_;
-  const uint16_t port_;
+  std::string addr_;
+  uint16_t port_;
 };
 
 }  // namespace uringest::engine

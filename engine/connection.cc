@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -42,7 +43,7 @@ Connection::Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
                        const rtmp::ServerConnectionOptions& options, StreamRegistry* registry,
                        uint32_t shard, ringbuf::ShardWriter* ring, int64_t now_ms,
                        bool server_has_tls, const AccessControl* access,
-                       const ApprovalPoster* poster, ServerMetrics* metrics)
+                       const ApprovalPoster* poster, ServerMetrics* metrics, bool proxy_protocol)
     : id_(id),
       serial_(serial),
       address_(std::move(peer)),
@@ -50,6 +51,7 @@ Connection::Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
       accepted_ms_(now_ms),
       last_activity_ms_(now_ms),
       server_has_tls_(server_has_tls),
+      awaiting_proxy_(proxy_protocol),
       names_(registry, Publisher{.shard = shard, .connection = serial}),
       sink_(ring, peer_, address_.ip, address_.port, access != nullptr ? access->hook() : nullptr,
             metrics != nullptr ? &metrics->publishes : nullptr),
@@ -92,15 +94,26 @@ std::string Connection::WrongPort(uint8_t first_byte) const {
 // in the session is at most one partial record.
 absl::Status Connection::Receive(std::span<const uint8_t> bytes, bool more_queued, int64_t now_ms,
                                  std::span<uint8_t> tls_scratch) {
-  const bool first = bytes_in_ == 0;
   last_activity_ms_ = now_ms;
   bytes_in_ += bytes.size();
-  if (first && !bytes.empty()) {
+  if (!port_checked_ && !bytes.empty()) {
+    port_checked_ = true;
     if (std::string wrong = WrongPort(bytes[0]); !wrong.empty()) {
       wrong_port_ = true;
       return absl::InvalidArgumentError(wrong);
     }
   }
+  if (!proxy_bytes_.empty()) {
+    // `bytes` may be the rest of a PROXY header's copy: taken, then freed.
+    absl::Status s = ReceiveAfterProxyHeader(bytes, more_queued, tls_scratch);
+    std::vector<uint8_t>().swap(proxy_bytes_);
+    return s;
+  }
+  return ReceiveAfterProxyHeader(bytes, more_queued, tls_scratch);
+}
+
+absl::Status Connection::ReceiveAfterProxyHeader(std::span<const uint8_t> bytes, bool more_queued,
+                                                 std::span<uint8_t> tls_scratch) {
   if (tls_ == nullptr) return rtmp_.Receive(bytes, more_queued);
   tls_->Feed(bytes);
   for (;;) {
@@ -109,6 +122,52 @@ absl::Status Connection::Receive(std::span<const uint8_t> bytes, bool more_queue
     const bool more = more_queued || *n == tls_scratch.size();
     if (absl::Status s = rtmp_.Receive(tls_scratch.first(*n), more); !s.ok()) return s;
   }
+}
+
+// The header usually comes whole in the first segment and is parsed where it lies; only
+// one split across segments is copied. The copy stays bounded: the parser refuses a
+// header longer than kMaxProxyHeader as soon as it can tell, so what is kept before a
+// segment is appended is shorter than that.
+absl::StatusOr<Connection::ProxyOutcome> Connection::ReceiveProxyHeader(
+    std::span<const uint8_t> bytes, int64_t now_ms) {
+  last_activity_ms_ = now_ms;
+  bytes_in_ += bytes.size();
+  std::span<const uint8_t> data = bytes;
+  if (!proxy_bytes_.empty()) {
+    proxy_bytes_.insert(proxy_bytes_.end(), bytes.begin(), bytes.end());
+    data = proxy_bytes_;
+  }
+  ProxyParse parse = ParseProxyHeader(data);
+  if (parse.result == ProxyParse::Result::kError) {
+    return absl::InvalidArgumentError(std::move(parse.error));
+  }
+  if (parse.result == ProxyParse::Result::kIncomplete) {
+    if (proxy_bytes_.empty()) proxy_bytes_.assign(bytes.begin(), bytes.end());
+    return ProxyOutcome{};
+  }
+  awaiting_proxy_ = false;
+  if (parse.header.has_address && !parse.header.local) {
+    balancer_ = peer_;
+    address_ = PeerAddress{.ip = parse.header.source_ip, .port = parse.header.source_port};
+    peer_ = address_.ToString();
+    sink_.set_peer(peer_, address_.ip, address_.port);
+    auth_.set_address(address_.ip, address_.port);
+  }
+  ProxyOutcome outcome{.complete = true,
+                       .local = parse.header.local,
+                       .version = parse.header.version,
+                       .rest = data.subspan(parse.length)};
+  bytes_in_ -= outcome.rest.size();  // Receive() counts them
+  // Receive() frees the copy once it has taken the rest.
+  if (outcome.rest.empty()) std::vector<uint8_t>().swap(proxy_bytes_);
+  return outcome;
+}
+
+bool Connection::RequestReconnect(std::string_view tc_url, std::string_view description) {
+  if (asked_to_reconnect_ || closing_ || flush_then_close_) return false;
+  if (!rtmp_.RequestReconnect(tc_url, description)) return false;
+  asked_to_reconnect_ = true;
+  return true;
 }
 
 size_t Connection::QueuedOutput() const {
@@ -178,10 +237,10 @@ void Connection::Close(std::string_view end) {
   rtmp_.Close();
 }
 
-void Connection::Kick(std::string_view notice) {
+void Connection::Kick(std::string_view notice, std::string_view end) {
   flush_then_close_ = true;
   close_reason_ = std::string(notice);
-  sink_.set_end_reason(end_reason::kKick);
+  sink_.set_end_reason(end);
   rtmp_.Close(notice);
 }
 

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "engine/access_control.h"
 #include "engine/event_loop.h"
+#include "engine/proxy_protocol.h"
 #include "engine/ring_frame_sink.h"
 #include "engine/rtmp/server_connection.h"
 #include "engine/server_metrics.h"
@@ -54,16 +55,19 @@ inline constexpr std::string_view kKick = "kick";
 inline constexpr std::string_view kTakeover = "takeover";
 inline constexpr std::string_view kShutdown = "shutdown";
 inline constexpr std::string_view kError = "error";  // a protocol error, a failed send
+inline constexpr std::string_view kDrain = "drain";  // closed at --drain-timeout
 }  // namespace end_reason
 
 class Connection {
  public:
   // `server_has_tls`: the server listens for RTMPS too (for the wrong-port message).
+  // `proxy_protocol`: the connection begins with a PROXY protocol header, and `peer` is
+  // the balancer's address until it has come.
   Connection(ConnectionId id, uint64_t serial, PeerAddress peer,
              const rtmp::ServerConnectionOptions& options, StreamRegistry* registry, uint32_t shard,
              ringbuf::ShardWriter* ring, int64_t now_ms, bool server_has_tls = false,
              const AccessControl* access = nullptr, const ApprovalPoster* poster = nullptr,
-             ServerMetrics* metrics = nullptr);
+             ServerMetrics* metrics = nullptr, bool proxy_protocol = false);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -71,6 +75,10 @@ class Connection {
   uint64_t serial() const { return serial_; }  // unique for the server's life; names it in logs
   const std::string& address() const { return address_.ip; }  // for the per-address cap
   const std::string& peer() const { return peer_; }           // "ip:port", for logs
+  // Counted in the connection caps (ConnectionLimits::Admit): from accept, or with
+  // --proxy-protocol once the header named the publisher.
+  bool admitted() const { return admitted_; }
+  void set_admitted() { admitted_ = true; }
   int64_t accepted_ms() const { return accepted_ms_; }
   int64_t last_activity_ms() const { return last_activity_ms_; }
   uint64_t bytes_in() const { return bytes_in_; }
@@ -97,6 +105,31 @@ class Connection {
   // What kind of protocol error `error`, returned by Receive(), is (for the metrics);
   // nullopt for a publish the key file or hook refused, which is no protocol error.
   std::optional<ProtocolError> ErrorKind(const absl::Status& error) const;
+
+  // ---- PROXY protocol (--proxy-protocol) ----
+  // Until the header has come, what arrives goes to ReceiveProxyHeader(), not Receive().
+  bool awaiting_proxy_header() const { return awaiting_proxy_; }
+  struct ProxyOutcome {
+    bool complete = false;  // false: more bytes are needed
+    bool local = false;     // a v2 LOCAL command: a balancer's health check
+    int version = 0;        // 1 or 2
+    // The application's bytes that came after the header: for Receive(). Valid until
+    // the next call.
+    std::span<const uint8_t> rest;
+  };
+  // Takes what arrived while the header is incomplete (at most kMaxProxyHeader bytes are
+  // kept). Once it is complete, the header's source address is the peer everywhere
+  // (logs, the caps, the hooks, the ring) and balancer() the socket's own peer. An error
+  // says why there is no valid header.
+  absl::StatusOr<ProxyOutcome> ReceiveProxyHeader(std::span<const uint8_t> bytes, int64_t now_ms);
+  // The balancer's "ip:port" once a header has come; "" without one.
+  const std::string& balancer() const { return balancer_; }
+
+  // ---- Drain ----
+  // Asks the publisher to reconnect (Session::RequestReconnect), once; false when it
+  // can't (no Reconnect capability, not connected) or was asked before.
+  bool RequestReconnect(std::string_view tc_url, std::string_view description);
+  bool asked_to_reconnect() const { return asked_to_reconnect_; }
 
   // ---- Receiving ----
   // Hands `bytes`, as received, to the RTMP core (on RTMPS decrypted first, each record
@@ -134,20 +167,23 @@ class Connection {
   // Ends the RTMP session (for `end`); the caller closes the socket. Cancels a
   // CloseAfterFlush().
   void Close(std::string_view end);
-  // The server ends the publish (the HTTP API's kick): each stream is told, with
-  // onStatus NetStream.Unpublish.Success, and the connection closes once that is sent.
-  void Kick(std::string_view notice);
+  // The server ends the publish (the HTTP API's kick, a drain's timeout): each stream is
+  // told, with onStatus NetStream.Unpublish.Success, and the connection closes once that
+  // is sent; its streams end for `end`.
+  void Kick(std::string_view notice, std::string_view end = end_reason::kKick);
 
  private:
   const ConnectionId id_;
   const uint64_t serial_;
-  const PeerAddress address_;
-  const std::string peer_;
+  PeerAddress address_;  // the publisher's; the balancer's until a PROXY header came
+  std::string peer_;
   const int64_t accepted_ms_;
   int64_t last_activity_ms_;
   uint64_t bytes_in_ = 0;
 
   std::string WrongPort(uint8_t first_byte) const;
+  absl::Status ReceiveAfterProxyHeader(std::span<const uint8_t> bytes, bool more_queued,
+                                       std::span<uint8_t> tls_scratch);
 
   const bool server_has_tls_;
   std::unique_ptr<TlsSession> tls_;  // nullptr on the plain port
@@ -161,6 +197,12 @@ class Connection {
   bool flush_then_close_ = false;
   bool wrong_port_ = false;
   bool tls_counted_ = false;
+  bool port_checked_ = false;  // the first application byte was looked at (WrongPort)
+  bool admitted_ = false;
+  bool awaiting_proxy_ = false;
+  bool asked_to_reconnect_ = false;
+  std::vector<uint8_t> proxy_bytes_;  // a PROXY header that came in pieces, so far
+  std::string balancer_;
   std::string close_reason_;
 
   ConnectionNames names_;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
@@ -48,6 +49,14 @@ class RingFrameSink : public rtmp::FrameSink {
   void OnFrame(const rtmp::Frame& frame) override;
   void OnStreamEnd(uint32_t stream_id) override;
 
+  // The publisher's address, learnt after the sink was made (a PROXY protocol header).
+  // REQUIRES: no stream has begun.
+  void set_peer(std::string peer, std::string addr, uint16_t port) {
+    peer_ = std::move(peer);
+    addr_ = std::move(addr);
+    port_ = port;
+  }
+
   // Why the streams that end from now on end: a static string ("idle_timeout", ...).
   void set_end_reason(std::string_view reason) { end_reason_ = reason; }
 
@@ -74,9 +83,9 @@ class RingFrameSink : public rtmp::FrameSink {
   void WarnConfigNotKept(Stream* stream, uint8_t track_id, size_t size);
 
   ringbuf::ShardWriter* const shard_;
-  const std::string peer_;
-  const std::string addr_;
-  const uint16_t port_;
+  std::string peer_;
+  std::string addr_;
+  uint16_t port_;
   PublishHook* const done_;
   std::atomic<uint64_t>* const publishes_;
   std::string_view end_reason_ = "unpublish";

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +42,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
         TlsCertificates::Create(o.tls_cert, o.tls_key);
     if (!tls.ok()) return tls.status();
     server->tls_ = *std::move(tls);
+  }
+  if (!o.trusted_proxies.empty()) {
+    if (!o.proxy_protocol) {
+      return absl::InvalidArgumentError("--trusted-proxies needs --proxy-protocol");
+    }
+    absl::StatusOr<CidrList> trusted = CidrList::Parse(o.trusted_proxies);
+    if (!trusted.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--trusted-proxies: ", trusted.status().message()));
+    }
+    server->trusted_proxies_ = std::make_unique<CidrList>(*std::move(trusted));
+  }
+  if (!o.drain_redirect.empty() && !o.drain_redirect.starts_with("rtmp://") &&
+      !o.drain_redirect.starts_with("rtmps://")) {
+    return absl::InvalidArgumentError(absl::StrCat("--drain-redirect '", o.drain_redirect,
+                                                   "' is not an rtmp:// or rtmps:// URL"));
   }
   if (absl::Status s = server->ChooseBackend(); !s.ok()) return s;
   return server;
@@ -218,7 +235,8 @@ absl::Status Server::StartShards(bool by_load) {
                           .next_serial = &next_serial_,
                           .access = access_.get(),
                           .tls = tls_.get(),
-                          .metrics = metrics_.get()};
+                          .metrics = metrics_.get(),
+                          .trusted_proxies = trusted_proxies_.get()};
   context_.post_approval = [this](uint32_t shard, Approval&& approval) {
     shards_[shard]->PostApproval(std::move(approval));
   };
@@ -278,6 +296,12 @@ bool Server::Ready(std::string* why) const {
     *why = "shutting down";
     return false;
   }
+  if (draining_.load(std::memory_order_relaxed)) {
+    uint32_t connections = 0;
+    for (const auto& shard : shards_) connections += shard->connections();
+    *why = absl::StrCat("draining: ", connections, " connections left");
+    return false;
+  }
   for (const auto& shard : shards_) {
     if (shard->finished()) {
       *why = absl::StrCat("shard ", shard->index(), " is not running its loop");
@@ -296,6 +320,51 @@ Server::KickResult Server::Kick(const std::string& key, absl::Duration ban) {
   if (!publisher.has_value()) return {};
   shards_[publisher->shard]->PostKick(publisher->connection, "kicked by the operator (HTTP API)");
   return {.kicked = true};
+}
+
+bool Server::Drain(std::string_view by) {
+  if (shutting_down_.load(std::memory_order_relaxed)) return false;
+  if (draining_.exchange(true)) return false;
+  const absl::Time now = absl::Now();
+  drain_started_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+  metrics_->draining.store(1, std::memory_order_relaxed);
+  metrics_->drain_started_s.store(uint64_t(absl::ToUnixSeconds(now)), std::memory_order_relaxed);
+  uint32_t connections = 0;
+  for (const auto& shard : shards_) connections += shard->connections();
+  spdlog::info(
+      "drain: started by {}: no new connections; of {} open, publishers that announced "
+      "Enhanced RTMP's Reconnect are asked to reconnect{}, the others stream on until they end "
+      "or --drain-timeout ({}) passes; the server stops once none is left",
+      by, connections,
+      options_.drain_redirect.empty() ? " (to the same address)"
+                                      : absl::StrCat(" to ", options_.drain_redirect),
+      absl::FormatDuration(options_.drain_timeout));
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const int64_t now_ms = int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  for (auto& shard : shards_) {
+    shard->PostDrain(
+        DrainOrder{.redirect = options_.drain_redirect,
+                   .deadline_ms = now_ms + absl::ToInt64Milliseconds(options_.drain_timeout),
+                   .timeout_text = absl::FormatDuration(options_.drain_timeout)});
+  }
+  return true;
+}
+
+Server::DrainProgress Server::drain_progress() const {
+  DrainProgress p;
+  p.draining = draining_.load(std::memory_order_relaxed);
+  if (!p.draining) return p;
+  p.started = absl::FromUnixNanos(drain_started_ns_.load(std::memory_order_relaxed));
+  p.timeout = options_.drain_timeout;
+  for (const auto& shard : shards_) {
+    p.connections += shard->connections();
+    p.asked_open += shard->drain_asked_open();
+    p.unasked_open += shard->drain_unasked_open();
+  }
+  p.reconnect_requests = ServerMetrics::Get(metrics_->drain_reconnect_requests);
+  p.closed_at_timeout = ServerMetrics::Get(metrics_->drain_timeouts);
+  return p;
 }
 
 // The hook's URL is not logged: it may carry credentials.

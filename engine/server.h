@@ -17,11 +17,13 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/access_control.h"
+#include "engine/cidr.h"
 #include "engine/connection_limits.h"
 #include "engine/io_uring_probe.h"
 #include "engine/server_metrics.h"
@@ -67,6 +69,25 @@ class Server {
   // and, with a `ban` > 0, refuses the name to every publisher for that long.
   KickResult Kick(const std::string& key, absl::Duration ban);
 
+  // ---- Draining (POST /v1/drain, SIGUSR1; any thread) ----
+  // Starts a drain, `by` naming who asked (for the log): every shard stops accepting
+  // (its listeners shut), asks each publisher that announced Enhanced RTMP's Reconnect
+  // capability to reconnect (to --drain-redirect, if set), and closes the others at
+  // --drain-timeout; each shard leaves its loop once it has no connection left, and then
+  // Stopped() is true. False if a drain or shutdown had begun already.
+  bool Drain(std::string_view by);
+  struct DrainProgress {
+    bool draining = false;
+    absl::Time started;
+    absl::Duration timeout;
+    uint32_t connections = 0;         // open now
+    uint32_t asked_open = 0;          // of them, asked to reconnect (as of the last second)
+    uint32_t unasked_open = 0;        // of them, without the capability
+    uint64_t reconnect_requests = 0;  // sent since the drain began
+    uint64_t closed_at_timeout = 0;
+  };
+  DrainProgress drain_progress() const;
+
   // Where it listens, with the port resolved ("0.0.0.0:1935").
   const std::string& listen_address() const { return listen_address_; }
   uint16_t port() const { return port_; }
@@ -111,6 +132,9 @@ class Server {
   std::unique_ptr<AccessControl> access_;  // nullptr: no key file and no hooks
   std::unique_ptr<ServerMetrics> metrics_;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> drain_started_ns_{0};   // absl::ToUnixNanos
+  std::unique_ptr<CidrList> trusted_proxies_;  // nullptr: any source (or no --proxy-protocol)
   std::atomic<uint64_t> next_serial_{1};
   ShardContext context_;
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -19,6 +19,8 @@ std::string_view ProtocolErrorName(ProtocolError kind) {
       return "out_of_order";
     case ProtocolError::kMalformed:
       return "malformed";
+    case ProtocolError::kProxyProtocol:
+      return "proxy_protocol";
   }
   return "malformed";
 }

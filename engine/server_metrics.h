@@ -35,8 +35,9 @@ enum class ProtocolError : uint8_t {
   kLimit,          // a message, the partial bytes or unapproved media over a cap
   kOutOfOrder,     // a command where it can't come (publish before connect, ...)
   kMalformed,      // a chunk, control message or AMF0 command that does not parse
+  kProxyProtocol,  // --proxy-protocol: no valid PROXY header, or one from an untrusted source
 };
-inline constexpr size_t kProtocolErrorKinds = 6;
+inline constexpr size_t kProtocolErrorKinds = 7;
 // The label value: "wrong_port", "tls_handshake", ...
 std::string_view ProtocolErrorName(ProtocolError kind);
 // The label value of a publish refusal: "invalid_name", "name_taken", "banned",
@@ -86,6 +87,17 @@ struct ServerMetrics {
   std::array<Counter, kProtocolErrorKinds> protocol_errors{};
   Counter tls_handshakes{0};  // RTMPS handshakes completed
   Counter kicks{0};           // publishers ended through the HTTP API
+  // --proxy-protocol: headers taken, by version (v1, v2), and v2 LOCAL commands (a
+  // balancer's health checks), closed quietly.
+  std::array<Counter, 2> proxy_headers{};
+  Counter proxy_local{0};
+  // Draining (POST /v1/drain, SIGUSR1): whether one runs (a gauge, 0 or 1), when it
+  // began (Unix seconds), the reconnect requests sent, and the connections closed at
+  // --drain-timeout.
+  Counter draining{0};
+  Counter drain_started_s{0};
+  Counter drain_reconnect_requests{0};
+  Counter drain_timeouts{0};
   HookMetrics on_publish;
   HookMetrics on_publish_done;
   Counter publish_done_dropped{0};  // notifications given up (queue full, or retries spent)

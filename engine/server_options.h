@@ -67,6 +67,16 @@ struct ServerOptions {
   uint16_t tls_listen_port = 1936;  // 0: any free port (tests)
   std::string tls_cert;
   std::string tls_key;
+  // Behind a load balancer (--proxy-protocol): every connection, on every listener, begins
+  // with a PROXY protocol v1 or v2 header, and its source address is the publisher's.
+  // --trusted-proxies: "CIDR,..." of the balancers that may send one; "": any.
+  bool proxy_protocol = false;
+  std::string trusted_proxies;
+  // A drain (POST /v1/drain, SIGUSR1): publishers whose connect announced Enhanced RTMP's
+  // Reconnect are asked to reconnect, to drain_redirect when set (rtmp://HOST[:PORT][/APP]);
+  // the others stream on until they end or drain_timeout passes.
+  std::string drain_redirect;
+  absl::Duration drain_timeout = absl::Seconds(300);
   // How long a graceful shutdown waits for connections to close.
   absl::Duration shutdown_grace = absl::Seconds(2);
   EventLoopOptions loop;

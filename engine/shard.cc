@@ -35,6 +35,18 @@ int64_t NowMs() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
+// Where a drained publisher of `app` is sent: --drain-redirect as given when it names an
+// app (rtmp://host:port/app), else with the publisher's own app appended; "" (the same
+// address) without one.
+std::string RedirectUrl(std::string_view redirect, std::string_view app) {
+  if (redirect.empty()) return {};
+  const size_t scheme = redirect.find("://");
+  const size_t path = redirect.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
+  if (path != std::string_view::npos && path + 1 < redirect.size()) return std::string(redirect);
+  if (path != std::string_view::npos) redirect.remove_suffix(1);
+  return absl::StrCat(std::string(redirect), "/", std::string(app));
+}
+
 }  // namespace
 
 Shard::Shard(uint32_t index, ShardContext* context, ringbuf::ShardWriter* ring, int listen_fd,
@@ -98,9 +110,12 @@ void Shard::ThreadMain() {
   loop_->Run(this);
   // Stopped: whatever is left (a grace period ran out) is torn down without ceremony.
   for (auto& c : connections_) {
-    if (c != nullptr && !c->closing()) context_->limits->Leave(c->address());
+    if (c != nullptr && !c->closing() && c->admitted()) context_->limits->Leave(c->address());
   }
   connections_.clear();
+  live_ = 0;
+  connection_count_.store(0, std::memory_order_relaxed);
+  PublishMetrics();
   finished_.store(true, std::memory_order_release);
   // The loop stays until the Shard is destroyed: another shard may still Wake() it.
 }
@@ -144,6 +159,14 @@ void Shard::PostKick(uint64_t serial, std::string notice) {
   Wake();
 }
 
+void Shard::PostDrain(DrainOrder order) {
+  {
+    internal::MutexLock lock(&inbox_mu_);
+    inbox_.drain = std::move(order);
+  }
+  Wake();
+}
+
 void Shard::PostApproval(Approval&& approval) {
   {
     internal::MutexLock lock(&inbox_mu_);
@@ -166,7 +189,7 @@ void Shard::OnWake() {
     internal::MutexLock lock(&inbox_mu_);
     std::swap(inbox, inbox_);
   }
-  if (inbox.listen && !shutting_down_) {
+  if (inbox.listen && !shutting_down_ && !drain_.has_value()) {
     if (listen_fd_ >= 0) Listen(listen_fd_, /*tls=*/false);
     if (tls_listen_fd_ >= 0) Listen(tls_listen_fd_, /*tls=*/true);
   }
@@ -186,6 +209,9 @@ void Shard::OnWake() {
     Flush(*c);
   }
   for (const Approval& approval : inbox.approvals) Approve(approval);
+  if (inbox.drain.has_value() && !drain_.has_value() && !shutting_down_) {
+    BeginDrain(*std::move(inbox.drain));
+  }
   if (inbox.shutdown && !shutting_down_) BeginShutdown();
 }
 
@@ -240,7 +266,7 @@ void Shard::LogSessionNotices(Connection& c) {
 }
 
 void Shard::OnAccept(int fd, uint32_t listener) {
-  if (shutting_down_) {
+  if (shutting_down_ || drain_.has_value()) {
     close(fd);
     return;
   }
@@ -256,17 +282,34 @@ void Shard::OnAccept(int fd, uint32_t listener) {
   Adopt(fd, tls);
 }
 
+// With --proxy-protocol the caps count a connection once its header has named the
+// publisher (Admit()); until then the handshake timeout bounds it.
 void Shard::Adopt(int fd, bool tls) {
   PeerAddress peer = PeerOf(fd);
-  if (shutting_down_) {
+  if (shutting_down_ || drain_.has_value()) {
     close(fd);
     return;
   }
-  if (std::string refused = context_->limits->Admit(peer.ip); !refused.empty()) {
-    spdlog::warn("{}: connection refused: {}", peer.ToString(), refused);
-    Count(&ServerMetrics::connections_refused);
+  const bool proxy = context_->options->proxy_protocol;
+  if (proxy && context_->trusted_proxies != nullptr &&
+      !context_->trusted_proxies->Contains(peer.ip)) {
+    spdlog::warn(
+        "{}: connection refused: PROXY protocol headers are taken only from "
+        "--trusted-proxies, and {} is not one",
+        peer.ToString(), peer.ip);
+    if (context_->metrics != nullptr) {
+      ServerMetrics::Add(context_->metrics->protocol_errors[size_t(ProtocolError::kProxyProtocol)]);
+    }
     close(fd);
     return;
+  }
+  if (!proxy) {
+    if (std::string refused = context_->limits->Admit(peer.ip); !refused.empty()) {
+      spdlog::warn("{}: connection refused: {}", peer.ToString(), refused);
+      Count(&ServerMetrics::connections_refused);
+      close(fd);
+      return;
+    }
   }
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -281,13 +324,15 @@ void Shard::Adopt(int fd, bool tls) {
   const uint64_t serial = context_->next_serial->fetch_add(1, std::memory_order_relaxed);
   connections_[id] = std::make_unique<Connection>(
       id, serial, std::move(peer), connection_options_, context_->registry, index_, ring_, NowMs(),
-      context_->tls != nullptr, context_->access, &context_->post_approval, context_->metrics);
+      context_->tls != nullptr, context_->access, &context_->post_approval, context_->metrics,
+      proxy);
   Connection& c = *connections_[id];
+  if (!proxy) c.set_admitted();
   ++live_;
   connection_count_.store(live_, std::memory_order_relaxed);
   if (context_->metrics != nullptr) ServerMetrics::Add(context_->metrics->shard(index_).accepted);
-  spdlog::info("conn {} {}: accepted on shard {}{}", serial, c.peer(), index_,
-               tls ? " (RTMPS)" : "");
+  spdlog::info("conn {} {}: accepted on shard {}{}{}", serial, c.peer(), index_,
+               tls ? " (RTMPS)" : "", proxy ? ", waiting for its PROXY protocol header" : "");
   loop_->Receive(id, fd);
   if (tls) {
     absl::Status s = context_->tls != nullptr
@@ -301,6 +346,7 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
   Connection& c = *connections_[id];
   if (c.flushing()) return;  // a protocol error already ended it
   bytes_in_ += bytes.size();
+  if (c.awaiting_proxy_header() && (!TakeProxyHeader(c, &bytes) || bytes.empty())) return;
   absl::Status status = c.Receive(bytes, more_queued, NowMs(), std::span(tls_plain_));
   LogSessionNotices(c);
   if (c.TakeTlsHandshakeDone()) Count(&ServerMetrics::tls_handshakes);
@@ -327,6 +373,58 @@ void Shard::OnReceive(ConnectionId id, std::span<const uint8_t> bytes, bool more
     return;
   }
   Flush(c);
+}
+
+// A header from a trusted balancer (Adopt() checked the source) names the publisher:
+// from here on the logs, the caps, the hooks and the ring see its address. A LOCAL
+// command is a balancer's health check: closed without a line at info.
+bool Shard::TakeProxyHeader(Connection& c, std::span<const uint8_t>* bytes) {
+  const std::string balancer = c.peer();
+  absl::StatusOr<Connection::ProxyOutcome> header = c.ReceiveProxyHeader(*bytes, NowMs());
+  if (!header.ok()) {
+    if (context_->metrics != nullptr) {
+      ServerMetrics::Add(context_->metrics->protocol_errors[size_t(ProtocolError::kProxyProtocol)]);
+    }
+    CloseConnection(c, end_reason::kError,
+                    absl::StrCat("PROXY protocol (--proxy-protocol): ", header.status().message()));
+    return false;
+  }
+  if (!header->complete) {
+    *bytes = {};  // kept by the connection until the rest comes
+    return true;
+  }
+  if (header->local) {
+    Count(&ServerMetrics::proxy_local);
+    spdlog::debug("conn {} {}: PROXY v2 LOCAL (a health check): closing", c.serial(), c.peer());
+    c.Close(end_reason::kDisconnect);
+    loop_->Close(c.id());
+    return false;
+  }
+  if (context_->metrics != nullptr) {
+    ServerMetrics::Add(context_->metrics->proxy_headers[header->version == 1 ? 0 : 1]);
+  }
+  if (c.balancer().empty()) {
+    spdlog::info(
+        "conn {} {}: PROXY v{} header without an address (UNKNOWN or AF_UNSPEC): the "
+        "balancer's address stands",
+        c.serial(), c.peer(), header->version);
+  } else {
+    spdlog::info("conn {} {}: publisher's address from the PROXY v{} header of {}", c.serial(),
+                 c.peer(), header->version, balancer);
+  }
+  if (!Admit(c)) return false;
+  *bytes = header->rest;
+  return true;
+}
+
+bool Shard::Admit(Connection& c) {
+  if (std::string refused = context_->limits->Admit(c.address()); !refused.empty()) {
+    Count(&ServerMetrics::connections_refused);
+    CloseConnection(c, end_reason::kError, absl::StrCat("connection refused: ", refused));
+    return false;
+  }
+  c.set_admitted();
+  return true;
 }
 
 // Sends what is queued, one send in flight at a time.
@@ -362,6 +460,16 @@ void Shard::OnSendComplete(ConnectionId id, int result) {
 void Shard::OnReceiveEnd(ConnectionId id, int error) {
   Connection& c = *connections_[id];
   if (c.closing()) return;
+  if (c.awaiting_proxy_header() && c.bytes_in() > 0) {
+    // A header cut short: its sender (a balancer) is named, since no publisher is yet.
+    if (context_->metrics != nullptr) {
+      ServerMetrics::Add(context_->metrics->protocol_errors[size_t(ProtocolError::kProxyProtocol)]);
+    }
+    CloseConnection(c, end_reason::kError,
+                    absl::StrCat("PROXY protocol (--proxy-protocol): the header was cut short (",
+                                 c.bytes_in(), " bytes, then the connection ended)"));
+    return;
+  }
   CloseConnection(
       c, end_reason::kDisconnect,
       error == 0 ? "closed by the peer" : absl::StrCat("receive failed: ", strerror(-error)));
@@ -382,7 +490,7 @@ void Shard::CloseConnection(Connection& c, std::string_view end, std::string_vie
   }
   c.Close(end);
   spdlog::info("conn {} {}: closed: {} ({})", c.serial(), c.peer(), reason, c.Describe(NowMs()));
-  context_->limits->Leave(c.address());
+  if (c.admitted()) context_->limits->Leave(c.address());
   loop_->Close(c.id());
 }
 
@@ -391,7 +499,7 @@ void Shard::OnReleased(ConnectionId id) {
   free_ids_.push_back(id);
   --live_;
   connection_count_.store(live_, std::memory_order_relaxed);
-  if (shutting_down_ && live_ == 0) loop_->Stop();
+  if ((shutting_down_ || drain_.has_value()) && live_ == 0) loop_->Stop();
 }
 
 // One look at the ring's sleeping readers per batch of receives, not one per frame.
@@ -496,9 +604,14 @@ void Shard::CheckTimeouts() {
     Connection& c = *slot;
     if (!c.rtmp().handshake_complete() && now - c.accepted_ms() >= handshake_ms) {
       Count(&ServerMetrics::handshake_timeouts);
-      CloseConnection(c, end_reason::kError,
-                      absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0),
-                      /*flush_first=*/true);
+      CloseConnection(
+          c, end_reason::kError,
+          c.awaiting_proxy_header()
+              ? absl::StrFormat("PROXY protocol (--proxy-protocol): no complete header after %.1f "
+                                "s (%u bytes came)",
+                                handshake_ms / 1000.0, c.bytes_in())
+              : absl::StrFormat("handshake not done after %.1f s", handshake_ms / 1000.0),
+          /*flush_first=*/true);
     } else if (now - c.last_activity_ms() >= idle_ms) {
       Count(&ServerMetrics::idle_timeouts);
       CloseConnection(c, end_reason::kIdleTimeout,
@@ -513,6 +626,7 @@ void Shard::CheckTimeouts() {
     }
   }
   if (shutting_down_ && now >= shutdown_deadline_ms_) loop_->Stop();
+  if (drain_.has_value() && !shutting_down_) DrainPass(now);
 }
 
 void Shard::BeginShutdown() {
@@ -526,6 +640,49 @@ void Shard::BeginShutdown() {
     }
   }
   if (live_ == 0) loop_->Stop();
+}
+
+// The listeners are shut down, not just left: connections the kernel would otherwise
+// complete into their backlogs are refused, and a balancer tries another node at once.
+void Shard::BeginDrain(DrainOrder order) {
+  drain_ = std::move(order);
+  loop_->StopListening();
+  for (int fd : {listen_fd_, tls_listen_fd_}) {
+    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  }
+  DrainPass(NowMs());
+  if (live_ == 0) loop_->Stop();
+}
+
+void Shard::DrainPass(int64_t now_ms) {
+  const bool deadline = now_ms >= drain_->deadline_ms;
+  uint32_t asked = 0, unasked = 0;
+  for (auto& slot : connections_) {
+    if (slot == nullptr || slot->closing() || slot->flushing()) continue;
+    Connection& c = *slot;
+    if (!c.asked_to_reconnect()) AskToReconnect(c);
+    if (deadline) {
+      Count(&ServerMetrics::drain_timeouts);
+      c.Kick(absl::StrCat("the node is draining and --drain-timeout (", drain_->timeout_text,
+                          ") has passed"),
+             end_reason::kDrain);
+      Flush(c);
+      continue;
+    }
+    ++(c.asked_to_reconnect() ? asked : unasked);
+  }
+  drain_asked_open_.store(asked, std::memory_order_relaxed);
+  drain_unasked_open_.store(unasked, std::memory_order_relaxed);
+}
+
+// A connection not connected yet is asked at a later pass, once it is.
+void Shard::AskToReconnect(Connection& c) {
+  const std::string url = RedirectUrl(drain_->redirect, c.rtmp().session().app());
+  if (!c.RequestReconnect(url, "This node is draining: reconnect, to another node.")) return;
+  Count(&ServerMetrics::drain_reconnect_requests);
+  spdlog::info("conn {} {}: draining: asked to reconnect{} (Enhanced RTMP reconnect request)",
+               c.serial(), c.peer(), url.empty() ? "" : absl::StrCat(" to ", url));
+  Flush(c);
 }
 
 }  // namespace uringest::engine

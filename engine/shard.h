@@ -20,6 +20,8 @@
 #include <functional>
 #include <latch>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -28,6 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "engine/access_control.h"
+#include "engine/cidr.h"
 #include "engine/event_loop.h"
 #include "engine/internal/mutex.h"
 #include "engine/io_uring_probe.h"
@@ -63,6 +66,16 @@ struct ShardContext {
   const TlsCertificates* tls = nullptr;
   // What /metrics shows; nullptr: nothing is counted (tests).
   ServerMetrics* metrics = nullptr;
+  // --proxy-protocol's --trusted-proxies: the sources that may send a header; nullptr:
+  // any.
+  const CidrList* trusted_proxies = nullptr;
+};
+
+// A drain, as the server orders it to each shard.
+struct DrainOrder {
+  std::string redirect;      // --drain-redirect: "" (reconnect to the same address) or a URL
+  int64_t deadline_ms = 0;   // CLOCK_MONOTONIC_COARSE: then the rest are closed
+  std::string timeout_text;  // "300s", for the notices
 };
 
 class alignas(64) Shard : private LoopHandler {
@@ -87,6 +100,10 @@ class alignas(64) Shard : private LoopHandler {
   void PostEviction(uint64_t serial);
   // Ends connection `serial`'s publishes, telling it why (the HTTP API's kick).
   void PostKick(uint64_t serial, std::string notice);
+  // Starts a drain: the shard stops accepting, asks each publisher that can to reconnect
+  // elsewhere, closes the rest at the deadline, and leaves its loop once it has no
+  // connection left.
+  void PostDrain(DrainOrder order);
   // The on-publish hook's answer for one of this shard's connections.
   void PostApproval(Approval&& approval);
   void PostShutdown();
@@ -99,6 +116,12 @@ class alignas(64) Shard : private LoopHandler {
   // The thread has left its loop (shut down).
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   uint32_t index() const { return index_; }
+  // While draining: connections asked to reconnect that are still open, and those that
+  // can't be asked (no Reconnect capability), as of the last second.
+  uint32_t drain_asked_open() const { return drain_asked_open_.load(std::memory_order_relaxed); }
+  uint32_t drain_unasked_open() const {
+    return drain_unasked_open_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Accepted {
@@ -111,6 +134,7 @@ class alignas(64) Shard : private LoopHandler {
     std::vector<uint64_t> evictions;
     std::vector<std::pair<uint64_t, std::string>> kicks;
     std::vector<Approval> approvals;
+    std::optional<DrainOrder> drain;
     bool shutdown = false;
   };
 
@@ -148,6 +172,15 @@ class alignas(64) Shard : private LoopHandler {
   void ReportBufferShortages();
   void ReportSaturation();
   void BeginShutdown();
+  // --proxy-protocol: the header's outcome for `c`; false when `c` was closed.
+  bool TakeProxyHeader(Connection& c, std::span<const uint8_t>* bytes);
+  // Counts `c` in the connection caps under its address; false (and closed) if refused.
+  bool Admit(Connection& c);
+  void BeginDrain(DrainOrder order);
+  // Once a second while draining: asks whoever can to reconnect, closes the rest at the
+  // deadline, and stops the loop once no connection is left.
+  void DrainPass(int64_t now_ms);
+  void AskToReconnect(Connection& c);
 
   const uint32_t index_;
   ShardContext* const context_;
@@ -182,6 +215,7 @@ class alignas(64) Shard : private LoopHandler {
   int64_t saturated_since_ns_ = 0;  // 0: not saturated
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
+  std::optional<DrainOrder> drain_;  // set while draining
 
   internal::Mutex inbox_mu_;
   Inbox inbox_ ABSL_GUARDED_BY(inbox_mu_);
@@ -189,6 +223,8 @@ class alignas(64) Shard : private LoopHandler {
   std::atomic<uint64_t> ingress_rate_{0};
   std::atomic<uint32_t> connection_count_{0};
   std::atomic<uint32_t> fresh_{0};
+  std::atomic<uint32_t> drain_asked_open_{0};
+  std::atomic<uint32_t> drain_unasked_open_{0};
   std::atomic<bool> finished_{false};
   std::atomic<bool> running_{false};  // the loop exists: Wake() may reach it
 };

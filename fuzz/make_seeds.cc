@@ -225,6 +225,34 @@ void WriteRingReaderSeeds(const fs::path& out) {
   }
 }
 
+// Headers as HAProxy (send-proxy, send-proxy-v2), an AWS NLB (v2 with its TLV) and a
+// health check send them, each followed by the start of an RTMP handshake.
+void WriteProxyProtocolSeeds(const fs::path& out) {
+  SeedWriter w(out / "proxy_protocol");
+  const Bytes c0 = {rtmp::kRtmpVersion, 0, 0, 0, 0};
+  w.Write(
+      "v1_tcp4",
+      Concat({kSplitSeed, media::AsBytes("PROXY TCP4 198.51.100.7 10.0.0.2 40000 1935\r\n"), c0}));
+  w.Write("v1_tcp6",
+          Concat({kSplitSeed, media::AsBytes("PROXY TCP6 2001:db8::7 2001:db8::1 40000 1935\r\n"),
+                  c0}));
+  w.Write("v1_unknown", Concat({kSplitSeed, media::AsBytes("PROXY UNKNOWN\r\n"), c0}));
+  const Bytes signature = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+  const Bytes inet = {0x21, 0x11, 0x00, 12, 198, 51, 100, 7, 10, 0, 0, 2, 0x9c, 0x40, 0x07, 0x8f};
+  w.Write("v2_inet", Concat({kSplitSeed, signature, inet, c0}));
+  Bytes inet6 = {0x21, 0x21, 0x00, 36 + 8, 0x20, 0x01, 0x0d, 0xb8};
+  inet6.resize(4 + 36, 0);
+  inet6[4 + 15] = 7;
+  inet6[4 + 31] = 1;
+  const Bytes ports_and_tlv = {0x9c, 0x40, 0x07, 0x8f, 0xEA, 0x00, 0x05, 0x01, 'v', 'p', 'c', 'e'};
+  inet6.resize(4 + 32);
+  w.Write("v2_inet6_aws_tlv", Concat({kSplitSeed, signature, inet6, ports_and_tlv, c0}));
+  const Bytes local = {0x20, 0x00, 0x00, 0x00};
+  w.Write("v2_local", Concat({kSplitSeed, signature, local}));
+  const Bytes unix_socket = {0x21, 0x31, 0x00, 0xd8};
+  w.Write("v2_unix", Concat({kSplitSeed, signature, unix_socket, Bytes(216, 0)}));
+}
+
 }  // namespace
 }  // namespace uringest::fuzz
 
@@ -242,5 +270,6 @@ int main(int argc, char** argv) {
   WriteAggregateSeeds(out);
   WriteSessionSeeds(out);
   WriteRingReaderSeeds(out);
+  WriteProxyProtocolSeeds(out);
   return 0;
 }

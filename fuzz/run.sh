@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(handshake chunk_reader amf0 aggregate session ring_reader)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(handshake chunk_reader amf0 aggregate session ring_reader
+  proxy_protocol)
 BUILD=build-fuzz
 JOBS=${JOBS:-$(nproc)}
 

@@ -10,10 +10,13 @@
 //   uringestd --http-listen 127.0.0.1:9935 --http-token-file /etc/uringest/token
 //                                               # /metrics, /v1/streams, kick, /readyz
 //   uringestd --on-publish-done http://127.0.0.1:8080/done   # told when a publish ends
+//   uringestd --proxy-protocol --trusted-proxies 10.0.0.0/24 --on-duplicate takeover
+//                                               # behind HAProxy (send-proxy-v2), in a fleet
 //
 // SIGINT/SIGTERM: graceful shutdown (streams end cleanly, the ring is removed); a second
 // signal exits at once. SIGHUP: re-read --auth-file (a bad file keeps the old keys) and
-// the TLS certificate (a bad one keeps the old one).
+// the TLS certificate (a bad one keeps the old one). SIGUSR1 (or POST /v1/drain): drain
+// the node, then exit once no connection is left.
 
 #include <signal.h>
 
@@ -72,6 +75,9 @@ void AddTlsFlags(CLI::App& app, ServerOptions* o, std::string* tls_listen) {
       ->check(CLI::ExistingFile);
 }
 
+// Running in a fleet, behind a load balancer.
+void AddFleetFlags(CLI::App& app, ServerOptions* o);
+
 // A flag in seconds (a double) that sets an absl::Duration of the options.
 CLI::Option* AddSeconds(CLI::App& app, const std::string& name, absl::Duration* out,
                         const std::string& help) {
@@ -80,6 +86,22 @@ CLI::Option* AddSeconds(CLI::App& app, const std::string& name, absl::Duration* 
           name, [out](double seconds) { *out = absl::Seconds(seconds); }, help)
       ->check(CLI::PositiveNumber)
       ->default_str(absl::StrCat(absl::ToDoubleSeconds(*out)));
+}
+
+void AddFleetFlags(CLI::App& app, ServerOptions* o) {
+  app.add_flag("--proxy-protocol", o->proxy_protocol,
+               "Every connection, on every listener (RTMPS too), begins with a PROXY protocol "
+               "v1 or v2 header (HAProxy send-proxy[-v2], AWS NLB): its source address is the "
+               "publisher's");
+  app.add_option("--trusted-proxies", o->trusted_proxies,
+                 "With --proxy-protocol: CIDR,... of the balancers that may connect (others are "
+                 "refused); default: any");
+  app.add_option("--drain-redirect", o->drain_redirect,
+                 "A drain asks publishers to reconnect to this rtmp:// URL (its app, or theirs "
+                 "appended); default: the address they used (the balancer's)");
+  AddSeconds(app, "--drain-timeout", &o->drain_timeout,
+             "A drain closes publishers still streaming after this long (those that can't "
+             "follow a reconnect request)");
 }
 
 void AddAccessFlags(CLI::App& app, ServerOptions* o) {
@@ -273,6 +295,7 @@ std::optional<int> ParseFlags(int argc, char** argv, ServerOptions* options, Htt
   AddAccessFlags(app, options);
   AddTlsFlags(app, options, &tls_listen);
   AddHttpFlags(app, http);
+  AddFleetFlags(app, options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -314,19 +337,63 @@ void ReloadTls(uringest::engine::Server& server) {
   }
 }
 
+// A drain's progress, every 5 s while it runs, and its end.
+class DrainReporter {
+ public:
+  // Called about once a second.
+  void Tick(const uringest::engine::Server& server) {
+    const uringest::engine::Server::DrainProgress p = server.drain_progress();
+    if (!p.draining) return;
+    const absl::Time now = absl::Now();
+    if (now < next_) return;
+    next_ = now + absl::Seconds(5);
+    spdlog::info(
+        "drain: {} connections left after {:.0f} s ({} asked to reconnect and not gone yet, {} "
+        "that can't be asked); {} reconnect requests sent; the rest are closed in {:.0f} s",
+        p.connections, absl::ToDoubleSeconds(now - p.started), p.asked_open, p.unasked_open,
+        p.reconnect_requests, std::max(0.0, absl::ToDoubleSeconds(p.started + p.timeout - now)));
+  }
+  void Done(const uringest::engine::Server& server) {
+    const uringest::engine::Server::DrainProgress p = server.drain_progress();
+    spdlog::info(
+        "drain: complete after {:.1f} s: {} reconnect requests sent, {} connections closed at "
+        "--drain-timeout; stopping",
+        absl::ToDoubleSeconds(absl::Now() - p.started), p.reconnect_requests, p.closed_at_timeout);
+  }
+
+ private:
+  absl::Time next_ = absl::InfinitePast();
+};
+
 // Waits for SIGINT/SIGTERM, shuts down gracefully; a second signal exits at once. SIGHUP
-// reloads the auth file and the TLS certificate.
+// reloads the auth file and the TLS certificate. SIGUSR1 starts a drain (as POST
+// /v1/drain does); once a drain has emptied every shard, returns.
 void ServeUntilSignalled(uringest::engine::Server& server, const sigset_t& signals) {
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    ReloadAccess(server);
-    ReloadTls(server);
+  DrainReporter drain;
+  const timespec tick{0, 200'000'000};
+  for (;;) {
+    sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGHUP) {
+      ReloadAccess(server);
+      ReloadTls(server);
+    } else if (sig == SIGUSR1) {
+      if (!server.Drain("SIGUSR1")) spdlog::info("SIGUSR1: a drain is already under way");
+    } else if (sig > 0) {
+      break;
+    }
+    drain.Tick(server);
+    if (server.drain_progress().draining && server.Stopped()) {
+      drain.Done(server);
+      return;
+    }
   }
   spdlog::info("{}: shutting down (a second signal exits at once)", strsignal(sig));
   server.Shutdown();
   const timespec poll{0, 50'000'000};
   while (!server.Stopped()) {
-    if (const int second = sigtimedwait(&signals, nullptr, &poll); second > 0 && second != SIGHUP) {
+    if (const int second = sigtimedwait(&signals, nullptr, &poll);
+        second > 0 && second != SIGHUP && second != SIGUSR1) {
       spdlog::warn("second signal: exiting now");
       std::_Exit(1);
     }
@@ -340,6 +407,7 @@ sigset_t BlockSignals() {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return signals;

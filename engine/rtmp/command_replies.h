@@ -34,6 +34,10 @@ std::vector<uint8_t> ErrorReply(double transaction_id, std::string_view code,
 // onStatus, 0, null, {level, code, description[, details]}: sent on a message stream.
 std::vector<uint8_t> StatusReply(std::string_view level, std::string_view code,
                                  std::string_view description, std::string_view details = {});
+// onStatus, 0, null, {level: "status", code: "NetConnection.Connect.ReconnectRequest",
+// description[, tcUrl]}: Enhanced RTMP v2's request that the client reconnect (to
+// `tc_url` when not empty), sent on the NetConnection.
+std::vector<uint8_t> ReconnectRequestReply(std::string_view tc_url, std::string_view description);
 // `name` (onFCPublish, onFCUnpublish), 0, null, {code, description}.
 std::vector<uint8_t> FcReply(std::string_view name, std::string_view code,
                              std::string_view description);

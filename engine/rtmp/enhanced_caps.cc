@@ -77,8 +77,10 @@ void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out) {
                               FourCcInfoMap(kVideoFourCcs, client.video_fourccs), out);
   media::amf0::EncodeProperty("audioFourCcInfoMap",
                               FourCcInfoMap(kAudioFourCcs, client.audio_fourccs), out);
-  media::amf0::EncodeProperty(
-      "capsEx", Value::Number(kCapsExMultitrack | kCapsExModEx | kCapsExTimestampNanoOffset), out);
+  media::amf0::EncodeProperty("capsEx",
+                              Value::Number(kCapsExReconnect | kCapsExMultitrack | kCapsExModEx |
+                                            kCapsExTimestampNanoOffset),
+                              out);
 }
 
 void EncodeEnhancedConnect(const EnhancedCaps& caps, std::vector<uint8_t>* out) {

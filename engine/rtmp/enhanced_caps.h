@@ -46,8 +46,8 @@ EnhancedCaps ReadEnhancedCaps(const media::amf0::Value& connect_object);
 
 // Appends the properties of the _result that answers an Enhanced RTMP connect: the
 // client's fourCcList back, CanForward for each FourCC uringest knows, each the client
-// named and "*", and the capsEx uringest supports (multitrack, ModEx, nanosecond
-// offsets).
+// named and "*", and the capsEx uringest supports (reconnect requests, multitrack,
+// ModEx, nanosecond offsets).
 void EncodeEnhancedCaps(const EnhancedCaps& client, std::vector<uint8_t>* out);
 
 // Appends what a publisher announces of Enhanced RTMP in its connect's command object:

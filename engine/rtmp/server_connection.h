@@ -90,6 +90,10 @@ class ServerConnection : private MessageSender {
   // The peer is gone, or the server ends it: ends every publishing stream (Session::Close;
   // with a `notice`, the streams are told why). Idempotent.
   void Close(std::string_view notice = {});
+  // Session::RequestReconnect(): a drain asks a capable publisher to reconnect.
+  bool RequestReconnect(std::string_view tc_url, std::string_view description) {
+    return session_.RequestReconnect(tc_url, description);
+  }
 
   bool handshake_complete() const { return handshake_ == nullptr; }
   const Session& session() const { return session_; }

@@ -88,6 +88,12 @@ void Session::Close(std::string_view notice) {
   }
 }
 
+bool Session::RequestReconnect(std::string_view tc_url, std::string_view description) {
+  if (!can_reconnect()) return false;
+  send_.Command(ReconnectRequestReply(tc_url, description));
+  return true;
+}
+
 // ---- Media and data: the hot path ----
 
 uint32_t Session::TargetStream(const Message& message) {

@@ -193,6 +193,17 @@ class Session {
   // onStatus NetStream.Unpublish.Success and "app/name: notice" as its description.
   void Close(std::string_view notice = {});
 
+  // Enhanced RTMP v2's reconnect request (a drain): when connect announced capsEx
+  // Reconnect, queues onStatus NetConnection.Connect.ReconnectRequest on the
+  // NetConnection (message stream 0), with `tc_url` (the URL to reconnect to; empty: the
+  // same one) and `description`, and returns true; the client finishes its GOP,
+  // unpublishes and reconnects. Returns false, and sends nothing, for a client without
+  // the capability or a session not connected or closed.
+  bool RequestReconnect(std::string_view tc_url, std::string_view description);
+  bool can_reconnect() const {
+    return connected_ && !closed_ && (client_caps_.caps_ex & kCapsExReconnect) != 0;
+  }
+
   bool connected() const { return connected_; }
   bool closed() const { return closed_; }
   // What connect carried. The app without trailing '/'s and without its query.
@@ -207,7 +218,8 @@ class Session {
   // answers with what uringest forwards: every codec passes through untouched, so it
   // echoes fourCcList and sets CanForward for every FourCC (and "*") in
   // videoFourCcInfoMap / audioFourCcInfoMap, and capsEx Multitrack | ModEx |
-  // TimestampNanoOffset (no Reconnect: it never asks a publisher to reconnect).
+  // TimestampNanoOffset, and Reconnect (a drain asks such publishers to reconnect:
+  // RequestReconnect()).
   const EnhancedCaps& client_caps() const { return client_caps_; }
 
   // The streams now publishing, by stream id. Allocates: for logs and stats.

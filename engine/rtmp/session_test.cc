@@ -311,8 +311,45 @@ TEST_F(SessionTest, EnhancedConnectIsAnsweredWithForwardCapabilities) {
   for (const char* fourcc : {"*", "Opus", "fLaC", "ac-3", "ec-3", ".mp3", "mp4a"}) {
     EXPECT_EQ(audio->FindNumber(fourcc, -1), kFourCcCanForward) << fourcc;
   }
-  // Multitrack, ModEx, TimestampNanoOffset; never Reconnect (it never asks for one).
-  EXPECT_EQ(server.FindNumber("capsEx", -1), 14);
+  // Reconnect (a drain asks for one), Multitrack, ModEx, TimestampNanoOffset.
+  EXPECT_EQ(server.FindNumber("capsEx", -1), 15);
+}
+
+TEST_F(SessionTest, ReconnectRequestGoesOnlyToAClientThatAnnouncedIt) {
+  Value object = ConnectObject();
+  std::vector<Value::Property> props = object.properties();
+  props.emplace_back("fourCcList", Value::StrictArray({Str("avc1")}));
+  props.emplace_back("capsEx", Num(kCapsExReconnect));
+  ASSERT_TRUE(Command({Str("connect"), Num(1), Obj(props)}).ok());
+  Publish();
+  const size_t before = sender_.sent.size();
+  EXPECT_TRUE(session_->RequestReconnect("rtmp://10.0.0.3:1935/live", "draining"));
+  ASSERT_EQ(sender_.sent.size(), before + 1);
+  const Sent& request = sender_.sent.back();
+  EXPECT_EQ(request.header.stream_id, 0u);  // the NetConnection's
+  EXPECT_EQ(request.header.type, MessageType::kCommandAmf0);
+  const std::vector<Value> amf = request.Amf();
+  ASSERT_THAT(amf, SizeIs(4));
+  EXPECT_EQ(amf[0], Str("onStatus"));
+  EXPECT_EQ(amf[1], Num(0));
+  EXPECT_TRUE(amf[2].is_null());
+  EXPECT_EQ(amf[3].FindString("level"), "status");
+  EXPECT_EQ(amf[3].FindString("code"), "NetConnection.Connect.ReconnectRequest");
+  EXPECT_EQ(amf[3].FindString("description"), "draining");
+  EXPECT_EQ(amf[3].FindString("tcUrl"), "rtmp://10.0.0.3:1935/live");
+  // Without a URL the client reconnects to the one it used: no tcUrl at all.
+  EXPECT_TRUE(session_->RequestReconnect("", "again"));
+  EXPECT_EQ(sender_.sent.back().Amf()[3].Find("tcUrl"), nullptr);
+}
+
+TEST_F(SessionTest, NoReconnectRequestWithoutTheCapability) {
+  Connect();
+  Publish();
+  const size_t before = sender_.sent.size();
+  EXPECT_FALSE(session_->RequestReconnect("rtmp://10.0.0.3/live", "draining"));
+  EXPECT_EQ(sender_.sent.size(), before);
+  session_->Close();
+  EXPECT_FALSE(session_->RequestReconnect("", "closed"));
 }
 
 TEST_F(SessionTest, LegacyConnectGetsNoEnhancedProperties) {

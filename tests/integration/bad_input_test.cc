@@ -9,8 +9,11 @@
 // and counted apart), sampled every few milliseconds while the case runs, against the
 // baseline taken with the good publisher already streaming.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -93,8 +96,13 @@ class GoodPublisher {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool Start(int port) {
+  // `proxy_header`: sent first (a server with --proxy-protocol).
+  bool Start(int port, std::string_view proxy_header = {}) {
     client_ = RtmpClient::Connect(port);
+    if (client_ != nullptr && !proxy_header.empty() &&
+        !client_->SendRaw(media::AsBytes(proxy_header))) {
+      return false;
+    }
     if (client_ == nullptr || !client_->Handshake() || !client_->ConnectApp("live") ||
         !client_->SetChunkSize(4096)) {
       return false;
@@ -232,11 +240,14 @@ void ExpectEveryGoodFrame(const std::string& ring, uint64_t frames) {
 
 class BadInputTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    server_ =
-        IngestServer::Start(1, dir_, {"--handshake-timeout", "1", "--max-connections", "20000"});
+  void SetUp() override { StartServer({}, {}); }
+
+  void StartServer(std::vector<std::string> flags, std::string_view good_proxy_header) {
+    flags.insert(flags.begin(), {"--handshake-timeout", "1", "--max-connections", "20000"});
+    server_ = IngestServer::Start(1, dir_, flags);
     ASSERT_NE(server_, nullptr);
-    ASSERT_TRUE(good_.Start(server_->port())) << "the good publisher could not publish";
+    ASSERT_TRUE(good_.Start(server_->port(), good_proxy_header))
+        << "the good publisher could not publish";
     // Some frames in flight before the bad input comes.
     ASSERT_TRUE(WaitForStream(server_->ring(), kGoodStream, 20, absl::Seconds(10)));
     rss_ = std::make_unique<RssSampler>(server_->process().pid());
@@ -471,6 +482,154 @@ INSTANTIATE_TEST_SUITE_P(Names, StreamNameTest,
                            return info.param.first == 0 ? std::string("Empty")
                                                         : std::string("SixtyFourKiB");
                          });
+
+// --proxy-protocol: the good publisher comes "through a balancer" with a v1 header that
+// names 198.51.100.7; each bad connection sends a broken header, or none. Each is closed
+// with a line that names the balancer (the bad peer's own address: no header named a
+// publisher) and the reason.
+constexpr char kGoodProxyHeader[] = "PROXY TCP4 198.51.100.7 127.0.0.1 40000 1935\r\n";
+
+// A v2 header: the signature, version 2 and `command`, `family`, and `body`.
+Bytes ProxyV2(uint8_t command, uint8_t family, const Bytes& body, size_t claimed_length) {
+  Bytes h = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+  h.push_back(uint8_t(0x20 | command));
+  h.push_back(family);
+  h.push_back(uint8_t(claimed_length >> 8));
+  h.push_back(uint8_t(claimed_length));
+  h.insert(h.end(), body.begin(), body.end());
+  return h;
+}
+
+class ProxyProtocolBadInputTest : public BadInputTest {
+ protected:
+  void SetUp() override { StartServer({"--proxy-protocol"}, kGoodProxyHeader); }
+
+  void ExpectRefused(std::span<const uint8_t> input, const std::string& reason) {
+    std::unique_ptr<RtmpClient> bad = Connect();
+    ASSERT_NE(bad, nullptr);
+    bad->SendRaw(input);
+    EXPECT_TRUE(bad->AwaitClose());
+    ExpectClosedFor(bad->address(), absl::StrCat("PROXY protocol (--proxy-protocol): ", reason));
+  }
+};
+
+TEST_F(ProxyProtocolBadInputTest, ThePublishersAddressIsTheHeaders) {
+  EXPECT_FALSE(AwaitLogLines(server_->log_path(),
+                             {"198.51.100.7:40000: publisher's address from the PROXY v1 header "
+                              "of 127.0.0.1:"})
+                   .empty());
+  EXPECT_FALSE(
+      AwaitLogLines(server_->log_path(), {"198.51.100.7:40000: publishing live/good"}).empty())
+      << ReadFile(server_->log_path());
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, NoHeader) {
+  std::unique_ptr<RtmpClient> bad = Connect();
+  ASSERT_NE(bad, nullptr);
+  EXPECT_FALSE(bad->Handshake());  // C0 + C1 straight away
+  ExpectClosedFor(bad->address(), "PROXY protocol (--proxy-protocol): no PROXY protocol header");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, HeaderCutShort) {
+  std::unique_ptr<RtmpClient> bad = Connect();
+  ASSERT_NE(bad, nullptr);
+  bad->SendRaw(media::AsBytes("PROXY TCP4 198.51.100.9 127.0.0.1 400"));
+  const std::string peer = bad->address();
+  absl::SleepFor(absl::Milliseconds(100));
+  bad.reset();
+  ExpectClosedFor(peer, "PROXY protocol (--proxy-protocol): the header was cut short (37 bytes");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, HeaderCutShortThenSilence) {
+  std::unique_ptr<RtmpClient> bad = Connect();
+  ASSERT_NE(bad, nullptr);
+  bad->SendRaw(ProxyV2(1, 0x11, Bytes(4, 0), 12));  // 4 of the 12 address bytes
+  EXPECT_TRUE(bad->AwaitClose(absl::Seconds(5)));
+  ExpectClosedFor(bad->address(),
+                  "PROXY protocol (--proxy-protocol): no complete header after 1.0 s (20 bytes "
+                  "came)");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, V1LineTooLong) {
+  ExpectRefused(media::AsBytes(absl::StrCat("PROXY TCP4 ", std::string(200, '1'), "\r\n")),
+                "PROXY v1 line longer than 107 bytes without its CRLF");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, V1BadAddress) {
+  ExpectRefused(media::AsBytes("PROXY TCP4 198.51.100.300 127.0.0.1 40000 1935\r\n"),
+                "PROXY v1 line: \"198.51.100.300\" is not an IPv4 address");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, V2Oversized) {
+  ExpectRefused(ProxyV2(1, 0x11, Bytes(12, 0), 60000),
+                "PROXY v2 header of 60016 bytes: over the 4096-byte limit");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, V2UnknownAddressFamily) {
+  ExpectRefused(ProxyV2(1, 0x41, Bytes(12, 0), 12),
+                "PROXY v2 header with unknown address family 4");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, V2UnixSocketAddresses) {
+  ExpectRefused(ProxyV2(1, 0x31, Bytes(216, 0), 216),
+                "PROXY v2 header with AF_UNIX addresses, which name no publisher");
+  Finish(kOneConnectionBound);
+}
+
+TEST_F(ProxyProtocolBadInputTest, V2LocalIsAHealthCheckClosedQuietly) {
+  std::unique_ptr<RtmpClient> check = Connect();
+  ASSERT_NE(check, nullptr);
+  check->SendRaw(ProxyV2(0, 0x00, {}, 0));
+  EXPECT_TRUE(check->AwaitClose());
+  absl::SleepFor(absl::Milliseconds(200));
+  const std::string log = ReadFile(server_->log_path());
+  EXPECT_FALSE(absl::StrContains(log, absl::StrCat(check->address(), ": closed")))
+      << "a health check logged at info:\n"
+      << log;
+  Finish(kOneConnectionBound);
+}
+
+// --trusted-proxies: a source outside it may not connect at all, header or not.
+class UntrustedProxyTest : public BadInputTest {
+ protected:
+  void SetUp() override {
+    StartServer({"--proxy-protocol", "--trusted-proxies", "127.0.0.1/32"}, kGoodProxyHeader);
+  }
+};
+
+TEST_F(UntrustedProxyTest, OnlyTrustedSourcesMayConnect) {
+  // 127.0.0.2 is loopback too, but not a trusted proxy.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in from{.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.2", &from.sin_addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0);
+  sockaddr_in to{.sin_family = AF_INET, .sin_port = htons(uint16_t(server_->port()))};
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  const std::string header = kGoodProxyHeader;
+  ASSERT_GT(send(fd, header.data(), header.size(), MSG_NOSIGNAL), 0);
+  char byte;
+  timeval timeout{.tv_sec = 5, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  EXPECT_LE(recv(fd, &byte, 1, 0), 0) << "an untrusted source's connection stayed open";
+  close(fd);
+  EXPECT_FALSE(
+      AwaitLogLines(server_->log_path(), {"127.0.0.2:",
+                                          "connection refused: PROXY protocol headers are taken "
+                                          "only from --trusted-proxies"})
+          .empty())
+      << ReadFile(server_->log_path());
+  Finish(kOneConnectionBound);
+}
 
 // RLIMIT_NOFILE: this process holds one descriptor per connection, and so does the server,
 // which inherits the limit.

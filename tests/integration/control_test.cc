@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/ingest_harness.h"
+#include "tests/integration/rtmp_client.h"
 
 namespace uringest::testing {
 namespace {
@@ -213,6 +216,87 @@ TEST_F(ControlTest, WithoutATokenChangesAreRefusedAndReadsWork) {
   EXPECT_THAT(refused.body, HasSubstr("--http-token"));
   EXPECT_EQ(Get("/v1/streams").status, 200);
   EXPECT_EQ(Get("/readyz").status, 200);
+}
+
+// A publisher that announced Enhanced RTMP's Reconnect capability, live on live/NAME.
+std::unique_ptr<RtmpClient> LivePublisher(int port, const std::string& name, bool can_reconnect) {
+  std::unique_ptr<RtmpClient> client = RtmpClient::Connect(port);
+  if (client == nullptr || !client->Handshake()) return nullptr;
+  std::vector<media::amf0::Value::Property> caps;
+  if (can_reconnect) caps.emplace_back("capsEx", media::amf0::Value::Number(1));
+  if (!client->ConnectApp("live", caps)) return nullptr;
+  std::optional<uint32_t> id = client->CreateStream();
+  if (!id || client->Publish(*id, name) != "NetStream.Publish.Start") return nullptr;
+  return client;
+}
+
+// The next NetConnection.Connect.ReconnectRequest the client gets: its info object.
+std::optional<media::amf0::Value> AwaitReconnectRequest(RtmpClient& client,
+                                                        absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::optional<std::vector<media::amf0::Value>> command =
+        client.AwaitCommand(deadline - absl::Now());
+    if (!command) return std::nullopt;
+    if ((*command)[0].string() != "onStatus" || command->size() < 4) continue;
+    const media::amf0::Value* code = (*command)[3].Find("code");
+    if (code != nullptr && code->string() == "NetConnection.Connect.ReconnectRequest") {
+      return (*command)[3];
+    }
+  }
+  return std::nullopt;
+}
+
+// Issue 16: a drain. The capable publisher is asked to reconnect elsewhere
+// (--drain-redirect), the other streams on until --drain-timeout, new connections are
+// refused, /readyz says so, and uringestd stops by itself once empty.
+TEST_F(ControlTest, DrainAsksCapablePublishersToReconnectAndClosesTheRestAtTheTimeout) {
+  StartServer({"--http-token", kToken, "--drain-redirect", "rtmp://192.0.2.10:1935",
+               "--drain-timeout", "2"});
+  std::unique_ptr<RtmpClient> capable = LivePublisher(server_->port(), "capable", true);
+  std::unique_ptr<RtmpClient> plain = LivePublisher(server_->port(), "plain", false);
+  ASSERT_NE(capable, nullptr);
+  ASSERT_NE(plain, nullptr);
+
+  EXPECT_EQ(Post("/v1/drain").status, 401);
+  EXPECT_EQ(Get("/v1/drain").body.find("\"draining\":false") != std::string::npos, true);
+  const HttpReply started = Post("/v1/drain", {absl::StrCat("Authorization: Bearer ", kToken)});
+  ASSERT_EQ(started.status, 202) << started.body;
+  EXPECT_THAT(started.body, HasSubstr("\"started_now\":true"));
+  EXPECT_THAT(started.body, HasSubstr("\"connections\":2"));
+  EXPECT_EQ(Post("/v1/drain", {absl::StrCat("Authorization: Bearer ", kToken)}).status, 200);
+
+  std::optional<media::amf0::Value> request = AwaitReconnectRequest(*capable, absl::Seconds(5));
+  ASSERT_TRUE(request.has_value()) << ReadFile(server_->log_path());
+  ASSERT_NE(request->Find("tcUrl"), nullptr);
+  EXPECT_EQ(request->Find("tcUrl")->string(), "rtmp://192.0.2.10:1935/live");
+  EXPECT_EQ(request->Find("level")->string(), "status");
+  EXPECT_FALSE(AwaitReconnectRequest(*plain, absl::Milliseconds(500)).has_value())
+      << "a publisher without the capability was asked to reconnect";
+
+  const HttpReply ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_THAT(ready.body, HasSubstr("draining"));
+  const std::string page = Get("/metrics").body;
+  EXPECT_EQ(Metric(page, "uringest_draining"), 1.0);
+  EXPECT_EQ(Metric(page, "uringest_drain_reconnect_requests_total"), 1.0);
+  EXPECT_EQ(RtmpClient::Connect(server_->port()), nullptr) << "a draining node took a connection";
+
+  capable.reset();  // it went to reconnect elsewhere
+  EXPECT_TRUE(plain->AwaitClose(absl::Seconds(6))) << "the drain timeout did not close it";
+  EXPECT_EQ(server_->process().Wait(absl::Seconds(10)), 0) << ReadFile(server_->log_path());
+  const std::string log = ReadFile(server_->log_path());
+  EXPECT_THAT(log, HasSubstr("drain: started by POST /v1/drain"));
+  EXPECT_THAT(log, HasSubstr("draining: asked to reconnect to rtmp://192.0.2.10:1935/live"));
+  EXPECT_THAT(log, HasSubstr("the node is draining and --drain-timeout (2s) has passed"));
+  EXPECT_THAT(log, HasSubstr("drain: complete after"));
+}
+
+TEST_F(ControlTest, SigUsr1StartsADrain) {
+  StartServer();
+  server_->process().Signal(SIGUSR1);
+  EXPECT_EQ(server_->process().Wait(absl::Seconds(10)), 0) << ReadFile(server_->log_path());
+  EXPECT_THAT(ReadFile(server_->log_path()), HasSubstr("drain: started by SIGUSR1"));
 }
 
 // A raw request on a fresh connection: what the listener answers (its status line).

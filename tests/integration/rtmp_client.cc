@@ -132,12 +132,13 @@ std::optional<std::vector<Value>> RtmpClient::AwaitCommand(absl::Duration timeou
   }
 }
 
-bool RtmpClient::ConnectApp(std::string_view app) {
-  if (!SendCommand("connect", next_transaction_++,
-                   {Value::Object({{"app", Value::String(std::string(app))},
-                                   {"type", Value::String("nonprivate")},
-                                   {"tcUrl", Value::String(absl::StrCat("rtmp://127.0.0.1/",
-                                                                        std::string(app)))}})})) {
+bool RtmpClient::ConnectApp(std::string_view app, std::vector<media::amf0::Value::Property> extra) {
+  std::vector<media::amf0::Value::Property> properties = {
+      {"app", Value::String(std::string(app))},
+      {"type", Value::String("nonprivate")},
+      {"tcUrl", Value::String(absl::StrCat("rtmp://127.0.0.1/", std::string(app)))}};
+  properties.insert(properties.end(), extra.begin(), extra.end());
+  if (!SendCommand("connect", next_transaction_++, {Value::Object(std::move(properties))})) {
     return false;
   }
   std::optional<std::vector<Value>> reply = AwaitCommand();

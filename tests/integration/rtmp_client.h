@@ -56,8 +56,9 @@ class RtmpClient {
   // The next command message from the server (name first), or nullopt on timeout/close.
   std::optional<std::vector<media::amf0::Value>> AwaitCommand(
       absl::Duration timeout = kReplyTimeout);
-  // connect; true on _result.
-  bool ConnectApp(std::string_view app);
+  // connect; true on _result. `extra`: more properties of the command object (an
+  // Enhanced RTMP client's capsEx, say).
+  bool ConnectApp(std::string_view app, std::vector<media::amf0::Value::Property> extra = {});
   // createStream; the stream id from _result.
   std::optional<uint32_t> CreateStream();
   // publish; the onStatus code the server answers with ("" if none came).

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -100,14 +101,19 @@ class TlsSocketClient {
     SSL_CTX_free(ctx_);
     if (fd_ >= 0) close(fd_);
   }
-  // Connects and completes the TLS handshake (the self-signed certificate is not checked).
-  bool Connect(int port) {
+  // Connects, sends `before_tls` (a PROXY protocol header, as a balancer would) and
+  // completes the TLS handshake (the self-signed certificate is not checked).
+  bool Connect(int port, std::string_view before_tls = {}) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{.sin_family = AF_INET, .sin_port = htons(uint16_t(port)), .sin_addr = {}};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     timeval timeout{.tv_sec = 15, .tv_usec = 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return false;
+    if (!before_tls.empty() &&
+        write(fd_, before_tls.data(), before_tls.size()) != ssize_t(before_tls.size())) {
+      return false;
+    }
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
     return SSL_connect(ssl_) == 1;
@@ -208,6 +214,37 @@ TEST(RtmpsTest, ServerEndsTlsWithCloseNotifyEitherWay) {
   ASSERT_TRUE(leaving.Connect(port));
   EXPECT_TRUE(leaving.ShutDownBothWays());
   EXPECT_TRUE(WaitForLog(*server, "closed by the peer (TLS close_notify)", absl::Seconds(5)))
+      << ReadFile(server->log_path());
+}
+
+// Issue 16: with --proxy-protocol the header comes first, then the TLS handshake; a TLS
+// client without one is refused, saying so.
+TEST(RtmpsTest, ProxyProtocolHeaderComesBeforeTheTlsHandshake) {
+  REQUIRE_TOOLS();
+  ScratchDir dir;
+  int port = 0;
+  std::unique_ptr<IngestServer> server = StartRtmpsServer(1, dir, &port, {"--proxy-protocol"});
+  ASSERT_NE(server, nullptr);
+
+  TlsSocketClient balanced;
+  ASSERT_TRUE(balanced.Connect(port, "PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n"));
+  EXPECT_TRUE(WaitForLog(*server,
+                         "198.51.100.7:40000: publisher's address from the PROXY v1 header of "
+                         "127.0.0.1:",
+                         absl::Seconds(5)))
+      << ReadFile(server->log_path());
+  EXPECT_TRUE(balanced.ShutDownBothWays());
+  EXPECT_TRUE(WaitForLog(*server,
+                         "198.51.100.7:40000: closed: closed by the peer (TLS close_notify)",
+                         absl::Seconds(5)))
+      << ReadFile(server->log_path());
+
+  TlsSocketClient direct;
+  EXPECT_FALSE(direct.Connect(port));
+  EXPECT_TRUE(WaitForLog(*server,
+                         "PROXY protocol (--proxy-protocol): no PROXY protocol header: the "
+                         "connection began with 0x16, a TLS handshake",
+                         absl::Seconds(5)))
       << ReadFile(server->log_path());
 }
 
