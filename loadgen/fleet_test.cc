@@ -319,8 +319,9 @@ TEST(FleetReconnectTest, ABrokenConnectionIsRetriedAndResumesAtAKeyframe) {
   // (frames queued on it that it never read), and the sequence carried on.
   for (size_t k = 1; k < got.size(); ++k) {
     EXPECT_GT(got[k].sequence, got[k - 1].sequence);
-    if (got[k].connection == got[k - 1].connection)
+    if (got[k].connection == got[k - 1].connection) {
       EXPECT_EQ(got[k].sequence, got[k - 1].sequence + 1);
+    }
   }
   EXPECT_EQ(got.back().sequence, r.frames);
 }
