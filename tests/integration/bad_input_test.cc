@@ -631,6 +631,32 @@ TEST_F(UntrustedProxyTest, OnlyTrustedSourcesMayConnect) {
   Finish(kOneConnectionBound);
 }
 
+// With --proxy-protocol the per-address cap counts the publishers' addresses from the
+// headers, not the balancer's (every connection comes from it).
+class ProxyPerAddressCapTest : public BadInputTest {
+ protected:
+  void SetUp() override {
+    StartServer({"--proxy-protocol", "--max-connections-per-ip", "1"}, kGoodProxyHeader);
+  }
+};
+
+TEST_F(ProxyPerAddressCapTest, CountsTheHeadersAddresses) {
+  // The good publisher holds 198.51.100.7's one connection.
+  std::unique_ptr<RtmpClient> same = Connect();
+  ASSERT_NE(same, nullptr);
+  same->SendRaw(media::AsBytes("PROXY TCP4 198.51.100.7 127.0.0.1 40001 1935\r\n"));
+  EXPECT_TRUE(same->AwaitClose());
+  ExpectClosedFor("198.51.100.7:40001",
+                  "connection refused: 198.51.100.7 holds --max-connections-per-ip=1");
+  // Another publisher behind the same balancer (127.0.0.1) is taken.
+  std::unique_ptr<RtmpClient> other = Connect();
+  ASSERT_NE(other, nullptr);
+  other->SendRaw(media::AsBytes("PROXY TCP4 198.51.100.8 127.0.0.1 40002 1935\r\n"));
+  EXPECT_TRUE(other->Handshake()) << ReadFile(server_->log_path());
+  EXPECT_TRUE(other->ConnectApp("live"));
+  Finish(kOneConnectionBound);
+}
+
 // RLIMIT_NOFILE: this process holds one descriptor per connection, and so does the server,
 // which inherits the limit.
 void RaiseFileLimit(rlim_t wanted) {

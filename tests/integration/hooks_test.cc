@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "media/amf0.h"
+#include "media/byte_order.h"
 #include "tests/hook_server.h"
 #include "tests/integration/ingest_harness.h"
 #include "tests/integration/rtmp_client.h"
@@ -160,6 +163,37 @@ TEST_F(PublishDoneTest, EveryWayAPublishEndsIsToldWithItsReason) {
   server_->process().Signal(SIGTERM);
   EXPECT_EQ(server_->process().Wait(absl::Seconds(20)), 0);
   ExpectFigures(AwaitDone(hook, "shutdown", absl::Seconds(1)), "shutdown");
+}
+
+// Issue 16: behind a balancer (--proxy-protocol), both hooks name the publisher from the
+// PROXY header, not the balancer; a drain's close is told with its own reason.
+TEST_F(PublishDoneTest, BehindABalancerTheHooksNameThePublisher) {
+  HookServer hook([](const std::string&) { return 200; });
+  StartServer(hook, {"--on-publish", hook.Url(), "--proxy-protocol", "--drain-timeout", "1",
+                     "--http-listen", "127.0.0.1:0", "--http-token", kToken});
+  std::unique_ptr<RtmpClient> client = RtmpClient::Connect(server_->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SendRaw(media::AsBytes("PROXY TCP4 198.51.100.7 127.0.0.1 40000 1935\r\n")));
+  ASSERT_TRUE(client->Handshake());
+  ASSERT_TRUE(client->ConnectApp("live"));
+  std::optional<uint32_t> id = client->CreateStream();
+  ASSERT_TRUE(id.has_value());
+  ASSERT_EQ(client->Publish(*id, "behind"), "NetStream.Publish.Start");
+  std::map<std::string, std::string> publish;
+  for (const std::string& body : hook.Bodies()) {
+    if (Fields(body)["call"] == "publish") publish = Fields(body);
+  }
+  ASSERT_FALSE(publish.empty()) << "no on-publish call";
+  EXPECT_EQ(publish["addr"], "198.51.100.7");
+  EXPECT_EQ(publish["name"], "behind");
+
+  server_->process().Signal(SIGUSR1);  // drain: it can't be asked, so --drain-timeout
+  const std::map<std::string, std::string> done = AwaitDone(hook, "behind");
+  ASSERT_FALSE(done.empty()) << ReadFile(server_->log_path());
+  EXPECT_EQ(done.at("addr"), "198.51.100.7");
+  EXPECT_EQ(done.at("port"), "40000");
+  EXPECT_EQ(done.at("reason"), "drain");
+  EXPECT_EQ(server_->process().Wait(absl::Seconds(10)), 0);
 }
 
 TEST_F(PublishDoneTest, AFailingHookIsRetriedThenGivenUpWithALogLine) {
