@@ -21,12 +21,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/rtmp/chunk_writer.h"
+#include "engine/rtmp/command_replies.h"
 #include "engine/rtmp/publish_client.h"
 #include "engine/rtmp/server_connection.h"
 #include "gtest/gtest.h"
 #include "loadgen/media_source.h"
 #include "loadgen/stamp.h"
-#include "media/amf0.h"
 #include "tests/rtmp_testing.h"
 
 namespace uringest::loadgen {
@@ -49,19 +49,9 @@ struct Book {
   std::map<uint32_t, std::vector<Got>> frames;  // by publisher
 };
 
+// The server's own Reconnect Request (what uringestd's drain sends), chunked.
 std::vector<uint8_t> ReconnectRequest(const std::string& tc_url) {
-  namespace amf0 = media::amf0;
-  std::vector<uint8_t> body;
-  amf0::EncodeString("onStatus", &body);
-  amf0::EncodeNumber(0, &body);
-  amf0::EncodeNull(&body);
-  amf0::EncodeObjectStart(&body);
-  amf0::EncodeProperty("level", amf0::Value::String("status"), &body);
-  amf0::EncodeProperty("code", amf0::Value::String(std::string(rtmp::kReconnectRequestCode)),
-                       &body);
-  amf0::EncodeProperty("description", amf0::Value::String("draining"), &body);
-  if (!tc_url.empty()) amf0::EncodeProperty("tcUrl", amf0::Value::String(tc_url), &body);
-  amf0::EncodeObjectEnd(&body);
+  const std::vector<uint8_t> body = rtmp::ReconnectRequestReply(tc_url, "draining");
   rtmp::ChunkWriter writer;
   writer.set_chunk_size(kServerChunk);
   std::vector<uint8_t> bytes;
