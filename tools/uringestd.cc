@@ -75,9 +75,6 @@ void AddTlsFlags(CLI::App& app, ServerOptions* o, std::string* tls_listen) {
       ->check(CLI::ExistingFile);
 }
 
-// Running in a fleet, behind a load balancer.
-void AddFleetFlags(CLI::App& app, ServerOptions* o);
-
 // A flag in seconds (a double) that sets an absl::Duration of the options.
 CLI::Option* AddSeconds(CLI::App& app, const std::string& name, absl::Duration* out,
                         const std::string& help) {
@@ -88,6 +85,7 @@ CLI::Option* AddSeconds(CLI::App& app, const std::string& name, absl::Duration* 
       ->default_str(absl::StrCat(absl::ToDoubleSeconds(*out)));
 }
 
+// Running in a fleet, behind a load balancer.
 void AddFleetFlags(CLI::App& app, ServerOptions* o) {
   app.add_flag("--proxy-protocol", o->proxy_protocol,
                "Every connection, on every listener (RTMPS too), begins with a PROXY protocol "
