@@ -103,13 +103,10 @@ absl::Status Connection::Receive(std::span<const uint8_t> bytes, bool more_queue
       return absl::InvalidArgumentError(wrong);
     }
   }
-  if (!proxy_bytes_.empty()) {
-    // `bytes` may be the rest of a PROXY header's copy: taken, then freed.
-    absl::Status s = ReceiveAfterProxyHeader(bytes, more_queued, tls_scratch);
-    std::vector<uint8_t>().swap(proxy_bytes_);
-    return s;
-  }
-  return ReceiveAfterProxyHeader(bytes, more_queued, tls_scratch);
+  absl::Status s = ReceiveAfterProxyHeader(bytes, more_queued, tls_scratch);
+  // `bytes` may have been the rest of a PROXY header's copy: taken, so freed.
+  if (!proxy_bytes_.empty()) std::vector<uint8_t>().swap(proxy_bytes_);
+  return s;
 }
 
 absl::Status Connection::ReceiveAfterProxyHeader(std::span<const uint8_t> bytes, bool more_queued,

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -339,15 +338,7 @@ bool Server::Drain(std::string_view by) {
       options_.drain_redirect.empty() ? " (to the same address)"
                                       : absl::StrCat(" to ", options_.drain_redirect),
       absl::FormatDuration(options_.drain_timeout));
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const int64_t now_ms = int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-  for (auto& shard : shards_) {
-    shard->PostDrain(
-        DrainOrder{.redirect = options_.drain_redirect,
-                   .deadline_ms = now_ms + absl::ToInt64Milliseconds(options_.drain_timeout),
-                   .timeout_text = absl::FormatDuration(options_.drain_timeout)});
-  }
+  for (auto& shard : shards_) shard->PostDrain();
   return true;
 }
 

@@ -159,10 +159,10 @@ void Shard::PostKick(uint64_t serial, std::string notice) {
   Wake();
 }
 
-void Shard::PostDrain(DrainOrder order) {
+void Shard::PostDrain() {
   {
     internal::MutexLock lock(&inbox_mu_);
-    inbox_.drain = std::move(order);
+    inbox_.drain = true;
   }
   Wake();
 }
@@ -189,7 +189,7 @@ void Shard::OnWake() {
     internal::MutexLock lock(&inbox_mu_);
     std::swap(inbox, inbox_);
   }
-  if (inbox.listen && !shutting_down_ && !drain_.has_value()) {
+  if (inbox.listen && !shutting_down_ && !draining_) {
     if (listen_fd_ >= 0) Listen(listen_fd_, /*tls=*/false);
     if (tls_listen_fd_ >= 0) Listen(tls_listen_fd_, /*tls=*/true);
   }
@@ -209,9 +209,7 @@ void Shard::OnWake() {
     Flush(*c);
   }
   for (const Approval& approval : inbox.approvals) Approve(approval);
-  if (inbox.drain.has_value() && !drain_.has_value() && !shutting_down_) {
-    BeginDrain(*std::move(inbox.drain));
-  }
+  if (inbox.drain && !draining_ && !shutting_down_) BeginDrain();
   if (inbox.shutdown && !shutting_down_) BeginShutdown();
 }
 
@@ -266,7 +264,7 @@ void Shard::LogSessionNotices(Connection& c) {
 }
 
 void Shard::OnAccept(int fd, uint32_t listener) {
-  if (shutting_down_ || drain_.has_value()) {
+  if (shutting_down_ || draining_) {
     close(fd);
     return;
   }
@@ -286,7 +284,7 @@ void Shard::OnAccept(int fd, uint32_t listener) {
 // publisher (Admit()); until then the handshake timeout bounds it.
 void Shard::Adopt(int fd, bool tls) {
   PeerAddress peer = PeerOf(fd);
-  if (shutting_down_ || drain_.has_value()) {
+  if (shutting_down_ || draining_) {
     close(fd);
     return;
   }
@@ -499,7 +497,7 @@ void Shard::OnReleased(ConnectionId id) {
   free_ids_.push_back(id);
   --live_;
   connection_count_.store(live_, std::memory_order_relaxed);
-  if ((shutting_down_ || drain_.has_value()) && live_ == 0) loop_->Stop();
+  if ((shutting_down_ || draining_) && live_ == 0) loop_->Stop();
 }
 
 // One look at the ring's sleeping readers per batch of receives, not one per frame.
@@ -626,7 +624,7 @@ void Shard::CheckTimeouts() {
     }
   }
   if (shutting_down_ && now >= shutdown_deadline_ms_) loop_->Stop();
-  if (drain_.has_value() && !shutting_down_) DrainPass(now);
+  if (draining_ && !shutting_down_) DrainPass(now);
 }
 
 void Shard::BeginShutdown() {
@@ -644,8 +642,9 @@ void Shard::BeginShutdown() {
 
 // The listeners are shut down, not just left: connections the kernel would otherwise
 // complete into their backlogs are refused, and a balancer tries another node at once.
-void Shard::BeginDrain(DrainOrder order) {
-  drain_ = std::move(order);
+void Shard::BeginDrain() {
+  draining_ = true;
+  drain_deadline_ms_ = NowMs() + absl::ToInt64Milliseconds(context_->options->drain_timeout);
   loop_->StopListening();
   for (int fd : {listen_fd_, tls_listen_fd_}) {
     if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
@@ -655,7 +654,7 @@ void Shard::BeginDrain(DrainOrder order) {
 }
 
 void Shard::DrainPass(int64_t now_ms) {
-  const bool deadline = now_ms >= drain_->deadline_ms;
+  const bool deadline = now_ms >= drain_deadline_ms_;
   uint32_t asked = 0, unasked = 0;
   for (auto& slot : connections_) {
     if (slot == nullptr || slot->closing() || slot->flushing()) continue;
@@ -663,8 +662,8 @@ void Shard::DrainPass(int64_t now_ms) {
     if (!c.asked_to_reconnect()) AskToReconnect(c);
     if (deadline) {
       Count(&ServerMetrics::drain_timeouts);
-      c.Kick(absl::StrCat("the node is draining and --drain-timeout (", drain_->timeout_text,
-                          ") has passed"),
+      c.Kick(absl::StrCat("the node is draining and --drain-timeout (",
+                          absl::FormatDuration(context_->options->drain_timeout), ") has passed"),
              end_reason::kDrain);
       Flush(c);
       continue;
@@ -677,7 +676,7 @@ void Shard::DrainPass(int64_t now_ms) {
 
 // A connection not connected yet is asked at a later pass, once it is.
 void Shard::AskToReconnect(Connection& c) {
-  const std::string url = RedirectUrl(drain_->redirect, c.rtmp().session().app());
+  const std::string url = RedirectUrl(context_->options->drain_redirect, c.rtmp().session().app());
   if (!c.RequestReconnect(url, "This node is draining: reconnect, to another node.")) return;
   Count(&ServerMetrics::drain_reconnect_requests);
   spdlog::info("conn {} {}: draining: asked to reconnect{} (Enhanced RTMP reconnect request)",

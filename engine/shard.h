@@ -20,7 +20,6 @@
 #include <functional>
 #include <latch>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -71,13 +70,6 @@ struct ShardContext {
   const CidrList* trusted_proxies = nullptr;
 };
 
-// A drain, as the server orders it to each shard.
-struct DrainOrder {
-  std::string redirect;      // --drain-redirect: "" (reconnect to the same address) or a URL
-  int64_t deadline_ms = 0;   // CLOCK_MONOTONIC_COARSE: then the rest are closed
-  std::string timeout_text;  // "300s", for the notices
-};
-
 class alignas(64) Shard : private LoopHandler {
  public:
   // `listen_fd` and `tls_listen_fd` are this shard's RTMP and RTMPS listeners, or -1 for
@@ -101,9 +93,9 @@ class alignas(64) Shard : private LoopHandler {
   // Ends connection `serial`'s publishes, telling it why (the HTTP API's kick).
   void PostKick(uint64_t serial, std::string notice);
   // Starts a drain: the shard stops accepting, asks each publisher that can to reconnect
-  // elsewhere, closes the rest at the deadline, and leaves its loop once it has no
-  // connection left.
-  void PostDrain(DrainOrder order);
+  // (to --drain-redirect, if set), closes the rest at --drain-timeout, and leaves its loop
+  // once it has no connection left.
+  void PostDrain();
   // The on-publish hook's answer for one of this shard's connections.
   void PostApproval(Approval&& approval);
   void PostShutdown();
@@ -134,7 +126,7 @@ class alignas(64) Shard : private LoopHandler {
     std::vector<uint64_t> evictions;
     std::vector<std::pair<uint64_t, std::string>> kicks;
     std::vector<Approval> approvals;
-    std::optional<DrainOrder> drain;
+    bool drain = false;
     bool shutdown = false;
   };
 
@@ -176,9 +168,9 @@ class alignas(64) Shard : private LoopHandler {
   bool TakeProxyHeader(Connection& c, std::span<const uint8_t>* bytes);
   // Counts `c` in the connection caps under its address; false (and closed) if refused.
   bool Admit(Connection& c);
-  void BeginDrain(DrainOrder order);
-  // Once a second while draining: asks whoever can to reconnect, closes the rest at the
-  // deadline, and stops the loop once no connection is left.
+  void BeginDrain();
+  // Once a second while draining: asks whoever can to reconnect (a connection may become
+  // able to, once connected), and closes the rest at the deadline.
   void DrainPass(int64_t now_ms);
   void AskToReconnect(Connection& c);
 
@@ -215,7 +207,8 @@ class alignas(64) Shard : private LoopHandler {
   int64_t saturated_since_ns_ = 0;  // 0: not saturated
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
-  std::optional<DrainOrder> drain_;  // set while draining
+  bool draining_ = false;
+  int64_t drain_deadline_ms_ = 0;
 
   internal::Mutex inbox_mu_;
   Inbox inbox_ ABSL_GUARDED_BY(inbox_mu_);

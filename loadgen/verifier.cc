@@ -159,10 +159,11 @@ void Verifier::ReadLoop() {
 
 bool Verifier::LookAtServers() {
   bool changed = false;
-  for (auto& node : nodes_) {
+  for (uint32_t k = 0; k < nodes_.size(); ++k) {
+    Node* node = nodes_[k].get();
     if (node->reader == nullptr) {
       // Not there yet, or its server is gone: a new server's ring is all new.
-      if (survive_exits_ && OpenNode(node.get(), /*from_tail=*/false).ok()) {
+      if (survive_exits_ && OpenNode(node, /*from_tail=*/false).ok()) {
         rings_down_.fetch_sub(1, std::memory_order_relaxed);
         changed = true;
       }
@@ -175,18 +176,16 @@ bool Verifier::LookAtServers() {
       if (on_server_exit_) on_server_exit_(exit);
       return false;
     }
-    CloseNode(node.get());
+    CloseNode(k);
     changed = true;
   }
   if (changed) CollectActive();
   return true;
 }
 
-// The server of `node` is gone: what its rings still hold is booked, then they are let go.
-void Verifier::CloseNode(Node* node) {
-  const uint32_t k = uint32_t(std::find_if(nodes_.begin(), nodes_.end(),
-                                           [node](const auto& n) { return n.get() == node; }) -
-                              nodes_.begin());
+// The server of node `k` is gone: what its rings still hold is booked, then they are let go.
+void Verifier::CloseNode(uint32_t k) {
+  Node* node = nodes_[k].get();
   for (auto& ring : node->rings) {
     DrainRing(ring.get(), k);
     node->laps += ring->laps();

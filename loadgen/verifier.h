@@ -114,7 +114,7 @@ class Verifier {
   void ReadLoop();
   // Looks at every server; false when a server's end ends the reading.
   bool LookAtServers();
-  void CloseNode(Node* node);
+  void CloseNode(uint32_t k);
   void CollectActive();
   bool DrainRing(ringbuf::RingReader* ring, uint32_t node);
   void Book(const Stamp& stamp, uint32_t node, uint64_t ingest_ns, uint64_t now_ns);

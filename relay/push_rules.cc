@@ -56,10 +56,6 @@ absl::Status ParseAuthority(std::string_view authority, std::string_view url, Up
   return absl::OkStatus();
 }
 
-}  // namespace
-
-namespace {
-
 // The scheme and the authority of rtmp[s]://HOST[:PORT]/PATH into *out; *path is what
 // follows the first '/' after the authority.
 absl::Status ParseSchemeAndAuthority(std::string_view url, UpstreamUrl* out,

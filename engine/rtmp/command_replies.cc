@@ -55,7 +55,7 @@ std::vector<uint8_t> StatusReply(std::string_view level, std::string_view code,
 
 std::vector<uint8_t> ReconnectRequestReply(std::string_view tc_url, std::string_view description) {
   std::vector<uint8_t> out = ReplyHead("onStatus", 0);
-  EncodeStatusObject("status", "NetConnection.Connect.ReconnectRequest", description, &out);
+  EncodeStatusObject("status", kReconnectRequestCode, description, &out);
   if (!tc_url.empty()) amf0::EncodeProperty("tcUrl", Value::String(std::string(tc_url)), &out);
   amf0::EncodeObjectEnd(&out);
   return out;

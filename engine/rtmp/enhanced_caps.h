@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "media/amf0.h"
@@ -24,6 +25,10 @@ inline constexpr uint32_t kCapsExReconnect = 0x01;
 inline constexpr uint32_t kCapsExMultitrack = 0x02;
 inline constexpr uint32_t kCapsExModEx = 0x04;
 inline constexpr uint32_t kCapsExTimestampNanoOffset = 0x08;
+
+// Enhanced RTMP v2's Reconnect Request: onStatus with this code on the NetConnection, the
+// server asking a client that announced kCapsExReconnect to publish elsewhere.
+inline constexpr std::string_view kReconnectRequestCode = "NetConnection.Connect.ReconnectRequest";
 // FourCcInfoMask values of [video|audio]FourCcInfoMap.
 inline constexpr uint32_t kFourCcCanDecode = 0x01;
 inline constexpr uint32_t kFourCcCanEncode = 0x02;

@@ -44,11 +44,8 @@ inline constexpr uint32_t kAudioChunkStream = 4;
 inline constexpr uint32_t kVideoChunkStream = 6;
 inline constexpr uint32_t kDataChunkStream = 8;
 
-// Enhanced RTMP v2's Reconnect Request: the server asks the client to publish elsewhere
-// (onStatus NetConnection.Connect.ReconnectRequest on the NetConnection). Servers send it
-// only to clients whose connect announced kCapsExReconnect in capsEx.
-inline constexpr std::string_view kReconnectRequestCode = "NetConnection.Connect.ReconnectRequest";
-
+// Enhanced RTMP v2's Reconnect Request (kReconnectRequestCode): where the server asks
+// the client to publish instead.
 struct ReconnectRequest {
   std::string tc_url;  // where to reconnect; empty: the same address and application
   std::string description;
@@ -66,8 +63,8 @@ struct PublishClientOptions {
   // servers, and CDNs, want them); FCUnpublish before deleteStream at the end.
   bool fc_publish = false;
   // Enhanced RTMP: fourCcList and capsEx in connect's command object (when present).
-  // With kCapsExReconnect in caps_ex, a Reconnect Request is kept (reconnect_request())
-  // instead of being an error.
+  // A Reconnect Request is kept (reconnect_request()), never an error; servers send one
+  // only to a client with kCapsExReconnect in caps_ex.
   EnhancedCaps enhanced;
 };
 
